@@ -1,0 +1,1 @@
+//! The NATS configuration-file syntax, for the settings the broker knows.

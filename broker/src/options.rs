@@ -1,0 +1,127 @@
+//! The broker's settings: one struct, filled from defaults, then a config file, then flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default client port, as nats-server.
+pub const DEFAULT_PORT: u16 = 4222;
+/// Largest message payload a client may publish (`max_payload`), as nats-server: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+/// Longest protocol control line (`max_control_line`), as nats-server: 4 KiB.
+pub const DEFAULT_MAX_CONTROL_LINE: usize = 4096;
+/// Most client connections at once (`max_connections`), as nats-server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64 * 1024;
+/// Most bytes queued for one client before it is cut off as a slow consumer (`max_pending`).
+pub const DEFAULT_MAX_PENDING: usize = 64 * 1024 * 1024;
+/// How long one flush to a client may take before it is a slow consumer (`write_deadline`).
+pub const DEFAULT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the server PINGs each client (`ping_interval`), as nats-server: 2 minutes.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
+/// Unanswered PINGs before `Stale Connection` (`ping_max`), as nats-server.
+pub const DEFAULT_PING_MAX: u32 = 2;
+/// Time a client has to send a valid CONNECT when auth is on (`auth_timeout`): 2 s.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many subscriptions one connection may hold (`max_subscriptions`); 0 means no limit.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 0;
+
+/// Who may connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone.
+    #[default]
+    None,
+    /// Clients must send this `auth_token` in CONNECT.
+    Token(String),
+    /// Clients must send one of these user/password pairs in CONNECT.
+    Users(Vec<UserPass>),
+}
+
+/// One user a client may log in as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPass {
+    /// The `user` field of CONNECT.
+    pub user: String,
+    /// The `pass` field of CONNECT.
+    pub pass: String,
+}
+
+/// Everything that shapes one broker process.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Interface to listen on for clients (`-a/--addr`, `host`/`listen`).
+    pub host: String,
+    /// Client port (`-p/--port`); 0 picks a free one (the flag's `-1`).
+    pub port: u16,
+    /// Monitoring port (`-m/--http_port`); `None` disables monitoring, `Some(0)` picks one.
+    pub http_port: Option<u16>,
+    /// Interface for monitoring; defaults to `host`.
+    pub http_host: Option<String>,
+    /// Name reported in INFO and `/varz`; defaults to the server id.
+    pub server_name: Option<String>,
+    /// Authentication.
+    pub auth: Auth,
+    /// See [`DEFAULT_MAX_PAYLOAD`].
+    pub max_payload: usize,
+    /// See [`DEFAULT_MAX_CONTROL_LINE`].
+    pub max_control_line: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`DEFAULT_MAX_PENDING`].
+    pub max_pending: usize,
+    /// See [`DEFAULT_MAX_SUBSCRIPTIONS`].
+    pub max_subscriptions: usize,
+    /// See [`DEFAULT_WRITE_DEADLINE`].
+    pub write_deadline: Duration,
+    /// See [`DEFAULT_PING_INTERVAL`].
+    pub ping_interval: Duration,
+    /// See [`DEFAULT_PING_MAX`].
+    pub ping_max: u32,
+    /// See [`DEFAULT_AUTH_TIMEOUT`].
+    pub auth_timeout: Duration,
+    /// Debug logging (`-D`).
+    pub debug: bool,
+    /// Protocol tracing (`-V`).
+    pub trace: bool,
+    /// Log file (`-l/--log`); stderr when `None`.
+    pub log_file: Option<PathBuf>,
+    /// JetStream enabled (`-js`).
+    pub jetstream: bool,
+    /// JetStream storage directory (`-sd`, `--store_dir`, NATS Streaming's `--dir`).
+    pub store_dir: Option<PathBuf>,
+    /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
+    pub cluster_id: Option<String>,
+    /// Directory to write `<name>_<pid>.ports` into once listening (`--ports_file_dir`).
+    pub ports_file_dir: Option<PathBuf>,
+    /// File to write the process id into (`-P/--pid`).
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            host: "0.0.0.0".to_string(),
+            port: DEFAULT_PORT,
+            http_port: None,
+            http_host: None,
+            server_name: None,
+            auth: Auth::None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_control_line: DEFAULT_MAX_CONTROL_LINE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            write_deadline: DEFAULT_WRITE_DEADLINE,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_max: DEFAULT_PING_MAX,
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            debug: false,
+            trace: false,
+            log_file: None,
+            jetstream: false,
+            store_dir: None,
+            cluster_id: None,
+            ports_file_dir: None,
+            pid_file: None,
+        }
+    }
+}
