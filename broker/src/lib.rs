@@ -6,9 +6,12 @@
 //! - `server`: the accept loop, connection limit and shutdown.
 //! - `client`: one connection, from socket bytes to routed messages.
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
+//! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
+//!   benchmarks.
 
 pub mod cli;
 mod config_file;
+pub mod harness;
 pub mod options;
 
 pub use options::Options;

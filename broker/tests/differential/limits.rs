@@ -1,0 +1,152 @@
+//! Limits set in a config file: max_payload, max_control_line, max_connections, max_pending.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::monitor::wait_for_connections;
+use crate::protocol::expect_ops;
+use crate::raw::{RawClient, ServerOp, WAIT};
+use crate::{block_on, scenarios, within, Scenario, Target};
+
+pub fn scenarios() -> Vec<Scenario> {
+    scenarios![
+        low_max_payload_is_advertised_in_info_and_enforced,
+        low_max_control_line_is_enforced,
+        connection_over_max_connections_gets_info_then_an_error_and_close,
+        slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything,
+    ]
+}
+
+fn low_max_payload_is_advertised_in_info_and_enforced(t: &Target) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_payload: 100\n", &[])?;
+    block_on(async move {
+        let mut c = RawClient::quiet(server.port()).await?;
+        ensure!(c.info["max_payload"] == 100, "INFO max_payload: {}", c.info);
+        let fits = "x".repeat(100);
+        c.send(format!("SUB mp.s 1\r\nPUB mp.s 100\r\n{fits}\r\n"))
+            .await?;
+        let expected = [ServerOp::msg("mp.s", "1", fits.as_bytes())];
+        expect_ops(c.ping_until_pong().await?, &expected, "a 100-byte PUB")?;
+        c.send(format!("PUB mp.s 101\r\n{fits}x\r\n")).await?;
+        c.expect_err_and_close("Maximum Payload Violation").await
+    })
+}
+
+fn low_max_control_line_is_enforced(t: &Target) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_control_line: 256\n", &[])?;
+    block_on(async move {
+        let mut c = RawClient::quiet(server.port()).await?;
+        c.send(format!("SUB {} 1\r\n", "a".repeat(200))).await?;
+        c.expect_still_open().await?;
+        c.send(format!("SUB {} 2\r\n", "b".repeat(300))).await?;
+        c.expect_err_and_close("maximum control line exceeded")
+            .await
+    })
+}
+
+fn connection_over_max_connections_gets_info_then_an_error_and_close(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_connections: 2\n", &[])?;
+    block_on(async move {
+        // The harness's readiness probe was a connection too; wait until it is gone.
+        wait_for_connections(server.http_port(), 0).await?;
+        let first = RawClient::quiet(server.port()).await?;
+        let _second = RawClient::quiet(server.port()).await?;
+        let ops = RawClient::open(server.port()).await?.until_closed().await?;
+        let [ServerOp::Info(_), ServerOp::Err(err)] = ops.as_slice() else {
+            bail!("third connection: expected INFO, -ERR and close, got {ops:?}");
+        };
+        ensure!(
+            err == "'maximum connections exceeded'",
+            "third connection got -ERR {err}"
+        );
+        drop(first);
+        // The server notices the close asynchronously: retry, bounded.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match RawClient::quiet(server.port()).await {
+                Ok(_) => return Ok(()),
+                Err(err) if Instant::now() >= deadline => {
+                    return Err(err.context("no connection accepted after one closed"))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+}
+
+/// A config whose max_pending is small enough that a subscriber that never reads is cut off
+/// once the kernel's socket buffers are full.
+const SLOW_CONSUMER_CONFIG: &str =
+    "max_payload: 65536\nmax_pending: 262144\nwrite_deadline: \"2s\"\n";
+/// 2,000 messages of 8 KiB: 16 MiB, far beyond any loopback socket buffer.
+const FLOOD_MESSAGES: usize = 2000;
+const FLOOD_SIZE: usize = 8192;
+
+fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config(SLOW_CONSUMER_CONFIG, &[])?;
+    block_on(async move {
+        let url = server.client_url();
+        let mut slow = RawClient::quiet(server.port()).await?;
+        slow.send("SUB flood.s 1\r\n").await?;
+        slow.ping_until_pong().await?;
+        let healthy = async_nats::connect(&url)
+            .await
+            .context("connecting the subscriber")?;
+        let mut sub = healthy.subscribe("flood.s").await?;
+        healthy.flush().await?;
+        let counter = tokio::spawn(async move {
+            let mut count = 0;
+            while count < FLOOD_MESSAGES {
+                match sub.next().await {
+                    Some(msg) if msg.payload.len() == FLOOD_SIZE => count += 1,
+                    Some(msg) => bail!("message of {} bytes", msg.payload.len()),
+                    None => break,
+                }
+            }
+            Ok(count)
+        });
+        let publisher = async_nats::connect(&url)
+            .await
+            .context("connecting the publisher")?;
+        let payload = bytes::Bytes::from(vec![b'f'; FLOOD_SIZE]);
+        let flood = async {
+            for _ in 0..FLOOD_MESSAGES {
+                publisher.publish("flood.s", payload.clone()).await?;
+            }
+            publisher.flush().await?;
+            anyhow::Ok(())
+        };
+        within(
+            Duration::from_secs(15),
+            "the publisher to flood and flush",
+            flood,
+        )
+        .await?
+        .context("the publisher was stalled or cut off")?;
+        let count = within(Duration::from_secs(15), "the healthy subscriber", counter).await???;
+        ensure!(
+            count == FLOOD_MESSAGES,
+            "healthy subscriber got {count} of {FLOOD_MESSAGES}"
+        );
+        let ops = slow
+            .until_closed()
+            .await
+            .context("the slow consumer was not cut off")?;
+        let delivered = ops
+            .iter()
+            .filter(|op| matches!(op, ServerOp::Msg(_)))
+            .count();
+        ensure!(
+            delivered < FLOOD_MESSAGES,
+            "the slow consumer got every message"
+        );
+        Ok(())
+    })
+}
