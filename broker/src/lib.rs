@@ -2,13 +2,21 @@
 //!
 //! A tour of the layout:
 //! - [`options`]: every setting, with its default; [`cli`] and `config_file` fill it in.
-//! - `proto`: the wire format, client operations in and server operations out.
-//! - `server`: the accept loop, connection limit and shutdown.
+//! - [`proto`]: the wire format, client operations in and server operations out.
+//! - [`server`]: the accept loop, connection limit and shutdown.
 //! - `client`: one connection, from socket bytes to routed messages.
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
+//! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
+mod auth;
 pub mod cli;
+mod client;
 mod config_file;
+mod monitor;
 pub mod options;
+pub mod proto;
+pub mod server;
+mod sublist;
 
 pub use options::Options;
+pub use server::Server;
