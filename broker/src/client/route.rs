@@ -24,6 +24,8 @@ pub(super) struct Router {
     no_responders: bool,
     cache: HashMap<Box<[u8]>, Arc<Matches<Subscription>>>,
     cache_generation: u64,
+    /// The last subject looked up: streams of messages often repeat one subject.
+    last: Option<(Box<[u8]>, Arc<Matches<Subscription>>)>,
     to_flush: Vec<Arc<Client>>,
     in_msgs: u64,
     in_bytes: u64,
@@ -40,6 +42,7 @@ impl Router {
             no_responders: false,
             cache: HashMap::new(),
             cache_generation: 0,
+            last: None,
             to_flush: Vec::new(),
             in_msgs: 0,
             in_bytes: 0,
@@ -127,16 +130,26 @@ impl Router {
         let generation = self.state.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
+            self.last = None;
             self.cache_generation = generation;
         }
-        if let Some(m) = self.cache.get(subject) {
-            return m.clone();
+        if let Some((last, m)) = &self.last {
+            if **last == *subject {
+                return m.clone();
+            }
         }
-        let m = Arc::new(self.state.sublist.matches(subject));
-        if self.cache.len() >= MATCH_CACHE_SIZE {
-            self.cache.clear();
-        }
-        self.cache.insert(subject.into(), m.clone());
+        let m = match self.cache.get(subject) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.state.sublist.matches(subject));
+                if self.cache.len() >= MATCH_CACHE_SIZE {
+                    self.cache.clear();
+                }
+                self.cache.insert(subject.into(), m.clone());
+                m
+            }
+        };
+        self.last = Some((subject.into(), m.clone()));
         m
     }
 
