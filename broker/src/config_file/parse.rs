@@ -82,19 +82,20 @@ struct Parser<'e> {
 }
 
 impl Parser<'_> {
-    /// Parses entries into the innermost scope until `close` (or the end of the file if `None`).
-    fn entries(&mut self, close: Option<(char, Location)>) -> Result<(), ConfigError> {
+    /// Parses entries into the innermost scope until the `}` of the block `opened` there, or
+    /// until the end of the file if `None`.
+    fn entries(&mut self, opened: Option<Location>) -> Result<(), ConfigError> {
         loop {
             self.cursor.skip_separators();
-            match (self.cursor.peek(), &close) {
+            match (self.cursor.peek(), &opened) {
                 (None, None) => return Ok(()),
-                (None, Some((_, opened))) => {
+                (None, Some(opened)) => {
                     return Err(self.cursor.error(format!(
                         "expected '}}' to close the block opened at line {}",
                         opened.line
                     )))
                 }
-                (Some(c), Some((want, _))) if c == *want => {
+                (Some('}'), Some(_)) => {
                     self.cursor.bump();
                     return Ok(());
                 }
@@ -147,6 +148,7 @@ impl Parser<'_> {
         Ok(key)
     }
 
+    /// The innermost map being filled (there is always one: the file's).
     fn scope(&mut self) -> &mut Map {
         if self.scopes.is_empty() {
             self.scopes.push(Map::default());
@@ -190,7 +192,7 @@ impl Parser<'_> {
         let opened = self.cursor.at();
         self.cursor.bump();
         self.scopes.push(Map::default());
-        let result = self.entries(Some(('}', opened)));
+        let result = self.entries(Some(opened));
         let map = self.scopes.pop().unwrap_or_default();
         result.map(|()| Value::Map(map))
     }
