@@ -2,16 +2,24 @@
 //!
 //! A tour of the layout:
 //! - [`options`]: every setting, with its default; [`cli`] and `config_file` fill it in.
-//! - `proto`: the wire format, client operations in and server operations out.
-//! - `server`: the accept loop, connection limit and shutdown.
+//! - [`proto`]: the wire format, client operations in and server operations out.
+//! - [`server`]: the accept loop, connection limit and shutdown.
 //! - `client`: one connection, from socket bytes to routed messages.
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
+//! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
+mod auth;
 pub mod cli;
+mod client;
 mod config_file;
 pub mod harness;
+mod monitor;
 pub mod options;
+pub mod proto;
+pub mod server;
+mod sublist;
 
 pub use options::Options;
+pub use server::Server;

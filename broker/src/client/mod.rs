@@ -1,0 +1,210 @@
+//! One client connection.
+//!
+//! A connection is two tasks: the reader ([`reader`]) parses operations and routes messages, the
+//! writer ([`writer`]) drains the outbound buffer to the socket. Other connections reach this one
+//! through its [`Client`] handle: they append deliveries to its outbound buffer and wake its
+//! writer once per batch of work.
+
+mod reader;
+mod route;
+mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::proto::server_op::{self, Delivery};
+
+pub(crate) use reader::{refuse, serve};
+
+/// Why a connection ended, as `/connz?state=closed` would say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    ClientClosed,
+    ReadError,
+    WriteError,
+    SlowConsumerPendingBytes,
+    SlowConsumerWriteDeadline,
+    StaleConnection,
+    AuthenticationTimeout,
+    AuthenticationViolation,
+    ProtocolViolation,
+    MaxPayloadExceeded,
+    MaxControlLineExceeded,
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// nats-server's wording for the reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ClientClosed => "Client Closed",
+            CloseReason::ReadError => "Read Error",
+            CloseReason::WriteError => "Write Error",
+            CloseReason::SlowConsumerPendingBytes => "Slow Consumer (Pending Bytes)",
+            CloseReason::SlowConsumerWriteDeadline => "Slow Consumer (Write Deadline)",
+            CloseReason::StaleConnection => "Stale Connection",
+            CloseReason::AuthenticationTimeout => "Authentication Timeout",
+            CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::ProtocolViolation => "Protocol Violation",
+            CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
+            CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
+            CloseReason::ServerShutdown => "Server Shutdown",
+        }
+    }
+}
+
+/// What a client told us about itself in CONNECT.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClientMeta {
+    pub name: String,
+    pub lang: String,
+    pub version: String,
+}
+
+/// Bytes waiting to be written to a client, and counters kept under the same lock.
+#[derive(Default)]
+struct Outbound {
+    buf: Vec<u8>,
+    in_flight: usize,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+/// The handle other connections hold to deliver to this one.
+pub(crate) struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub started: SystemTime,
+    out: Mutex<Outbound>,
+    wake_writer: Notify,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+    headers: AtomicBool,
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub last_activity: AtomicU64,
+    pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
+    pub meta: Mutex<ClientMeta>,
+}
+
+/// One subscription of one client.
+pub(crate) struct Subscription {
+    pub client: Arc<Client>,
+    pub sid: Box<[u8]>,
+    pub subject: Box<[u8]>,
+    pub queue: Option<Box<[u8]>>,
+    /// Auto-unsubscribe after this many deliveries; 0 means never.
+    pub max: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+/// What `Client::deliver` did.
+pub(crate) enum Delivered {
+    /// Queued for the writer.
+    Queued,
+    /// The client is closing, or was just cut off as a slow consumer.
+    Dropped,
+}
+
+impl Client {
+    pub fn new(id: u64, addr: SocketAddr) -> Client {
+        Client {
+            id,
+            addr,
+            started: SystemTime::now(),
+            out: Mutex::new(Outbound::default()),
+            wake_writer: Notify::new(),
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            headers: AtomicBool::new(false),
+            in_msgs: AtomicU64::new(0),
+            in_bytes: AtomicU64::new(0),
+            last_activity: AtomicU64::new(unix_nanos()),
+            subs: Mutex::new(HashMap::new()),
+            meta: Mutex::new(ClientMeta::default()),
+        }
+    }
+
+    /// Appends a message for `sub`; cuts the client off when it has more than `max_pending`
+    /// bytes waiting.
+    pub fn deliver(&self, sub: &Subscription, d: &Delivery<'_>, max_pending: usize) -> Delivered {
+        let mut out = self.out.lock();
+        if self.closed.is_cancelled() {
+            return Delivered::Dropped;
+        }
+        if out.buf.len() + out.in_flight > max_pending {
+            drop(out);
+            self.close(CloseReason::SlowConsumerPendingBytes);
+            return Delivered::Dropped;
+        }
+        let n = server_op::write_msg(
+            &mut out.buf,
+            d,
+            &sub.sid,
+            self.headers.load(Ordering::Relaxed),
+        );
+        out.out_msgs += 1;
+        out.out_bytes += n as u64;
+        Delivered::Queued
+    }
+
+    /// Appends raw protocol bytes (INFO, PONG, +OK, -ERR, a 503 status).
+    pub fn queue_proto(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        f(&mut self.out.lock().buf);
+    }
+
+    /// Wakes the writer to flush what is queued.
+    pub fn flush_soon(&self) {
+        self.wake_writer.notify_one();
+    }
+
+    /// Starts closing the connection; the first reason given is kept.
+    pub fn close(&self, reason: CloseReason) {
+        let mut slot = self.close_reason.lock();
+        if slot.is_none() {
+            *slot = Some(reason);
+        }
+        drop(slot);
+        self.closed.cancel();
+        self.wake_writer.notify_one();
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.close_reason.lock()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        let out = self.out.lock();
+        out.buf.len() + out.in_flight
+    }
+
+    /// Messages and bytes delivered to this client.
+    pub fn out_counts(&self) -> (u64, u64) {
+        let out = self.out.lock();
+        (out.out_msgs, out.out_bytes)
+    }
+
+    pub(crate) fn set_headers(&self, on: bool) {
+        self.headers.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn touch(&self) {
+        self.last_activity.store(unix_nanos(), Ordering::Relaxed);
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,273 @@
+//! The reading side of a connection: socket bytes to operations, with liveness and auth timers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::route::Router;
+use super::{writer, Client, CloseReason};
+use crate::auth;
+use crate::proto::connect::ConnectInfo;
+use crate::proto::server_op::{self, PING, PONG};
+use crate::proto::{self, ClientOp, Limits, ProtocolError};
+use crate::server::ServerState;
+
+/// Smallest free space kept in the read buffer before each read.
+const READ_RESERVE: usize = 32 * 1024;
+
+/// Runs one connection to the end and removes every trace of it from the server.
+pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: TcpStream) {
+    let (read_half, write_half) = socket.into_split();
+    let mut info = state.info.clone();
+    info.client_id = client.id;
+    info.client_ip = client.addr.ip().to_string();
+    client.queue_proto(|out| server_op::write_info(out, &info));
+    client.flush_soon();
+    let writer = tokio::spawn(writer::run(
+        client.clone(),
+        write_half,
+        state.opts.write_deadline,
+    ));
+    let mut conn = Connection::new(state.clone(), client.clone());
+    let reason = conn.read_loop(read_half).await;
+    client.close(reason);
+    for sub in client
+        .subs
+        .lock()
+        .drain()
+        .map(|(_, s)| s)
+        .collect::<Vec<_>>()
+    {
+        state
+            .sublist
+            .remove(&sub.subject, sub.queue.as_deref(), &sub);
+    }
+    let _ = writer.await;
+    state.clients.lock().remove(&client.id);
+    match client.close_reason() {
+        Some(
+            r @ (CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline),
+        ) => {
+            state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(cid = client.id, addr = %client.addr, "slow consumer: {}", r.as_str());
+        }
+        Some(r) => tracing::debug!(cid = client.id, addr = %client.addr, "closed: {}", r.as_str()),
+        None => {}
+    }
+}
+
+/// Refuses a connection over `max_connections`: writes INFO and the error, then closes.
+pub(crate) async fn refuse(mut socket: TcpStream, bytes: Vec<u8>) {
+    let write = async {
+        socket.write_all(&bytes).await?;
+        socket.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+/// The reader's own state; other connections never touch it.
+struct Connection {
+    state: Arc<ServerState>,
+    client: Arc<Client>,
+    router: Router,
+    connected: bool,
+    verbose: bool,
+    pedantic: bool,
+    pings_out: u32,
+    active_since_ping: bool,
+    limits: Limits,
+}
+
+impl Connection {
+    fn new(state: Arc<ServerState>, client: Arc<Client>) -> Connection {
+        let limits = Limits {
+            max_control_line: state.opts.max_control_line,
+            max_payload: state.opts.max_payload,
+        };
+        let router = Router::new(state.clone(), client.clone());
+        Connection {
+            state,
+            client,
+            router,
+            connected: false,
+            verbose: false,
+            pedantic: false,
+            pings_out: 0,
+            active_since_ping: false,
+            limits,
+        }
+    }
+
+    async fn read_loop(&mut self, mut socket: tokio::net::tcp::OwnedReadHalf) -> CloseReason {
+        let opts = &self.state.opts;
+        let mut buf = BytesMut::with_capacity(READ_RESERVE * 2);
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let auth_required = self.state.info.auth_required;
+        let auth_deadline = tokio::time::sleep(opts.auth_timeout);
+        tokio::pin!(auth_deadline);
+        let closed = self.client.closed.clone();
+        let shutdown = self.state.shutdown.clone();
+        loop {
+            if buf.capacity() - buf.len() < READ_RESERVE {
+                buf.reserve(READ_RESERVE);
+            }
+            tokio::select! {
+                read = socket.read_buf(&mut buf) => match read {
+                    Ok(0) => return CloseReason::ClientClosed,
+                    Ok(_) => {
+                        self.active_since_ping = true;
+                        let result = self.process(&mut buf);
+                        self.router.finish_batch();
+                        if let Err(reason) = result {
+                            return reason;
+                        }
+                    }
+                    Err(_) => return CloseReason::ReadError,
+                },
+                _ = ping.tick() => {
+                    if let Err(reason) = self.on_ping_timer() {
+                        return reason;
+                    }
+                }
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    self.send_err("Authentication Timeout");
+                    return CloseReason::AuthenticationTimeout;
+                }
+                _ = closed.cancelled() => {
+                    return self.client.close_reason().unwrap_or(CloseReason::ServerShutdown);
+                }
+                _ = shutdown.cancelled() => return CloseReason::ServerShutdown,
+            }
+        }
+    }
+
+    /// Handles every complete operation in `buf` and keeps the incomplete rest.
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        self.client.touch();
+        let mut used = 0;
+        let result = loop {
+            match proto::parse(&buf[used..], &self.limits) {
+                Ok(Some((op, n))) => {
+                    if let Err(reason) = self.handle(op) {
+                        break Err(reason);
+                    }
+                    used += n;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(self.protocol_error(&e)),
+            }
+        };
+        buf.advance(used);
+        result
+    }
+
+    fn handle(&mut self, op: ClientOp<'_>) -> Result<(), CloseReason> {
+        if !self.connected && self.state.info.auth_required && !matches!(op, ClientOp::Connect(_)) {
+            self.send_err("Authorization Violation");
+            return Err(CloseReason::AuthenticationViolation);
+        }
+        match op {
+            ClientOp::Connect(json) => self.on_connect(json)?,
+            ClientOp::Pub(publish) => {
+                if self.pedantic && !proto::subject::is_valid_literal_subject(publish.subject) {
+                    self.send_err("Invalid Publish Subject");
+                }
+                self.router.publish(&publish);
+                self.ok();
+            }
+            ClientOp::Sub {
+                subject,
+                queue,
+                sid,
+            } => self.router.subscribe(subject, queue, sid, self.verbose),
+            ClientOp::Unsub { sid, max } => {
+                self.router.unsubscribe(sid, max);
+                self.ok();
+            }
+            ClientOp::Ping => {
+                self.client.queue_proto(|out| out.extend_from_slice(PONG));
+                self.router.mark_own_flush();
+            }
+            ClientOp::Pong => self.pings_out = 0,
+            ClientOp::Info | ClientOp::Ok | ClientOp::Err => {}
+        }
+        Ok(())
+    }
+
+    fn on_connect(&mut self, json: &[u8]) -> Result<(), CloseReason> {
+        let Ok(info) = ConnectInfo::parse(json) else {
+            tracing::debug!(cid = self.client.id, "malformed CONNECT");
+            return Err(CloseReason::ProtocolViolation);
+        };
+        if !auth::allows(&self.state.opts.auth, &info) {
+            tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
+            self.send_err("Authorization Violation");
+            return Err(CloseReason::AuthenticationViolation);
+        }
+        if info.no_responders && !info.headers {
+            self.send_err("no responders requires headers support");
+            return Err(CloseReason::ProtocolViolation);
+        }
+        self.connected = true;
+        self.verbose = info.verbose;
+        self.pedantic = info.pedantic;
+        self.client.set_headers(info.headers);
+        self.router
+            .configure(info.echo(), info.no_responders && info.headers);
+        let mut meta = self.client.meta.lock();
+        meta.name = info.name.clone().unwrap_or_default();
+        meta.lang = info.lang.clone().unwrap_or_default();
+        meta.version = info.version.clone().unwrap_or_default();
+        drop(meta);
+        self.ok();
+        Ok(())
+    }
+
+    fn on_ping_timer(&mut self) -> Result<(), CloseReason> {
+        if std::mem::take(&mut self.active_since_ping) && self.pings_out == 0 {
+            // The client spoke since the last tick: it is alive, no need to ask.
+            return Ok(());
+        }
+        if self.pings_out >= self.state.opts.ping_max {
+            self.send_err("Stale Connection");
+            return Err(CloseReason::StaleConnection);
+        }
+        self.pings_out += 1;
+        self.client.queue_proto(|out| out.extend_from_slice(PING));
+        self.client.flush_soon();
+        Ok(())
+    }
+
+    fn protocol_error(&mut self, e: &ProtocolError) -> CloseReason {
+        tracing::debug!(cid = self.client.id, "protocol error: {e}");
+        if let Some(text) = e.err_text() {
+            self.send_err(text);
+        }
+        match e {
+            ProtocolError::MaxPayload => CloseReason::MaxPayloadExceeded,
+            ProtocolError::MaxControlLine => CloseReason::MaxControlLineExceeded,
+            _ => CloseReason::ProtocolViolation,
+        }
+    }
+
+    fn ok(&mut self) {
+        if self.verbose {
+            self.client
+                .queue_proto(|out| out.extend_from_slice(server_op::OK));
+            self.router.mark_own_flush();
+        }
+    }
+
+    fn send_err(&mut self, text: &str) {
+        self.client
+            .queue_proto(|out| server_op::write_err(out, text));
+        self.router.mark_own_flush();
+    }
+}

@@ -1,0 +1,243 @@
+//! Routing: from one client's PUB to every matching subscription, and its SUB/UNSUB.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{Client, Delivered, Subscription};
+use crate::proto::server_op::{self, Delivery};
+use crate::proto::subject::{is_valid_queue, is_valid_subject};
+use crate::proto::Publish;
+use crate::server::ServerState;
+use crate::sublist::Matches;
+
+/// Subjects whose matches one connection remembers between sublist changes.
+const MATCH_CACHE_SIZE: usize = 256;
+/// The 503 status nats-server sends a requester when nobody listens.
+const NO_RESPONDERS_STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
+
+/// A connection's routing state: its match cache, its options, and the clients it must wake.
+pub(super) struct Router {
+    state: Arc<ServerState>,
+    client: Arc<Client>,
+    echo: bool,
+    no_responders: bool,
+    cache: HashMap<Box<[u8]>, Arc<Matches<Subscription>>>,
+    cache_generation: u64,
+    /// The last subject looked up: streams of messages often repeat one subject.
+    last: Option<(Box<[u8]>, Arc<Matches<Subscription>>)>,
+    to_flush: Vec<Arc<Client>>,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+impl Router {
+    pub fn new(state: Arc<ServerState>, client: Arc<Client>) -> Router {
+        Router {
+            state,
+            client,
+            echo: true,
+            no_responders: false,
+            cache: HashMap::new(),
+            cache_generation: 0,
+            last: None,
+            to_flush: Vec::new(),
+            in_msgs: 0,
+            in_bytes: 0,
+            out_msgs: 0,
+            out_bytes: 0,
+        }
+    }
+
+    /// Applies the CONNECT options that shape routing.
+    pub fn configure(&mut self, echo: bool, no_responders: bool) {
+        self.echo = echo;
+        self.no_responders = no_responders;
+    }
+
+    /// Routes one published message.
+    pub fn publish(&mut self, p: &Publish<'_>) {
+        self.in_msgs += 1;
+        self.in_bytes += p.message.len() as u64;
+        let matches = self.lookup(p.subject);
+        let d = Delivery {
+            subject: p.subject,
+            reply: p.reply,
+            header_len: p.header_len,
+            message: p.message,
+        };
+        let mut delivered = false;
+        for sub in &matches.plain {
+            delivered |= self.deliver(sub, &d);
+        }
+        for group in &matches.groups {
+            let start = fastrand::usize(..group.len());
+            for i in 0..group.len() {
+                if self.deliver(&group[(start + i) % group.len()], &d) {
+                    delivered = true;
+                    break;
+                }
+            }
+        }
+        if !delivered && self.no_responders {
+            if let Some(reply) = p.reply {
+                self.send_no_responders(reply);
+            }
+        }
+    }
+
+    fn deliver(&mut self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {
+        if !self.echo && sub.client.id == self.client.id {
+            return false;
+        }
+        let max = sub.max.load(Ordering::Relaxed);
+        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if max > 0 && n > max {
+            return false;
+        }
+        if let Delivered::Dropped = sub.client.deliver(sub, d, self.state.opts.max_pending) {
+            return false;
+        }
+        self.out_msgs += 1;
+        self.out_bytes += d.message.len() as u64;
+        self.mark_flush(&sub.client);
+        if max > 0 && n == max {
+            self.state.unsubscribe(sub);
+        }
+        true
+    }
+
+    fn send_no_responders(&mut self, reply: &[u8]) {
+        let own = self.state.sublist.matches(reply);
+        let Some(sub) = own.plain.iter().find(|s| s.client.id == self.client.id) else {
+            return;
+        };
+        let d = Delivery {
+            subject: reply,
+            reply: None,
+            header_len: Some(NO_RESPONDERS_STATUS.len()),
+            message: NO_RESPONDERS_STATUS,
+        };
+        self.client.queue_proto(|out| {
+            server_op::write_msg(out, &d, &sub.sid, true);
+        });
+        self.mark_own_flush();
+    }
+
+    fn lookup(&mut self, subject: &[u8]) -> Arc<Matches<Subscription>> {
+        let generation = self.state.sublist.generation();
+        if generation != self.cache_generation {
+            self.cache.clear();
+            self.last = None;
+            self.cache_generation = generation;
+        }
+        if let Some((last, m)) = &self.last {
+            if **last == *subject {
+                return m.clone();
+            }
+        }
+        let m = match self.cache.get(subject) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.state.sublist.matches(subject));
+                if self.cache.len() >= MATCH_CACHE_SIZE {
+                    self.cache.clear();
+                }
+                self.cache.insert(subject.into(), m.clone());
+                m
+            }
+        };
+        self.last = Some((subject.into(), m.clone()));
+        m
+    }
+
+    /// `SUB`: validates and registers a subscription; a repeated sid keeps the first one.
+    pub fn subscribe(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8], verbose: bool) {
+        if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue(q)) {
+            self.client
+                .queue_proto(|out| server_op::write_err(out, "Invalid Subject"));
+            self.mark_own_flush();
+            return;
+        }
+        let max_subs = self.state.opts.max_subscriptions;
+        let mut subs = self.client.subs.lock();
+        if max_subs > 0 && subs.len() >= max_subs && !subs.contains_key(sid) {
+            drop(subs);
+            self.client
+                .queue_proto(|out| server_op::write_err(out, "maximum subscriptions exceeded"));
+            self.mark_own_flush();
+            return;
+        }
+        if !subs.contains_key(sid) {
+            let sub = Arc::new(Subscription {
+                client: self.client.clone(),
+                sid: sid.into(),
+                subject: subject.into(),
+                queue: queue.map(Into::into),
+                max: Default::default(),
+                delivered: Default::default(),
+            });
+            subs.insert(sid.into(), sub.clone());
+            self.state.sublist.insert(subject, queue, sub);
+        }
+        drop(subs);
+        if verbose {
+            self.client
+                .queue_proto(|out| out.extend_from_slice(server_op::OK));
+            self.mark_own_flush();
+        }
+    }
+
+    /// `UNSUB`: removes now, or after `max` deliveries in all.
+    pub fn unsubscribe(&mut self, sid: &[u8], max: Option<u64>) {
+        let Some(sub) = self.client.subs.lock().get(sid).cloned() else {
+            return;
+        };
+        match max {
+            Some(max) if max > sub.delivered.load(Ordering::Relaxed) => {
+                sub.max.store(max, Ordering::Relaxed);
+            }
+            _ => self.state.unsubscribe(&sub),
+        }
+    }
+
+    fn mark_flush(&mut self, client: &Arc<Client>) {
+        if self.to_flush.last().is_none_or(|c| c.id != client.id) {
+            self.to_flush.push(client.clone());
+        }
+    }
+
+    /// Makes sure this connection's own writer runs at the end of the batch.
+    pub fn mark_own_flush(&mut self) {
+        let own = self.client.clone();
+        self.mark_flush(&own);
+    }
+
+    /// Wakes every writer that got bytes during this batch and folds counters into the stats.
+    pub fn finish_batch(&mut self) {
+        for client in self.to_flush.drain(..) {
+            client.flush_soon();
+        }
+        let stats = &self.state.stats;
+        if self.in_msgs > 0 {
+            let (msgs, bytes) = (
+                std::mem::take(&mut self.in_msgs),
+                std::mem::take(&mut self.in_bytes),
+            );
+            stats.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+            stats.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.client.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+            self.client.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if self.out_msgs > 0 {
+            stats
+                .out_msgs
+                .fetch_add(std::mem::take(&mut self.out_msgs), Ordering::Relaxed);
+            stats
+                .out_bytes
+                .fetch_add(std::mem::take(&mut self.out_bytes), Ordering::Relaxed);
+        }
+    }
+}

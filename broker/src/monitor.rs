@@ -1,0 +1,305 @@
+//! The monitoring port: `/healthz`, `/varz`, `/connz`, `/subsz` with nats-server's field names,
+//! and `/metrics` in the Prometheus text format.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::client::Client;
+use crate::server::{ServerState, BROKER_VERSION};
+
+/// Most connections `/connz` lists when no `limit` is given, as nats-server.
+const DEFAULT_CONNZ_LIMIT: usize = 1024;
+
+/// Serves the monitoring endpoints until the server shuts down.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Result<()> {
+    let shutdown = state.shutdown.clone();
+    let app = Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(healthz))
+        .route("/varz", get(varz))
+        .route("/connz", get(connz))
+        .route("/subsz", get(subsz))
+        .route("/subscriptionsz", get(subsz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+async fn root() -> Json<Value> {
+    Json(json!({ "endpoints": ["/healthz", "/varz", "/connz", "/subsz", "/metrics"] }))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// nats-server's duration style: `1h2m3s`, `4.5s`, `12ms`.
+fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if h > 0 || m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    let _ = write!(out, "{s}s");
+    out
+}
+
+fn since(t: SystemTime) -> Duration {
+    SystemTime::now().duration_since(t).unwrap_or_default()
+}
+
+fn clients(state: &ServerState) -> Vec<Arc<Client>> {
+    let mut all: Vec<_> = state.clients.lock().values().cloned().collect();
+    all.sort_by_key(|c| c.id);
+    all
+}
+
+async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let o = &state.opts;
+    let s = &state.stats;
+    Json(json!({
+        "server_id": state.info.server_id,
+        "server_name": state.info.server_name,
+        "version": state.info.version,
+        "broker_version": BROKER_VERSION,
+        "proto": state.info.proto,
+        "go": state.info.go,
+        "host": o.host,
+        "port": state.info.port,
+        "auth_required": state.info.auth_required,
+        "max_connections": o.max_connections,
+        "max_subscriptions": o.max_subscriptions,
+        "ping_interval": o.ping_interval.as_nanos() as u64,
+        "ping_max": o.ping_max,
+        "http_host": o.http_host.clone().unwrap_or_else(|| o.host.clone()),
+        "http_port": o.http_port.unwrap_or(0),
+        "auth_timeout": o.auth_timeout.as_secs_f64(),
+        "max_control_line": o.max_control_line,
+        "max_payload": o.max_payload,
+        "max_pending": o.max_pending,
+        "write_deadline": o.write_deadline.as_nanos() as u64,
+        "cluster_id": o.cluster_id,
+        "jetstream": { "config": if o.jetstream { json!({"store_dir": o.store_dir}) } else { Value::Null } },
+        "start": rfc3339(state.started),
+        "now": rfc3339(SystemTime::now()),
+        "uptime": go_duration(since(state.started)),
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "connections": state.clients.lock().len(),
+        "total_connections": s.total_connections.load(Ordering::Relaxed),
+        "subscriptions": state.sublist.count(),
+        "in_msgs": s.in_msgs.load(Ordering::Relaxed),
+        "out_msgs": s.out_msgs.load(Ordering::Relaxed),
+        "in_bytes": s.in_bytes.load(Ordering::Relaxed),
+        "out_bytes": s.out_bytes.load(Ordering::Relaxed),
+        "slow_consumers": s.slow_consumers.load(Ordering::Relaxed),
+    }))
+}
+
+async fn connz(
+    State(state): State<Arc<ServerState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let subs = q
+        .get("subs")
+        .is_some_and(|v| v == "1" || v == "true" || v == "detail");
+    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CONNZ_LIMIT);
+    let all = clients(&state);
+    let list: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|c| conn_info(c, subs))
+        .collect();
+    Json(json!({
+        "server_id": state.info.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "num_connections": list.len(),
+        "total": all.len(),
+        "offset": offset,
+        "limit": limit,
+        "connections": list,
+    }))
+}
+
+fn conn_info(c: &Client, with_subs: bool) -> Value {
+    let meta = c.meta.lock().clone();
+    let (out_msgs, out_bytes) = c.out_counts();
+    let last =
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(c.last_activity.load(Ordering::Relaxed));
+    let sub_subjects: Vec<String> = c
+        .subs
+        .lock()
+        .values()
+        .map(|s| String::from_utf8_lossy(&s.subject).into_owned())
+        .collect();
+    let mut v = json!({
+        "cid": c.id,
+        "kind": "Client",
+        "type": "nats",
+        "ip": c.addr.ip().to_string(),
+        "port": c.addr.port(),
+        "start": rfc3339(c.started),
+        "last_activity": rfc3339(last),
+        "uptime": go_duration(since(c.started)),
+        "idle": go_duration(since(last)),
+        "pending_bytes": c.pending_bytes(),
+        "in_msgs": c.in_msgs.load(Ordering::Relaxed),
+        "out_msgs": out_msgs,
+        "in_bytes": c.in_bytes.load(Ordering::Relaxed),
+        "out_bytes": out_bytes,
+        "subscriptions": sub_subjects.len(),
+        "name": meta.name,
+        "lang": meta.lang,
+        "version": meta.version,
+    });
+    if with_subs {
+        v["subscriptions_list"] = json!(sub_subjects);
+    }
+    v
+}
+
+async fn subsz(
+    State(state): State<Arc<ServerState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let mut v = json!({
+        "server_id": state.info.server_id,
+        "now": rfc3339(SystemTime::now()),
+        "num_subscriptions": state.sublist.count(),
+    });
+    if q.get("subs").is_some_and(|v| v == "1" || v == "true") {
+        let list: Vec<Value> = clients(&state)
+            .iter()
+            .flat_map(|c| {
+                c.subs
+                    .lock()
+                    .values()
+                    .map(|s| {
+                        json!({
+                            "subject": String::from_utf8_lossy(&s.subject),
+                            "qgroup": s.queue.as_deref().map(String::from_utf8_lossy),
+                            "sid": String::from_utf8_lossy(&s.sid),
+                            "msgs": s.delivered.load(Ordering::Relaxed),
+                            "max": s.max.load(Ordering::Relaxed),
+                            "cid": c.id,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v["total"] = json!(list.len());
+        v["subscriptions_list"] = json!(list);
+    }
+    Json(v)
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    let s = &state.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let series: [(&str, &str, &str, u64); 9] = [
+        (
+            "broker_connections",
+            "gauge",
+            "Client connections open now",
+            state.clients.lock().len() as u64,
+        ),
+        (
+            "broker_connections_total",
+            "counter",
+            "Client connections accepted",
+            load(&s.total_connections),
+        ),
+        (
+            "broker_subscriptions",
+            "gauge",
+            "Subscriptions held now",
+            state.sublist.count(),
+        ),
+        (
+            "broker_in_msgs_total",
+            "counter",
+            "Messages received from clients",
+            load(&s.in_msgs),
+        ),
+        (
+            "broker_out_msgs_total",
+            "counter",
+            "Messages delivered to clients",
+            load(&s.out_msgs),
+        ),
+        (
+            "broker_in_bytes_total",
+            "counter",
+            "Payload bytes received from clients",
+            load(&s.in_bytes),
+        ),
+        (
+            "broker_out_bytes_total",
+            "counter",
+            "Payload bytes delivered to clients",
+            load(&s.out_bytes),
+        ),
+        (
+            "broker_slow_consumers_total",
+            "counter",
+            "Clients cut off as slow consumers",
+            load(&s.slow_consumers),
+        ),
+        (
+            "broker_uptime_seconds",
+            "gauge",
+            "Seconds since the broker started",
+            since(state.started).as_secs(),
+        ),
+    ];
+    let mut body = String::new();
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_nats_server() {
+        assert_eq!(go_duration(Duration::from_millis(12)), "12ms");
+        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
+        assert_eq!(go_duration(Duration::from_secs(60)), "1m0s");
+    }
+}

@@ -1,0 +1,45 @@
+//! The CONNECT options a client sends.
+
+use serde::Deserialize;
+
+/// The JSON body of `CONNECT`; unknown fields are ignored, as nats-server does.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConnectInfo {
+    /// Acknowledge each operation with `+OK`.
+    pub verbose: bool,
+    /// Check publish subjects strictly.
+    pub pedantic: bool,
+    /// Token for token auth.
+    pub auth_token: Option<String>,
+    /// User for user/password auth.
+    pub user: Option<String>,
+    /// Password for user/password auth.
+    pub pass: Option<String>,
+    /// Client-chosen connection name, shown in `/connz`.
+    pub name: Option<String>,
+    /// Client library language.
+    pub lang: Option<String>,
+    /// Client library version.
+    pub version: Option<String>,
+    /// Protocol level: 0 original, 1 with async INFO.
+    pub protocol: i64,
+    /// Deliver the connection's own publications to its own subscriptions (default true).
+    pub echo: Option<bool>,
+    /// The client understands HMSG.
+    pub headers: bool,
+    /// The client wants a 503 status when a request has no responders.
+    pub no_responders: bool,
+}
+
+impl ConnectInfo {
+    /// Parses a CONNECT body.
+    pub fn parse(json: &[u8]) -> Result<ConnectInfo, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+
+    /// Whether own messages are echoed back.
+    pub fn echo(&self) -> bool {
+        self.echo.unwrap_or(true)
+    }
+}

@@ -1,0 +1,82 @@
+//! Subject rules: dot-separated tokens, `*` matches one token, `>` matches the rest.
+
+/// True when `subject` may be subscribed to: non-empty tokens without whitespace, where `*` and
+/// `>` stand alone and `>` comes last.
+pub fn is_valid_subject(subject: &[u8]) -> bool {
+    if subject.is_empty() {
+        return false;
+    }
+    let mut tokens = subject.split(|&b| b == b'.').peekable();
+    while let Some(token) = tokens.next() {
+        if token.is_empty() || token.iter().any(|b| b.is_ascii_whitespace()) {
+            return false;
+        }
+        if token.len() > 1 && token.iter().any(|&b| b == b'*' || b == b'>') {
+            // A wildcard character inside a longer token is a literal in nats-server.
+            continue;
+        }
+        if token == b">" && tokens.peek().is_some() {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when `subject` may be published to: a valid subject without wildcard tokens.
+pub fn is_valid_literal_subject(subject: &[u8]) -> bool {
+    is_valid_subject(subject)
+        && subject
+            .split(|&b| b == b'.')
+            .all(|t| t != b"*" && t != b">")
+}
+
+/// True when `queue` is a usable queue group name: non-empty, no whitespace.
+pub fn is_valid_queue(queue: &[u8]) -> bool {
+    !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_and_wildcard_subjects_are_valid() {
+        for s in [
+            "foo",
+            "foo.bar",
+            "foo.*",
+            "foo.>",
+            ">",
+            "*",
+            "*.bar.>",
+            "_INBOX.abc.*",
+        ] {
+            assert!(is_valid_subject(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn empty_tokens_whitespace_and_inner_full_wildcards_are_invalid() {
+        for s in [
+            "",
+            ".",
+            "foo.",
+            ".foo",
+            "foo..bar",
+            "foo.>.bar",
+            "foo bar",
+            "foo\tbar",
+            "> .a",
+        ] {
+            assert!(!is_valid_subject(s.as_bytes()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn wildcards_are_not_literal_subjects() {
+        assert!(is_valid_literal_subject(b"foo.bar"));
+        assert!(is_valid_literal_subject(b"foo.b*r"));
+        assert!(!is_valid_literal_subject(b"foo.*"));
+        assert!(!is_valid_literal_subject(b"foo.>"));
+    }
+}

@@ -1,0 +1,213 @@
+//! The server: binds its listeners, accepts connections up to `max_connections`, and shuts down
+//! gracefully, flushing what every connection has queued.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{self, Client, Subscription};
+use crate::options::Options;
+use crate::proto::server_op::{self, Info};
+use crate::sublist::Sublist;
+
+/// The nats-server version whose client-visible behaviour the broker implements; clients gate
+/// features on the `version` in INFO, so this is what INFO reports (see docs/broker.md).
+pub const COMPATIBLE_VERSION: &str = "2.10.26";
+/// The broker's own version, reported by `--version` and in `/varz`.
+pub const BROKER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Counters for the whole server, folded in by each connection after each batch it handles.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub total_connections: AtomicU64,
+}
+
+/// State shared by every connection and the monitor.
+pub(crate) struct ServerState {
+    pub opts: Options,
+    pub info: Info,
+    pub sublist: Sublist<Subscription>,
+    pub clients: Mutex<HashMap<u64, Arc<Client>>>,
+    pub stats: Stats,
+    pub started: SystemTime,
+    pub shutdown: CancellationToken,
+    next_client_id: AtomicU64,
+}
+
+impl ServerState {
+    /// Removes `sub` from the subject index and from its client.
+    pub fn unsubscribe(&self, sub: &Arc<Subscription>) {
+        self.sublist.remove(&sub.subject, sub.queue.as_deref(), sub);
+        let mut subs = sub.client.subs.lock();
+        if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+            subs.remove(&sub.sid);
+        }
+    }
+}
+
+/// A bound, not yet running, broker.
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    monitor: Option<TcpListener>,
+}
+
+impl Server {
+    /// Binds the client port and, if configured, the monitoring port.
+    pub async fn bind(opts: Options) -> anyhow::Result<Server> {
+        let addr = format!("{}:{}", opts.host, opts.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen for clients on {addr}"))?;
+        let monitor = match opts.http_port {
+            Some(port) => {
+                let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
+                let addr = format!("{host}:{port}");
+                let l = TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("cannot listen for monitoring on {addr}"))?;
+                Some(l)
+            }
+            None => None,
+        };
+        let port = listener
+            .local_addr()
+            .context("client listener address")?
+            .port();
+        let id = server_id();
+        let info = Info {
+            server_id: id.clone(),
+            server_name: opts.server_name.clone().unwrap_or_else(|| id.clone()),
+            version: COMPATIBLE_VERSION.to_string(),
+            proto: 1,
+            go: format!("rust broker {BROKER_VERSION}"),
+            host: opts.host.clone(),
+            port,
+            headers: true,
+            max_payload: opts.max_payload,
+            auth_required: !matches!(opts.auth, crate::options::Auth::None),
+            jetstream: false,
+            client_id: 0,
+            client_ip: String::new(),
+        };
+        let state = Arc::new(ServerState {
+            opts,
+            info,
+            sublist: Sublist::default(),
+            clients: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+            started: SystemTime::now(),
+            shutdown: CancellationToken::new(),
+            next_client_id: AtomicU64::new(1),
+        });
+        Ok(Server {
+            state,
+            listener,
+            monitor,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The monitoring address, when monitoring is on.
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The server's unique id.
+    pub fn server_id(&self) -> &str {
+        &self.state.info.server_id
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, flushes and closes every
+    /// connection (waiting at most `write_deadline` for them).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server {
+            state,
+            listener,
+            monitor,
+        } = self;
+        let tracker = TaskTracker::new();
+        if let Some(monitor) = monitor {
+            let state = state.clone();
+            tracker.spawn(async move {
+                if let Err(e) = crate::monitor::serve(monitor, state).await {
+                    tracing::error!("monitoring stopped: {e:#}");
+                }
+            });
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, addr)) => accept(&state, &tracker, socket, addr),
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::error!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        tracing::info!(
+            "shutting down: flushing {} connections",
+            state.clients.lock().len()
+        );
+        state.shutdown.cancel();
+        tracker.close();
+        let bound = state.opts.write_deadline + Duration::from_secs(1);
+        if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within {bound:?}");
+        }
+        Ok(())
+    }
+}
+
+fn accept(state: &Arc<ServerState>, tracker: &TaskTracker, socket: TcpStream, addr: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    if state.clients.lock().len() >= state.opts.max_connections {
+        tracing::warn!(cid = id, %addr, "maximum connections exceeded");
+        let mut bytes = Vec::new();
+        server_op::write_info(&mut bytes, &state.info);
+        server_op::write_err(&mut bytes, "maximum connections exceeded");
+        tracker.spawn(client::refuse(socket, bytes));
+        return;
+    }
+    state
+        .stats
+        .total_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let client = Arc::new(Client::new(id, addr));
+    state.clients.lock().insert(id, client.clone());
+    tracker.spawn(client::serve(state.clone(), client, socket));
+}
+
+/// A fresh server id in nats-server's shape: `N` and 55 base32 characters.
+fn server_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::from("N");
+    id.extend((0..55).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char));
+    id
+}
