@@ -1,5 +1,7 @@
 //! Limits set in a config file: max_payload, max_control_line, max_connections, max_pending.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
@@ -9,7 +11,7 @@ use tokio::time::Instant;
 use crate::monitor::wait_for_connections;
 use crate::protocol::expect_ops;
 use crate::raw::{RawClient, ServerOp, WAIT};
-use crate::{block_on, scenarios, within, Scenario, Target};
+use crate::{block_on, scenarios, with_log, within, Scenario, Target};
 
 pub fn scenarios() -> Vec<Scenario> {
     scenarios![
@@ -91,30 +93,29 @@ fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
     t: &Target,
 ) -> anyhow::Result<()> {
     let server = t.start_with_config(SLOW_CONSUMER_CONFIG, &[])?;
-    block_on(async move {
+    let result = block_on(async {
         let url = server.client_url();
         let mut slow = RawClient::quiet(server.port()).await?;
         slow.send("SUB flood.s 1\r\n").await?;
         slow.ping_until_pong().await?;
-        let healthy = async_nats::connect(&url)
-            .await
-            .context("connecting the subscriber")?;
+        let (healthy, healthy_events) = connect_recording_events(&url).await?;
         let mut sub = healthy.subscribe("flood.s").await?;
         healthy.flush().await?;
+        let received = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&received);
         let counter = tokio::spawn(async move {
-            let mut count = 0;
-            while count < FLOOD_MESSAGES {
+            while counted.load(Ordering::SeqCst) < FLOOD_MESSAGES {
                 match sub.next().await {
-                    Some(msg) if msg.payload.len() == FLOOD_SIZE => count += 1,
+                    Some(msg) if msg.payload.len() == FLOOD_SIZE => {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
                     Some(msg) => bail!("message of {} bytes", msg.payload.len()),
                     None => break,
                 }
             }
-            Ok(count)
+            Ok(())
         });
-        let publisher = async_nats::connect(&url)
-            .await
-            .context("connecting the publisher")?;
+        let (publisher, publisher_events) = connect_recording_events(&url).await?;
         let payload = bytes::Bytes::from(vec![b'f'; FLOOD_SIZE]);
         let flood = async {
             for _ in 0..FLOOD_MESSAGES {
@@ -130,11 +131,30 @@ fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
         )
         .await?
         .context("the publisher was stalled or cut off")?;
-        let count = within(Duration::from_secs(15), "the healthy subscriber", counter).await???;
+        let waited = within(Duration::from_secs(15), "the healthy subscriber", counter).await;
+        let count = received.load(Ordering::SeqCst);
         ensure!(
             count == FLOOD_MESSAGES,
-            "healthy subscriber got {count} of {FLOOD_MESSAGES}"
+            "the healthy subscriber got {count} of {FLOOD_MESSAGES} messages ({}; its events: {:?})",
+            match waited {
+                Ok(Ok(Ok(()))) => "its subscription ended".to_string(),
+                Ok(Ok(Err(err))) => format!("{err:#}"),
+                Ok(Err(err)) => format!("{err}"),
+                Err(err) => format!("{err:#}"),
+            },
+            healthy_events.lock().unwrap()
         );
+        for (who, events) in [
+            ("publisher", &publisher_events),
+            ("subscriber", &healthy_events),
+        ] {
+            let events = events.lock().unwrap().clone();
+            let trouble = events.iter().any(|e| e != "connected");
+            ensure!(
+                !trouble,
+                "the healthy {who} saw connection events {events:?}"
+            );
+        }
         let ops = slow
             .until_closed()
             .await
@@ -148,5 +168,24 @@ fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
             "the slow consumer got every message"
         );
         Ok(())
-    })
+    });
+    with_log(&server, result)
+}
+
+/// Connects with async-nats and records every connection event (disconnects, errors) for
+/// failure messages.
+async fn connect_recording_events(
+    url: &str,
+) -> anyhow::Result<(async_nats::Client, Arc<Mutex<Vec<String>>>)> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&events);
+    let client = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            let recorder = Arc::clone(&recorder);
+            async move { recorder.lock().unwrap().push(event.to_string()) }
+        })
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting async-nats to {url}"))?;
+    Ok((client, events))
 }

@@ -127,6 +127,19 @@ pub fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Re
     })
 }
 
+/// Adds the last lines of the server's log to a failed scenario's error.
+pub fn with_log(server: &ServerProcess, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    result.map_err(|err| {
+        let log = server.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        anyhow::anyhow!(
+            "{err:#}\n--- last lines of the {} log ---\n{tail}",
+            server.kind()
+        )
+    })
+}
+
 /// Awaits `future` for at most `bound`; on timeout the error says what was being waited for.
 pub async fn within<T>(
     bound: Duration,
