@@ -1,6 +1,5 @@
 //! Limits set in a config file: max_payload, max_control_line, max_connections, max_pending.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,9 +84,15 @@ fn connection_over_max_connections_gets_info_then_an_error_and_close(
 /// once the kernel's socket buffers are full.
 const SLOW_CONSUMER_CONFIG: &str =
     "max_payload: 65536\nmax_pending: 262144\nwrite_deadline: \"2s\"\n";
-/// 2,000 messages of 8 KiB: 16 MiB, far beyond any loopback socket buffer.
-const FLOOD_MESSAGES: usize = 2000;
+/// 2,048 messages of 8 KiB: 16 MiB, far beyond any loopback socket buffer.
+const FLOOD_MESSAGES: usize = 2048;
 const FLOOD_SIZE: usize = 8192;
+/// Messages go out in bursts of this many, each read by the healthy subscriber before the
+/// next: 512 KiB, twice max_pending. A server writes a burst into the socket buffers of a
+/// healthy client even when that client is starved of CPU for a moment on a busy machine
+/// (nats-server passes this, also under load), while a client that never reads passes the
+/// limit for sure. An unpaced flood is not deterministic on nats-server under load.
+const BURST: usize = 64;
 
 fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
     t: &Target,
@@ -101,54 +106,44 @@ fn slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything(
         let (healthy, healthy_events) = connect_recording_events(&url).await?;
         let mut sub = healthy.subscribe("flood.s").await?;
         healthy.flush().await?;
-        let received = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&received);
-        let counter = tokio::spawn(async move {
-            while counted.load(Ordering::SeqCst) < FLOOD_MESSAGES {
-                match sub.next().await {
-                    Some(msg) if msg.payload.len() == FLOOD_SIZE => {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Some(msg) => bail!("message of {} bytes", msg.payload.len()),
-                    None => break,
-                }
-            }
-            Ok(())
-        });
         let (publisher, publisher_events) = connect_recording_events(&url).await?;
         let payload = bytes::Bytes::from(vec![b'f'; FLOOD_SIZE]);
+        let mut received = 0;
         let flood = async {
-            for _ in 0..FLOOD_MESSAGES {
-                publisher.publish("flood.s", payload.clone()).await?;
+            for _ in 0..FLOOD_MESSAGES / BURST {
+                for _ in 0..BURST {
+                    publisher.publish("flood.s", payload.clone()).await?;
+                }
+                within(WAIT, "the publisher's flush", publisher.flush())
+                    .await?
+                    .context("the publisher was stalled or cut off")?;
+                for _ in 0..BURST {
+                    let next = within(WAIT, "the healthy subscriber", sub.next()).await?;
+                    let msg = next.context("the healthy subscription ended")?;
+                    ensure!(
+                        msg.payload.len() == FLOOD_SIZE,
+                        "{} bytes",
+                        msg.payload.len()
+                    );
+                    received += 1;
+                }
             }
-            publisher.flush().await?;
             anyhow::Ok(())
         };
-        within(
-            Duration::from_secs(15),
-            "the publisher to flood and flush",
-            flood,
-        )
-        .await?
-        .context("the publisher was stalled or cut off")?;
-        let waited = within(Duration::from_secs(15), "the healthy subscriber", counter).await;
-        let count = received.load(Ordering::SeqCst);
-        ensure!(
-            count == FLOOD_MESSAGES,
-            "the healthy subscriber got {count} of {FLOOD_MESSAGES} messages ({}; its events: {:?})",
-            match waited {
-                Ok(Ok(Ok(()))) => "its subscription ended".to_string(),
-                Ok(Ok(Err(err))) => format!("{err:#}"),
-                Ok(Err(err)) => format!("{err}"),
-                Err(err) => format!("{err:#}"),
-            },
-            healthy_events.lock().unwrap()
-        );
+        let flooded = within(Duration::from_secs(30), "the flood", flood).await;
+        let events = |e: &Arc<Mutex<Vec<String>>>| e.lock().unwrap().clone();
+        if let Err(err) = flooded.and_then(|done| done) {
+            bail!(
+                "{err:#}; the healthy subscriber got {received} of {FLOOD_MESSAGES} messages; \
+                 subscriber events {:?}, publisher events {:?}",
+                events(&healthy_events),
+                events(&publisher_events)
+            );
+        }
         for (who, events) in [
-            ("publisher", &publisher_events),
-            ("subscriber", &healthy_events),
+            ("publisher", events(&publisher_events)),
+            ("subscriber", events(&healthy_events)),
         ] {
-            let events = events.lock().unwrap().clone();
             let trouble = events.iter().any(|e| e != "connected");
             ensure!(
                 !trouble,
