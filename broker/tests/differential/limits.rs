@@ -53,10 +53,11 @@ fn connection_over_max_connections_gets_info_then_an_error_and_close(
 ) -> anyhow::Result<()> {
     let server = t.start_with_config("max_connections: 2\n", &[])?;
     block_on(async move {
-        // The harness's readiness probe was a connection too; wait until it is gone.
-        wait_for_connections(server.http_port(), 0).await?;
-        let first = RawClient::quiet(server.port()).await?;
-        let _second = RawClient::quiet(server.port()).await?;
+        // The harness's readiness probe was a connection too, and the server may still count
+        // it for a moment: connect with retries, then wait until only our two are left.
+        let first = connect_retrying(server.port()).await?;
+        let _second = connect_retrying(server.port()).await?;
+        wait_for_connections(server.http_port(), 2).await?;
         let ops = RawClient::open(server.port()).await?.until_closed().await?;
         let [ServerOp::Info(_), ServerOp::Err(err)] = ops.as_slice() else {
             bail!("third connection: expected INFO, -ERR and close, got {ops:?}");
@@ -66,18 +67,24 @@ fn connection_over_max_connections_gets_info_then_an_error_and_close(
             "third connection got -ERR {err}"
         );
         drop(first);
-        // The server notices the close asynchronously: retry, bounded.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match RawClient::quiet(server.port()).await {
-                Ok(_) => return Ok(()),
-                Err(err) if Instant::now() >= deadline => {
-                    return Err(err.context("no connection accepted after one closed"))
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        // The server notices the close asynchronously.
+        connect_retrying(server.port())
+            .await
+            .context("no connection accepted after one closed")
+            .map(drop)
     })
+}
+
+/// A [`RawClient::quiet`] connection, retried for up to [`WAIT`] while the server refuses it.
+async fn connect_retrying(port: u16) -> anyhow::Result<RawClient> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match RawClient::quiet(port).await {
+            Ok(client) => return Ok(client),
+            Err(err) if Instant::now() >= deadline => return Err(err),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 /// A config whose max_pending is small enough that a subscriber that never reads is cut off
