@@ -18,11 +18,13 @@
 
 mod reference;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -232,7 +234,7 @@ impl ServerProcess {
                         "{} exited ({status}) before accepting connections; log:\n{log}",
                         self.kind
                     );
-                    let in_use = log.contains("address already in use");
+                    let in_use = log.to_ascii_lowercase().contains("address already in use");
                     return Err(if in_use {
                         Retry::Yes(err)
                     } else {
@@ -310,11 +312,26 @@ fn launch(program: &Path, ports: (u16, u16), extra: &[&str], dir: &Path) -> anyh
         .with_context(|| format!("launching {}", program.display()))
 }
 
-/// A port that was free a moment ago (the OS picks it; another process may still take it).
+/// A port that was free a moment ago and that this process has not handed out before.
+///
+/// The OS may pick the port again for another `bind(0)` before the server binds it; two
+/// servers started at once by parallel tests would then race for one port, and the loser's
+/// readiness check could connect to the winner. Never handing a port out twice rules that out
+/// within one process (another process may still take it, which the retry in `start` covers).
 fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the bound address")?
-        .port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..100 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("the OS kept offering ports this process had already used")
 }
