@@ -15,6 +15,7 @@ pub mod cli;
 mod client;
 mod config_file;
 pub mod harness;
+pub mod logging;
 mod monitor;
 pub mod options;
 pub mod proto;

@@ -16,16 +16,19 @@ const MATCH_CACHE_SIZE: usize = 256;
 /// The 503 status nats-server sends a requester when nobody listens.
 const NO_RESPONDERS_STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
+/// A match result shared between a connection's caches.
+type SharedMatches = Arc<Matches<Subscription>>;
+
 /// A connection's routing state: its match cache, its options, and the clients it must wake.
 pub(super) struct Router {
     state: Arc<ServerState>,
     client: Arc<Client>,
     echo: bool,
     no_responders: bool,
-    cache: HashMap<Box<[u8]>, Arc<Matches<Subscription>>>,
+    cache: HashMap<Box<[u8]>, SharedMatches>,
     cache_generation: u64,
     /// The last subject looked up: streams of messages often repeat one subject.
-    last: Option<(Box<[u8]>, Arc<Matches<Subscription>>)>,
+    last: Option<(Box<[u8]>, SharedMatches)>,
     to_flush: Vec<Arc<Client>>,
     in_msgs: u64,
     in_bytes: u64,
@@ -126,7 +129,7 @@ impl Router {
         self.mark_own_flush();
     }
 
-    fn lookup(&mut self, subject: &[u8]) -> Arc<Matches<Subscription>> {
+    fn lookup(&mut self, subject: &[u8]) -> SharedMatches {
         let generation = self.state.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
