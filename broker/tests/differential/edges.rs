@@ -23,6 +23,11 @@ pub fn scenarios() -> Vec<Scenario> {
         ping_before_connect_gets_pong,
         pub_before_connect_is_delivered_with_verbose_defaults_when_auth_is_off,
         connect_with_invalid_json_closes_the_connection,
+        connect_with_unknown_fields_is_accepted,
+        control_lines_ending_in_a_bare_lf_are_accepted,
+        unsolicited_pong_is_ignored,
+        hpub_without_headers_in_connect_closes_the_connection,
+        client_gone_in_the_middle_of_a_payload_delivers_nothing,
     ]
 }
 
@@ -251,5 +256,71 @@ fn connect_with_invalid_json_closes_the_connection(t: &Target) -> anyhow::Result
             "expected at most an -ERR before the close, got {ops:?}"
         );
         Ok(())
+    })
+}
+
+fn connect_with_unknown_fields_is_accepted(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let options = r#"{"verbose":false,"future_field":[1,2],"other":{"x":null}}"#;
+        RawClient::connect_with(port, options)
+            .await?
+            .expect_still_open()
+            .await
+    })
+}
+
+fn control_lines_ending_in_a_bare_lf_are_accepted(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut c = RawClient::quiet(port).await?;
+        c.send("SUB lf.s 1\nPUB lf.s 1\na\r\nPING\n").await?;
+        expect_ops(
+            c.until_pong().await?,
+            &[ServerOp::msg("lf.s", "1", b"a")],
+            "LF endings",
+        )
+    })
+}
+
+fn unsolicited_pong_is_ignored(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut c = RawClient::quiet(port).await?;
+        c.send("PONG\r\nPONG\r\n").await?;
+        c.expect_still_open().await
+    })
+}
+
+fn hpub_without_headers_in_connect_closes_the_connection(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut c = RawClient::quiet(port).await?;
+        c.send("HPUB hdr.off 12 12\r\nNATS/1.0\r\n\r\n\r\nPING\r\n")
+            .await?;
+        let ops = c.until_closed().await?;
+        let only_errors = ops.iter().all(|op| matches!(op, ServerOp::Err(_)));
+        ensure!(
+            only_errors,
+            "expected at most an -ERR before the close, got {ops:?}"
+        );
+        Ok(())
+    })
+}
+
+fn client_gone_in_the_middle_of_a_payload_delivers_nothing(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut watcher = RawClient::quiet(port).await?;
+        watcher.send("SUB gone.s 1\r\n").await?;
+        watcher.ping_until_pong().await?;
+        let mut c = RawClient::quiet(port).await?;
+        c.send("PUB gone.s 10\r\nhalf").await?;
+        drop(c);
+        let mut other = RawClient::quiet(port).await?;
+        other.send("PUB gone.s 5\r\nwhole\r\n").await?;
+        other.ping_until_pong().await?;
+        let expected = [ServerOp::msg("gone.s", "1", b"whole")];
+        expect_ops(watcher.ping_until_pong().await?, &expected, "the watcher")
     })
 }

@@ -20,6 +20,8 @@ pub fn scenarios() -> Vec<Scenario> {
         varz_counts_connections_messages_and_bytes_after_traffic,
         connz_lists_connections_with_cid_ip_port_subscriptions_and_name,
         subsz_counts_subscriptions_as_they_come_and_go,
+        connz_drops_a_closed_connection,
+        unknown_monitoring_path_gets_404,
     ]
 }
 
@@ -210,5 +212,26 @@ fn subsz_counts_subscriptions_as_they_come_and_go(t: &Target) -> anyhow::Result<
         poll_json(http_port, "/subsz", expect(2)).await?;
         drop(c);
         poll_json(http_port, "/subsz", expect(0)).await.map(drop)
+    })
+}
+
+fn connz_drops_a_closed_connection(t: &Target) -> anyhow::Result<()> {
+    let server = t.start(&[])?;
+    let (port, http_port) = (server.port(), server.http_port());
+    block_on(async move {
+        let a = RawClient::quiet(port).await?;
+        let _b = RawClient::quiet(port).await?;
+        wait_for_connections(http_port, 2).await?;
+        drop(a);
+        wait_for_connections(http_port, 1).await
+    })
+}
+
+fn unknown_monitoring_path_gets_404(t: &Target) -> anyhow::Result<()> {
+    let http_port = t.shared()?.http_port();
+    block_on(async move {
+        let response = get(http_port, "/no-such-endpoint").await?;
+        ensure!(response.status == 404, "status {}", response.status);
+        Ok(())
     })
 }

@@ -16,6 +16,7 @@ pub fn scenarios() -> Vec<Scenario> {
         echo_false_hides_own_messages_but_delivers_those_of_others,
         hpub_headers_arrive_byte_for_byte_in_hmsg,
         async_nats_headers_round_trip,
+        verbose_connect_acknowledges_hpub,
         publish_with_no_responders_on_and_no_subscriber_gets_a_503_status,
         async_nats_request_with_no_subscriber_fails_with_no_responders,
         no_responders_without_headers_is_refused_and_closed,
@@ -175,6 +176,17 @@ fn hpub_headers_arrive_byte_for_byte_in_hmsg(t: &Target) -> anyhow::Result<()> {
             payload: b"hello".to_vec(),
         });
         expect_ops(c.ping_until_pong().await?, &[expected], "after HPUB")
+    })
+}
+
+fn verbose_connect_acknowledges_hpub(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let options = r#"{"verbose":true,"pedantic":false,"headers":true}"#;
+        let mut c = RawClient::connect_with(port, options).await?;
+        c.send("HPUB hdr.verbose 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+            .await?;
+        expect_ops(c.ping_until_pong().await?, &[ServerOp::Ok], "after HPUB")
     })
 }
 

@@ -16,6 +16,9 @@ pub fn scenarios() -> Vec<Scenario> {
         wildcard_characters_inside_a_token_are_literal,
         unsub_with_max_delivers_exactly_that_many_then_stops,
         unsub_stops_delivery_at_once,
+        unsub_with_a_max_already_reached_stops_delivery_at_once,
+        utf8_subjects_are_matched_token_by_token,
+        every_one_of_many_subscribers_gets_the_message,
         unsub_of_an_unknown_sid_is_harmless,
         invalid_subjects_on_sub_get_invalid_subject_and_the_connection_stays,
         sub_with_a_missing_sid_closes_the_connection,
@@ -138,6 +141,57 @@ fn unsub_stops_delivery_at_once(t: &Target) -> anyhow::Result<()> {
             &expected,
             "SUB, PUB, UNSUB, PUB",
         )
+    })
+}
+
+fn unsub_with_a_max_already_reached_stops_delivery_at_once(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut c = RawClient::quiet(port).await?;
+        let three = "PUB ur.s 1\r\na\r\n".repeat(3);
+        c.send(format!(
+            "SUB ur.s 1\r\n{three}UNSUB 1 2\r\nPUB ur.s 1\r\nb\r\n"
+        ))
+        .await?;
+        let expected = vec![ServerOp::msg("ur.s", "1", b"a"); 3];
+        expect_ops(
+            c.ping_until_pong().await?,
+            &expected,
+            "UNSUB 1 2 after 3 messages",
+        )
+    })
+}
+
+fn utf8_subjects_are_matched_token_by_token(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let subjects = ["ü.x", "ü.日本", "u.x", "ü", "ü.x.y"];
+        check_matches(port, "ü.*", &subjects, &["ü.x", "ü.日本"]).await
+    })
+}
+
+fn every_one_of_many_subscribers_gets_the_message(t: &Target) -> anyhow::Result<()> {
+    let port = t.shared()?.port();
+    block_on(async move {
+        let mut subscribers = Vec::new();
+        for _ in 0..40 {
+            let mut c = RawClient::quiet(port).await?;
+            c.send("SUB fan.s 1\r\n").await?;
+            c.ping_until_pong().await?;
+            subscribers.push(c);
+        }
+        let mut publisher = RawClient::quiet(port).await?;
+        publisher.send("PUB fan.s 3\r\nfan\r\n").await?;
+        publisher.ping_until_pong().await?;
+        for (i, c) in subscribers.iter_mut().enumerate() {
+            let expected = [ServerOp::msg("fan.s", "1", b"fan")];
+            expect_ops(
+                c.ping_until_pong().await?,
+                &expected,
+                &format!("subscriber {i}"),
+            )?;
+        }
+        Ok(())
     })
 }
 
