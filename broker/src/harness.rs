@@ -24,7 +24,7 @@ use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -78,8 +78,9 @@ pub struct ServerProcess {
     child: Child,
     port: u16,
     http_port: u16,
-    /// Holds the log file and any config file; removed on drop.
-    dir: TempDir,
+    /// Holds the log file and any config file; removed on drop. Shared only between the
+    /// attempts of one start.
+    dir: Arc<TempDir>,
 }
 
 impl ServerProcess {
@@ -115,8 +116,9 @@ impl ServerProcess {
         Self::start_in(kind, &args, dir)
     }
 
-    fn start_in(kind: &ServerKind, extra_args: &[&str], mut dir: TempDir) -> anyhow::Result<Self> {
+    fn start_in(kind: &ServerKind, extra_args: &[&str], dir: TempDir) -> anyhow::Result<Self> {
         let program = kind.program()?;
+        let dir = Arc::new(dir);
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let ports = (free_port()?, free_port()?);
@@ -127,15 +129,12 @@ impl ServerProcess {
                         child,
                         port: ports.0,
                         http_port: ports.1,
-                        dir,
+                        dir: Arc::clone(&dir),
                     };
                     match server.wait_until_ready() {
                         Ok(()) => return Ok(server),
                         Err(Retry::No(err)) => return Err(err),
-                        Err(Retry::Yes(err)) => {
-                            last_error = Some(err);
-                            dir = server.into_dir();
-                        }
+                        Err(Retry::Yes(err)) => last_error = Some(err),
                     }
                 }
                 Err(err) => return Err(err),
@@ -262,13 +261,6 @@ impl ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-    }
-
-    /// Reaps a failed attempt and hands back its directory for the next one.
-    fn into_dir(mut self) -> TempDir {
-        let _ = self.kill();
-        let dir = tempfile::tempdir().expect("creating a placeholder temporary directory");
-        std::mem::replace(&mut self.dir, dir)
     }
 }
 
