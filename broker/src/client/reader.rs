@@ -18,6 +18,8 @@ use crate::proto::server_op::{self, PING, PONG};
 use crate::proto::{self, ClientOp, Limits, ProtocolError};
 use crate::server::ServerState;
 
+/// Longest a publisher waits, per read, for a subscriber that is near `max_pending`.
+const PRODUCER_STALL: Duration = Duration::from_millis(5);
 /// Smallest free space kept in the read buffer before each read.
 const READ_RESERVE: usize = 32 * 1024;
 
@@ -78,6 +80,7 @@ struct Connection {
     router: Router,
     connected: bool,
     verbose: bool,
+    headers: bool,
     pedantic: bool,
     liveness: Liveness,
     limits: Limits,
@@ -96,8 +99,10 @@ impl Connection {
             client,
             router,
             connected: false,
-            verbose: false,
-            pedantic: false,
+            // Until CONNECT says otherwise, as nats-server.
+            verbose: true,
+            pedantic: true,
+            headers: false,
             liveness,
             limits,
         }
@@ -129,6 +134,12 @@ impl Connection {
                         self.router.finish_batch();
                         if let Err(reason) = result {
                             return reason;
+                        }
+                        if let Some(behind) = self.router.take_behind() {
+                            // Bounded backpressure: a subscriber near max_pending gets a moment
+                            // to drain before this publisher sends more; a truly slow one is
+                            // still cut off, and nobody waits longer than PRODUCER_STALL.
+                            behind.wait_drained(PRODUCER_STALL).await;
                         }
                     }
                     Err(_) => return CloseReason::ReadError,
@@ -188,6 +199,10 @@ impl Connection {
         match op {
             ClientOp::Connect(json) => self.on_connect(json)?,
             ClientOp::Pub(publish) => {
+                if publish.header_len.is_some() && !self.headers {
+                    // nats-server closes without a word when headers were not negotiated.
+                    return Err(CloseReason::ProtocolViolation);
+                }
                 if self.pedantic && !proto::subject::is_valid_literal_subject(publish.subject) {
                     self.send_err("Invalid Publish Subject");
                 }
@@ -228,8 +243,9 @@ impl Connection {
             return Err(CloseReason::ProtocolViolation);
         }
         self.connected = true;
-        self.verbose = info.verbose;
-        self.pedantic = info.pedantic;
+        self.verbose = info.verbose();
+        self.pedantic = info.pedantic();
+        self.headers = info.headers;
         self.client.set_headers(info.headers);
         self.router
             .configure(info.echo(), info.no_responders && info.headers);
