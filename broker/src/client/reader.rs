@@ -80,7 +80,6 @@ struct Connection {
     router: Router,
     connected: bool,
     verbose: bool,
-    headers: bool,
     pedantic: bool,
     liveness: Liveness,
     limits: Limits,
@@ -91,6 +90,7 @@ impl Connection {
         let limits = Limits {
             max_control_line: state.opts.max_control_line,
             max_payload: state.opts.max_payload,
+            headers: false,
         };
         let router = Router::new(state.clone(), client.clone());
         let liveness = Liveness::new(state.opts.ping_max, state.opts.ping_timeout);
@@ -102,7 +102,6 @@ impl Connection {
             // Until CONNECT says otherwise, as nats-server.
             verbose: true,
             pedantic: true,
-            headers: false,
             liveness,
             limits,
         }
@@ -199,15 +198,12 @@ impl Connection {
         match op {
             ClientOp::Connect(json) => self.on_connect(json)?,
             ClientOp::Pub(publish) => {
-                if publish.header_len.is_some() && !self.headers {
-                    // nats-server closes without a word when headers were not negotiated.
-                    return Err(CloseReason::ProtocolViolation);
-                }
                 if self.pedantic && !proto::subject::is_valid_literal_subject(publish.subject) {
                     self.send_err("Invalid Publish Subject");
                 }
-                self.router.publish(&publish);
+                // nats-server acknowledges before routing, so +OK precedes any 503 status.
                 self.ok();
+                self.router.publish(&publish);
             }
             ClientOp::Sub {
                 subject,
@@ -223,7 +219,9 @@ impl Connection {
                 self.router.mark_own_flush();
             }
             ClientOp::Pong => self.liveness.on_pong(),
-            ClientOp::Info | ClientOp::Ok | ClientOp::Err => {}
+            // nats-server closes a client that sends it an error.
+            ClientOp::Err => return Err(CloseReason::ProtocolViolation),
+            ClientOp::Info | ClientOp::Ok => {}
         }
         Ok(())
     }
@@ -245,7 +243,7 @@ impl Connection {
         self.connected = true;
         self.verbose = info.verbose();
         self.pedantic = info.pedantic();
-        self.headers = info.headers;
+        self.limits.headers = info.headers;
         self.client.set_headers(info.headers);
         self.router
             .configure(info.echo(), info.no_responders && info.headers);
