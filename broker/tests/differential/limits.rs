@@ -1,4 +1,5 @@
-//! Limits set in a config file: max_payload, max_control_line, max_connections, max_pending.
+//! Limits set in a config file: max_payload, max_control_line, max_connections,
+//! max_subscriptions, max_pending and write_deadline.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub fn scenarios() -> Vec<Scenario> {
         low_max_control_line_is_enforced,
         connection_over_max_connections_gets_info_then_an_error_and_close,
         slow_consumer_is_cut_off_while_a_healthy_subscriber_gets_everything,
+        subscription_over_max_subscriptions_is_refused_and_the_connection_stays,
+        client_whose_writes_block_past_write_deadline_is_cut_off_as_a_slow_consumer,
     ]
 }
 
@@ -190,4 +193,60 @@ async fn connect_recording_events(
         .await
         .with_context(|| format!("connecting async-nats to {url}"))?;
     Ok((client, events))
+}
+
+fn subscription_over_max_subscriptions_is_refused_and_the_connection_stays(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_subscriptions: 2\n", &[])?;
+    block_on(async move {
+        let mut c = RawClient::quiet(server.port()).await?;
+        c.send("SUB ms.a 1\r\nSUB ms.b 2\r\n").await?;
+        c.expect_still_open().await?;
+        c.send("SUB ms.c 3\r\n").await?;
+        let refused = [ServerOp::err("maximum subscriptions exceeded")];
+        expect_ops(c.ping_until_pong().await?, &refused, "a third SUB")?;
+        c.send("PUB ms.a 1\r\na\r\nPUB ms.c 1\r\nc\r\n").await?;
+        let delivered = [ServerOp::msg("ms.a", "1", b"a")];
+        expect_ops(
+            c.ping_until_pong().await?,
+            &delivered,
+            "PUB after the refusal",
+        )
+    })
+}
+
+/// max_pending far above what the flood queues, so only the write deadline can cut the
+/// subscriber off: once the kernel's socket buffers are full, a write blocks past 250 ms.
+const WRITE_DEADLINE_CONFIG: &str =
+    "max_payload: 65536\nmax_pending: 1GB\nwrite_deadline: \"250ms\"\n";
+
+fn client_whose_writes_block_past_write_deadline_is_cut_off_as_a_slow_consumer(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config(WRITE_DEADLINE_CONFIG, &[])?;
+    let result = block_on(async {
+        let mut stuck = RawClient::quiet(server.port()).await?;
+        stuck.send("SUB wd.s 1\r\n").await?;
+        stuck.ping_until_pong().await?;
+        let mut publisher = RawClient::quiet(server.port()).await?;
+        let frame = format!("PUB wd.s 65536\r\n{}\r\n", "w".repeat(65536));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // 4 MiB per round until the server reports the slow consumer.
+            publisher.send(frame.repeat(64)).await?;
+            publisher.ping_until_pong().await?;
+            let varz = crate::http::get_json(server.http_port(), "/varz").await?;
+            if crate::protocol::u64_field(&varz, "slow_consumers")? >= 1 {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "no slow consumer after 20 s of writes"
+            );
+        }
+        publisher.expect_still_open().await?;
+        Ok(())
+    });
+    with_log(&server, result)
 }
