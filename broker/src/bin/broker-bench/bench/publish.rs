@@ -27,7 +27,7 @@ impl Benchmark for PublishRaw {
 
     fn default_count(&self, payload: usize) -> u64 {
         if payload <= 64 {
-            10_000_000
+            6_000_000
         } else {
             5_000_000
         }

@@ -28,12 +28,8 @@ impl Benchmark for PublishAsync {
         WorkUnit::Messages
     }
 
-    fn default_count(&self, payload: usize) -> u64 {
-        if payload <= 64 {
-            3_000_000
-        } else {
-            2_000_000
-        }
+    fn default_count(&self, _payload: usize) -> u64 {
+        3_000_000
     }
 
     fn run(&self, env: &Env, target: &Target, case: &Case) -> anyhow::Result<Sample> {

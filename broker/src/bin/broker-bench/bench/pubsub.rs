@@ -33,9 +33,9 @@ impl Benchmark for PubSubRaw {
 
     fn default_count(&self, payload: usize) -> u64 {
         if payload <= 64 {
-            5_000_000
-        } else {
             3_000_000
+        } else {
+            2_000_000
         }
     }
 
