@@ -12,6 +12,7 @@ mod auth;
 pub mod cli;
 mod client;
 mod config_file;
+pub mod logging;
 mod monitor;
 pub mod options;
 pub mod proto;

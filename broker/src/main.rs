@@ -3,27 +3,52 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use broker::options::{Auth, UserPass};
+use broker::cli::{self, Command};
+use broker::server::{BROKER_VERSION, COMPATIBLE_VERSION};
 use broker::{Options, Server};
 
 fn main() -> ExitCode {
-    let opts = match parse_command_line(std::env::args().skip(1)) {
-        Ok(opts) => opts,
+    let (command, warnings) = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("broker: {e}");
+            eprintln!("broker: {e} (see 'broker --help')");
             return ExitCode::from(2);
         }
     };
-    init_logging(&opts);
+    let opts = match command {
+        Command::Version => {
+            println!("broker: v{BROKER_VERSION} (nats-server v{COMPATIBLE_VERSION} protocol)");
+            return ExitCode::SUCCESS;
+        }
+        Command::Help => {
+            print!("{}", cli::usage());
+            return ExitCode::SUCCESS;
+        }
+        Command::CheckConfig(_) => {
+            println!("broker: configuration is valid");
+            return ExitCode::SUCCESS;
+        }
+        Command::Run(opts) => *opts,
+    };
+    if let Err(e) = broker::logging::init(&opts) {
+        eprintln!("broker: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("broker: cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("Server Exiting..");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -32,10 +57,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(opts: Options) -> anyhow::Result<()> {
+    let pid_file = opts.pid_file.clone();
+    let ports_dir = opts.ports_file_dir.clone();
     let server = Server::bind(opts).await?;
     tracing::info!(
-        "Starting broker, compatible with nats-server {}",
-        broker::server::COMPATIBLE_VERSION
+        "Starting broker v{BROKER_VERSION} (nats-server v{COMPATIBLE_VERSION} protocol)"
     );
     tracing::info!("Server ID: {}", server.server_id());
     if let Some(addr) = server.monitor_addr() {
@@ -45,72 +71,49 @@ async fn run(opts: Options) -> anyhow::Result<()> {
         "Listening for client connections on {}",
         server.client_addr()
     );
+    if let Some(path) = &pid_file {
+        std::fs::write(path, std::process::id().to_string())
+            .with_context(|| format!("cannot write pid file {}", path.display()))?;
+    }
+    let ports_file = match &ports_dir {
+        Some(dir) => Some(write_ports_file(dir, &server)?),
+        None => None,
+    };
     tracing::info!("Server is ready");
-    server
+    let result = server
         .run(shutdown_signal())
         .await
-        .context("server stopped")
+        .context("server stopped");
+    for path in pid_file.iter().chain(ports_file.iter()) {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Writes `<exe>_<pid>.ports` as nats-server does, so harnesses can find a random port.
+fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<std::path::PathBuf> {
+    let client = server.client_addr();
+    let mut ports = serde_json::json!({ "nats": [format!("nats://{client}")] });
+    if let Some(monitor) = server.monitor_addr() {
+        ports["monitoring"] = serde_json::json!([format!("http://{monitor}")]);
+    }
+    let path = dir.join(format!("broker_{}.ports", std::process::id()));
+    std::fs::write(&path, ports.to_string())
+        .with_context(|| format!("cannot write ports file {}", path.display()))?;
+    Ok(path)
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot handle SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("Trapped \"interrupt\" signal"),
         _ = term.recv() => tracing::info!("Trapped \"terminated\" signal"),
     }
-}
-
-fn init_logging(opts: &Options) {
-    let level = if opts.trace {
-        "trace"
-    } else if opts.debug {
-        "debug"
-    } else {
-        "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("broker={level}")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-/// Interim command line until the full nats-server-compatible parser lands.
-fn parse_command_line(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
-    let mut opts = Options::default();
-    let mut args = args.peekable();
-    let mut user = None;
-    let mut pass = None;
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .with_context(|| format!("flag needs an argument: {flag}"))
-        };
-        match flag.as_str() {
-            "-a" | "--addr" => opts.host = value()?,
-            "-p" | "--port" => opts.port = port(&value()?)?,
-            "-m" | "--http_port" => opts.http_port = Some(port(&value()?)?),
-            "-n" | "--name" => opts.server_name = Some(value()?),
-            "--user" => user = Some(value()?),
-            "--pass" => pass = Some(value()?),
-            "--auth" => opts.auth = Auth::Token(value()?),
-            "-D" => opts.debug = true,
-            "-V" => opts.trace = true,
-            "-DV" => (opts.debug, opts.trace) = (true, true),
-            other => anyhow::bail!("flag provided but not defined: {other}"),
-        }
-    }
-    if let (Some(user), Some(pass)) = (user, pass) {
-        opts.auth = Auth::Users(vec![UserPass { user, pass }]);
-    }
-    Ok(opts)
-}
-
-fn port(v: &str) -> anyhow::Result<u16> {
-    if v == "-1" {
-        return Ok(0);
-    }
-    v.parse().with_context(|| format!("invalid port {v:?}"))
 }

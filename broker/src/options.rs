@@ -24,6 +24,16 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many subscriptions one connection may hold (`max_subscriptions`); 0 means no limit.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 0;
 
+/// Where JetStream keeps messages (NATS Streaming's `-st/--store`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreType {
+    /// Files under `store_dir`.
+    #[default]
+    File,
+    /// Memory only: lost when the process stops.
+    Memory,
+}
+
 /// Who may connect.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Auth {
@@ -76,16 +86,23 @@ pub struct Options {
     pub ping_interval: Duration,
     /// See [`DEFAULT_PING_MAX`].
     pub ping_max: u32,
+    /// How long a PING may go unanswered before it counts towards `ping_max` (NATS Streaming's
+    /// `-hbt/--hb_timeout`); `None` counts it when the next PING is due, as nats-server does.
+    pub ping_timeout: Option<Duration>,
     /// See [`DEFAULT_AUTH_TIMEOUT`].
     pub auth_timeout: Duration,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
     pub trace: bool,
+    /// Timestamps on log lines (`-T/--logtime`, `logtime`); on by default, as nats-server.
+    pub log_time: bool,
     /// Log file (`-l/--log`); stderr when `None`.
     pub log_file: Option<PathBuf>,
     /// JetStream enabled (`-js`).
     pub jetstream: bool,
+    /// JetStream storage kind (NATS Streaming's `-st/--store`).
+    pub store_type: StoreType,
     /// JetStream storage directory (`-sd`, `--store_dir`, NATS Streaming's `--dir`).
     pub store_dir: Option<PathBuf>,
     /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
@@ -113,11 +130,14 @@ impl Default for Options {
             write_deadline: DEFAULT_WRITE_DEADLINE,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_max: DEFAULT_PING_MAX,
+            ping_timeout: None,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             debug: false,
             trace: false,
+            log_time: true,
             log_file: None,
             jetstream: false,
+            store_type: StoreType::File,
             store_dir: None,
             cluster_id: None,
             ports_file_dir: None,

@@ -5,6 +5,7 @@
 //! through its [`Client`] handle: they append deliveries to its outbound buffer and wake its
 //! writer once per batch of work.
 
+mod liveness;
 mod reader;
 mod route;
 mod writer;

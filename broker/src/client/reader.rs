@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::liveness::{Action, Liveness};
 use super::route::Router;
 use super::{writer, Client, CloseReason};
 use crate::auth;
@@ -78,8 +79,7 @@ struct Connection {
     connected: bool,
     verbose: bool,
     pedantic: bool,
-    pings_out: u32,
-    active_since_ping: bool,
+    liveness: Liveness,
     limits: Limits,
 }
 
@@ -90,6 +90,7 @@ impl Connection {
             max_payload: state.opts.max_payload,
         };
         let router = Router::new(state.clone(), client.clone());
+        let liveness = Liveness::new(state.opts.ping_max, state.opts.ping_timeout);
         Connection {
             state,
             client,
@@ -97,8 +98,7 @@ impl Connection {
             connected: false,
             verbose: false,
             pedantic: false,
-            pings_out: 0,
-            active_since_ping: false,
+            liveness,
             limits,
         }
     }
@@ -112,6 +112,8 @@ impl Connection {
         let auth_required = self.state.info.auth_required;
         let auth_deadline = tokio::time::sleep(opts.auth_timeout);
         tokio::pin!(auth_deadline);
+        let pong_overdue = tokio::time::sleep(opts.ping_interval);
+        tokio::pin!(pong_overdue);
         let closed = self.client.closed.clone();
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -122,7 +124,7 @@ impl Connection {
                 read = socket.read_buf(&mut buf) => match read {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
-                        self.active_since_ping = true;
+                        self.liveness.on_activity();
                         let result = self.process(&mut buf);
                         self.router.finish_batch();
                         if let Err(reason) = result {
@@ -131,8 +133,18 @@ impl Connection {
                     }
                     Err(_) => return CloseReason::ReadError,
                 },
-                _ = ping.tick() => {
-                    if let Err(reason) = self.on_ping_timer() {
+                now = ping.tick() => {
+                    let action = self.liveness.on_tick(now);
+                    if let Some(due) = self.liveness.pong_due() {
+                        pong_overdue.as_mut().reset(due);
+                    }
+                    if let Err(reason) = self.act(action) {
+                        return reason;
+                    }
+                }
+                _ = &mut pong_overdue, if self.liveness.pong_due().is_some() => {
+                    let action = self.liveness.on_pong_overdue();
+                    if let Err(reason) = self.act(action) {
                         return reason;
                     }
                 }
@@ -195,7 +207,7 @@ impl Connection {
                 self.client.queue_proto(|out| out.extend_from_slice(PONG));
                 self.router.mark_own_flush();
             }
-            ClientOp::Pong => self.pings_out = 0,
+            ClientOp::Pong => self.liveness.on_pong(),
             ClientOp::Info | ClientOp::Ok | ClientOp::Err => {}
         }
         Ok(())
@@ -230,19 +242,20 @@ impl Connection {
         Ok(())
     }
 
-    fn on_ping_timer(&mut self) -> Result<(), CloseReason> {
-        if std::mem::take(&mut self.active_since_ping) && self.pings_out == 0 {
-            // The client spoke since the last tick: it is alive, no need to ask.
-            return Ok(());
+    fn act(&mut self, action: Action) -> Result<(), CloseReason> {
+        match action {
+            Action::Nothing => Ok(()),
+            Action::SendPing => {
+                self.client.queue_proto(|out| out.extend_from_slice(PING));
+                self.client.flush_soon();
+                Ok(())
+            }
+            Action::Stale => {
+                self.send_err("Stale Connection");
+                self.router.finish_batch();
+                Err(CloseReason::StaleConnection)
+            }
         }
-        if self.pings_out >= self.state.opts.ping_max {
-            self.send_err("Stale Connection");
-            return Err(CloseReason::StaleConnection);
-        }
-        self.pings_out += 1;
-        self.client.queue_proto(|out| out.extend_from_slice(PING));
-        self.client.flush_soon();
-        Ok(())
     }
 
     fn protocol_error(&mut self, e: &ProtocolError) -> CloseReason {

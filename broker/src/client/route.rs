@@ -16,14 +16,19 @@ const MATCH_CACHE_SIZE: usize = 256;
 /// The 503 status nats-server sends a requester when nobody listens.
 const NO_RESPONDERS_STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
+/// A match result shared between a connection's caches.
+type SharedMatches = Arc<Matches<Subscription>>;
+
 /// A connection's routing state: its match cache, its options, and the clients it must wake.
 pub(super) struct Router {
     state: Arc<ServerState>,
     client: Arc<Client>,
     echo: bool,
     no_responders: bool,
-    cache: HashMap<Box<[u8]>, Arc<Matches<Subscription>>>,
+    cache: HashMap<Box<[u8]>, SharedMatches>,
     cache_generation: u64,
+    /// The last subject looked up: streams of messages often repeat one subject.
+    last: Option<(Box<[u8]>, SharedMatches)>,
     to_flush: Vec<Arc<Client>>,
     in_msgs: u64,
     in_bytes: u64,
@@ -40,6 +45,7 @@ impl Router {
             no_responders: false,
             cache: HashMap::new(),
             cache_generation: 0,
+            last: None,
             to_flush: Vec::new(),
             in_msgs: 0,
             in_bytes: 0,
@@ -123,20 +129,30 @@ impl Router {
         self.mark_own_flush();
     }
 
-    fn lookup(&mut self, subject: &[u8]) -> Arc<Matches<Subscription>> {
+    fn lookup(&mut self, subject: &[u8]) -> SharedMatches {
         let generation = self.state.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
+            self.last = None;
             self.cache_generation = generation;
         }
-        if let Some(m) = self.cache.get(subject) {
-            return m.clone();
+        if let Some((last, m)) = &self.last {
+            if **last == *subject {
+                return m.clone();
+            }
         }
-        let m = Arc::new(self.state.sublist.matches(subject));
-        if self.cache.len() >= MATCH_CACHE_SIZE {
-            self.cache.clear();
-        }
-        self.cache.insert(subject.into(), m.clone());
+        let m = match self.cache.get(subject) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.state.sublist.matches(subject));
+                if self.cache.len() >= MATCH_CACHE_SIZE {
+                    self.cache.clear();
+                }
+                self.cache.insert(subject.into(), m.clone());
+                m
+            }
+        };
+        self.last = Some((subject.into(), m.clone()));
         m
     }
 

@@ -89,7 +89,8 @@ pub fn parse<'a>(
         };
     }
     let Some(nl) = memchr::memchr(b'\n', buf) else {
-        if buf.len() - name_len > limits.max_control_line {
+        let pending_cr = usize::from(buf.ends_with(b"\r"));
+        if buf.len() - name_len - pending_cr > limits.max_control_line {
             return Err(ProtocolError::MaxControlLine);
         }
         check_name(name)?;
@@ -144,21 +145,27 @@ enum Op {
 }
 
 fn check_name(name: &[u8]) -> Result<Op, ProtocolError> {
-    let op = match name.to_ascii_uppercase().as_slice() {
-        b"PUB" => Op::Pub,
-        b"HPUB" => Op::HPub,
-        b"SUB" => Op::Sub,
-        b"UNSUB" => Op::Unsub,
-        b"CONNECT" => Op::Connect,
-        b"INFO" => Op::Info,
-        b"+OK" => Op::Ok,
-        b"-ERR" => Op::Err,
-        // nats-server ignores whatever follows PING or PONG up to the end of the line.
-        upper if upper.starts_with(b"PING") => Op::Ping,
-        upper if upper.starts_with(b"PONG") => Op::Pong,
-        _ => return Err(ProtocolError::UnknownOperation),
-    };
-    Ok(op)
+    const NAMES: [(&[u8], Op); 8] = [
+        (b"PUB", Op::Pub),
+        (b"HPUB", Op::HPub),
+        (b"SUB", Op::Sub),
+        (b"UNSUB", Op::Unsub),
+        (b"CONNECT", Op::Connect),
+        (b"INFO", Op::Info),
+        (b"+OK", Op::Ok),
+        (b"-ERR", Op::Err),
+    ];
+    if let Some((_, op)) = NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        return Ok(*op);
+    }
+    // nats-server ignores whatever follows PING or PONG up to the end of the line.
+    if starts_with_ignore_case(name, b"PING") {
+        Ok(Op::Ping)
+    } else if starts_with_ignore_case(name, b"PONG") {
+        Ok(Op::Pong)
+    } else {
+        Err(ProtocolError::UnknownOperation)
+    }
 }
 
 fn ping_pong(name: &[u8]) -> bool {

@@ -193,3 +193,23 @@ fn bad_arguments_are_malformed() {
         );
     }
 }
+
+#[test]
+fn the_malformed_corpus_never_panics_and_always_makes_progress() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/malformed");
+    let limits = Limits {
+        max_control_line: 4096,
+        max_payload: 1024 * 1024,
+    };
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).expect("corpus directory") {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut rest = &bytes[..];
+        while let Ok(Some((_, n))) = parse(rest, &limits) {
+            assert!(n > 0 && n <= rest.len());
+            rest = &rest[n..];
+        }
+        files += 1;
+    }
+    assert!(files >= 30, "only {files} corpus files");
+}

@@ -1,1 +1,0 @@
-//! The command line, compatible with nats-server's and NATS Streaming's flags.

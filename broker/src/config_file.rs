@@ -1,1 +1,0 @@
-//! The NATS configuration-file syntax, for the settings the broker knows.

@@ -1,0 +1,363 @@
+//! Mapping a parsed file onto [`Options`]: which keys mean what, and what each value must be.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::value::{classify, parse_duration, parse_size, Entry, Map, Node, Value};
+use super::ConfigError;
+use crate::options::{Auth, Options, UserPass};
+
+/// Top-level settings nats-server knows that change nothing a client of this broker relies
+/// on (logging details, lame-duck mode, profiling), so a file written for nats-server still
+/// loads: they are ignored with a warning.
+const IGNORED: &[&str] = &[
+    "client_advertise",
+    "connect_error_reports",
+    "disable_sublist_cache",
+    "lame_duck_duration",
+    "lame_duck_grace_period",
+    "logfile_max_num",
+    "logfile_size_limit",
+    "log_size_limit",
+    "logtime_utc",
+    "max_closed_clients",
+    "max_traced_msg_len",
+    "no_auth_user",
+    "no_sublist_cache",
+    "prof_port",
+    "reconnect_error_reports",
+    "remote_syslog",
+    "syslog",
+];
+
+/// JetStream limits the broker does not enforce; streams carry their own limits.
+const IGNORED_IN_JETSTREAM: &[&str] = &[
+    "max_file",
+    "max_file_store",
+    "max_mem",
+    "max_mem_store",
+    "max_memory_store",
+    "max_outstanding_catchup",
+    "sync_interval",
+];
+
+/// Applies every top-level entry of `map` onto `opts`, in file order (a repeated key: the last
+/// wins), collecting warnings about ignored settings.
+pub(super) fn apply(
+    map: &Map,
+    opts: &mut Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    map.entries
+        .iter()
+        .try_for_each(|entry| top_level(entry, opts, warnings))
+}
+
+fn top_level(
+    entry: &Entry,
+    opts: &mut Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let key = entry.key.to_ascii_lowercase();
+    let (k, node) = (key.as_str(), &entry.node);
+    match k {
+        "listen" => listen(k, node, &mut opts.host, &mut opts.port)?,
+        "host" | "net" => opts.host = string(k, node)?,
+        "port" => opts.port = port(k, node)?,
+        "http_port" | "monitor_port" => opts.http_port = http_port(k, node)?,
+        "http" => http(k, node, opts)?,
+        "server_name" => opts.server_name = Some(string(k, node)?),
+        "max_payload" => opts.max_payload = number(k, node)?,
+        "max_control_line" => opts.max_control_line = number(k, node)?,
+        "max_connections" | "max_conn" => opts.max_connections = number(k, node)?,
+        "max_pending" => opts.max_pending = number(k, node)?,
+        "max_subscriptions" | "max_subs" => opts.max_subscriptions = number(k, node)?,
+        "write_deadline" => opts.write_deadline = duration(k, node)?,
+        "ping_interval" => opts.ping_interval = duration(k, node)?,
+        "ping_max" => opts.ping_max = number(k, node)?,
+        "debug" => opts.debug = boolean(k, node)?,
+        "trace" => opts.trace = boolean(k, node)?,
+        "trace_verbose" => opts.trace |= boolean(k, node)?,
+        "logtime" => opts.log_time = boolean(k, node)?,
+        "log_file" | "logfile" => opts.log_file = Some(path(k, node)?),
+        "pid_file" | "pidfile" => opts.pid_file = Some(path(k, node)?),
+        "ports_file_dir" => opts.ports_file_dir = Some(path(k, node)?),
+        "jetstream" => jetstream(node, opts, warnings)?,
+        "authorization" => authorization(k, node, opts)?,
+        "tls" | "https" | "https_port" => return Err(unsupported(entry, "TLS is not supported")),
+        _ => return other(entry, IGNORED, warnings),
+    }
+    Ok(())
+}
+
+/// A key this level does not set: a warning if harmless, nothing if it is a variable, else an
+/// error.
+fn other(entry: &Entry, ignored: &[&str], warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    if ignored.contains(&entry.key.to_ascii_lowercase().as_str()) {
+        warnings.push(format!(
+            "config file {}: ignoring '{}': this broker does not implement it",
+            entry.key_at, entry.key
+        ));
+        Ok(())
+    } else if entry.used_as_variable {
+        Ok(())
+    } else {
+        Err(ConfigError::UnknownSetting {
+            at: entry.key_at.clone(),
+            key: entry.key.clone(),
+        })
+    }
+}
+
+fn unsupported(entry: &Entry, message: &str) -> ConfigError {
+    ConfigError::Unsupported {
+        at: entry.key_at.clone(),
+        key: entry.key.clone(),
+        message: message.to_string(),
+    }
+}
+
+fn invalid(key: &str, node: &Node, message: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        at: node.at.clone(),
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Any scalar as written: `password: 1234` is the string "1234".
+fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
+    match node.value {
+        Value::Array(_) | Value::Map(_) => Err(invalid(key, node, "expected a string")),
+        _ => Ok(node.text.clone()),
+    }
+}
+
+fn path(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
+    string(key, node).map(PathBuf::from)
+}
+
+fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
+    match classify(&node.text) {
+        Value::Bool(b) => Ok(b),
+        _ => Err(invalid(key, node, "expected true or false")),
+    }
+}
+
+/// A non-negative integer that fits `T`, with an optional size suffix (`1MB`), quoted or not.
+fn number<T: TryFrom<i64>>(key: &str, node: &Node) -> Result<T, ConfigError> {
+    let n = match node.value {
+        Value::Integer(n) => Some(n),
+        Value::String(_) => parse_size(&node.text),
+        _ => None,
+    };
+    let n = n.ok_or_else(|| invalid(key, node, "expected a number such as 1024 or 1MB"))?;
+    if n < 0 {
+        return Err(invalid(
+            key,
+            node,
+            format!("'{}' must not be negative", node.text),
+        ));
+    }
+    T::try_from(n).map_err(|_| invalid(key, node, format!("'{}' is too large", node.text)))
+}
+
+/// A duration: `"2m"`, `"1h30m"`, `500ms`, or a number of seconds (`10`, `0.5`); never zero.
+fn duration(key: &str, node: &Node) -> Result<Duration, ConfigError> {
+    let parsed = match node.value {
+        Value::Float(f) => Duration::try_from_secs_f64(f)
+            .map_err(|_| format!("'{}' is not a valid number of seconds", node.text)),
+        Value::Integer(_) | Value::String(_) => parse_duration(&node.text),
+        _ => Err("expected a duration such as \"5s\" or \"2m\"".to_string()),
+    };
+    match parsed {
+        Ok(d) if d.is_zero() => Err(invalid(key, node, "must be greater than zero")),
+        Ok(d) => Ok(d),
+        Err(message) => Err(invalid(key, node, message)),
+    }
+}
+
+/// A port number, with -1 meaning any free port (stored as 0).
+fn to_port(n: i64) -> Option<u16> {
+    if n == -1 {
+        Some(0)
+    } else {
+        u16::try_from(n).ok()
+    }
+}
+
+const PORT_RANGE: &str = "expected a port from 0 to 65535, or -1 for a random one";
+
+fn port(key: &str, node: &Node) -> Result<u16, ConfigError> {
+    let n = match node.value {
+        Value::Integer(n) => Some(n),
+        Value::String(_) => node.text.trim().parse().ok(),
+        _ => None,
+    };
+    n.and_then(to_port)
+        .ok_or_else(|| invalid(key, node, PORT_RANGE))
+}
+
+/// The monitoring port: 0 turns monitoring off, as nats-server.
+fn http_port(key: &str, node: &Node) -> Result<Option<u16>, ConfigError> {
+    port(key, node).map(|p| (p != 0 || node.text.starts_with('-')).then_some(p))
+}
+
+/// `host:port`, `[ipv6]:port`, `:port`, or a bare port.
+fn listen(key: &str, node: &Node, host: &mut String, port: &mut u16) -> Result<(), ConfigError> {
+    const EXPECTED: &str = "expected host:port, such as 0.0.0.0:4222";
+    let (h, p) = match &node.value {
+        Value::Integer(_) => (None, self::port(key, node)?),
+        Value::String(s) => {
+            let (h, p) = s
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(key, node, EXPECTED))?;
+            let p = p.parse().ok().and_then(to_port);
+            let h = h
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(h);
+            (Some(h), p.ok_or_else(|| invalid(key, node, PORT_RANGE))?)
+        }
+        _ => return Err(invalid(key, node, EXPECTED)),
+    };
+    if let Some(h) = h.filter(|h| !h.is_empty()) {
+        *host = h.to_string();
+    }
+    *port = p;
+    Ok(())
+}
+
+fn http(key: &str, node: &Node, opts: &mut Options) -> Result<(), ConfigError> {
+    let mut host = opts.http_host.clone().unwrap_or_default();
+    let mut port = 0;
+    listen(key, node, &mut host, &mut port)?;
+    opts.http_host = (!host.is_empty()).then_some(host);
+    let random = node.text.ends_with(":-1") || node.text == "-1";
+    opts.http_port = (port != 0 || random).then_some(port);
+    Ok(())
+}
+
+// jetstream: true | enabled | disabled | { store_dir: "/data", enabled: true }
+fn jetstream(
+    node: &Node,
+    opts: &mut Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let Value::Map(map) = &node.value else {
+        opts.jetstream = match node.text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "enabled" | "enable" => true,
+            "false" | "no" | "off" | "disabled" | "disable" => false,
+            _ => {
+                let expected = "expected enabled, disabled, true, false or a block";
+                return Err(invalid("jetstream", node, expected));
+            }
+        };
+        return Ok(());
+    };
+    opts.jetstream = true;
+    for entry in &map.entries {
+        let key = entry.key.to_ascii_lowercase();
+        let (k, node) = (key.as_str(), &entry.node);
+        match k {
+            "enabled" | "enable" => opts.jetstream = boolean(k, node)?,
+            "store_dir" | "store" | "storedir" => opts.store_dir = Some(path(k, node)?),
+            _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
+        }
+    }
+    Ok(())
+}
+
+// authorization { token: t } | { user: u, password: p } | { users: [{user: u, password: p}] }
+// and optionally timeout: 2 (seconds)
+fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), ConfigError> {
+    let Value::Map(map) = &node.value else {
+        return Err(invalid(
+            key,
+            node,
+            "expected a block: authorization { ... }",
+        ));
+    };
+    let (mut token, mut user, mut pass, mut users) = (None, None, None, None);
+    for entry in &map.entries {
+        let key = entry.key.to_ascii_lowercase();
+        let (k, node) = (key.as_str(), &entry.node);
+        match k {
+            "token" => token = Some(string(k, node)?),
+            "user" | "username" => user = Some(string(k, node)?),
+            "password" | "pass" => pass = Some(string(k, node)?),
+            "users" => users = Some(user_list(k, node)?),
+            "timeout" => opts.auth_timeout = duration(k, node)?,
+            "permissions" | "default_permissions" => {
+                return Err(unsupported(entry, "permissions are not supported"))
+            }
+            "nkeys" | "auth_callout" => {
+                return Err(unsupported(
+                    entry,
+                    "only tokens and passwords are supported",
+                ))
+            }
+            _ => other(entry, &[], &mut Vec::new())?,
+        }
+    }
+    opts.auth = match (token, user, pass, users) {
+        (None, None, None, None) => Auth::None,
+        (Some(token), None, None, None) => Auth::Token(token),
+        (None, Some(user), Some(pass), None) => Auth::Users(vec![UserPass { user, pass }]),
+        (None, None, None, Some(users)) => Auth::Users(users),
+        (Some(_), ..) => return Err(invalid(key, node, "a token cannot be combined with users")),
+        (None, _, _, Some(_)) => {
+            return Err(invalid(
+                key,
+                node,
+                "use either 'user'/'password' or 'users', not both",
+            ))
+        }
+        (None, ..) => return Err(invalid(key, node, "'user' and 'password' go together")),
+    };
+    Ok(())
+}
+
+// users: [ { user: alice, password: secret }, ... ]
+fn user_list(key: &str, node: &Node) -> Result<Vec<UserPass>, ConfigError> {
+    let Value::Array(items) = &node.value else {
+        return Err(invalid(
+            key,
+            node,
+            "expected a list: users = [ {user: u, password: p} ]",
+        ));
+    };
+    let mut users = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Map(map) = &item.value else {
+            return Err(invalid(
+                key,
+                item,
+                "expected a block such as {user: u, password: p}",
+            ));
+        };
+        let (mut user, mut pass) = (None, None);
+        for entry in &map.entries {
+            let key = entry.key.to_ascii_lowercase();
+            let (k, node) = (key.as_str(), &entry.node);
+            match k {
+                "user" | "username" => user = Some(string(k, node)?),
+                "password" | "pass" => pass = Some(string(k, node)?),
+                "permissions" => return Err(unsupported(entry, "permissions are not supported")),
+                "nkey" => return Err(unsupported(entry, "only passwords are supported")),
+                _ => other(entry, &[], &mut Vec::new())?,
+            }
+        }
+        match (user, pass) {
+            (Some(user), Some(pass)) => users.push(UserPass { user, pass }),
+            _ => {
+                return Err(invalid(
+                    key,
+                    item,
+                    "each user needs both 'user' and 'password'",
+                ))
+            }
+        }
+    }
+    Ok(users)
+}
