@@ -6,12 +6,15 @@
 //! - [`server`]: the accept loop, connection limit and shutdown.
 //! - `client`: one connection, from socket bytes to routed messages.
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
+//! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
+//!   benchmarks.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
 mod auth;
 pub mod cli;
 mod client;
 mod config_file;
+pub mod harness;
 pub mod logging;
 mod monitor;
 pub mod options;

@@ -1,0 +1,329 @@
+//! Runs a NATS server process (the bundled broker or the reference `nats-server`) for tests
+//! and benchmarks.
+//!
+//! [`ServerProcess::start`] picks free client and monitoring ports, launches the server with
+//! `-a 127.0.0.1 -p <port> -m <http_port>` plus the caller's arguments, and waits (bounded)
+//! until both ports accept. The process is killed when the handle drops. Its stdout and stderr
+//! go to a log file in a temporary directory, readable with [`ServerProcess::log`], and every
+//! start-up failure quotes that log.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use broker::harness::{ServerKind, ServerProcess};
+//! let server = ServerProcess::start(&ServerKind::Reference, &["--auth", "s3cret"])?;
+//! println!("nats-server listens on {}", server.client_url());
+//! # Ok(())
+//! # }
+//! ```
+
+mod reference;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+
+pub use reference::reference_server_path;
+
+/// How long [`ServerProcess::start`] waits for the ports to accept connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many times a start is retried when the server dies early (say, another process took the
+/// port that was free a moment before).
+const START_ATTEMPTS: usize = 3;
+
+/// Which server binary to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// The bundled broker at this path (in tests: `env!("CARGO_BIN_EXE_broker")`).
+    Bundled(PathBuf),
+    /// The reference `nats-server` 2.10, found or installed by [`reference_server_path`].
+    Reference,
+}
+
+impl ServerKind {
+    /// Short name used in test names and messages: `broker` or `nats-server`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerKind::Bundled(_) => "broker",
+            ServerKind::Reference => "nats-server",
+        }
+    }
+
+    /// The executable to launch.
+    pub fn program(&self) -> anyhow::Result<PathBuf> {
+        match self {
+            ServerKind::Bundled(path) => Ok(path.clone()),
+            ServerKind::Reference => reference_server_path(),
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running server process; killed (SIGKILL) when dropped.
+pub struct ServerProcess {
+    kind: ServerKind,
+    child: Child,
+    port: u16,
+    http_port: u16,
+    /// Holds the log file and any config file; removed on drop. Shared only between the
+    /// attempts of one start.
+    dir: Arc<TempDir>,
+}
+
+impl ServerProcess {
+    /// Starts `kind` on free ports with `-a 127.0.0.1 -p <port> -m <http_port>` followed by
+    /// `extra_args`, and waits until both ports accept connections.
+    pub fn start(kind: &ServerKind, extra_args: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("nats-harness-")
+            .tempdir()
+            .context("creating a temporary directory for the server log")?;
+        Self::start_in(kind, extra_args, dir)
+    }
+
+    /// Writes `config` to `server.conf` in the server's temporary directory and starts `kind`
+    /// with `-c <that file>` followed by `extra_args`.
+    pub fn start_with_config(
+        kind: &ServerKind,
+        config: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("nats-harness-")
+            .tempdir()
+            .context("creating a temporary directory for the server config")?;
+        let path = dir.path().join("server.conf");
+        std::fs::write(&path, config)
+            .with_context(|| format!("writing the config file {}", path.display()))?;
+        let path = path
+            .to_str()
+            .context("temporary directory path is not UTF-8")?;
+        let mut args = vec!["-c", path];
+        args.extend_from_slice(extra_args);
+        Self::start_in(kind, &args, dir)
+    }
+
+    fn start_in(kind: &ServerKind, extra_args: &[&str], dir: TempDir) -> anyhow::Result<Self> {
+        let program = kind.program()?;
+        let dir = Arc::new(dir);
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            let ports = (free_port()?, free_port()?);
+            match launch(&program, ports, extra_args, dir.path()) {
+                Ok(child) => {
+                    let mut server = ServerProcess {
+                        kind: kind.clone(),
+                        child,
+                        port: ports.0,
+                        http_port: ports.1,
+                        dir: Arc::clone(&dir),
+                    };
+                    match server.wait_until_ready() {
+                        Ok(()) => return Ok(server),
+                        Err(Retry::No(err)) => return Err(err),
+                        Err(Retry::Yes(err)) => last_error = Some(err),
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("server never started")))
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> &ServerKind {
+        &self.kind
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The monitoring (HTTP) port.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// `nats://127.0.0.1:<port>`, for clients.
+    pub fn client_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(LOG_FILE)).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if self
+            .child
+            .try_wait()
+            .context("polling the server process")?
+            .is_none()
+        {
+            self.child.kill().context("killing the server process")?;
+        }
+        self.child.wait().context("reaping the server process")?;
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits up to `bound` for the process to exit, returning its status.
+    /// When it is still running after `bound` it is killed and an error is returned.
+    pub fn terminate(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self
+            .child
+            .try_wait()
+            .context("polling the server process")?
+        {
+            bail!("{} had already exited ({status}) before SIGTERM", self.kind);
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).context("process id out of range")?;
+        // SAFETY: kill(2) with a pid we own (our unreaped child, so it cannot be reused).
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("sending SIGTERM");
+        }
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .context("polling the server process")?
+            {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.kill();
+        bail!(
+            "{} did not exit within {bound:?} of SIGTERM; log:\n{}",
+            self.kind,
+            self.log()
+        )
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), Retry> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut ready = [false, false];
+        loop {
+            match self.child.try_wait() {
+                Ok(None) => {}
+                Ok(Some(status)) => {
+                    let log = self.log();
+                    let err = anyhow::anyhow!(
+                        "{} exited ({status}) before accepting connections; log:\n{log}",
+                        self.kind
+                    );
+                    let in_use = log.to_ascii_lowercase().contains("address already in use");
+                    return Err(if in_use {
+                        Retry::Yes(err)
+                    } else {
+                        Retry::No(err)
+                    });
+                }
+                Err(err) => return Err(Retry::No(err.into())),
+            }
+            for (done, port) in ready.iter_mut().zip([self.port, self.http_port]) {
+                *done = *done || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok();
+            }
+            if ready == [true, true] {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.kill();
+                return Err(Retry::No(anyhow::anyhow!(
+                    "{} did not accept on port {} and monitoring port {} within {:?}; log:\n{}",
+                    self.kind,
+                    self.port,
+                    self.http_port,
+                    START_TIMEOUT,
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// Whether a failed start is worth another try on other ports.
+enum Retry {
+    Yes(anyhow::Error),
+    No(anyhow::Error),
+}
+
+const LOG_FILE: &str = "server.log";
+
+fn launch(program: &Path, ports: (u16, u16), extra: &[&str], dir: &Path) -> anyhow::Result<Child> {
+    let log_path = dir.join(LOG_FILE);
+    let log = File::create(&log_path)
+        .with_context(|| format!("creating the server log {}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .context("duplicating the server log handle")?;
+    let mut command = Command::new(program);
+    command
+        .args([
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &ports.0.to_string(),
+            "-m",
+            &ports.1.to_string(),
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    command
+        .spawn()
+        .with_context(|| format!("launching {}", program.display()))
+}
+
+/// A port that was free a moment ago and that this process has not handed out before.
+///
+/// The OS may pick the port again for another `bind(0)` before the server binds it; two
+/// servers started at once by parallel tests would then race for one port, and the loser's
+/// readiness check could connect to the winner. Never handing a port out twice rules that out
+/// within one process (another process may still take it, which the retry in `start` covers).
+fn free_port() -> anyhow::Result<u16> {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..100 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+    bail!("the OS kept offering ports this process had already used")
+}
