@@ -3,7 +3,7 @@
 //!
 //! The layout:
 //! - `args`: the command line.
-//! - `targets` (and `launcher`, until `broker::harness` lands): the servers under test.
+//! - `targets`: the servers under test, started with `broker::harness` or given by URL.
 //! - `bench`: the [`bench::Benchmark`] trait and one module per benchmark.
 //! - `raw`: a minimal blocking NATS client, so the client is not the bottleneck.
 //! - `runner`: runs, repeats and alternates; `report`: tables and JSON.
@@ -11,7 +11,6 @@
 
 mod args;
 mod bench;
-mod launcher;
 mod raw;
 mod report;
 mod runner;

@@ -6,9 +6,9 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::args::Settings;
-use crate::launcher::{ServerKind, ServerProcess};
 use crate::raw::RawConn;
 use crate::system::version_of;
+use broker::harness::{ServerKind, ServerProcess};
 
 /// One server to measure.
 #[derive(Clone, Debug, Serialize)]
