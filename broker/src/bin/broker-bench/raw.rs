@@ -42,6 +42,8 @@ pub(crate) struct RawConn {
     end: usize,
     /// The server's INFO line, without `INFO ` and the line end.
     info: String,
+    /// How long reads may see nothing before giving up.
+    stall_timeout: Duration,
 }
 
 impl RawConn {
@@ -59,6 +61,7 @@ impl RawConn {
             start: 0,
             end: 0,
             info: String::new(),
+            stall_timeout: STALL_TIMEOUT,
         };
         let info = conn.read_line().context("reading INFO")?;
         let Some(info) = info.strip_prefix("INFO ") else {
@@ -68,6 +71,12 @@ impl RawConn {
         conn.write_all(CONNECT)?;
         conn.wait_for_pong()?;
         Ok(conn)
+    }
+
+    /// Gives up after `timeout` without bytes instead of [`STALL_TIMEOUT`].
+    #[cfg(test)]
+    pub(crate) fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
     }
 
     /// Another handle on the socket, so a different thread can shut it down.
@@ -118,8 +127,11 @@ impl RawConn {
             }
             if self.fill()? > 0 {
                 last_progress = Instant::now();
-            } else if last_progress.elapsed() > STALL_TIMEOUT {
-                bail!("server sent no complete line within {STALL_TIMEOUT:?}");
+            } else if last_progress.elapsed() > self.stall_timeout {
+                bail!(
+                    "server sent no complete line within {:?}",
+                    self.stall_timeout
+                );
             }
         }
     }
@@ -164,8 +176,11 @@ impl RawConn {
                 last = Instant::now();
                 continue;
             }
-            if self.fill()? == 0 && last.elapsed() > STALL_TIMEOUT {
-                bail!("received {count} messages, then nothing for {STALL_TIMEOUT:?}");
+            if self.fill()? == 0 && last.elapsed() > self.stall_timeout {
+                bail!(
+                    "received {count} messages, then nothing for {:?}",
+                    self.stall_timeout
+                );
             }
         }
         Ok((count, last))
@@ -266,30 +281,5 @@ impl Publisher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_become_socket_addresses() {
-        assert_eq!(socket_addr("nats://127.0.0.1:4333"), "127.0.0.1:4333");
-        assert_eq!(socket_addr("nats://u:p@localhost"), "localhost:4222");
-        assert_eq!(socket_addr("example:5"), "example:5");
-    }
-
-    #[test]
-    fn a_batch_is_frames_of_equal_length() {
-        let p = Publisher::new("a.b", 3);
-        assert_eq!(p.frame_len, 16);
-        assert_eq!(p.batch.len() as u64, 16 * p.per_batch);
-        assert!(p
-            .batch
-            .starts_with(b"PUB a.b 3\r\nxxx\r\nPUB a.b 3\r\nxxx\r\n"));
-    }
-
-    #[test]
-    fn a_delivery_frame_knows_its_length() {
-        let f = DeliveryFrame::new("a.b", 1, 16);
-        assert_eq!(f.header, b"MSG a.b 1 16\r\n");
-        assert_eq!(f.len, 14 + 16 + 2);
-    }
-}
+#[path = "raw_tests.rs"]
+mod tests;
