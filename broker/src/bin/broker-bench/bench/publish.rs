@@ -27,9 +27,9 @@ impl Benchmark for PublishRaw {
 
     fn default_count(&self, payload: usize) -> u64 {
         if payload <= 64 {
-            6_000_000
+            10_000_000
         } else {
-            5_000_000
+            6_000_000
         }
     }
 

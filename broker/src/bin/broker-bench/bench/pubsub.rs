@@ -35,7 +35,7 @@ impl Benchmark for PubSubRaw {
         if payload <= 64 {
             3_000_000
         } else {
-            2_000_000
+            2_500_000
         }
     }
 
