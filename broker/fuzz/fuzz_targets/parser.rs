@@ -5,7 +5,7 @@
 use broker::proto::{parse, ClientOp, Limits, ProtocolError};
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: Limits = Limits { max_control_line: 256, max_payload: 1024 };
+const LIMITS: Limits = Limits { max_control_line: 256, max_payload: 1024, headers: true };
 
 /// Parses every complete operation; returns their debug forms and the error that stopped it.
 fn parse_stream(mut buf: &[u8]) -> (Vec<String>, Option<ProtocolError>, usize) {

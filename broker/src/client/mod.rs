@@ -85,6 +85,7 @@ pub(crate) struct Client {
     pub started: SystemTime,
     out: Mutex<Outbound>,
     wake_writer: Notify,
+    drained: Notify,
     closed: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     headers: AtomicBool,
@@ -108,8 +109,8 @@ pub(crate) struct Subscription {
 
 /// What `Client::deliver` did.
 pub(crate) enum Delivered {
-    /// Queued for the writer.
-    Queued,
+    /// Queued for the writer, which now has this many bytes to write.
+    Queued { pending: usize },
     /// The client is closing, or was just cut off as a slow consumer.
     Dropped,
 }
@@ -122,6 +123,7 @@ impl Client {
             started: SystemTime::now(),
             out: Mutex::new(Outbound::default()),
             wake_writer: Notify::new(),
+            drained: Notify::new(),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             headers: AtomicBool::new(false),
@@ -153,7 +155,15 @@ impl Client {
         );
         out.out_msgs += 1;
         out.out_bytes += n as u64;
-        Delivered::Queued
+        Delivered::Queued {
+            pending: out.buf.len() + out.in_flight,
+        }
+    }
+
+    /// Waits until the writer has written something, or `bound` passes: a publisher feeding a
+    /// client that is falling behind gives it a moment to catch up before more arrives.
+    pub async fn wait_drained(&self, bound: std::time::Duration) {
+        let _ = tokio::time::timeout(bound, self.drained.notified()).await;
     }
 
     /// Appends raw protocol bytes (INFO, PONG, +OK, -ERR, a 503 status).

@@ -18,6 +18,8 @@ use crate::proto::server_op::{self, PING, PONG};
 use crate::proto::{self, ClientOp, Limits, ProtocolError};
 use crate::server::ServerState;
 
+/// Longest a publisher waits, per read, for a subscriber that is near `max_pending`.
+const PRODUCER_STALL: Duration = Duration::from_millis(5);
 /// Smallest free space kept in the read buffer before each read.
 const READ_RESERVE: usize = 32 * 1024;
 
@@ -88,6 +90,7 @@ impl Connection {
         let limits = Limits {
             max_control_line: state.opts.max_control_line,
             max_payload: state.opts.max_payload,
+            headers: false,
         };
         let router = Router::new(state.clone(), client.clone());
         let liveness = Liveness::new(state.opts.ping_max, state.opts.ping_timeout);
@@ -96,8 +99,9 @@ impl Connection {
             client,
             router,
             connected: false,
-            verbose: false,
-            pedantic: false,
+            // Until CONNECT says otherwise, as nats-server.
+            verbose: true,
+            pedantic: true,
             liveness,
             limits,
         }
@@ -129,6 +133,12 @@ impl Connection {
                         self.router.finish_batch();
                         if let Err(reason) = result {
                             return reason;
+                        }
+                        if let Some(behind) = self.router.take_behind() {
+                            // Bounded backpressure: a subscriber near max_pending gets a moment
+                            // to drain before this publisher sends more; a truly slow one is
+                            // still cut off, and nobody waits longer than PRODUCER_STALL.
+                            behind.wait_drained(PRODUCER_STALL).await;
                         }
                     }
                     Err(_) => return CloseReason::ReadError,
@@ -191,8 +201,9 @@ impl Connection {
                 if self.pedantic && !proto::subject::is_valid_literal_subject(publish.subject) {
                     self.send_err("Invalid Publish Subject");
                 }
-                self.router.publish(&publish);
+                // nats-server acknowledges before routing, so +OK precedes any 503 status.
                 self.ok();
+                self.router.publish(&publish);
             }
             ClientOp::Sub {
                 subject,
@@ -208,7 +219,9 @@ impl Connection {
                 self.router.mark_own_flush();
             }
             ClientOp::Pong => self.liveness.on_pong(),
-            ClientOp::Info | ClientOp::Ok | ClientOp::Err => {}
+            // nats-server closes a client that sends it an error.
+            ClientOp::Err => return Err(CloseReason::ProtocolViolation),
+            ClientOp::Info | ClientOp::Ok => {}
         }
         Ok(())
     }
@@ -228,8 +241,9 @@ impl Connection {
             return Err(CloseReason::ProtocolViolation);
         }
         self.connected = true;
-        self.verbose = info.verbose;
-        self.pedantic = info.pedantic;
+        self.verbose = info.verbose();
+        self.pedantic = info.pedantic();
+        self.limits.headers = info.headers;
         self.client.set_headers(info.headers);
         self.router
             .configure(info.echo(), info.no_responders && info.headers);

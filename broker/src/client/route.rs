@@ -30,6 +30,8 @@ pub(super) struct Router {
     /// The last subject looked up: streams of messages often repeat one subject.
     last: Option<(Box<[u8]>, SharedMatches)>,
     to_flush: Vec<Arc<Client>>,
+    /// The client furthest behind that passed three quarters of `max_pending` in this batch.
+    behind: Option<(usize, Arc<Client>)>,
     in_msgs: u64,
     in_bytes: u64,
     out_msgs: u64,
@@ -47,6 +49,7 @@ impl Router {
             cache_generation: 0,
             last: None,
             to_flush: Vec::new(),
+            behind: None,
             in_msgs: 0,
             in_bytes: 0,
             out_msgs: 0,
@@ -100,8 +103,15 @@ impl Router {
         if max > 0 && n > max {
             return false;
         }
-        if let Delivered::Dropped = sub.client.deliver(sub, d, self.state.opts.max_pending) {
-            return false;
+        let max_pending = self.state.opts.max_pending;
+        match sub.client.deliver(sub, d, max_pending) {
+            Delivered::Dropped => return false,
+            Delivered::Queued { pending } if pending > max_pending / 4 * 3 => {
+                if self.behind.as_ref().is_none_or(|(most, _)| pending > *most) {
+                    self.behind = Some((pending, sub.client.clone()));
+                }
+            }
+            Delivered::Queued { .. } => {}
         }
         self.out_msgs += 1;
         self.out_bytes += d.message.len() as u64;
@@ -216,6 +226,11 @@ impl Router {
     pub fn mark_own_flush(&mut self) {
         let own = self.client.clone();
         self.mark_flush(&own);
+    }
+
+    /// The client that fell furthest behind in this batch, if any passed the stall threshold.
+    pub fn take_behind(&mut self) -> Option<Arc<Client>> {
+        self.behind.take().map(|(_, client)| client)
     }
 
     /// Wakes every writer that got bytes during this batch and folds counters into the stats.

@@ -45,7 +45,7 @@ pub(super) async fn run(client: Arc<Client>, mut socket: OwnedWriteHalf, deadlin
         } else {
             deadline
         };
-        match tokio::time::timeout(bound, socket.write_all(&batch)).await {
+        match tokio::time::timeout(bound, write_batch(&client, &mut socket, &batch)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 client.close(CloseReason::WriteError);
@@ -64,6 +64,25 @@ pub(super) async fn run(client: Arc<Client>, mut socket: OwnedWriteHalf, deadlin
     }
     client.out.lock().in_flight = 0;
     let _ = tokio::time::timeout(CLOSING_FLUSH, socket.shutdown()).await;
+}
+
+/// Writes `batch`, counting down the client's pending bytes as the socket takes them.
+async fn write_batch(
+    client: &Client,
+    socket: &mut OwnedWriteHalf,
+    batch: &[u8],
+) -> std::io::Result<()> {
+    let mut written = 0;
+    while written < batch.len() {
+        let n = socket.write(&batch[written..]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+        client.out.lock().in_flight = batch.len() - written;
+        client.drained.notify_waiters();
+    }
+    Ok(())
 }
 
 fn is_slow_consumer(client: &Client) -> bool {

@@ -26,7 +26,7 @@ pub enum ClientOp<'a> {
     Unsub {
         /// Subscription id.
         sid: &'a [u8],
-        /// Unsubscribe after this many messages in all.
+        /// Unsubscribe after this many messages in all; `None` unsubscribes now.
         max: Option<u64>,
     },
     /// `PING`
@@ -37,7 +37,7 @@ pub enum ClientOp<'a> {
     Info,
     /// `+OK`: accepted and ignored.
     Ok,
-    /// `-ERR <message>`: accepted and ignored.
+    /// `-ERR <message>`: nats-server closes a client that sends it.
     Err,
 }
 
@@ -61,6 +61,8 @@ pub struct Limits {
     pub max_control_line: usize,
     /// Largest message (headers plus payload).
     pub max_payload: usize,
+    /// Whether the client negotiated headers; HPUB without them closes the connection.
+    pub headers: bool,
 }
 
 const OPS: [&[u8]; 10] = [
@@ -111,7 +113,8 @@ pub fn parse<'a>(
     }
     let after = nl + 1;
     let op = check_name(name)?;
-    let takes_args = matches!(op, Op::Pub | Op::HPub | Op::Sub | Op::Unsub | Op::Connect);
+    // nats-server wants a blank after these names; CONNECT alone may run into its argument.
+    let takes_args = matches!(op, Op::Pub | Op::HPub | Op::Sub | Op::Unsub);
     if takes_args && !matches!(buf[name_len], b' ' | b'\t') {
         return Err(ProtocolError::UnknownOperation);
     }
@@ -186,6 +189,9 @@ fn parse_pub<'a>(
     limits: &Limits,
     headers: bool,
 ) -> Result<Option<(ClientOp<'a>, usize)>, ProtocolError> {
+    if headers && !limits.headers {
+        return Err(ProtocolError::Malformed("HPUB without headers in CONNECT"));
+    }
     let mut parts = [&[][..]; 4];
     let n = split_args(args, &mut parts).ok_or(ProtocolError::Malformed("too many arguments"))?;
     let (subject, reply, header_len, total) = match (headers, n) {
@@ -257,10 +263,14 @@ fn parse_unsub(args: &[u8]) -> Result<ClientOp<'_>, ProtocolError> {
             sid: parts[0],
             max: None,
         }),
-        Some(2) => Ok(ClientOp::Unsub {
-            sid: parts[0],
-            max: Some(parse_size(parts[1])? as u64),
-        }),
+        // As nats-server, a count that is not a positive number means "now".
+        Some(2) => {
+            let max = parse_size(parts[1])
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| n as u64);
+            Ok(ClientOp::Unsub { sid: parts[0], max })
+        }
         _ => Err(ProtocolError::Malformed(
             "UNSUB takes a sid and an optional count",
         )),

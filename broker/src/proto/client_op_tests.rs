@@ -3,6 +3,7 @@ use super::*;
 const LIMITS: Limits = Limits {
     max_control_line: 64,
     max_payload: 16,
+    headers: true,
 };
 
 fn one(buf: &[u8]) -> (ClientOp<'_>, usize) {
@@ -184,7 +185,6 @@ fn bad_arguments_are_malformed() {
         b"HPUB foo 5 2\r\n",
         b"SUB foo\r\n",
         b"SUB a b c d\r\n",
-        b"UNSUB 1 x\r\n",
     ] {
         assert!(
             matches!(parse(bad, &LIMITS), Err(ProtocolError::Malformed(_))),
@@ -200,6 +200,7 @@ fn the_malformed_corpus_never_panics_and_always_makes_progress() {
     let limits = Limits {
         max_control_line: 4096,
         max_payload: 1024 * 1024,
+        headers: false,
     };
     let mut files = 0;
     for entry in std::fs::read_dir(dir).expect("corpus directory") {
@@ -212,4 +213,32 @@ fn the_malformed_corpus_never_panics_and_always_makes_progress() {
         files += 1;
     }
     assert!(files >= 30, "only {files} corpus files");
+}
+
+#[test]
+fn unsub_with_a_count_that_is_not_positive_means_now() {
+    for line in [&b"UNSUB 1 x\r\n"[..], b"UNSUB 1 0\r\n"] {
+        assert_eq!(
+            one(line).0,
+            ClientOp::Unsub {
+                sid: b"1",
+                max: None
+            }
+        );
+    }
+}
+
+#[test]
+fn hpub_without_negotiated_headers_is_refused_before_its_size_is_checked() {
+    let limits = Limits {
+        headers: false,
+        ..LIMITS
+    };
+    let got = parse(b"HPUB foo 1 17\r\n", &limits);
+    assert!(matches!(got, Err(ProtocolError::Malformed(_))), "{got:?}");
+}
+
+#[test]
+fn connect_may_run_into_its_argument() {
+    assert_eq!(one(b"CONNECT\r\n").0, ClientOp::Connect(b""));
 }

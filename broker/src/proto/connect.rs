@@ -6,10 +6,10 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ConnectInfo {
-    /// Acknowledge each operation with `+OK`.
-    pub verbose: bool,
-    /// Check publish subjects strictly.
-    pub pedantic: bool,
+    /// Acknowledge each operation with `+OK`; on unless the client says otherwise.
+    pub verbose: Option<bool>,
+    /// Check publish subjects strictly; on unless the client says otherwise.
+    pub pedantic: Option<bool>,
     /// Token for token auth.
     pub auth_token: Option<String>,
     /// User for user/password auth.
@@ -36,6 +36,17 @@ impl ConnectInfo {
     /// Parses a CONNECT body.
     pub fn parse(json: &[u8]) -> Result<ConnectInfo, serde_json::Error> {
         serde_json::from_slice(json)
+    }
+
+    /// Whether to answer `+OK`: nats-server starts every client verbose and pedantic and lets
+    /// CONNECT switch them off.
+    pub fn verbose(&self) -> bool {
+        self.verbose.unwrap_or(true)
+    }
+
+    /// Whether publish subjects are checked strictly (see [`ConnectInfo::verbose`]).
+    pub fn pedantic(&self) -> bool {
+        self.pedantic.unwrap_or(true)
     }
 
     /// Whether own messages are echoed back.

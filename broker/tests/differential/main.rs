@@ -10,6 +10,7 @@
 //! the monitoring port, and each other module holds the scenarios of one topic.
 
 mod auth;
+mod corpus;
 mod edges;
 mod http;
 mod limits;
@@ -59,6 +60,7 @@ fn all_scenarios() -> Vec<Scenario> {
         limits::scenarios(),
         liveness::scenarios(),
         auth::scenarios(),
+        corpus::scenarios(),
         monitor::scenarios(),
         shutdown::scenarios(),
     ]
