@@ -1,0 +1,172 @@
+//! The benchmarks, each a [`Benchmark`] in the table [`all`]. A new one (JetStream publish,
+//! consumer fetch, ...) is a module with a type implementing the trait and a line in [`all`].
+
+mod publish;
+mod publish_async;
+mod pubsub;
+mod reqrep;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::args::Workload;
+use crate::system::CpuUsage;
+use crate::targets::Target;
+
+/// One benchmark: a way to load a server and the figures it yields.
+pub(crate) trait Benchmark: Sync {
+    /// Short name for `--only` and JSON: `pub`.
+    fn name(&self) -> &'static str;
+    /// What the table calls it: `publish, raw TCP`.
+    fn title(&self) -> &'static str;
+    /// Whether `--messages` or `--requests` sets its work.
+    fn unit(&self) -> WorkUnit;
+    /// Messages (or requests) in one run when the command line does not say, chosen so a run
+    /// takes one to three seconds on a 2-core machine.
+    fn default_count(&self, payload: usize) -> u64;
+    /// Runs once against `target` and measures.
+    fn run(&self, env: &Env, target: &Target, case: &Case) -> anyhow::Result<Sample>;
+}
+
+/// Every benchmark, in the order they run and print.
+pub(crate) fn all() -> Vec<Box<dyn Benchmark>> {
+    vec![
+        Box::new(publish::PublishRaw),
+        Box::new(pubsub::PubSubRaw),
+        Box::new(publish_async::PublishAsync),
+        Box::new(reqrep::RequestReply),
+    ]
+}
+
+/// What a benchmark's count counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WorkUnit {
+    /// Messages published (throughput benchmarks).
+    Messages,
+    /// Requests made (latency benchmarks).
+    Requests,
+}
+
+/// What the benchmarks share: the async runtime for the async-nats clients.
+pub(crate) struct Env {
+    /// Runs async-nats clients.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// One benchmark configuration: payload size and amount of work.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Case {
+    /// Payload bytes per message.
+    pub payload: usize,
+    /// How much to do.
+    pub work: Work,
+}
+
+/// A resolved [`Workload`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// Exactly this many.
+    Count(u64),
+    /// As many as fit in this time.
+    For(Duration),
+}
+
+impl Work {
+    /// `workload`, with the benchmark's default count filled in.
+    pub(crate) fn resolve(workload: Workload, bench: &dyn Benchmark, payload: usize) -> Work {
+        match workload {
+            Workload::Default => Work::Count(bench.default_count(payload)),
+            Workload::Count(n) => Work::Count(n),
+            Workload::For(d) => Work::For(d),
+        }
+    }
+}
+
+/// A measured quantity and which direction is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct Metric {
+    /// `msgs/s`, `p50 µs`, ...
+    pub name: &'static str,
+    /// True for throughput, false for latency.
+    pub higher_is_better: bool,
+}
+
+/// Messages per second.
+pub(crate) const MSGS_PER_SEC: Metric = Metric {
+    name: "msgs/s",
+    higher_is_better: true,
+};
+/// Payload megabytes (10^6 bytes) per second.
+pub(crate) const MB_PER_SEC: Metric = Metric {
+    name: "MB/s",
+    higher_is_better: true,
+};
+/// Median round-trip time in microseconds.
+pub(crate) const P50_US: Metric = Metric {
+    name: "p50 µs",
+    higher_is_better: false,
+};
+/// 99th-percentile round-trip time in microseconds.
+pub(crate) const P99_US: Metric = Metric {
+    name: "p99 µs",
+    higher_is_better: false,
+};
+
+/// One value of a metric.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct Figure {
+    /// What was measured.
+    pub metric: Metric,
+    /// Its value.
+    pub value: f64,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Sample {
+    /// Messages (or requests) done in the measured interval.
+    pub count: u64,
+    /// Length of the measured interval.
+    pub seconds: f64,
+    /// The figures, in the benchmark's order.
+    pub figures: Vec<Figure>,
+    /// CPU use over the measured interval.
+    pub cpu: CpuUsage,
+}
+
+impl Sample {
+    /// msgs/s and MB/s for `count` messages of `payload` bytes in `elapsed`.
+    pub(crate) fn throughput(
+        count: u64,
+        payload: usize,
+        elapsed: Duration,
+        cpu: CpuUsage,
+    ) -> Sample {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let rate = count as f64 / secs;
+        Sample {
+            count,
+            seconds: secs,
+            figures: vec![
+                Figure {
+                    metric: MSGS_PER_SEC,
+                    value: rate,
+                },
+                Figure {
+                    metric: MB_PER_SEC,
+                    value: rate * payload as f64 / 1e6,
+                },
+            ],
+            cpu,
+        }
+    }
+
+    /// The value of `metric`, if this sample has it.
+    pub(crate) fn value(&self, metric: Metric) -> Option<f64> {
+        self.figures
+            .iter()
+            .find(|f| f.metric == metric)
+            .map(|f| f.value)
+    }
+}

@@ -1,0 +1,70 @@
+//! `broker-bench`: measures core NATS throughput and latency of the bundled broker against the
+//! reference nats-server (or of any servers given with `--url`) and prints them side by side.
+//!
+//! The layout:
+//! - `args`: the command line.
+//! - `targets`: the servers under test, started with `broker::harness` or given by URL.
+//! - `bench`: the [`bench::Benchmark`] trait and one module per benchmark.
+//! - `raw`: a minimal blocking NATS client, so the client is not the bottleneck.
+//! - `runner`: runs, repeats and alternates; `report`: tables and JSON.
+//! - `system`: machine facts and per-process CPU time from `/proc`.
+
+mod args;
+mod bench;
+mod raw;
+mod report;
+mod runner;
+mod system;
+mod targets;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("broker-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the benchmarks; `Ok(false)` when any run failed.
+fn run() -> anyhow::Result<bool> {
+    let settings = args::parse(std::env::args().skip(1))?;
+    if settings.help {
+        print!("{}", args::USAGE);
+        return Ok(true);
+    }
+    let benches = runner::select(&settings.only)?;
+    let machine = system::Machine::detect();
+    let targets = targets::Targets::prepare(&settings)?;
+    let env = bench::Env {
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?,
+    };
+    let header = report::Header {
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        machine,
+        targets: &targets.list,
+        settings: &settings,
+    };
+    if !settings.json {
+        report::print_header(&header);
+    }
+    let results = runner::run_all(&settings, &env, &targets.list, &benches);
+    if settings.json {
+        report::print_json(&header, &results)?;
+    } else {
+        report::print_results(&targets.list, &results);
+    }
+    Ok(results
+        .iter()
+        .all(|r| r.targets.iter().all(|t| t.errors.is_empty())))
+}

@@ -1,0 +1,177 @@
+//! What the bench learns from the operating system: the machine it runs on, and how much CPU a
+//! process used over an interval (to tell whether the server or the client was the bottleneck).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// Clock ticks per second in `/proc/<pid>/stat`; `USER_HZ` is 100 on every Linux ABI we run on.
+const USER_HZ: f64 = 100.0;
+
+/// The machine the measurements were taken on.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Machine {
+    /// CPU model from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Logical processors in `/proc/cpuinfo`.
+    pub cpus: usize,
+    /// Processors this process may run on.
+    pub available: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// The 1-minute load average when the bench started (others share this machine).
+    pub load_at_start: String,
+}
+
+impl Machine {
+    /// Reads what `/proc` tells; unknown fields say `unknown`.
+    pub(crate) fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, m)| m.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cpus = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        Machine {
+            cpu_model,
+            cpus,
+            available: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+            load_at_start: load_average(),
+        }
+    }
+}
+
+/// The load averages (1, 5, 15 minutes) from `/proc/loadavg`.
+pub(crate) fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
+/// The first line `program --version` prints, or `None` when it fails.
+pub(crate) fn version_of(program: &Path) -> Option<String> {
+    let out = Command::new(program).arg("--version").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = if text.trim().is_empty() {
+        String::from_utf8_lossy(&out.stderr)
+    } else {
+        text
+    };
+    text.lines().next().map(|l| l.trim().to_string())
+}
+
+/// CPU time used by a process (user + system, all threads) since it started.
+pub(crate) fn process_cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces; fields after it are
+    // plain. utime and stime are fields 14 and 15, so 11 and 12 after the closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|t| t as f64)
+            .with_context(|| format!("unexpected format of {path}"))
+    };
+    Ok(Duration::from_secs_f64((ticks(11)? + ticks(12)?) / USER_HZ))
+}
+
+/// Takes CPU-time snapshots of the server process (when known) and of this process.
+#[derive(Clone, Debug)]
+pub(crate) struct CpuProbe {
+    server_pid: Option<u32>,
+}
+
+/// One snapshot of [`CpuProbe`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuSnapshot {
+    at: Instant,
+    server: Option<Duration>,
+    client: Option<Duration>,
+}
+
+/// CPU use over an interval, in percent of one core (200 means both cores of a 2-core machine).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub(crate) struct CpuUsage {
+    /// The server process; `None` when its pid is unknown (servers given by `--url`).
+    pub server_pct: Option<f64>,
+    /// The bench process itself: all its client connections and threads.
+    pub client_pct: Option<f64>,
+}
+
+impl CpuProbe {
+    /// A probe for the server with this pid, if known.
+    pub(crate) fn new(server_pid: Option<u32>) -> CpuProbe {
+        CpuProbe { server_pid }
+    }
+
+    /// CPU times now.
+    pub(crate) fn snapshot(&self) -> CpuSnapshot {
+        CpuSnapshot {
+            at: Instant::now(),
+            server: self
+                .server_pid
+                .and_then(|p| process_cpu_time(&p.to_string()).ok()),
+            client: process_cpu_time("self").ok(),
+        }
+    }
+}
+
+impl CpuSnapshot {
+    /// When the snapshot was taken.
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// CPU use from `self` to `later`.
+    pub(crate) fn usage_until(&self, later: &CpuSnapshot) -> CpuUsage {
+        let wall = later.at.duration_since(self.at).as_secs_f64();
+        let pct = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) if wall > 0.0 => {
+                Some(b.saturating_sub(a).as_secs_f64() / wall * 100.0)
+            }
+            _ => None,
+        };
+        CpuUsage {
+            server_pct: pct(self.server, later.server),
+            client_pct: pct(self.client, later.client),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_a_cpu_time() {
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {}
+        assert!(process_cpu_time("self").unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn machine_detection_finds_processors() {
+        assert!(Machine::detect().cpus >= 1);
+    }
+}
