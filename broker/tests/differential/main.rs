@@ -69,7 +69,7 @@ fn all_scenarios() -> Vec<Scenario> {
 
 /// Deliberate differences of the bundled broker, run against it alone.
 fn broker_extensions() -> Vec<Scenario> {
-    shutdown::broker_extensions()
+    [shutdown::broker_extensions(), monitor::broker_extensions()].concat()
 }
 
 /// One server under test, shared by all of its trials.

@@ -1,6 +1,6 @@
 //! The HTTP monitoring port: `/healthz`, `/varz`, `/connz`, `/subsz`.
 //!
-//! `/metrics` is not here: nats-server has none, so it belongs to the broker's own tests.
+//! `/metrics`: nats-server has none, so its scenario is a broker extension.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::http::{get, get_json};
 use crate::protocol::u64_field;
 use crate::raw::{RawClient, WAIT};
-use crate::{block_on, scenarios, Scenario, Target};
+use crate::{block_on, scenarios, with_log, Scenario, Target};
 
 pub fn scenarios() -> Vec<Scenario> {
     scenarios![
@@ -234,4 +234,79 @@ fn unknown_monitoring_path_gets_404(t: &Target) -> anyhow::Result<()> {
         ensure!(response.status == 404, "status {}", response.status);
         Ok(())
     })
+}
+
+/// Broker-only: nats-server has no `/metrics`; the broker serves Prometheus text there.
+pub fn broker_extensions() -> Vec<Scenario> {
+    scenarios![broker_extension_metrics_serves_prometheus_series_that_follow_traffic]
+}
+
+/// The value of one series in a Prometheus text body.
+fn series(body: &str, name: &str) -> anyhow::Result<u64> {
+    let line = body
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .with_context(|| format!("no series {name} in /metrics:\n{body}"))?;
+    let value = line.split_whitespace().nth(1).unwrap_or_default();
+    value
+        .parse()
+        .with_context(|| format!("series {name} has value {value:?}"))
+}
+
+fn broker_extension_metrics_serves_prometheus_series_that_follow_traffic(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start(&[])?;
+    let (port, http_port) = (server.port(), server.http_port());
+    let result = block_on(async move {
+        let before = crate::http::get(http_port, "/metrics").await?;
+        ensure!(
+            before.status == 200,
+            "GET /metrics: status {}",
+            before.status
+        );
+        for name in [
+            "broker_slow_consumers_total",
+            "broker_uptime_seconds",
+            "broker_connections",
+        ] {
+            series(&before.body, name)?;
+        }
+        ensure!(
+            before.body.contains("# TYPE broker_in_msgs_total counter"),
+            "{}",
+            before.body
+        );
+        let mut c = RawClient::quiet(port).await?;
+        c.send("SUB m.x 1\r\nPUB m.x 5\r\nhello\r\nPUB m.x 5\r\nworld\r\n")
+            .await?;
+        c.ping_until_pong().await?;
+        poll_metrics(http_port, |body| {
+            ensure!(series(body, "broker_in_msgs_total")? == 2, "in_msgs");
+            ensure!(series(body, "broker_out_msgs_total")? == 2, "out_msgs");
+            ensure!(series(body, "broker_in_bytes_total")? == 10, "in_bytes");
+            ensure!(series(body, "broker_subscriptions")? == 1, "subscriptions");
+            ensure!(series(body, "broker_connections")? == 1, "connections");
+            Ok(())
+        })
+        .await
+    });
+    with_log(&server, result)
+}
+
+async fn poll_metrics(
+    http_port: u16,
+    mut check: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let body = crate::http::get(http_port, "/metrics").await?.body;
+        match check(&body) {
+            Ok(()) => return Ok(()),
+            Err(err) if Instant::now() >= deadline => {
+                return Err(err.context(format!("/metrics after {WAIT:?}:\n{body}")))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
