@@ -190,18 +190,33 @@ impl ServerProcess {
     /// Sends SIGTERM and waits up to `bound` for the process to exit, returning its status.
     /// When it is still running after `bound` it is killed and an error is returned.
     pub fn terminate(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
+        self.signal(libc::SIGTERM).context("sending SIGTERM")?;
+        self.wait_exit(bound)
+    }
+
+    /// Sends `signal` (a `libc::SIG*` number) to a server that is still running.
+    pub fn signal(&mut self, signal: libc::c_int) -> anyhow::Result<()> {
         if let Some(status) = self
             .child
             .try_wait()
             .context("polling the server process")?
         {
-            bail!("{} had already exited ({status}) before SIGTERM", self.kind);
+            bail!(
+                "{} had already exited ({status}) before signal {signal}",
+                self.kind
+            );
         }
         let pid = libc::pid_t::try_from(self.child.id()).context("process id out of range")?;
         // SAFETY: kill(2) with a pid we own (our unreaped child, so it cannot be reused).
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("sending SIGTERM");
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("kill(2)");
         }
+        Ok(())
+    }
+
+    /// Waits up to `bound` for the process to exit by itself and returns its status; when it
+    /// is still running after `bound` it is killed and an error is returned.
+    pub fn wait_exit(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = Instant::now() + bound;
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -215,7 +230,7 @@ impl ServerProcess {
         }
         let _ = self.kill();
         bail!(
-            "{} did not exit within {bound:?} of SIGTERM; log:\n{}",
+            "{} did not exit within {bound:?}; log:\n{}",
             self.kind,
             self.log()
         )

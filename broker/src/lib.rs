@@ -8,6 +8,7 @@
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
+//! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
 mod auth;
@@ -15,6 +16,7 @@ pub mod cli;
 mod client;
 mod config_file;
 pub mod harness;
+mod lame_duck;
 pub mod logging;
 mod monitor;
 pub mod options;

@@ -81,7 +81,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     };
     tracing::info!("Server is ready");
     let result = server
-        .run(shutdown_signal())
+        .run(shutdown_signal(), lame_duck_signal())
         .await
         .context("server stopped");
     for path in pid_file.iter().chain(ports_file.iter()) {
@@ -101,6 +101,21 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<st
     std::fs::write(&path, ports.to_string())
         .with_context(|| format!("cannot write ports file {}", path.display()))?;
     Ok(path)
+}
+
+/// SIGUSR2 asks for lame duck mode, as with nats-server (`nats-server --signal ldm`).
+async fn lame_duck_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined2()) {
+        Ok(mut usr2) => {
+            usr2.recv().await;
+            tracing::info!("Trapped \"user defined signal 2\" signal");
+        }
+        Err(e) => {
+            tracing::error!("cannot handle SIGUSR2: {e}");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 async fn shutdown_signal() {

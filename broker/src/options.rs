@@ -21,6 +21,12 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(120);
 pub const DEFAULT_PING_MAX: u32 = 2;
 /// Time a client has to send a valid CONNECT when auth is on (`auth_timeout`): 2 s.
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long lame duck mode takes from its signal to the last client closed
+/// (`lame_duck_duration`), as nats-server: 2 minutes.
+pub const DEFAULT_LAME_DUCK_DURATION: Duration = Duration::from_secs(120);
+/// How long lame duck mode waits, after telling clients, before it closes the first one
+/// (`lame_duck_grace_period`), as nats-server: 10 s.
+pub const DEFAULT_LAME_DUCK_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// How many subscriptions one connection may hold (`max_subscriptions`); 0 means no limit.
 pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 0;
 
@@ -91,6 +97,10 @@ pub struct Options {
     pub ping_timeout: Option<Duration>,
     /// See [`DEFAULT_AUTH_TIMEOUT`].
     pub auth_timeout: Duration,
+    /// See [`DEFAULT_LAME_DUCK_DURATION`].
+    pub lame_duck_duration: Duration,
+    /// See [`DEFAULT_LAME_DUCK_GRACE_PERIOD`].
+    pub lame_duck_grace_period: Duration,
     /// Debug logging (`-D`).
     pub debug: bool,
     /// Protocol tracing (`-V`).
@@ -132,6 +142,8 @@ impl Default for Options {
             ping_max: DEFAULT_PING_MAX,
             ping_timeout: None,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
+            lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             debug: false,
             trace: false,
             log_time: true,

@@ -103,6 +103,7 @@ impl Server {
             jetstream: false,
             client_id: 0,
             client_ip: String::new(),
+            ldm: false,
         };
         let state = Arc::new(ServerState {
             opts,
@@ -139,8 +140,13 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, flushes and closes every
-    /// connection (waiting at most `write_deadline` for them).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// connection (waiting at most `write_deadline` for them). When `lame_duck` completes first,
+    /// it stops accepting and runs lame duck mode (see `lame_duck`) before shutting down.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        lame_duck: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let Server {
             state,
             listener,
@@ -156,6 +162,8 @@ impl Server {
             });
         }
         tokio::pin!(shutdown);
+        tokio::pin!(lame_duck);
+        let mut entering_lame_duck = false;
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -167,9 +175,16 @@ impl Server {
                     }
                 },
                 _ = &mut shutdown => break,
+                _ = &mut lame_duck => {
+                    entering_lame_duck = true;
+                    break;
+                }
             }
         }
         drop(listener);
+        if entering_lame_duck {
+            crate::lame_duck::run(&state, shutdown.as_mut()).await;
+        }
         tracing::info!(
             "shutting down: flushing {} connections",
             state.clients.lock().len()

@@ -91,6 +91,8 @@ pub(crate) struct Client {
     closing: AtomicBool,
     close_reason: Mutex<Option<CloseReason>>,
     headers: AtomicBool,
+    /// The `protocol` of the client's CONNECT; -1 until CONNECT arrives.
+    pub protocol: std::sync::atomic::AtomicI64,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
     pub last_activity: AtomicU64,
@@ -130,6 +132,7 @@ impl Client {
             closing: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             headers: AtomicBool::new(false),
+            protocol: std::sync::atomic::AtomicI64::new(-1),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             last_activity: AtomicU64::new(unix_nanos()),

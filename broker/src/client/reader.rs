@@ -245,6 +245,7 @@ impl Connection {
         self.pedantic = info.pedantic();
         self.limits.headers = info.headers;
         self.client.set_headers(info.headers);
+        self.client.protocol.store(info.protocol, Ordering::Relaxed);
         self.router
             .configure(info.echo(), info.no_responders && info.headers);
         let mut meta = self.client.meta.lock();

@@ -8,14 +8,12 @@ use super::ConfigError;
 use crate::options::{Auth, Options, UserPass};
 
 /// Top-level settings nats-server knows that change nothing a client of this broker relies
-/// on (logging details, lame-duck mode, profiling), so a file written for nats-server still
+/// on (logging details, profiling), so a file written for nats-server still
 /// loads: they are ignored with a warning.
 const IGNORED: &[&str] = &[
     "client_advertise",
     "connect_error_reports",
     "disable_sublist_cache",
-    "lame_duck_duration",
-    "lame_duck_grace_period",
     "logfile_max_num",
     "logfile_size_limit",
     "log_size_limit",
@@ -74,6 +72,8 @@ fn top_level(
         "max_subscriptions" | "max_subs" => opts.max_subscriptions = number(k, node)?,
         "write_deadline" => opts.write_deadline = duration(k, node)?,
         "ping_interval" => opts.ping_interval = duration(k, node)?,
+        "lame_duck_duration" => opts.lame_duck_duration = duration(k, node)?,
+        "lame_duck_grace_period" => opts.lame_duck_grace_period = duration(k, node)?,
         "ping_max" => opts.ping_max = number(k, node)?,
         "debug" => opts.debug = boolean(k, node)?,
         "trace" => opts.trace = boolean(k, node)?,

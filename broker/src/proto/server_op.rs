@@ -42,6 +42,9 @@ pub struct Info {
     /// The connection's remote address.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// The server is in lame duck mode: clients should move to another server.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ldm: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

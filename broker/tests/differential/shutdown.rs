@@ -1,15 +1,19 @@
-//! Graceful shutdown on SIGTERM.
+//! Graceful shutdown on SIGTERM, and lame duck mode on SIGUSR2.
 
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use anyhow::{ensure, Context};
+use anyhow::{bail, ensure, Context};
+use tokio::time::Instant;
 
 use crate::raw::{RawClient, ServerOp};
-use crate::{block_on, scenarios, Scenario, Target};
+use crate::{block_on, scenarios, with_log, Scenario, Target};
 
 pub fn scenarios() -> Vec<Scenario> {
-    scenarios![sigterm_stops_the_server_after_delivering_what_was_published_before_it]
+    scenarios![
+        sigterm_stops_the_server_after_delivering_what_was_published_before_it,
+        lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and_exits,
+    ]
 }
 
 /// The bundled broker's deliberate differences from nats-server on shutdown.
@@ -83,4 +87,57 @@ fn broker_extension_sigterm_exit_status_is_zero(t: &Target) -> anyhow::Result<()
         "the broker exited with {status} on SIGTERM"
     );
     Ok(())
+}
+
+/// nats-server refuses a lame duck duration under 30 s; the grace period is what a test waits.
+const LAME_DUCK_CONFIG: &str = "lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"500ms\"\n";
+
+fn lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and_exits(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let mut server = t.start_with_config(LAME_DUCK_CONFIG, &[])?;
+    let port = server.port();
+    let result = block_on(async {
+        let modern = r#"{"verbose":false,"pedantic":false,"protocol":1}"#;
+        let mut told = RawClient::connect_with(port, modern).await?;
+        let mut old =
+            RawClient::connect_with(port, r#"{"verbose":false,"pedantic":false}"#).await?;
+        server.signal(libc::SIGUSR2)?;
+        let signalled = Instant::now();
+        match told.expect().await.context("the lame duck INFO")? {
+            ServerOp::Info(info) => ensure!(info["ldm"] == true, "INFO without ldm: {info}"),
+            other => bail!("expected an INFO with ldm, got {other:?}"),
+        }
+        let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        ensure!(
+            refused.is_err(),
+            "a new connection was accepted in lame duck mode"
+        );
+        let rest = told
+            .until_closed()
+            .await
+            .context("closing the told client")?;
+        ensure!(
+            signalled.elapsed() >= Duration::from_millis(400),
+            "closed after {:?}, before the 500 ms grace period",
+            signalled.elapsed()
+        );
+        ensure!(
+            rest.iter().all(|op| matches!(op, ServerOp::Err(_))),
+            "then got {rest:?}"
+        );
+        let old_ops = old
+            .until_closed()
+            .await
+            .context("closing the protocol 0 client")?;
+        let told_old = old_ops.iter().any(|op| matches!(op, ServerOp::Info(_)));
+        ensure!(!told_old, "a protocol 0 client was sent {old_ops:?}");
+        let status = server.wait_exit(EXIT_BOUND)?;
+        ensure!(
+            status.code().is_some(),
+            "the server died of a signal: {status}"
+        );
+        Ok(())
+    });
+    with_log(&server, result)
 }
