@@ -22,6 +22,7 @@ mod monitor;
 pub mod options;
 pub mod proto;
 pub mod server;
+pub mod signals;
 mod sublist;
 
 pub use options::Options;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use broker::cli::{self, Command};
+use broker::logging::LogFile;
 use broker::server::{BROKER_VERSION, COMPATIBLE_VERSION};
+use broker::signals::Signals;
 use broker::{Options, Server};
 
 fn main() -> ExitCode {
@@ -30,10 +32,13 @@ fn main() -> ExitCode {
         }
         Command::Run(opts) => *opts,
     };
-    if let Err(e) = broker::logging::init(&opts) {
-        eprintln!("broker: {e:#}");
-        return ExitCode::FAILURE;
-    }
+    let log_file = match broker::logging::init(&opts) {
+        Ok(log_file) => log_file,
+        Err(e) => {
+            eprintln!("broker: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     for warning in warnings {
         tracing::warn!("{warning}");
     }
@@ -44,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(opts)) {
+    match runtime.block_on(run(opts, log_file)) {
         Ok(()) => {
             tracing::info!("Server Exiting..");
             ExitCode::SUCCESS
@@ -56,7 +61,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(opts: Options) -> anyhow::Result<()> {
+async fn run(opts: Options, log_file: Option<LogFile>) -> anyhow::Result<()> {
+    let (shutdown, lame_duck) = Signals::install()?.split(log_file);
     let pid_file = opts.pid_file.clone();
     let ports_dir = opts.ports_file_dir.clone();
     let server = Server::bind(opts).await?;
@@ -81,7 +87,7 @@ async fn run(opts: Options) -> anyhow::Result<()> {
     };
     tracing::info!("Server is ready");
     let result = server
-        .run(shutdown_signal(), lame_duck_signal())
+        .run(shutdown, lame_duck)
         .await
         .context("server stopped");
     for path in pid_file.iter().chain(ports_file.iter()) {
@@ -101,34 +107,4 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<st
     std::fs::write(&path, ports.to_string())
         .with_context(|| format!("cannot write ports file {}", path.display()))?;
     Ok(path)
-}
-
-/// SIGUSR2 asks for lame duck mode, as with nats-server (`nats-server --signal ldm`).
-async fn lame_duck_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::user_defined2()) {
-        Ok(mut usr2) => {
-            usr2.recv().await;
-            tracing::info!("Trapped \"user defined signal 2\" signal");
-        }
-        Err(e) => {
-            tracing::error!("cannot handle SIGUSR2: {e}");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot handle SIGTERM: {e}");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("Trapped \"interrupt\" signal"),
-        _ = term.recv() => tracing::info!("Trapped \"terminated\" signal"),
-    }
 }

@@ -1,4 +1,5 @@
-//! Graceful shutdown on SIGTERM, and lame duck mode on SIGUSR2.
+//! Graceful shutdown on SIGTERM, lame duck mode on SIGUSR2, and the signals that must not end
+//! the server (SIGHUP, SIGUSR1 for log rotation).
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -13,6 +14,7 @@ pub fn scenarios() -> Vec<Scenario> {
     scenarios![
         sigterm_stops_the_server_after_delivering_what_was_published_before_it,
         lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and_exits,
+        sigusr1_reopens_a_rotated_log_file_and_sighup_leaves_the_server_running,
     ]
 }
 
@@ -138,6 +140,39 @@ fn lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and
             "the server died of a signal: {status}"
         );
         Ok(())
+    });
+    with_log(&server, result)
+}
+
+fn sigusr1_reopens_a_rotated_log_file_and_sighup_leaves_the_server_running(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("a directory for the log")?;
+    let log = dir.path().join("server.log");
+    let log_arg = log.to_str().context("log path is not UTF-8")?;
+    let mut server = t.start(&["-l", log_arg])?;
+    let port = server.port();
+    let result = block_on(async {
+        let mut c = RawClient::connect_with(port, r#"{"verbose":false,"pedantic":false}"#).await?;
+        std::fs::rename(&log, dir.path().join("server.log.1")).context("rotating the log")?;
+        server.signal(libc::SIGUSR1)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !log.exists() {
+            ensure!(
+                Instant::now() < deadline,
+                "no new log file 5 s after SIGUSR1"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.signal(libc::SIGHUP)?;
+        c.expect_still_open()
+            .await
+            .context("after SIGUSR1 and SIGHUP")?;
+        let mut fresh = RawClient::connect_with(port, r#"{"verbose":false}"#).await?;
+        fresh
+            .expect_still_open()
+            .await
+            .context("a new connection after SIGHUP")
     });
     with_log(&server, result)
 }
