@@ -1,27 +1,58 @@
-//! Authentication of CONNECT against the configured token or users.
+//! Authentication of CONNECT against the configured token, passwords or nkeys.
 
-use crate::options::Auth;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
+use crate::options::{Auth, User};
 use crate::proto::connect::ConnectInfo;
 
-/// Whether the credentials in `connect` satisfy `auth`.
-pub(crate) fn allows(auth: &Auth, connect: &ConnectInfo) -> bool {
+/// Random bytes in a nonce, as nats-server: 11, sent as 15 base64url characters.
+const NONCE_BYTES: usize = 11;
+
+/// A fresh nonce for one connection's INFO, for nkey users to sign.
+pub(crate) fn new_nonce() -> String {
+    let bytes: [u8; NONCE_BYTES] = std::array::from_fn(|_| fastrand::u8(..));
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether the credentials in `connect` satisfy `auth`; `nonce` is what INFO sent.
+pub(crate) fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
     match auth {
         Auth::None => true,
         Auth::Token(token) => connect
             .auth_token
             .as_deref()
             .is_some_and(|t| same(t, token)),
-        Auth::Users(users) => {
-            let (Some(user), Some(pass)) = (connect.user.as_deref(), connect.pass.as_deref())
-            else {
-                return false;
-            };
-            // Check every entry so the time taken does not tell which user exists.
-            users.iter().fold(false, |ok, u| {
-                (same(&u.user, user) & same(&u.pass, pass)) | ok
-            })
-        }
+        // Check every entry so the time taken does not tell which user exists.
+        Auth::Users(users) => users
+            .iter()
+            .fold(false, |ok, u| user_matches(u, connect, nonce) | ok),
     }
+}
+
+fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
+    match user {
+        User::Password(u) => match (connect.user.as_deref(), connect.pass.as_deref()) {
+            (Some(name), Some(pass)) => same(&u.user, name) & same(&u.pass, pass),
+            _ => false,
+        },
+        User::NKey(key) => match (connect.nkey.as_deref(), connect.sig.as_deref()) {
+            (Some(given), Some(sig)) => same(key, given) && signed(key, nonce, sig),
+            _ => false,
+        },
+    }
+}
+
+/// Whether `sig` (base64, URL-safe or standard) is `key`'s Ed25519 signature of `nonce`.
+fn signed(key: &str, nonce: &str, sig: &str) -> bool {
+    let Ok(sig) = URL_SAFE_NO_PAD
+        .decode(sig)
+        .or_else(|_| STANDARD.decode(sig))
+    else {
+        return false;
+    };
+    nkeys::KeyPair::from_public_key(key)
+        .is_ok_and(|pair| pair.verify(nonce.as_bytes(), &sig).is_ok())
 }
 
 /// Compares without stopping at the first difference.
@@ -45,26 +76,46 @@ mod tests {
     #[test]
     fn token_must_match_exactly() {
         let auth = Auth::Token("s3cret".into());
-        assert!(allows(&auth, &connect(r#"{"auth_token":"s3cret"}"#)));
-        assert!(!allows(&auth, &connect(r#"{"auth_token":"s3cre"}"#)));
-        assert!(!allows(&auth, &connect("{}")));
+        assert!(allows(&auth, &connect(r#"{"auth_token":"s3cret"}"#), ""));
+        assert!(!allows(&auth, &connect(r#"{"auth_token":"s3cre"}"#), ""));
+        assert!(!allows(&auth, &connect("{}"), ""));
     }
 
     #[test]
     fn any_configured_user_may_log_in_with_its_own_password() {
-        let users = vec![
-            UserPass {
-                user: "a".into(),
-                pass: "pa".into(),
-            },
-            UserPass {
-                user: "b".into(),
-                pass: "pb".into(),
-            },
-        ];
-        let auth = Auth::Users(users);
-        assert!(allows(&auth, &connect(r#"{"user":"b","pass":"pb"}"#)));
-        assert!(!allows(&auth, &connect(r#"{"user":"a","pass":"pb"}"#)));
-        assert!(!allows(&auth, &connect(r#"{"user":"a"}"#)));
+        let user = |u: &str, p: &str| {
+            User::Password(UserPass {
+                user: u.into(),
+                pass: p.into(),
+            })
+        };
+        let auth = Auth::Users(vec![user("a", "pa"), user("b", "pb")]);
+        assert!(allows(&auth, &connect(r#"{"user":"b","pass":"pb"}"#), ""));
+        assert!(!allows(&auth, &connect(r#"{"user":"a","pass":"pb"}"#), ""));
+        assert!(!allows(&auth, &connect(r#"{"user":"a"}"#), ""));
+    }
+
+    #[test]
+    fn an_nkey_user_must_sign_this_connections_nonce() {
+        let pair = nkeys::KeyPair::new_user();
+        let auth = Auth::Users(vec![User::NKey(pair.public_key())]);
+        assert!(auth.needs_nonce());
+        let nonce = new_nonce();
+        let login = |nonce: &str, sig: Vec<u8>| {
+            let sig = URL_SAFE_NO_PAD.encode(sig);
+            let login = connect(&format!(
+                r#"{{"nkey":"{}","sig":"{sig}"}}"#,
+                pair.public_key()
+            ));
+            allows(&auth, &login, nonce)
+        };
+        assert!(login(&nonce, pair.sign(nonce.as_bytes()).unwrap()));
+        assert!(
+            !login(&nonce, pair.sign(b"another nonce").unwrap()),
+            "a replayed signature"
+        );
+        let stranger = nkeys::KeyPair::new_user();
+        assert!(!login(&nonce, stranger.sign(nonce.as_bytes()).unwrap()));
+        assert!(!allows(&auth, &connect("{}"), &nonce));
     }
 }

@@ -48,11 +48,27 @@ pub enum Auth {
     None,
     /// Clients must send this `auth_token` in CONNECT.
     Token(String),
-    /// Clients must send one of these user/password pairs in CONNECT.
-    Users(Vec<UserPass>),
+    /// Clients must log in as one of these users.
+    Users(Vec<User>),
 }
 
 /// One user a client may log in as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum User {
+    /// Logs in with `user` and `pass` in CONNECT.
+    Password(UserPass),
+    /// Logs in with this nkey (a public user key, `U...`) and a signature of the server's nonce.
+    NKey(String),
+}
+
+impl Auth {
+    /// Whether clients must sign a nonce, so INFO must carry one.
+    pub fn needs_nonce(&self) -> bool {
+        matches!(self, Auth::Users(users) if users.iter().any(|u| matches!(u, User::NKey(_))))
+    }
+}
+
+/// A user/password pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserPass {
     /// The `user` field of CONNECT.

@@ -104,6 +104,7 @@ impl Server {
             client_id: 0,
             client_ip: String::new(),
             ldm: false,
+            nonce: String::new(),
         };
         let state = Arc::new(ServerState {
             opts,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::CliError;
 use crate::config_file::{parse_duration, parse_size};
-use crate::options::{Auth, Options, StoreType, UserPass};
+use crate::options::{Auth, Options, StoreType, User, UserPass};
 
 /// What a flag does; several spellings (`-p`, `--port`) share one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,7 +308,9 @@ impl Builder {
         self.opts.auth = match (self.token, self.user, self.pass) {
             (None, None, None) => self.opts.auth,
             (Some(token), None, None) => Auth::Token(token),
-            (None, Some(user), Some(pass)) => Auth::Users(vec![UserPass { user, pass }]),
+            (None, Some(user), Some(pass)) => {
+                Auth::Users(vec![User::Password(UserPass { user, pass })])
+            }
             (Some(_), Some(_), _) => return Err(CliError::Conflict("auth", "user")),
             (Some(_), None, Some(_)) => return Err(CliError::Conflict("auth", "pass")),
             (None, Some(_), None) => return Err(CliError::Requires("user", "pass")),

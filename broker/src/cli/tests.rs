@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::flags::SPECS;
 use super::*;
-use crate::options::{Auth, StoreType, UserPass};
+use crate::options::{Auth, StoreType, User, UserPass};
 
 fn args(line: &str) -> Vec<String> {
     line.split_whitespace().map(String::from).collect()
@@ -73,7 +73,7 @@ fn flags_take_one_or_two_dashes_and_a_separate_or_inline_value() {
         user: "a".into(),
         pass: "b".into(),
     };
-    assert_eq!(o.auth, Auth::Users(vec![a]));
+    assert_eq!(o.auth, Auth::Users(vec![User::Password(a)]));
     assert_eq!(o.log_file, Some(PathBuf::from("/tmp/b.log")));
     assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/b.pid")));
     assert_eq!(opts("-net 10.0.0.1").host, "10.0.0.1");

@@ -29,6 +29,10 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
     let mut info = state.info.clone();
     info.client_id = client.id;
     info.client_ip = client.addr.ip().to_string();
+    if state.opts.auth.needs_nonce() {
+        info.nonce = crate::auth::new_nonce();
+    }
+    let nonce = info.nonce.clone();
     client.queue_proto(|out| server_op::write_info(out, &info));
     client.flush_soon();
     let writer = tokio::spawn(writer::run(
@@ -36,7 +40,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
         write_half,
         state.opts.write_deadline,
     ));
-    let mut conn = Connection::new(state.clone(), client.clone());
+    let mut conn = Connection::new(state.clone(), client.clone(), nonce);
     let reason = conn.read_loop(read_half).await;
     client.close(reason);
     for sub in client
@@ -83,10 +87,12 @@ struct Connection {
     pedantic: bool,
     liveness: Liveness,
     limits: Limits,
+    /// The nonce this connection's INFO carried, for nkey logins; empty otherwise.
+    nonce: String,
 }
 
 impl Connection {
-    fn new(state: Arc<ServerState>, client: Arc<Client>) -> Connection {
+    fn new(state: Arc<ServerState>, client: Arc<Client>, nonce: String) -> Connection {
         let limits = Limits {
             max_control_line: state.opts.max_control_line,
             max_payload: state.opts.max_payload,
@@ -104,6 +110,7 @@ impl Connection {
             pedantic: true,
             liveness,
             limits,
+            nonce,
         }
     }
 
@@ -231,7 +238,7 @@ impl Connection {
             tracing::debug!(cid = self.client.id, "malformed CONNECT");
             return Err(CloseReason::ProtocolViolation);
         };
-        if !auth::allows(&self.state.opts.auth, &info) {
+        if !auth::allows(&self.state.opts.auth, &info, &self.nonce) {
             tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
             self.send_err("Authorization Violation");
             return Err(CloseReason::AuthenticationViolation);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::value::{classify, parse_duration, parse_size, Entry, Map, Node, Value};
 use super::ConfigError;
-use crate::options::{Auth, Options, UserPass};
+use crate::options::{Auth, Options, User, UserPass};
 
 /// Top-level settings nats-server knows that change nothing a client of this broker relies
 /// on (logging details, profiling), so a file written for nats-server still
@@ -303,7 +303,9 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
     opts.auth = match (token, user, pass, users) {
         (None, None, None, None) => Auth::None,
         (Some(token), None, None, None) => Auth::Token(token),
-        (None, Some(user), Some(pass), None) => Auth::Users(vec![UserPass { user, pass }]),
+        (None, Some(user), Some(pass), None) => {
+            Auth::Users(vec![User::Password(UserPass { user, pass })])
+        }
         (None, None, None, Some(users)) => Auth::Users(users),
         (Some(_), ..) => return Err(invalid(key, node, "a token cannot be combined with users")),
         (None, _, _, Some(_)) => {
@@ -318,8 +320,8 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
     Ok(())
 }
 
-// users: [ { user: alice, password: secret }, ... ]
-fn user_list(key: &str, node: &Node) -> Result<Vec<UserPass>, ConfigError> {
+// users: [ { user: alice, password: secret }, { nkey: UABC... }, ... ]
+fn user_list(key: &str, node: &Node) -> Result<Vec<User>, ConfigError> {
     let Value::Array(items) = &node.value else {
         return Err(invalid(
             key,
@@ -336,7 +338,7 @@ fn user_list(key: &str, node: &Node) -> Result<Vec<UserPass>, ConfigError> {
                 "expected a block such as {user: u, password: p}",
             ));
         };
-        let (mut user, mut pass) = (None, None);
+        let (mut user, mut pass, mut nkey) = (None, None, None);
         for entry in &map.entries {
             let key = entry.key.to_ascii_lowercase();
             let (k, node) = (key.as_str(), &entry.node);
@@ -344,20 +346,35 @@ fn user_list(key: &str, node: &Node) -> Result<Vec<UserPass>, ConfigError> {
                 "user" | "username" => user = Some(string(k, node)?),
                 "password" | "pass" => pass = Some(string(k, node)?),
                 "permissions" => return Err(unsupported(entry, "permissions are not supported")),
-                "nkey" => return Err(unsupported(entry, "only passwords are supported")),
+                "nkey" => nkey = Some(user_nkey(k, node)?),
                 _ => other(entry, &[], &mut Vec::new())?,
             }
         }
-        match (user, pass) {
-            (Some(user), Some(pass)) => users.push(UserPass { user, pass }),
+        match (user, pass, nkey) {
+            (Some(user), Some(pass), None) => users.push(User::Password(UserPass { user, pass })),
+            (None, None, Some(nkey)) => users.push(User::NKey(nkey)),
             _ => {
                 return Err(invalid(
                     key,
                     item,
-                    "each user needs both 'user' and 'password'",
+                    "each user needs either 'user' and 'password', or an 'nkey'",
                 ))
             }
         }
     }
     Ok(users)
+}
+
+/// A user's public nkey: base32 with a checksum, starting with `U`.
+fn user_nkey(key: &str, node: &Node) -> Result<String, ConfigError> {
+    let text = string(key, node)?;
+    match nkeys::from_public_key(&text) {
+        Ok(_) if text.starts_with('U') => Ok(text),
+        Ok(_) => Err(invalid(
+            key,
+            node,
+            "expected a user nkey, which starts with 'U'",
+        )),
+        Err(e) => Err(invalid(key, node, format!("not a valid public nkey: {e}"))),
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::parse::{decode, parse_text};
 use super::*;
-use crate::options::{Auth, UserPass};
+use crate::options::{Auth, User, UserPass};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -157,7 +157,7 @@ fn authorization_takes_a_token_a_user_or_a_list_of_users() {
         user: "alice".into(),
         pass: "1234".into(),
     };
-    assert_eq!(one.auth, Auth::Users(vec![alice.clone()]));
+    assert_eq!(one.auth, Auth::Users(vec![User::Password(alice.clone())]));
     let many = load(
         "authorization {\n  users = [\n    {user: alice, password: \"1234\"}\n    {user: bob, pass: x}\n  ]\n}",
     )
@@ -166,14 +166,21 @@ fn authorization_takes_a_token_a_user_or_a_list_of_users() {
         user: "bob".into(),
         pass: "x".into(),
     };
-    assert_eq!(many.auth, Auth::Users(vec![alice, bob]));
+    let many_users = vec![User::Password(alice), User::Password(bob)];
+    assert_eq!(many.auth, Auth::Users(many_users));
 }
 
 #[test]
 fn conflicting_or_incomplete_authorization_is_an_error() {
     assert!(error("authorization { token: t, user: u, password: p }").contains("token cannot"));
     assert!(error("authorization { user: u }").contains("go together"));
-    assert!(error("authorization { users: [{user: u}] }").contains("both 'user' and 'password'"));
+    let half = error("authorization { users: [{user: u}] }");
+    assert!(
+        half.contains("either 'user' and 'password', or an 'nkey'"),
+        "{half}"
+    );
+    let both = error("authorization { users: [{user: u, password: p, nkey: UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE}] }");
+    assert!(both.contains("or an 'nkey'"), "{both}");
     let perms = error("authorization {\n permissions: { publish: x } }");
     assert_eq!(perms, "config file foo.conf:2:2: setting 'permissions' cannot be used: permissions are not supported");
 }
@@ -189,7 +196,7 @@ fn variables_come_from_earlier_keys_enclosing_blocks_or_the_environment() {
         user: "alice".into(),
         pass: "hunter2".into(),
     };
-    assert_eq!(opts.auth, Auth::Users(vec![alice]));
+    assert_eq!(opts.auth, Auth::Users(vec![User::Password(alice)]));
     assert_eq!(
         load("authorization { token: $TEST_SECRET }").unwrap().auth,
         Auth::Token("s3cret".into())
@@ -358,4 +365,26 @@ fn random_and_mutated_input_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn nkey_users_are_checked_public_user_keys() {
+    let key = "UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE";
+    let opts = load(&format!(
+        "authorization {{ users: [ {{nkey: {key}}}, {{user: a, password: b}} ] }}"
+    ))
+    .unwrap();
+    let a = UserPass {
+        user: "a".into(),
+        pass: "b".into(),
+    };
+    assert_eq!(
+        opts.auth,
+        Auth::Users(vec![User::NKey(key.into()), User::Password(a)])
+    );
+    assert!(opts.auth.needs_nonce());
+    let broken = error("authorization { users: [ {nkey: UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VF} ] }");
+    assert!(broken.contains("not a valid public nkey"), "{broken}");
+    let account = error("authorization { users: [ {nkey: AAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE} ] }");
+    assert!(account.contains("nkey"), "{account}");
 }

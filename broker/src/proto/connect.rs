@@ -16,6 +16,10 @@ pub struct ConnectInfo {
     pub user: Option<String>,
     /// Password for user/password auth.
     pub pass: Option<String>,
+    /// Public nkey for nkey auth.
+    pub nkey: Option<String>,
+    /// Signature of the INFO nonce by `nkey`, base64.
+    pub sig: Option<String>,
     /// Client-chosen connection name, shown in `/connz`.
     pub name: Option<String>,
     /// Client library language.

@@ -42,6 +42,9 @@ pub struct Info {
     /// The connection's remote address.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// Random text an nkey user signs to log in; only when nkey users are configured.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
     /// The server is in lame duck mode: clients should move to another server.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ldm: bool,

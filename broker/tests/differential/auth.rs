@@ -1,4 +1,5 @@
-//! Authentication: token, user/password and a users list, from flags and from a config file.
+//! Authentication: token, user/password, a users list and nkeys, from flags and from a config
+//! file.
 
 use anyhow::{bail, ensure};
 use async_nats::{ConnectErrorKind, ConnectOptions};
@@ -17,6 +18,7 @@ pub fn scenarios() -> Vec<Scenario> {
         async_nats_authenticates_and_reports_authorization_violation,
         commands_before_connect_are_an_authorization_violation_when_auth_is_on,
         client_that_never_sends_connect_is_closed_with_authentication_timeout,
+        nkey_user_logs_in_by_signing_the_nonce_and_a_stranger_is_refused,
     ]
 }
 
@@ -190,6 +192,51 @@ fn client_that_never_sends_connect_is_closed_with_authentication_timeout(
             "expected -ERR 'Authentication Timeout' then close, got {ops:?} after {:?}",
             started.elapsed()
         );
+        Ok(())
+    })
+}
+
+fn nkey_user_logs_in_by_signing_the_nonce_and_a_stranger_is_refused(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let user = nkeys::KeyPair::new_user();
+    let config = format!(
+        "authorization {{ users: [ {{nkey: {}}}, {{user: pw, password: pw-pass}} ] }}\n",
+        user.public_key()
+    );
+    let server = t.start_with_config(&config, &[])?;
+    block_on(async move {
+        let raw = RawClient::connect(server.port()).await?;
+        let nonce = raw.info["nonce"].as_str().unwrap_or_default();
+        ensure!(!nonce.is_empty(), "INFO without a nonce: {}", raw.info);
+        ensure!(raw.info["auth_required"] == true, "INFO: {}", raw.info);
+        let seed = user.seed()?;
+        let good = ConnectOptions::with_nkey(seed);
+        let client = within(WAIT, "an nkey connect", good.connect(server.client_url())).await??;
+        client.flush().await?;
+        let password = ConnectOptions::with_user_and_password("pw".into(), "pw-pass".into());
+        let client = within(
+            WAIT,
+            "a password connect",
+            password.connect(server.client_url()),
+        )
+        .await??;
+        client.flush().await?;
+        let stranger = ConnectOptions::with_nkey(nkeys::KeyPair::new_user().seed()?);
+        match within(
+            WAIT,
+            "a stranger's connect",
+            stranger.connect(server.client_url()),
+        )
+        .await?
+        {
+            Ok(_) => bail!("an unknown nkey was let in"),
+            Err(err) => ensure!(
+                err.kind() == ConnectErrorKind::AuthorizationViolation,
+                "an unknown nkey gave {err} ({:?})",
+                err.kind()
+            ),
+        }
         Ok(())
     })
 }

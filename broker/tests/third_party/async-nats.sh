@@ -46,9 +46,8 @@ KNOWN_GAPS=(
     'tls_tests::*'
     # Websockets are not supported.
     'websocket_test::*'
-    # Decentralised auth: JWT, nkeys and accounts are not supported.
+    # Decentralised auth: JWT and accounts are not supported (nkey users are).
     'jwt_tests::*'
-    'nkey_tests::*'
     'client_tests::client::multiple_auth_methods'  # starts a server with jwt.conf
     'client_tests::client::custom_auth_callback_jwt'  # jwt.conf
 )
