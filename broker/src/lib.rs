@@ -8,6 +8,7 @@
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
+//! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
 mod auth;
@@ -20,6 +21,7 @@ mod monitor;
 pub mod options;
 pub mod proto;
 pub mod server;
+pub mod store;
 mod sublist;
 
 pub use options::Options;
