@@ -73,7 +73,7 @@ impl FileLog {
         subjects: &mut SubjectIndex,
     ) -> Result<(FileLog, Last), StoreError> {
         let config = FileConfig {
-            segment_size: config.segment_size.clamp(4096, 1 << 30),
+            segment_size: config.segment_size.clamp(512, 1 << 30),
             ..config
         };
         let (segments, last) = recovery::recover(dir, subjects)?;
