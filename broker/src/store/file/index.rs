@@ -66,6 +66,9 @@ pub(crate) struct SlotIndex {
     base: u64,
     slots: Vec<Slot>,
     live: u64,
+    /// Every slot below this position is deleted: removals from the front start here, so
+    /// evicting one message per append stays cheap in a large segment.
+    low: usize,
 }
 
 impl SlotIndex {
@@ -75,6 +78,7 @@ impl SlotIndex {
             base,
             slots: Vec::new(),
             live: 0,
+            low: 0,
         }
     }
 
@@ -129,12 +133,13 @@ impl SlotIndex {
     /// Marks every sequence below `floor` deleted.
     pub fn delete_below(&mut self, floor: u64) {
         let end = floor.saturating_sub(self.base).min(self.slots.len() as u64) as usize;
-        for slot in &mut self.slots[..end] {
+        for slot in &mut self.slots[self.low.min(end)..end] {
             if slot.live() {
                 slot.sid = DELETED;
                 self.live -= 1;
             }
         }
+        self.low = self.low.max(end);
     }
 
     /// Live messages from `from` upwards.

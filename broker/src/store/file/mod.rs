@@ -148,6 +148,17 @@ impl FileLog {
     }
 }
 
+impl Drop for FileLog {
+    /// Writes out what is buffered, as a clean shutdown should; syncing is the caller's call.
+    fn drop(&mut self) {
+        if !self.failed {
+            if let Err(e) = self.active().flush() {
+                tracing::error!(error = %e, "could not write the store's last appends on close");
+            }
+        }
+    }
+}
+
 /// fsyncs a directory, so that files created or removed in it stay so.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
