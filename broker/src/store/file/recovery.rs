@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::index::{Slot, SlotIndex};
-use super::record::{self, Kind, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::record::{self, Kind, RecordHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::segment::{parse_segment_name, Segment};
 use super::sync_dir;
 use crate::store::log::Last;
@@ -120,13 +120,7 @@ fn scan_segment(
         .open(&path)
         .map_err(io)?;
     let file_len = file.metadata().map_err(StoreError::io(&path))?.len();
-    let mut header = [0; SEGMENT_HEADER_LEN];
-    let parsed = match file.read_exact_at(&mut header, 0) {
-        Ok(()) => record::parse_segment_header(&header),
-        Err(_) if file_len < SEGMENT_HEADER_LEN as u64 => Err("partial segment header"),
-        Err(e) => return Err(StoreError::io(&path)(e)),
-    };
-    let last_ts = match parsed {
+    let last_ts = match read_segment_header(&path, &file, file_len)? {
         Ok((b, last_ts)) if b == base => last_ts,
         Ok(_) => return Err(corrupt(&path, 0, "segment header names another base")),
         Err(reason) if is_last => {
@@ -139,42 +133,19 @@ fn scan_segment(
         Err(reason) => return Err(corrupt(&path, 0, reason)),
     };
     scan.note_last(base.saturating_sub(1), last_ts);
+    let mut rebuild = Rebuild {
+        path: &path,
+        index: SlotIndex::new(base),
+        markers: Vec::new(),
+        subjects,
+        scan,
+    };
     let mut records = Records::new(&path, &file, file_len)?;
-    let mut segment_index = SlotIndex::new(base);
-    let mut markers = Vec::new();
     let end = loop {
-        let (offset, h, buf) = match records.next()? {
-            Step::Record(offset, h) => (offset, h, &records.buf),
+        match records.next()? {
+            Step::Record(offset, h) => rebuild.record(offset, &h, &records.buf)?,
             Step::End => break None,
             Step::Bad(offset, reason) => break Some((offset, reason)),
-        };
-        match h.kind {
-            Kind::Msg => {
-                if h.seq != segment_index.next_seq() {
-                    let reason = format!(
-                        "sequence {} where {} belongs",
-                        h.seq,
-                        segment_index.next_seq()
-                    );
-                    return Err(corrupt(&path, offset, reason));
-                }
-                let (subject, _, _) = record::body_ranges(&h);
-                let Ok(subject) = std::str::from_utf8(&buf[subject]) else {
-                    return Err(corrupt(&path, offset, "subject is not UTF-8"));
-                };
-                let sid = subjects.intern(subject);
-                segment_index.push(Slot::new(offset as usize, h.len, h.has_headers, sid, h.ts));
-                scan.note_last(h.seq, h.ts);
-            }
-            Kind::Tombstone => {
-                scan.tombstones.push(h.seq);
-                markers.push((h.kind, h.seq));
-            }
-            Kind::Compact => {
-                scan.floor = scan.floor.max(h.seq);
-                scan.note_last(h.seq.saturating_sub(1), h.ts);
-                markers.push((h.kind, h.seq));
-            }
         }
     };
     let valid_len = match end {
@@ -185,11 +156,67 @@ fn scan_segment(
         }
         Some((offset, reason)) => return Err(corrupt(&path, offset, reason)),
     };
-    let mut segment = Segment::from_parts(path, file, segment_index, valid_len);
+    let (index, markers) = (rebuild.index, rebuild.markers);
+    let mut segment = Segment::from_parts(path, file, index, valid_len);
     for (kind, seq) in markers {
         segment.note_marker(kind, seq);
     }
     Ok(segment)
+}
+
+/// Reads the segment header: `Err(reason)` inside when it is missing or bad.
+fn read_segment_header(
+    path: &Path,
+    file: &File,
+    file_len: u64,
+) -> Result<Result<(u64, i64), &'static str>, StoreError> {
+    let mut header = [0; SEGMENT_HEADER_LEN];
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) => Ok(record::parse_segment_header(&header)),
+        Err(_) if file_len < SEGMENT_HEADER_LEN as u64 => Ok(Err("partial segment header")),
+        Err(e) => Err(StoreError::io(path)(e)),
+    }
+}
+
+/// What one segment's records rebuild: its index, and its tombstones and compactions.
+struct Rebuild<'a> {
+    path: &'a Path,
+    index: SlotIndex,
+    markers: Vec<(Kind, u64)>,
+    subjects: &'a mut SubjectIndex,
+    scan: &'a mut Scan,
+}
+
+impl Rebuild<'_> {
+    /// Takes in one record whose checksum holds.
+    fn record(&mut self, offset: u64, h: &RecordHeader, buf: &[u8]) -> Result<(), StoreError> {
+        match h.kind {
+            Kind::Msg => {
+                let expected = self.index.next_seq();
+                if h.seq != expected {
+                    let reason = format!("sequence {} where {expected} belongs", h.seq);
+                    return Err(corrupt(self.path, offset, reason));
+                }
+                let (subject, _, _) = record::body_ranges(h);
+                let Ok(subject) = std::str::from_utf8(&buf[subject]) else {
+                    return Err(corrupt(self.path, offset, "subject is not UTF-8"));
+                };
+                let sid = self.subjects.intern(subject);
+                let slot = Slot::new(offset as usize, h.len, h.has_headers, sid, h.ts);
+                self.index.push(slot);
+                self.scan.note_last(h.seq, h.ts);
+            }
+            Kind::Tombstone => self.scan.tombstones.push(h.seq),
+            Kind::Compact => {
+                self.scan.floor = self.scan.floor.max(h.seq);
+                self.scan.note_last(h.seq.saturating_sub(1), h.ts);
+            }
+        }
+        if h.kind != Kind::Msg {
+            self.markers.push((h.kind, h.seq));
+        }
+        Ok(())
+    }
 }
 
 /// Truncates the last segment at `offset`, durably.
@@ -215,7 +242,7 @@ fn cut_torn_tail(
 /// One step of reading records.
 enum Step {
     /// A record with a good checksum at this offset, now in `Records::buf`.
-    Record(u64, record::RecordHeader),
+    Record(u64, RecordHeader),
     /// The end of the file, on a record boundary.
     End,
     /// A record that cannot be read at this offset, and why.
