@@ -188,7 +188,7 @@ impl Store {
             ts: st.last_ts,
         };
         let (mut removed, mut bytes) = (0, 0);
-        let mut stale: HashSet<Sid> = HashSet::new();
+        let mut stale: Vec<Sid> = Vec::new();
         if floor > st.last_seq {
             removed = st.msgs;
             bytes = st.bytes;
@@ -198,7 +198,7 @@ impl Store {
                 removed += 1;
                 bytes += e.size;
                 if self.subjects.remove_uncounted(e.sid) {
-                    stale.insert(e.sid);
+                    stale.push(e.sid);
                 }
             }
         }
@@ -210,15 +210,34 @@ impl Store {
             Some(e) => (self.state.first_seq, self.state.first_ts) = (e.seq, e.ts),
             None => (self.state.first_seq, self.state.first_ts) = (self.empty_first(), 0),
         }
+        stale.sort_unstable();
+        stale.dedup();
         stale.retain(|&sid| self.subjects.contains(sid));
+        self.refresh_firsts(floor, stale);
+        Ok(removed)
+    }
+
+    /// Finds the new first message of subjects that lost theirs to a removal below `floor`.
+    fn refresh_firsts(&mut self, floor: u64, mut stale: Vec<Sid>) {
+        // A handful of subjects (one per eviction on append) is quicker to compare than hash.
+        let mut many: HashSet<Sid> = HashSet::new();
+        if stale.len() > 8 {
+            many.extend(stale.drain(..));
+        }
         for e in self.log.entries(floor) {
-            if stale.is_empty() {
+            if stale.is_empty() && many.is_empty() {
                 break;
             }
-            if stale.remove(&e.sid) {
+            let found = match stale.iter().position(|&sid| sid == e.sid) {
+                Some(i) => {
+                    stale.swap_remove(i);
+                    true
+                }
+                None => !many.is_empty() && many.remove(&e.sid),
+            };
+            if found {
                 self.subjects.get_mut(e.sid).first = e.seq;
             }
         }
-        Ok(removed)
     }
 }

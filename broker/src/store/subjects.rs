@@ -98,32 +98,46 @@ impl SubjectIndex {
         s.last = seq;
     }
 
-    /// Counts one message of `sid` removed; drops the subject at zero.
+    /// Counts one message of `sid` removed; drops the subject at zero. With one message left,
+    /// first and last are that one, without a search (a KV bucket's update).
     pub fn remove(&mut self, sid: Sid, seq: u64) -> Removed {
         let s = self.get_mut(sid);
         s.msgs -= 1;
-        if s.msgs == 0 {
-            self.drop_subject(sid);
-            Removed::Done
-        } else if seq == s.first {
-            Removed::NeedFirst
-        } else if seq == s.last {
-            Removed::NeedLast
-        } else {
-            Removed::Done
+        match s.msgs {
+            0 => {
+                self.drop_subject(sid);
+                Removed::Done
+            }
+            1 if seq == s.first => {
+                s.first = s.last;
+                Removed::Done
+            }
+            1 if seq == s.last => {
+                s.last = s.first;
+                Removed::Done
+            }
+            _ if seq == s.first => Removed::NeedFirst,
+            _ if seq == s.last => Removed::NeedLast,
+            _ => Removed::Done,
         }
     }
 
-    /// Counts one message of `sid` removed without fixing first or last (bulk removal);
-    /// returns whether the subject still has messages.
+    /// Counts one message of `sid` removed from the front without fixing its first (bulk
+    /// removal); returns whether the first still needs a search.
     pub fn remove_uncounted(&mut self, sid: Sid) -> bool {
         let s = self.get_mut(sid);
         s.msgs -= 1;
-        if s.msgs == 0 {
-            self.drop_subject(sid);
-            return false;
+        match s.msgs {
+            0 => {
+                self.drop_subject(sid);
+                false
+            }
+            1 => {
+                s.first = s.last;
+                false
+            }
+            _ => true,
         }
-        true
     }
 
     /// Drops `sid` if it holds no message (after a refused append, or a rebuild).
