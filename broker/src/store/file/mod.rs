@@ -38,7 +38,8 @@ pub enum SyncPolicy {
 /// Settings of a file store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileConfig {
-    /// A segment is closed and a new one started when an append would pass this size.
+    /// A segment is closed and a new one started when an append would pass this size (kept
+    /// between 512 bytes and 1 GiB; a larger message gets a segment of its own).
     pub segment_size: u64,
     /// When the caller syncs; recorded for it.
     pub sync: SyncPolicy,

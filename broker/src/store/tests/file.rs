@@ -202,3 +202,23 @@ fn flushed_appends_survive_without_sync() {
     let store = Store::open_file(dir.path(), FileConfig::default(), Limits::default()).unwrap();
     assert_eq!(store.state().msgs, 1);
 }
+
+#[test]
+fn a_message_larger_than_a_segment_gets_a_segment_of_its_own() {
+    let mut f = filled(3);
+    let big = vec![7; 10_000];
+    let seq = f.put("big", &big);
+    f.put("after", b"");
+    f.reopen();
+    assert_eq!(&f.msg(seq).payload[..], &big[..]);
+    assert_eq!(f.seqs(), [1, 2, 3, 4, 5]);
+    let names: Vec<String> = segment_files(&f.path()).iter().map(|p| name(p)).collect();
+    assert!(
+        names.contains(&"00000000000000000004.log".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"00000000000000000005.log".to_string()),
+        "{names:?}"
+    );
+}
