@@ -9,6 +9,7 @@
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
+//! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
 mod auth;
@@ -23,6 +24,7 @@ pub mod options;
 pub mod proto;
 pub mod server;
 pub mod signals;
+pub mod store;
 mod sublist;
 
 pub use options::Options;

@@ -30,6 +30,21 @@ pub fn is_valid_literal_subject(subject: &[u8]) -> bool {
             .all(|t| t != b"*" && t != b">")
 }
 
+/// True when the literal `subject` falls under `filter`, where a `*` token in the filter matches
+/// any one token and a final `>` matches one or more tokens (nats-server's rules).
+pub fn subject_matches(filter: &[u8], subject: &[u8]) -> bool {
+    let mut f = filter.split(|&b| b == b'.');
+    let mut s = subject.split(|&b| b == b'.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(b">"), Some(_)) => return true,
+            (Some(ft), Some(st)) if ft == b"*" || ft == st => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// True when `queue` is a usable queue group name: non-empty, no whitespace.
 pub fn is_valid_queue(queue: &[u8]) -> bool {
     !queue.is_empty() && !queue.iter().any(|b| b.is_ascii_whitespace())
@@ -69,6 +84,33 @@ mod tests {
             "> .a",
         ] {
             assert!(!is_valid_subject(s.as_bytes()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn filters_match_tokens_with_star_and_full_wildcards() {
+        let yes = [
+            ("foo", "foo"),
+            ("foo.*", "foo.bar"),
+            ("foo.>", "foo.bar.baz"),
+            (">", "foo"),
+            ("*.bar", "foo.bar"),
+            ("*.*", "a.b"),
+        ];
+        for (f, s) in yes {
+            assert!(subject_matches(f.as_bytes(), s.as_bytes()), "{f} {s}");
+        }
+        let no = [
+            ("foo", "foo.bar"),
+            ("foo.bar", "foo"),
+            ("foo.*", "foo"),
+            ("foo.*", "foo.bar.baz"),
+            ("foo.>", "foo"),
+            ("*.bar", "foo.baz"),
+            ("foo", "fo"),
+        ];
+        for (f, s) in no {
+            assert!(!subject_matches(f.as_bytes(), s.as_bytes()), "{f} {s}");
         }
     }
 
