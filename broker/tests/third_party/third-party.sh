@@ -39,7 +39,8 @@ die() { say "third-party.sh: $*"; exit 2; }
 # core-NATS gaps do not belong here: they are bugs to fix, and this script fails until they are);
 # NEVER_RUN, tests never run on either server because they reach hosts on the internet (tests here
 # talk only to servers on this machine); NOT_BUILT, test targets that cannot be built from the
-# published crate.
+# published crate; LOCK_UPDATES, crates to `cargo update -p` in the crate's shipped Cargo.lock
+# because the pinned version no longer builds with today's rustc.
 suite_config() {
     case $1 in
     async-nats)
@@ -72,16 +73,26 @@ suite_config() {
             'compatibility::*'                            # fetches URLs a remote harness hands it
         )
         NOT_BUILT=()
+        LOCK_UPDATES=()
         ;;
     nats)
         VERSION=0.25.0
         KNOWN_GAPS=(
-            # JetStream, until the JetStream issue lands.
+            # JetStream, until the JetStream issue lands: the broker accepts jetstream.conf,
+            # then the stream API requests get "no responders". (kv.rs and object_store.rs are
+            # compiled only with the crate's `unstable` feature, so they hold no tests here.)
             'jetstream::*'
             'kv::*'
             'object_store::*'
+            'drop::close_responsiveness_regression_jetstream'         # jetstream.conf, a stream
+            'drop::close_responsiveness_regression_jetstream_complex' # jetstream.conf, a stream
+            'no_messages::no_messages'                                # jetstream.conf, a consumer
+            'request_timeout::request_timeout'                        # jetstream.conf, a consumer
             # TLS is not supported (config `tls {}` is refused).
             'auth_tls::*'
+            # Accounts are not supported: nkey.conf puts its nkey user in an `accounts` block,
+            # which the broker refuses (nkey users under `authorization` are supported).
+            'auth_nkey::basic_nkey_auth'
         )
         # No test of this suite names a host on the internet: every one dials the server its
         # helper started (checked: no demo.nats.io, connect_domain or http(s) URL in tests/).
@@ -90,6 +101,11 @@ suite_config() {
             # Its dev-dependency `nats_test_server` (a chaos proxy) is unpublished; its only
             # test, reconnect_test, is #[ignore]d anyway.
             reconnection
+        )
+        LOCK_UPDATES=(
+            # The lock pins time 0.3.34, which rustc >= 1.80 refuses (E0282 in
+            # format_description::parse); the update takes time 0.3.44 and its macros.
+            time
         )
         ;;
     *) die "unknown crate '$1': async-nats or nats" ;;
@@ -188,6 +204,11 @@ EOF
     rm -rf "$crate"
     cp -R "$src" "$crate"
     cp "$manifest" "$crate/Cargo.toml"
+    local p
+    for p in "${LOCK_UPDATES[@]}"; do
+        cargo update --manifest-path "$crate/Cargo.toml" -p "$p" >&2 ||
+            die "cannot update $p in the lock of $SUITE $VERSION"
+    done
 }
 
 # The crate's test targets that its default features build (what `--test '*'` selects).
