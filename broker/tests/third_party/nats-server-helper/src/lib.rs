@@ -1,6 +1,6 @@
 //! A stand-in for the unpublished `nats-server` test-helper crate that third-party NATS client
-//! suites (async-nats) use as a dev-dependency: it runs a server for one test and kills it when
-//! the handle drops.
+//! suites (async-nats 0.51, and the legacy synchronous `nats` 0.25) use as a dev-dependency: it
+//! runs a server for one test and kills it when the handle drops.
 //!
 //! The server is the binary named by `NATS_SERVER_BIN` (default `nats-server` on `PATH`), so one
 //! build of a suite runs against the reference nats-server and against the bundled broker. Each
@@ -26,6 +26,16 @@ impl Server {
     /// `nats://localhost:<port>`: `localhost` so that TLS suites can check the certificate name.
     pub fn client_url(&self) -> String {
         format!("nats://localhost:{}", self.process.port())
+    }
+
+    /// `nats://<user>:<pass>@localhost:<port>`: credentials in the URL (the legacy `nats` suite).
+    pub fn client_url_with(&self, user: &str, pass: &str) -> String {
+        format!("nats://{user}:{pass}@localhost:{}", self.process.port())
+    }
+
+    /// `nats://<token>@localhost:<port>`: a token in the URL (the legacy `nats` suite).
+    pub fn client_url_with_token(&self, token: &str) -> String {
+        format!("nats://{token}@localhost:{}", self.process.port())
     }
 
     /// The client port the server reported in its ports file.
