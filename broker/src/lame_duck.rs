@@ -28,8 +28,11 @@ pub(crate) async fn run<F: Future<Output = ()>>(
     let mut info = state.info.clone();
     info.ldm = true;
     for client in &clients {
-        // Only clients that understand asynchronous INFO (protocol 1) are told.
+        // Only clients that understand asynchronous INFO (protocol 1) are told. The INFO names
+        // the client as the first one did: some clients (the nats crate) insist on client_id.
         if client.protocol.load(Ordering::Relaxed) >= 1 {
+            info.client_id = client.id;
+            info.client_ip = client.addr.ip().to_string();
             client.queue_proto(|out| server_op::write_info(out, &info));
             client.flush_soon();
         }

@@ -107,7 +107,14 @@ fn lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and
         server.signal(libc::SIGUSR2)?;
         let signalled = Instant::now();
         match told.expect().await.context("the lame duck INFO")? {
-            ServerOp::Info(info) => ensure!(info["ldm"] == true, "INFO without ldm: {info}"),
+            ServerOp::Info(info) => {
+                ensure!(info["ldm"] == true, "INFO without ldm: {info}");
+                ensure!(
+                    info["client_id"] == told.info["client_id"],
+                    "client_id: {info}"
+                );
+                ensure!(info["client_ip"] == "127.0.0.1", "client_ip: {info}");
+            }
             other => bail!("expected an INFO with ldm, got {other:?}"),
         }
         let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
