@@ -242,6 +242,17 @@ impl RawClient {
         Ok(())
     }
 
+    /// Expects the server to close the connection, sending nothing but `-ERR`s first (for
+    /// malformed input, nats-server closes with or without one).
+    pub async fn expect_close_with_at_most_an_error(&mut self) -> anyhow::Result<()> {
+        let ops = self.until_closed().await?;
+        let only_errors = ops.iter().all(|op| matches!(op, ServerOp::Err(_)));
+        if !only_errors {
+            bail!("expected at most an -ERR before the close, got {ops:?}");
+        }
+        Ok(())
+    }
+
     /// Asserts the connection still works: a PING gets a PONG with nothing before it.
     pub async fn expect_still_open(&mut self) -> anyhow::Result<()> {
         let before = self
