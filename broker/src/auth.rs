@@ -15,19 +15,43 @@ pub(crate) fn new_nonce() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Whether the credentials in `connect` satisfy `auth`; `nonce` is what INFO sent.
-pub(crate) fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
+/// Who a CONNECT logged in as.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Login<'a> {
+    /// The credentials satisfy nothing configured.
+    Refused,
+    /// No users are configured (no auth, or a shared token).
+    Anonymous,
+    /// This configured user (see [`User::identity`]).
+    User(&'a str),
+}
+
+/// Checks the credentials in `connect` against `auth`; `nonce` is what INFO sent.
+pub(crate) fn login<'a>(auth: &'a Auth, connect: &ConnectInfo, nonce: &str) -> Login<'a> {
     match auth {
-        Auth::None => true,
-        Auth::Token(token) => connect
-            .auth_token
-            .as_deref()
-            .is_some_and(|t| same(t, token)),
+        Auth::None => Login::Anonymous,
+        Auth::Token(token)
+            if connect
+                .auth_token
+                .as_deref()
+                .is_some_and(|t| same(t, token)) =>
+        {
+            Login::Anonymous
+        }
+        Auth::Token(_) => Login::Refused,
         // Check every entry so the time taken does not tell which user exists.
-        Auth::Users(users) => users
-            .iter()
-            .fold(false, |ok, u| user_matches(u, connect, nonce) | ok),
+        Auth::Users(users) => users.iter().fold(Login::Refused, |found, u| {
+            match (user_matches(u, connect, nonce), found) {
+                (true, Login::Refused) => Login::User(u.identity()),
+                (_, found) => found,
+            }
+        }),
     }
+}
+
+#[cfg(test)]
+fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
+    login(auth, connect, nonce) != Login::Refused
 }
 
 fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {

@@ -8,6 +8,7 @@
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
+//! - `permissions`: what each user may publish and subscribe to.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
@@ -21,6 +22,7 @@ mod lame_duck;
 pub mod logging;
 mod monitor;
 pub mod options;
+mod permissions;
 pub mod proto;
 pub mod server;
 pub mod signals;

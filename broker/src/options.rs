@@ -61,11 +61,39 @@ pub enum User {
     NKey(String),
 }
 
+impl User {
+    /// The name permissions are filed under: the user name, or the nkey.
+    pub fn identity(&self) -> &str {
+        match self {
+            User::Password(u) => &u.user,
+            User::NKey(key) => key,
+        }
+    }
+}
+
 impl Auth {
     /// Whether clients must sign a nonce, so INFO must carry one.
     pub fn needs_nonce(&self) -> bool {
         matches!(self, Auth::Users(users) if users.iter().any(|u| matches!(u, User::NKey(_))))
     }
+}
+
+/// What a user may publish and subscribe to (`permissions { publish, subscribe }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// Subjects the user may publish to.
+    pub publish: SubjectRules,
+    /// Subjects the user may subscribe to.
+    pub subscribe: SubjectRules,
+}
+
+/// Allow and deny lists of subjects (wildcards allowed); an empty allow list allows all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectRules {
+    /// When not empty, only subjects matching one of these.
+    pub allow: Vec<String>,
+    /// Never subjects matching one of these.
+    pub deny: Vec<String>,
 }
 
 /// A user/password pair.
@@ -113,6 +141,10 @@ pub struct Options {
     pub ping_timeout: Option<Duration>,
     /// See [`DEFAULT_AUTH_TIMEOUT`].
     pub auth_timeout: Duration,
+    /// Permissions of users, by user name or nkey.
+    pub user_permissions: std::collections::HashMap<String, Permissions>,
+    /// Permissions of every connection whose user has none of its own (`default_permissions`).
+    pub default_permissions: Option<Permissions>,
     /// See [`DEFAULT_LAME_DUCK_DURATION`].
     pub lame_duck_duration: Duration,
     /// See [`DEFAULT_LAME_DUCK_GRACE_PERIOD`].
@@ -158,6 +190,8 @@ impl Default for Options {
             ping_max: DEFAULT_PING_MAX,
             ping_timeout: None,
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            user_permissions: Default::default(),
+            default_permissions: None,
             lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             debug: false,

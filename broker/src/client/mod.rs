@@ -109,6 +109,8 @@ pub(crate) struct Subscription {
     /// Auto-unsubscribe after this many deliveries; 0 means never.
     pub max: AtomicU64,
     pub delivered: AtomicU64,
+    /// Denied subjects a wildcard subscription must not receive, from the user's permissions.
+    pub deny: Option<Arc<crate::permissions::SubjectSet>>,
 }
 
 /// What `Client::deliver` did.

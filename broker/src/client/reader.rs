@@ -10,9 +10,10 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::liveness::{Action, Liveness};
-use super::route::Router;
+use super::route::{NewSub, Router};
 use super::{writer, Client, CloseReason};
-use crate::auth;
+use crate::auth::{self, Login};
+use crate::permissions::Checker;
 use crate::proto::connect::ConnectInfo;
 use crate::proto::server_op::{self, PING, PONG};
 use crate::proto::{self, ClientOp, Limits, ProtocolError};
@@ -89,6 +90,8 @@ struct Connection {
     limits: Limits,
     /// The nonce this connection's INFO carried, for nkey logins; empty otherwise.
     nonce: String,
+    /// What the logged-in user may publish and subscribe to; `None` means anything.
+    perms: Option<Checker>,
 }
 
 impl Connection {
@@ -111,6 +114,7 @@ impl Connection {
             liveness,
             limits,
             nonce,
+            perms: None,
         }
     }
 
@@ -205,6 +209,15 @@ impl Connection {
         match op {
             ClientOp::Connect(json) => self.on_connect(json)?,
             ClientOp::Pub(publish) => {
+                if self
+                    .perms
+                    .as_ref()
+                    .is_some_and(|p| !p.can_publish(publish.subject))
+                {
+                    let subject = String::from_utf8_lossy(publish.subject);
+                    self.send_err(&format!("Permissions Violation for Publish to {subject:?}"));
+                    return Ok(());
+                }
                 if self.pedantic && !proto::subject::is_valid_literal_subject(publish.subject) {
                     self.send_err("Invalid Publish Subject");
                 }
@@ -216,7 +229,7 @@ impl Connection {
                 subject,
                 queue,
                 sid,
-            } => self.router.subscribe(subject, queue, sid, self.verbose),
+            } => self.subscribe(subject, queue, sid),
             ClientOp::Unsub { sid, max } => {
                 self.router.unsubscribe(sid, max);
                 self.ok();
@@ -233,16 +246,52 @@ impl Connection {
         Ok(())
     }
 
+    /// `SUB`, after the user's subscribe permissions.
+    fn subscribe(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
+        let mut deny = None;
+        if let Some(perms) = &self.perms {
+            if !perms.can_subscribe(subject) {
+                let subject = String::from_utf8_lossy(subject);
+                let text = match queue {
+                    Some(q) => {
+                        let q = String::from_utf8_lossy(q);
+                        format!("Permissions Violation for Subscription to {subject:?} using queue {q:?}")
+                    }
+                    None => format!("Permissions Violation for Subscription to {subject:?}"),
+                };
+                self.send_err(&text);
+                return;
+            }
+            deny = perms.delivery_filter(subject);
+        }
+        let sub = NewSub {
+            subject,
+            queue,
+            sid,
+            deny,
+        };
+        self.router.subscribe(sub, self.verbose);
+    }
+
     fn on_connect(&mut self, json: &[u8]) -> Result<(), CloseReason> {
         let Ok(info) = ConnectInfo::parse(json) else {
             tracing::debug!(cid = self.client.id, "malformed CONNECT");
             return Err(CloseReason::ProtocolViolation);
         };
-        if !auth::allows(&self.state.opts.auth, &info, &self.nonce) {
-            tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
-            self.send_err("Authorization Violation");
-            return Err(CloseReason::AuthenticationViolation);
-        }
+        let opts = &self.state.opts;
+        let user = match auth::login(&opts.auth, &info, &self.nonce) {
+            Login::Refused => {
+                tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
+                self.send_err("Authorization Violation");
+                return Err(CloseReason::AuthenticationViolation);
+            }
+            Login::Anonymous => None,
+            Login::User(identity) => Some(identity),
+        };
+        let perms = user.and_then(|u| opts.user_permissions.get(u));
+        self.perms = perms
+            .or(opts.default_permissions.as_ref())
+            .map(Checker::new);
         if info.no_responders && !info.headers {
             self.send_err("no responders requires headers support");
             return Err(CloseReason::ProtocolViolation);

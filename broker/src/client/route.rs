@@ -16,6 +16,15 @@ const MATCH_CACHE_SIZE: usize = 256;
 /// The 503 status nats-server sends a requester when nobody listens.
 const NO_RESPONDERS_STATUS: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
+/// A `SUB` that passed the permission check.
+pub(super) struct NewSub<'a> {
+    pub subject: &'a [u8],
+    pub queue: Option<&'a [u8]>,
+    pub sid: &'a [u8],
+    /// See [`Subscription::deny`].
+    pub deny: Option<Arc<crate::permissions::SubjectSet>>,
+}
+
 /// A match result shared between a connection's caches.
 type SharedMatches = Arc<Matches<Subscription>>;
 
@@ -98,6 +107,13 @@ impl Router {
         if !self.echo && sub.client.id == self.client.id {
             return false;
         }
+        if sub
+            .deny
+            .as_ref()
+            .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
+        {
+            return false;
+        }
         let max = sub.max.load(Ordering::Relaxed);
         let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
         if max > 0 && n > max {
@@ -167,7 +183,13 @@ impl Router {
     }
 
     /// `SUB`: validates and registers a subscription; a repeated sid keeps the first one.
-    pub fn subscribe(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &[u8], verbose: bool) {
+    pub fn subscribe(&mut self, sub: NewSub<'_>, verbose: bool) {
+        let NewSub {
+            subject,
+            queue,
+            sid,
+            deny,
+        } = sub;
         if !is_valid_subject(subject) || queue.is_some_and(|q| !is_valid_queue(q)) {
             self.client
                 .queue_proto(|out| server_op::write_err(out, "Invalid Subject"));
@@ -191,6 +213,7 @@ impl Router {
                 queue: queue.map(Into::into),
                 max: Default::default(),
                 delivered: Default::default(),
+                deny,
             });
             subs.insert(sid.into(), sub.clone());
             self.state.sublist.insert(subject, queue, sub);

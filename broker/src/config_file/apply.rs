@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::value::{classify, parse_duration, parse_size, Entry, Map, Node, Value};
 use super::ConfigError;
-use crate::options::{Auth, Options, User, UserPass};
+use std::collections::HashMap;
+
+use crate::options::{Auth, Options, Permissions, User, UserPass};
 
 /// Top-level settings nats-server knows that change nothing a client of this broker relies
 /// on (logging details, profiling), so a file written for nats-server still
@@ -109,7 +111,7 @@ fn other(entry: &Entry, ignored: &[&str], warnings: &mut Vec<String>) -> Result<
     }
 }
 
-fn unsupported(entry: &Entry, message: &str) -> ConfigError {
+pub(super) fn unsupported(entry: &Entry, message: &str) -> ConfigError {
     ConfigError::Unsupported {
         at: entry.key_at.clone(),
         key: entry.key.clone(),
@@ -117,7 +119,7 @@ fn unsupported(entry: &Entry, message: &str) -> ConfigError {
     }
 }
 
-fn invalid(key: &str, node: &Node, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(key: &str, node: &Node, message: impl Into<String>) -> ConfigError {
     ConfigError::InvalidValue {
         at: node.at.clone(),
         key: key.to_string(),
@@ -126,7 +128,7 @@ fn invalid(key: &str, node: &Node, message: impl Into<String>) -> ConfigError {
 }
 
 /// Any scalar as written: `password: 1234` is the string "1234".
-fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
+pub(super) fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
     match node.value {
         Value::Array(_) | Value::Map(_) => Err(invalid(key, node, "expected a string")),
         _ => Ok(node.text.clone()),
@@ -286,10 +288,16 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
             "token" => token = Some(string(k, node)?),
             "user" | "username" => user = Some(string(k, node)?),
             "password" | "pass" => pass = Some(string(k, node)?),
-            "users" => users = Some(user_list(k, node)?),
+            "users" => users = Some(user_list(k, node, &mut opts.user_permissions)?),
             "timeout" => opts.auth_timeout = duration(k, node)?,
-            "permissions" | "default_permissions" => {
-                return Err(unsupported(entry, "permissions are not supported"))
+            "default_permissions" => {
+                opts.default_permissions = Some(super::permissions::permissions(k, node)?)
+            }
+            "permissions" => {
+                return Err(unsupported(
+                    entry,
+                    "give each user its own, or use default_permissions",
+                ))
             }
             "nkeys" | "auth_callout" => {
                 return Err(unsupported(
@@ -321,7 +329,11 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
 }
 
 // users: [ { user: alice, password: secret }, { nkey: UABC... }, ... ]
-fn user_list(key: &str, node: &Node) -> Result<Vec<User>, ConfigError> {
+fn user_list(
+    key: &str,
+    node: &Node,
+    permissions: &mut HashMap<String, Permissions>,
+) -> Result<Vec<User>, ConfigError> {
     let Value::Array(items) = &node.value else {
         return Err(invalid(
             key,
@@ -338,21 +350,21 @@ fn user_list(key: &str, node: &Node) -> Result<Vec<User>, ConfigError> {
                 "expected a block such as {user: u, password: p}",
             ));
         };
-        let (mut user, mut pass, mut nkey) = (None, None, None);
+        let (mut user, mut pass, mut nkey, mut perms) = (None, None, None, None);
         for entry in &map.entries {
             let key = entry.key.to_ascii_lowercase();
             let (k, node) = (key.as_str(), &entry.node);
             match k {
                 "user" | "username" => user = Some(string(k, node)?),
                 "password" | "pass" => pass = Some(string(k, node)?),
-                "permissions" => return Err(unsupported(entry, "permissions are not supported")),
+                "permissions" => perms = Some(super::permissions::permissions(k, node)?),
                 "nkey" => nkey = Some(user_nkey(k, node)?),
                 _ => other(entry, &[], &mut Vec::new())?,
             }
         }
-        match (user, pass, nkey) {
-            (Some(user), Some(pass), None) => users.push(User::Password(UserPass { user, pass })),
-            (None, None, Some(nkey)) => users.push(User::NKey(nkey)),
+        let login = match (user, pass, nkey) {
+            (Some(user), Some(pass), None) => User::Password(UserPass { user, pass }),
+            (None, None, Some(nkey)) => User::NKey(nkey),
             _ => {
                 return Err(invalid(
                     key,
@@ -360,7 +372,11 @@ fn user_list(key: &str, node: &Node) -> Result<Vec<User>, ConfigError> {
                     "each user needs either 'user' and 'password', or an 'nkey'",
                 ))
             }
+        };
+        if let Some(perms) = perms {
+            permissions.insert(login.identity().to_string(), perms);
         }
+        users.push(login);
     }
     Ok(users)
 }

@@ -7,6 +7,7 @@
 mod apply;
 mod lexer;
 mod parse;
+mod permissions;
 #[cfg(test)]
 mod tests;
 mod value;

@@ -182,7 +182,7 @@ fn conflicting_or_incomplete_authorization_is_an_error() {
     let both = error("authorization { users: [{user: u, password: p, nkey: UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE}] }");
     assert!(both.contains("or an 'nkey'"), "{both}");
     let perms = error("authorization {\n permissions: { publish: x } }");
-    assert_eq!(perms, "config file foo.conf:2:2: setting 'permissions' cannot be used: permissions are not supported");
+    assert_eq!(perms, "config file foo.conf:2:2: setting 'permissions' cannot be used: give each user its own, or use default_permissions");
 }
 
 #[test]
@@ -387,4 +387,25 @@ fn nkey_users_are_checked_public_user_keys() {
     assert!(broken.contains("not a valid public nkey"), "{broken}");
     let account = error("authorization { users: [ {nkey: AAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE} ] }");
     assert!(account.contains("nkey"), "{account}");
+}
+
+#[test]
+fn user_and_default_permissions_take_a_subject_a_list_or_allow_and_deny() {
+    let opts = load(
+        "authorization {\n default_permissions: { publish: \"a.>\" }\n users: [ {user: u, password: p, permissions: { publish: [x, y], subscribe: { allow: \"s.*\", deny: [s.no] } }} ]\n}",
+    )
+    .unwrap();
+    let default = opts.default_permissions.expect("default permissions");
+    assert_eq!(default.publish.allow, ["a.>"]);
+    let user = &opts.user_permissions["u"];
+    assert_eq!(user.publish.allow, ["x", "y"]);
+    assert_eq!(user.subscribe.allow, ["s.*"]);
+    assert_eq!(user.subscribe.deny, ["s.no"]);
+    let bad = error(
+        "authorization { users: [ {user: u, password: p, permissions: { publish: \"a..b\" }} ] }",
+    );
+    assert!(bad.contains("'a..b' is not a valid subject"), "{bad}");
+    let odd =
+        error("authorization { users: [ {user: u, password: p, permissions: { respond: 1 }} ] }");
+    assert!(odd.contains("only 'publish' and 'subscribe'"), "{odd}");
 }

@@ -4,6 +4,7 @@
 use anyhow::{bail, ensure};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 
+use crate::protocol::expect_ops;
 use crate::raw::{RawClient, ServerOp, WAIT};
 use crate::{block_on, scenarios, within, Scenario, Target};
 
@@ -19,6 +20,7 @@ pub fn scenarios() -> Vec<Scenario> {
         commands_before_connect_are_an_authorization_violation_when_auth_is_on,
         client_that_never_sends_connect_is_closed_with_authentication_timeout,
         nkey_user_logs_in_by_signing_the_nonce_and_a_stranger_is_refused,
+        permissions_refuse_publishes_and_subscriptions_and_filter_wildcard_deliveries,
     ]
 }
 
@@ -238,5 +240,59 @@ fn nkey_user_logs_in_by_signing_the_nonce_and_a_stranger_is_refused(
             ),
         }
         Ok(())
+    })
+}
+
+const PERMISSIONS_CONFIG: &str = r#"
+authorization {
+  default_permissions: { publish: { deny: "forbidden.>" } }
+  users = [
+    { user: a, password: a, permissions: {
+        publish: { allow: ["ok.>"], deny: "ok.secret" }
+        subscribe: { deny: ["hidden", "ok.secret"] }
+    } }
+    { user: b, password: b }
+  ]
+}
+"#;
+
+fn permissions_refuse_publishes_and_subscriptions_and_filter_wildcard_deliveries(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config(PERMISSIONS_CONFIG, &[])?;
+    block_on(async move {
+        let port = server.port();
+        let quiet = |who: &str| {
+            format!(r#"{{"verbose":false,"pedantic":false,"user":"{who}","pass":"{who}"}}"#)
+        };
+        let mut a = RawClient::connect_with(port, &quiet("a")).await?;
+        let mut b = RawClient::connect_with(port, &quiet("b")).await?;
+        a.send("SUB ok.* 1\r\nSUB hidden 2\r\nSUB hidden q 3\r\n")
+            .await?;
+        let refused = [
+            ServerOp::err(r#"Permissions Violation for Subscription to "hidden""#),
+            ServerOp::err(r#"Permissions Violation for Subscription to "hidden" using queue "q""#),
+        ];
+        expect_ops(a.ping_until_pong().await?, &refused, "subscribing")?;
+        a.send("PUB other 1\r\nx\r\nPUB ok.secret 1\r\ny\r\nPUB ok.mine 1\r\nz\r\n")
+            .await?;
+        let published = [
+            ServerOp::err(r#"Permissions Violation for Publish to "other""#),
+            ServerOp::err(r#"Permissions Violation for Publish to "ok.secret""#),
+            ServerOp::msg("ok.mine", "1", b"z"),
+        ];
+        expect_ops(a.ping_until_pong().await?, &published, "publishing as a")?;
+        b.send("PUB ok.secret 1\r\ns\r\nPUB forbidden.x 1\r\nf\r\nPUB ok.open 1\r\no\r\n")
+            .await?;
+        let denied = [ServerOp::err(
+            r#"Permissions Violation for Publish to "forbidden.x""#,
+        )];
+        expect_ops(b.ping_until_pong().await?, &denied, "publishing as b")?;
+        let delivered = [ServerOp::msg("ok.open", "1", b"o")];
+        expect_ops(
+            a.ping_until_pong().await?,
+            &delivered,
+            "a's wildcard subscription",
+        )
     })
 }
