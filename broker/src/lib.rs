@@ -18,6 +18,7 @@ pub mod cli;
 mod client;
 mod config_file;
 pub mod harness;
+pub(crate) mod jetstream;
 mod lame_duck;
 pub mod logging;
 mod monitor;

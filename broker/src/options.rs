@@ -161,8 +161,16 @@ pub struct Options {
     pub jetstream: bool,
     /// JetStream storage kind (NATS Streaming's `-st/--store`).
     pub store_type: StoreType,
-    /// JetStream storage directory (`-sd`, `--store_dir`, NATS Streaming's `--dir`).
+    /// JetStream storage directory (`-sd`, `--store_dir`, NATS Streaming's `--dir`); the
+    /// system's temporary directory plus `nats` when not given, as nats-server.
     pub store_dir: Option<PathBuf>,
+    /// When a file stream's PubAck may be sent (`--sync`, `jetstream { sync_interval }`):
+    /// after an fsync (the default, with group commit), or after the write with an fsync at an
+    /// interval, or leaving fsync to the operating system.
+    pub sync: crate::store::SyncPolicy,
+    /// Redeliver at once what a closed connection held unacknowledged for a queue group,
+    /// as NATS Streaming did (`--redeliver_on_disconnect`; on by default).
+    pub redeliver_on_disconnect: bool,
     /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
     pub cluster_id: Option<String>,
     /// Directory to write `<name>_<pid>.ports` into once listening (`--ports_file_dir`).
@@ -201,6 +209,8 @@ impl Default for Options {
             jetstream: false,
             store_type: StoreType::File,
             store_dir: None,
+            sync: crate::store::SyncPolicy::Always,
+            redeliver_on_disconnect: true,
             cluster_id: None,
             ports_file_dir: None,
             pid_file: None,

@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{self, Client, Subscription};
+use crate::client::{self, Client, Delivered, InternalSink, Subscription};
 use crate::options::Options;
-use crate::proto::server_op::{self, Info};
+use crate::proto::server_op::{self, Delivery, Info};
 use crate::sublist::Sublist;
 
 /// The nats-server version whose client-visible behaviour the broker implements; clients gate
@@ -46,9 +46,92 @@ pub(crate) struct ServerState {
     pub started: SystemTime,
     pub shutdown: CancellationToken,
     next_client_id: AtomicU64,
+    /// The owner of the broker's own subscriptions (see [`ServerState::subscribe_internal`]);
+    /// it has no socket.
+    system: Arc<Client>,
+    next_internal_sid: AtomicU64,
+    /// JetStream, when enabled (`-js`).
+    pub jetstream: std::sync::OnceLock<Arc<crate::jetstream::JetStream>>,
 }
 
 impl ServerState {
+    /// Subscribes the broker itself to `subject` (in queue group `queue`): matching messages go
+    /// to `sink`. Remove it with [`ServerState::unsubscribe`].
+    pub fn subscribe_internal(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        sink: Arc<dyn InternalSink>,
+    ) -> Arc<Subscription> {
+        let sid = self.next_internal_sid.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subscription {
+            client: self.system.clone(),
+            sid: sid.to_string().into_bytes().into(),
+            subject: subject.as_bytes().into(),
+            queue: queue.map(|q| q.as_bytes().into()),
+            max: Default::default(),
+            delivered: Default::default(),
+            deny: None,
+            internal: Some(sink),
+        });
+        self.system.subs.lock().insert(sub.sid.clone(), sub.clone());
+        self.sublist
+            .insert(subject.as_bytes(), queue.map(str::as_bytes), sub.clone());
+        sub
+    }
+
+    /// Sends a message from the broker itself (a JetStream reply or delivery) to the
+    /// subscribers of `route`; they see it as `d.subject`, which may differ (a consumer delivers
+    /// to its deliver subject a message that keeps its own subject). Returns whether anyone
+    /// received it.
+    pub fn publish_internal(&self, route: &[u8], d: &Delivery<'_>) -> bool {
+        let matches = self.sublist.matches(route);
+        let mut delivered = false;
+        for sub in &matches.plain {
+            delivered |= self.deliver_internal(sub, d);
+        }
+        for group in &matches.groups {
+            let start = fastrand::usize(..group.len());
+            delivered |= (0..group.len()).any(|i| {
+                let sub = &group[(start + i) % group.len()];
+                self.deliver_internal(sub, d)
+            });
+        }
+        delivered
+    }
+
+    fn deliver_internal(&self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {
+        if let Some(sink) = &sub.internal {
+            sink.receive(d);
+            return true;
+        }
+        if sub
+            .deny
+            .as_ref()
+            .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
+        {
+            return false;
+        }
+        let max = sub.max.load(Ordering::Relaxed);
+        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+        if max > 0 && n > max {
+            return false;
+        }
+        if let Delivered::Dropped = sub.client.deliver(sub, d, self.opts.max_pending) {
+            return false;
+        }
+        sub.client.flush_soon();
+        let bytes = d.headers.map_or(0, <[u8]>::len) + d.payload.len();
+        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .out_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if max > 0 && n == max {
+            self.unsubscribe(sub);
+        }
+        true
+    }
+
     /// Removes `sub` from the subject index and from its client.
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) {
         self.sublist.remove(&sub.subject, sub.queue.as_deref(), sub);
@@ -100,7 +183,7 @@ impl Server {
             headers: true,
             max_payload: opts.max_payload,
             auth_required: !matches!(opts.auth, crate::options::Auth::None),
-            jetstream: false,
+            jetstream: opts.jetstream,
             client_id: 0,
             client_ip: String::new(),
             ldm: false,
@@ -115,7 +198,15 @@ impl Server {
             started: SystemTime::now(),
             shutdown: CancellationToken::new(),
             next_client_id: AtomicU64::new(1),
+            system: Arc::new(Client::new(0, SocketAddr::from(([0, 0, 0, 0], 0)))),
+            next_internal_sid: AtomicU64::new(1),
+            jetstream: std::sync::OnceLock::new(),
         });
+        if state.opts.jetstream {
+            let js = crate::jetstream::JetStream::start(&state, jetstream_config(&state.opts))
+                .context("starting JetStream")?;
+            let _ = state.jetstream.set(js);
+        }
         Ok(Server {
             state,
             listener,
@@ -186,6 +277,10 @@ impl Server {
         if entering_lame_duck {
             crate::lame_duck::run(&state, shutdown.as_mut()).await;
         }
+        if let Some(js) = state.jetstream.get() {
+            // PubAcks waiting for an fsync go out before the connections are flushed.
+            js.shutdown();
+        }
         tracing::info!(
             "shutting down: flushing {} connections",
             state.clients.lock().len()
@@ -218,6 +313,21 @@ fn accept(state: &Arc<ServerState>, tracker: &TaskTracker, socket: TcpStream, ad
     let client = Arc::new(Client::new(id, addr));
     state.clients.lock().insert(id, client.clone());
     tracker.spawn(client::serve(state.clone(), client, socket));
+}
+
+/// JetStream's settings from the server's options.
+fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
+    let store_dir = opts
+        .store_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("nats"));
+    crate::jetstream::JetStreamConfig {
+        store_dir,
+        sync: opts.sync,
+        max_streams: None,
+        max_memory: -1,
+        max_storage: -1,
+    }
 }
 
 /// A fresh server id in nats-server's shape: `N` and 55 base32 characters.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::CliError;
 use crate::config_file::{parse_duration, parse_size};
 use crate::options::{Auth, Options, StoreType, User, UserPass};
+use crate::store::SyncPolicy;
 
 /// What a flag does; several spellings (`-p`, `--port`) share one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub(super) enum Flag {
     HbTimeout,
     HbFailCount,
     Store,
+    Sync,
+    RedeliverOnDisconnect,
     /// Accepted for compatibility and ignored with this warning; the value is still checked.
     Ignored(Kind, &'static str),
     /// Refused with this reason.
@@ -96,6 +99,12 @@ pub(super) const SPECS: &[Spec] = &[
     spec(&["ports_file_dir"], Flag::PortsFileDir, true),
     spec(&["js", "jetstream"], Flag::JetStream, false),
     spec(&["sd", "store_dir", "dir"], Flag::StoreDir, true),
+    spec(&["sync"], Flag::Sync, true),
+    spec(
+        &["redeliver_on_disconnect"],
+        Flag::RedeliverOnDisconnect,
+        false,
+    ),
     spec(&["v", "version"], Flag::Version, false),
     spec(&["h", "help"], Flag::Help, false),
     spec(&["cid", "cluster_id"], Flag::ClusterId, true),
@@ -279,6 +288,8 @@ impl Builder {
             Flag::HbTimeout => opts.ping_timeout = Some(given.duration()?),
             Flag::HbFailCount => opts.ping_max = given.number()?,
             Flag::Store => opts.store_type = store_type(given)?,
+            Flag::Sync => opts.sync = sync_policy(given)?,
+            Flag::RedeliverOnDisconnect => opts.redeliver_on_disconnect = given.switch(),
             Flag::Ignored(kind, why) => self.ignore(given, kind, why)?,
             Flag::Refused(reason) => return Err(refused(given, reason)),
             Flag::Config | Flag::CheckConfig | Flag::Version | Flag::Help => {}
@@ -316,6 +327,10 @@ impl Builder {
             (None, Some(_), None) => return Err(CliError::Requires("user", "pass")),
             (None, None, Some(_)) => return Err(CliError::Requires("pass", "user")),
         };
+        // A NATS Streaming deployment always had streaming: its flags turn JetStream on.
+        if self.opts.cluster_id.is_some() {
+            self.opts.jetstream = true;
+        }
         Ok((self.opts, self.warnings))
     }
 }
@@ -324,6 +339,24 @@ fn refused(given: &Given, reason: &str) -> CliError {
     CliError::Unsupported {
         flag: given.name.clone(),
         reason: reason.to_string(),
+    }
+}
+
+// --sync always | interval=<duration> | never
+fn sync_policy(given: &Given) -> Result<SyncPolicy, CliError> {
+    let value = given.value.trim();
+    match value.to_ascii_lowercase().as_str() {
+        "always" => return Ok(SyncPolicy::Always),
+        "never" => return Ok(SyncPolicy::Never),
+        _ => {}
+    }
+    let Some(interval) = value.strip_prefix("interval=") else {
+        return Err(given.invalid("expected always, interval=<duration> or never"));
+    };
+    match parse_duration(interval) {
+        Ok(d) if !d.is_zero() => Ok(SyncPolicy::Interval(d)),
+        Ok(_) => Err(given.invalid("the interval must be greater than zero")),
+        Err(reason) => Err(given.invalid(reason)),
     }
 }
 

@@ -111,6 +111,15 @@ pub(crate) struct Subscription {
     pub delivered: AtomicU64,
     /// Denied subjects a wildcard subscription must not receive, from the user's permissions.
     pub deny: Option<Arc<crate::permissions::SubjectSet>>,
+    /// Set on the broker's own subscriptions (JetStream): messages go here, not to a socket.
+    pub internal: Option<Arc<dyn InternalSink>>,
+}
+
+/// Receives the messages of one of the broker's own subscriptions.
+pub(crate) trait InternalSink: Send + Sync {
+    /// Handles one message. It runs on the publisher's task with no lock held, so it must not
+    /// block for long; slow work goes to a task of its own.
+    fn receive(&self, msg: &Delivery<'_>);
 }
 
 /// What `Client::deliver` did.

@@ -77,11 +77,15 @@ impl Router {
         self.in_msgs += 1;
         self.in_bytes += p.message.len() as u64;
         let matches = self.lookup(p.subject);
+        let (headers, payload) = match p.header_len {
+            Some(h) => (Some(&p.message[..h]), &p.message[h..]),
+            None => (None, p.message),
+        };
         let d = Delivery {
             subject: p.subject,
             reply: p.reply,
-            header_len: p.header_len,
-            message: p.message,
+            headers,
+            payload,
         };
         let mut delivered = false;
         for sub in &matches.plain {
@@ -114,6 +118,12 @@ impl Router {
         {
             return false;
         }
+        if let Some(sink) = &sub.internal {
+            sink.receive(d);
+            self.out_msgs += 1;
+            self.out_bytes += (d.headers.map_or(0, <[u8]>::len) + d.payload.len()) as u64;
+            return true;
+        }
         let max = sub.max.load(Ordering::Relaxed);
         let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
         if max > 0 && n > max {
@@ -130,7 +140,7 @@ impl Router {
             Delivered::Queued { .. } => {}
         }
         self.out_msgs += 1;
-        self.out_bytes += d.message.len() as u64;
+        self.out_bytes += (d.headers.map_or(0, <[u8]>::len) + d.payload.len()) as u64;
         self.mark_flush(&sub.client);
         if max > 0 && n == max {
             self.state.unsubscribe(sub);
@@ -146,8 +156,8 @@ impl Router {
         let d = Delivery {
             subject: reply,
             reply: None,
-            header_len: Some(NO_RESPONDERS_STATUS.len()),
-            message: NO_RESPONDERS_STATUS,
+            headers: Some(NO_RESPONDERS_STATUS),
+            payload: b"",
         };
         self.client.queue_proto(|out| {
             server_op::write_msg(out, &d, &sub.sid, true);
@@ -214,6 +224,7 @@ impl Router {
                 max: Default::default(),
                 delivered: Default::default(),
                 deny,
+                internal: None,
             });
             subs.insert(sid.into(), sub.clone());
             self.state.sublist.insert(subject, queue, sub);

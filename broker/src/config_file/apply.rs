@@ -264,10 +264,24 @@ fn jetstream(
         match k {
             "enabled" | "enable" => opts.jetstream = boolean(k, node)?,
             "store_dir" | "store" | "storedir" => opts.store_dir = Some(path(k, node)?),
+            "sync_interval" | "sync" => opts.sync = sync_interval(k, node)?,
             _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
         }
     }
     Ok(())
+}
+
+// sync_interval: always | <duration>, as nats-server (and never, as --sync)
+fn sync_interval(key: &str, node: &Node) -> Result<crate::store::SyncPolicy, ConfigError> {
+    use crate::store::SyncPolicy;
+    match node.text.to_ascii_lowercase().as_str() {
+        "always" => Ok(SyncPolicy::Always),
+        "never" => Ok(SyncPolicy::Never),
+        _ => match duration(key, node)? {
+            d if d.is_zero() => Err(invalid(key, node, "expected always, never or a duration")),
+            d => Ok(SyncPolicy::Interval(d)),
+        },
+    }
 }
 
 // authorization { token: t } | { user: u, password: p } | { users: [{user: u, password: p}] }

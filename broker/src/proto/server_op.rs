@@ -75,10 +75,10 @@ pub struct Delivery<'a> {
     pub subject: &'a [u8],
     /// Reply subject, if any.
     pub reply: Option<&'a [u8]>,
-    /// Header block length at the start of `message`.
-    pub header_len: Option<usize>,
-    /// Headers followed by payload.
-    pub message: &'a [u8],
+    /// The header block (`NATS/1.0\r\n…\r\n`), if the message has one.
+    pub headers: Option<&'a [u8]>,
+    /// The payload.
+    pub payload: &'a [u8],
 }
 
 // MSG <subject> <sid> [reply-to] <#bytes>\r\n[payload]\r\n
@@ -86,12 +86,10 @@ pub struct Delivery<'a> {
 /// Appends the delivery of `d` to subscription `sid`; headers are stripped for clients that did
 /// not ask for them. Returns the bytes of message counted as delivered.
 pub fn write_msg(out: &mut Vec<u8>, d: &Delivery<'_>, sid: &[u8], client_headers: bool) -> usize {
-    let (header_len, body) = match d.header_len {
-        Some(h) if client_headers => (Some(h), d.message),
-        Some(h) => (None, &d.message[h..]),
-        None => (None, d.message),
-    };
-    out.reserve(d.subject.len() + sid.len() + body.len() + 64);
+    let headers = d.headers.filter(|_| client_headers);
+    let header_len = headers.map(<[u8]>::len);
+    let body_len = header_len.unwrap_or(0) + d.payload.len();
+    out.reserve(d.subject.len() + sid.len() + body_len + 64);
     out.extend_from_slice(if header_len.is_some() {
         b"HMSG "
     } else {
@@ -109,11 +107,14 @@ pub fn write_msg(out: &mut Vec<u8>, d: &Delivery<'_>, sid: &[u8], client_headers
         write_decimal(out, h);
         out.push(b' ');
     }
-    write_decimal(out, body.len());
+    write_decimal(out, body_len);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
+    if let Some(h) = headers {
+        out.extend_from_slice(h);
+    }
+    out.extend_from_slice(d.payload);
     out.extend_from_slice(b"\r\n");
-    body.len()
+    body_len
 }
 
 fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
@@ -140,8 +141,8 @@ mod tests {
         let d = Delivery {
             subject: b"foo",
             reply: Some(b"_INBOX.1"),
-            header_len: None,
-            message: b"hi",
+            headers: None,
+            payload: b"hi",
         };
         write_msg(&mut out, &d, b"7", true);
         assert_eq!(out, b"MSG foo 7 _INBOX.1 2\r\nhi\r\n");
@@ -149,12 +150,11 @@ mod tests {
 
     #[test]
     fn headers_are_stripped_for_clients_without_header_support() {
-        let message = b"NATS/1.0\r\nA: b\r\n\r\npayload";
         let d = Delivery {
             subject: b"foo",
             reply: None,
-            header_len: Some(18),
-            message,
+            headers: Some(b"NATS/1.0\r\nA: b\r\n\r\n"),
+            payload: b"payload",
         };
         let mut with = Vec::new();
         write_msg(&mut with, &d, b"1", true);

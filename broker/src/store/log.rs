@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::subjects::Sid;
-use super::{StoreError, StoredMsg, SyncPolicy};
+use super::{StoreError, StoredMsg, SyncHandle, SyncPolicy};
 
 /// A live message as the backend's index knows it, without reading its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,10 @@ pub(crate) trait Log: Send {
 
     /// Makes appended data and deletes durable: they survive a power cut.
     fn sync(&mut self) -> Result<(), StoreError>;
+
+    /// Writes appended data out and returns the fsync that makes it durable, to run without
+    /// holding the store (group commit).
+    fn prepare_sync(&mut self) -> Result<SyncHandle, StoreError>;
 
     /// When the caller should call [`Log::sync`].
     fn sync_policy(&self) -> SyncPolicy;

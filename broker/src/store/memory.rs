@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::log::{Entry, Last, Log, NewMsg};
 use super::subjects::Sid;
-use super::{StoreError, StoredMsg, SyncPolicy};
+use super::{StoreError, StoredMsg, SyncHandle, SyncPolicy};
 
 /// One message held in memory.
 #[derive(Debug)]
@@ -100,6 +100,10 @@ impl Log for MemoryLog {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn prepare_sync(&mut self) -> Result<SyncHandle, StoreError> {
+        Ok(SyncHandle::none())
     }
 
     fn sync_policy(&self) -> SyncPolicy {

@@ -31,7 +31,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use error::{Limit, StoreError};
-pub use file::{FileConfig, SyncPolicy};
+pub use file::{FileConfig, SyncHandle, SyncPolicy};
 pub use limits::{Discard, Limits};
 pub use stream::Store;
 

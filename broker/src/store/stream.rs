@@ -9,7 +9,9 @@ use super::limits::Admission;
 use super::log::{Log, NewMsg};
 use super::memory::MemoryLog;
 use super::subjects::{Filter, Matcher, SubjectIndex};
-use super::{FileConfig, Limits, StoreError, StoredMsg, StreamState, SubjectState, SyncPolicy};
+use super::{
+    FileConfig, Limits, StoreError, StoredMsg, StreamState, SubjectState, SyncHandle, SyncPolicy,
+};
 use crate::proto::subject::is_valid_literal_subject;
 
 /// The messages of one stream, in memory ([`Store::memory`]) or in a directory
@@ -285,6 +287,13 @@ impl Store {
     /// number of appends: the caller's group commit.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.log.sync()
+    }
+
+    /// The first half of a sync that does not hold the store during the fsync: writes
+    /// everything out now and returns the fsync, which covers every append made before this
+    /// call. Appends made meanwhile need a later sync.
+    pub fn prepare_sync(&mut self) -> Result<SyncHandle, StoreError> {
+        self.log.prepare_sync()
     }
 }
 

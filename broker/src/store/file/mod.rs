@@ -18,6 +18,7 @@ use super::subjects::SubjectIndex;
 use super::{StoreError, StoredMsg};
 use record::{Kind, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
 use segment::Segment;
+pub use segment::SyncHandle;
 
 /// Buffered appends are written out once they pass this many bytes, even without a flush.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -274,6 +275,17 @@ impl Log for FileLog {
                 log.dir_dirty = false;
             }
             Ok(())
+        })
+    }
+
+    fn prepare_sync(&mut self) -> Result<SyncHandle, StoreError> {
+        self.guarded(|log| {
+            if log.dir_dirty {
+                log.active().sync()?;
+                sync_dir(&log.dir)?;
+                log.dir_dirty = false;
+            }
+            log.active().flush_for_sync()
         })
     }
 

@@ -14,6 +14,36 @@ use super::record::{self, Kind, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::store::subjects::Sid;
 use crate::store::{StoreError, StoredMsg};
 
+/// An fsync to run later, away from the store's lock (see [`Store::prepare_sync`]).
+///
+/// [`Store::prepare_sync`]: crate::store::Store::prepare_sync
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl SyncHandle {
+    /// A handle with nothing to sync (memory storage).
+    pub(crate) fn none() -> SyncHandle {
+        SyncHandle {
+            file: None,
+            path: PathBuf::new(),
+        }
+    }
+
+    /// Makes what was written before [`Store::prepare_sync`] durable. It blocks for the length
+    /// of an fsync: call it from a blocking thread.
+    ///
+    /// [`Store::prepare_sync`]: crate::store::Store::prepare_sync
+    pub fn sync(self) -> Result<(), StoreError> {
+        match self.file {
+            Some(file) => file.sync_data().map_err(StoreError::io(&self.path)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The file name of the segment starting at `base`.
 pub(crate) fn segment_name(base: u64) -> String {
     format!("{base:020}.log")
@@ -146,6 +176,17 @@ impl Segment {
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()?;
         self.file.sync_data().map_err(StoreError::io(&self.path))
+    }
+
+    /// Writes buffered records out and returns a handle that makes them durable without this
+    /// segment: the fsync can then run while appends go on.
+    pub fn flush_for_sync(&mut self) -> Result<SyncHandle, StoreError> {
+        self.flush()?;
+        let file = self.file.try_clone().map_err(StoreError::io(&self.path))?;
+        Ok(SyncHandle {
+            file: Some(file),
+            path: self.path.clone(),
+        })
     }
 
     /// Reads and checks the live message at `seq`.

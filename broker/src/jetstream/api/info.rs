@@ -1,0 +1,131 @@
+//! The JSON of `STREAM.INFO`, `CONSUMER.INFO` and `$JS.API.INFO`, with nats-server's fields.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::jetstream::consumer::state::SeqPair;
+use crate::jetstream::consumer::Consumer;
+use crate::jetstream::stream::{Storage, Stream};
+use crate::jetstream::time::{format, now_nanos};
+use crate::jetstream::JetStream;
+
+/// What `STREAM.INFO` may add to the state.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct StreamInfoRequest {
+    /// List the subjects matching this filter, with counts.
+    pub subjects_filter: String,
+    /// List the deleted sequences.
+    pub deleted_details: bool,
+}
+
+/// A stream's info.
+pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -> Value {
+    let inner = stream.inner.lock();
+    let st = inner.store.state();
+    let mut state = Map::new();
+    state.insert("messages".into(), json!(st.msgs));
+    state.insert("bytes".into(), json!(st.bytes));
+    state.insert("first_seq".into(), json!(st.first_seq));
+    state.insert("first_ts".into(), json!(format(st.first_ts)));
+    state.insert("last_seq".into(), json!(st.last_seq));
+    state.insert("last_ts".into(), json!(format(st.last_ts)));
+    if !req.subjects_filter.is_empty() {
+        let subjects: Map<String, Value> = inner
+            .store
+            .subjects_state(Some(&req.subjects_filter))
+            .into_iter()
+            .map(|(s, n)| (s, json!(n.msgs)))
+            .collect();
+        if !subjects.is_empty() {
+            state.insert("subjects".into(), Value::Object(subjects));
+        }
+    }
+    if st.num_deleted > 0 {
+        state.insert("num_deleted".into(), json!(st.num_deleted));
+        if req.deleted_details {
+            let deleted: Vec<u64> = (st.first_seq..=st.last_seq)
+                .filter(|s| matches!(inner.store.get(*s), Ok(None)))
+                .collect();
+            state.insert("deleted".into(), json!(deleted));
+        }
+    }
+    if st.num_subjects > 0 {
+        state.insert("num_subjects".into(), json!(st.num_subjects));
+    }
+    state.insert(
+        "consumer_count".into(),
+        json!(stream.consumers.read().len()),
+    );
+    json!({
+        "config": inner.config,
+        "created": format(stream.created),
+        "state": state,
+        "cluster": {"leader": js.ctx.server_name},
+        "ts": format(now_nanos()),
+    })
+}
+
+/// A consumer's info.
+pub(crate) fn consumer(js: &JetStream, consumer: &Consumer) -> Value {
+    let s = consumer.snapshot();
+    let pair = |p: SeqPair| json!({"consumer_seq": p.consumer_seq, "stream_seq": p.stream_seq});
+    let mut info = json!({
+        "stream_name": consumer.stream_name,
+        "name": consumer.name,
+        "created": format(consumer.created),
+        "config": s.config,
+        "delivered": pair(s.delivered),
+        "ack_floor": pair(s.ack_floor),
+        "num_ack_pending": s.num_ack_pending,
+        "num_redelivered": s.num_redelivered,
+        "num_waiting": s.num_waiting,
+        "num_pending": s.num_pending,
+        "cluster": {"leader": js.ctx.server_name},
+        "ts": format(now_nanos()),
+    });
+    if s.push_bound {
+        info["push_bound"] = json!(true);
+    }
+    info
+}
+
+/// `$JS.API.INFO`: usage and limits of the account.
+pub(crate) fn account(js: &Arc<JetStream>) -> Value {
+    let streams = js.streams.read();
+    let (mut memory, mut storage, mut consumers) = (0u64, 0u64, 0usize);
+    for s in streams.values() {
+        let inner = s.inner.lock();
+        let bytes = inner.store.state().bytes;
+        match inner.config.storage {
+            Storage::Memory => memory += bytes,
+            Storage::File => storage += bytes,
+        }
+        consumers += s.consumers.read().len();
+    }
+    let cfg = &js.ctx.config;
+    json!({
+        "memory": memory,
+        "storage": storage,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "streams": streams.len(),
+        "consumers": consumers,
+        "limits": {
+            "max_memory": cfg.max_memory,
+            "max_storage": cfg.max_storage,
+            "max_streams": cfg.max_streams.map_or(-1, |n| n as i64),
+            "max_consumers": -1,
+            "max_ack_pending": -1,
+            "memory_max_stream_bytes": -1,
+            "storage_max_stream_bytes": -1,
+            "max_bytes_required": false,
+        },
+        "api": {
+            "total": js.api_total.load(Ordering::Relaxed),
+            "errors": js.api_errors.load(Ordering::Relaxed),
+        },
+    })
+}

@@ -1,0 +1,203 @@
+//! The JetStream API: one internal subscription per endpoint, as nats-server has, so that a
+//! request to an endpoint that does not exist gets the usual 503 no-responders status. These
+//! requests go, in order, to one API thread that may touch the disk. Pull requests
+//! (`CONSUMER.MSG.NEXT`) go straight to their consumer's own subscription.
+//!
+//! - `streams.rs`: STREAM.CREATE, UPDATE, INFO, DELETE, NAMES, LIST, PURGE.
+//! - `consumers.rs`: CONSUMER.CREATE, DURABLE.CREATE, INFO, DELETE, NAMES, LIST.
+//! - `msgs.rs`: STREAM.MSG.GET, STREAM.MSG.DELETE and DIRECT.GET.
+//! - `info.rs`: the JSON of stream and consumer info and of `$JS.API.INFO`.
+
+pub(crate) mod consumers;
+mod info;
+pub(crate) mod msgs;
+pub(crate) mod streams;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use serde_json::{json, Value};
+
+use super::errors::ApiError;
+use super::JetStream;
+use crate::client::InternalSink;
+use crate::proto::server_op::Delivery;
+
+/// Prefix of every response `type`.
+const TYPE_PREFIX: &str = "io.nats.jetstream.api.v1.";
+
+/// The endpoints and the subjects they listen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    AccountInfo,
+    StreamCreate,
+    StreamUpdate,
+    StreamNames,
+    StreamList,
+    StreamInfo,
+    StreamDelete,
+    StreamPurge,
+    MsgDelete,
+    MsgGet,
+    ConsumerCreate,
+    ConsumerCreateNamed,
+    DurableCreate,
+    ConsumerNames,
+    ConsumerList,
+    ConsumerInfo,
+    ConsumerDelete,
+}
+
+/// Every endpoint with its subscription subject.
+pub(crate) const ENDPOINTS: &[(&str, Endpoint)] = &[
+    ("$JS.API.INFO", Endpoint::AccountInfo),
+    ("$JS.API.STREAM.CREATE.*", Endpoint::StreamCreate),
+    ("$JS.API.STREAM.UPDATE.*", Endpoint::StreamUpdate),
+    ("$JS.API.STREAM.NAMES", Endpoint::StreamNames),
+    ("$JS.API.STREAM.LIST", Endpoint::StreamList),
+    ("$JS.API.STREAM.INFO.*", Endpoint::StreamInfo),
+    ("$JS.API.STREAM.DELETE.*", Endpoint::StreamDelete),
+    ("$JS.API.STREAM.PURGE.*", Endpoint::StreamPurge),
+    ("$JS.API.STREAM.MSG.DELETE.*", Endpoint::MsgDelete),
+    ("$JS.API.STREAM.MSG.GET.*", Endpoint::MsgGet),
+    ("$JS.API.CONSUMER.CREATE.*", Endpoint::ConsumerCreate),
+    ("$JS.API.CONSUMER.CREATE.*.>", Endpoint::ConsumerCreateNamed),
+    (
+        "$JS.API.CONSUMER.DURABLE.CREATE.*.*",
+        Endpoint::DurableCreate,
+    ),
+    ("$JS.API.CONSUMER.NAMES.*", Endpoint::ConsumerNames),
+    ("$JS.API.CONSUMER.LIST.*", Endpoint::ConsumerList),
+    ("$JS.API.CONSUMER.INFO.*.*", Endpoint::ConsumerInfo),
+    ("$JS.API.CONSUMER.DELETE.*.*", Endpoint::ConsumerDelete),
+];
+
+/// A request waiting for the API thread.
+pub(crate) struct Request {
+    pub endpoint: Endpoint,
+    pub subject: String,
+    pub reply: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+impl Request {
+    /// The subject's tokens after the endpoint's fixed part.
+    pub fn token(&self, index: usize) -> &str {
+        self.subject.split('.').nth(index).unwrap_or("")
+    }
+}
+
+/// Receives the requests of one endpoint.
+pub(crate) struct ApiSink {
+    pub js: Weak<JetStream>,
+    pub endpoint: Endpoint,
+}
+
+impl InternalSink for ApiSink {
+    fn receive(&self, d: &Delivery<'_>) {
+        let Some(js) = self.js.upgrade() else {
+            return;
+        };
+        let (Ok(subject), reply) = (
+            std::str::from_utf8(d.subject),
+            d.reply.and_then(|r| std::str::from_utf8(r).ok()),
+        ) else {
+            return;
+        };
+        let request = Request {
+            endpoint: self.endpoint,
+            subject: subject.to_string(),
+            reply: reply.map(str::to_string),
+            payload: d.payload.to_vec(),
+        };
+        js.queue_request(request);
+    }
+}
+
+/// Handles one request on the API thread and sends the response.
+pub(crate) fn handle(js: &Arc<JetStream>, req: &Request) {
+    js.api_total.fetch_add(1, Ordering::Relaxed);
+    let (kind, result) = dispatch(js, req);
+    let body = match result {
+        Ok(Value::Object(mut fields)) => {
+            fields.insert("type".into(), Value::String(format!("{TYPE_PREFIX}{kind}")));
+            Value::Object(fields)
+        }
+        Ok(other) => other,
+        Err(e) => {
+            js.api_errors.fetch_add(1, Ordering::Relaxed);
+            json!({"type": format!("{TYPE_PREFIX}{kind}"), "error": e})
+        }
+    };
+    if let Some(reply) = &req.reply {
+        js.ctx.reply(reply, body.to_string().as_bytes());
+    }
+}
+
+type Outcome = Result<Value, ApiError>;
+
+fn dispatch(js: &Arc<JetStream>, req: &Request) -> (&'static str, Outcome) {
+    use Endpoint::*;
+    match req.endpoint {
+        AccountInfo => ("account_info_response", Ok(info::account(js))),
+        StreamCreate => ("stream_create_response", streams::create(js, req)),
+        StreamUpdate => ("stream_update_response", streams::update(js, req)),
+        StreamNames => ("stream_names_response", streams::names(js, req)),
+        StreamList => ("stream_list_response", streams::list(js, req)),
+        StreamInfo => ("stream_info_response", streams::info(js, req)),
+        StreamDelete => ("stream_delete_response", streams::delete(js, req)),
+        StreamPurge => ("stream_purge_response", streams::purge(js, req)),
+        MsgDelete => ("stream_msg_delete_response", msgs::delete(js, req)),
+        MsgGet => ("stream_msg_get_response", msgs::get(js, req)),
+        ConsumerCreate | ConsumerCreateNamed | DurableCreate => {
+            ("consumer_create_response", consumers::create(js, req))
+        }
+        ConsumerNames => ("consumer_names_response", consumers::names(js, req)),
+        ConsumerList => ("consumer_list_response", consumers::list(js, req)),
+        ConsumerInfo => ("consumer_info_response", consumers::info(js, req)),
+        ConsumerDelete => ("consumer_delete_response", consumers::delete(js, req)),
+    }
+}
+
+/// Parses a JSON body; an empty body is `T::default()`. As Go's decoder, which clients are
+/// written against, a `null` member counts as absent.
+pub(crate) fn parse_body<T: for<'de> serde::Deserialize<'de> + Default>(
+    payload: &[u8],
+) -> Result<T, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut value: Value = serde_json::from_slice(payload).map_err(|_| ApiError::invalid_json())?;
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    drop_nulls(&mut value);
+    serde_json::from_value(value).map_err(|e| {
+        tracing::debug!("JetStream API request refused: {e}");
+        ApiError::invalid_json()
+    })
+}
+
+fn drop_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// Paging of list requests: `{"offset": n}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Paged {
+    pub offset: usize,
+    /// NAMES: only streams with a subject matching this.
+    pub subject: String,
+}
+
+/// Items per page of NAMES (1024) and LIST (256) responses, as nats-server.
+pub(crate) const NAMES_PAGE: usize = 1024;
+pub(crate) const LIST_PAGE: usize = 256;

@@ -1,0 +1,165 @@
+//! Stream endpoints: create, update, info, delete, names, list, purge.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::info::{self, StreamInfoRequest};
+use super::{parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
+use crate::jetstream::errors::ApiError;
+use crate::jetstream::stream::{Stream, StreamConfig};
+use crate::jetstream::subjects::collide;
+use crate::jetstream::JetStream;
+use crate::store::Purge;
+
+/// `$JS.API.STREAM.CREATE.<stream>`
+pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    let name = req.token(4);
+    let config: StreamConfig = parse_body(&req.payload)?;
+    if config.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(ApiError::stream_name_path_separators());
+    }
+    if config.sealed {
+        return Err(ApiError::invalid_config(
+            "stream configuration for create can not be sealed",
+        ));
+    }
+    if config.mirror_direct && config.mirror.is_none() {
+        return Err(ApiError::invalid_config(
+            "stream has no mirror but does have mirror direct",
+        ));
+    }
+    let config = config.normalize()?;
+    if config.num_replicas > 1 {
+        return Err(ApiError::replicas_not_supported());
+    }
+    let stream = js.create_stream(config)?;
+    let mut info = info::stream(js, &stream, &StreamInfoRequest::default());
+    info["did_create"] = json!(true);
+    Ok(info)
+}
+
+/// `$JS.API.STREAM.UPDATE.<stream>`
+pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    let name = req.token(4);
+    let config: StreamConfig = parse_body(&req.payload)?;
+    if config.name != name {
+        return Err(ApiError::stream_mismatch());
+    }
+    let stream = js.lookup(name)?;
+    let config = config.normalize()?;
+    let old = stream.config();
+    config.check_update(&old)?;
+    js.check_overlap(&config, Some(name))?;
+    let resubscribe = config.subjects != old.subjects;
+    let allow_direct_changed = config.allow_direct != old.allow_direct;
+    stream
+        .inner
+        .lock()
+        .reconfigure(config.clone())
+        .map_err(ApiError::stream_update)?;
+    js.save_stream_meta(&stream)
+        .map_err(|e| ApiError::stream_update(format!("{e:#}")))?;
+    if resubscribe {
+        stream.resubscribe();
+    }
+    if resubscribe || allow_direct_changed {
+        js.direct_get_subscriptions(&stream);
+    }
+    stream.notify_removed();
+    Ok(info::stream(js, &stream, &StreamInfoRequest::default()))
+}
+
+/// `$JS.API.STREAM.INFO.<stream>`
+pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    let stream = js.lookup(req.token(4))?;
+    let request: StreamInfoRequest = parse_body(&req.payload)?;
+    Ok(info::stream(js, &stream, &request))
+}
+
+/// `$JS.API.STREAM.DELETE.<stream>`
+pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    if !req.payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::not_empty_request());
+    }
+    js.delete_stream(req.token(4))?;
+    Ok(json!({"success": true}))
+}
+
+/// `$JS.API.STREAM.PURGE.<stream>` with `{"filter", "seq", "keep"}`.
+pub(crate) fn purge(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct PurgeRequest {
+        filter: String,
+        seq: u64,
+        keep: u64,
+    }
+    let stream = js.lookup(req.token(4))?;
+    let request: PurgeRequest = parse_body(&req.payload)?;
+    let purged = {
+        let mut inner = stream.inner.lock();
+        if inner.config.sealed || inner.config.deny_purge {
+            return Err(ApiError::purge_failed("stream purge not permitted"));
+        }
+        if request.seq > 0 && request.keep > 0 {
+            return Err(ApiError::bad_request());
+        }
+        let purge = Purge {
+            filter: Some(request.filter).filter(|f| !f.is_empty()),
+            up_to_seq: (request.seq > 0).then_some(request.seq),
+            keep: (request.keep > 0).then_some(request.keep),
+        };
+        inner.store.purge(&purge).map_err(ApiError::purge_failed)?
+    };
+    stream.notify_removed();
+    Ok(json!({"success": true, "purged": purged}))
+}
+
+/// `$JS.API.STREAM.NAMES`, optionally only streams whose subjects match `subject`.
+pub(crate) fn names(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    let paged: Paged = parse_body(&req.payload)?;
+    let matching = matching_streams(js, &paged.subject);
+    let total = matching.len();
+    let page: Vec<String> = matching
+        .into_iter()
+        .skip(paged.offset)
+        .take(NAMES_PAGE)
+        .map(|s| s.name.clone())
+        .collect();
+    Ok(json!({"total": total, "offset": paged.offset, "limit": NAMES_PAGE, "streams": page}))
+}
+
+/// `$JS.API.STREAM.LIST`: the info of every stream.
+pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    let paged: Paged = parse_body(&req.payload)?;
+    let matching = matching_streams(js, &paged.subject);
+    let total = matching.len();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(paged.offset)
+        .take(LIST_PAGE)
+        .map(|s| info::stream(js, &s, &StreamInfoRequest::default()))
+        .collect();
+    Ok(json!({"total": total, "offset": paged.offset, "limit": LIST_PAGE, "streams": page}))
+}
+
+fn matching_streams(js: &JetStream, subject: &str) -> Vec<Arc<Stream>> {
+    js.streams
+        .read()
+        .values()
+        .filter(|s| {
+            subject.is_empty()
+                || s.inner
+                    .lock()
+                    .config
+                    .subjects
+                    .iter()
+                    .any(|own| collide(own, subject))
+        })
+        .cloned()
+        .collect()
+}

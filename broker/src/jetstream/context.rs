@@ -1,0 +1,119 @@
+//! What streams and consumers need of the server: publishing replies and deliveries, internal
+//! subscriptions, interest checks, and JetStream's own settings.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{InternalSink, Subscription};
+use crate::proto::server_op::Delivery;
+use crate::server::ServerState;
+use crate::store::SyncPolicy;
+
+/// JetStream's settings, from the command line and config file.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// Where file streams live: `<store_dir>/jetstream/`.
+    pub store_dir: PathBuf,
+    /// When a PubAck may be sent for a file stream (see `--sync`).
+    pub sync: SyncPolicy,
+    /// Most streams; `None` for no limit.
+    pub max_streams: Option<usize>,
+    /// Most bytes of memory storage, reported in `$JS.API.INFO`.
+    pub max_memory: i64,
+    /// Most bytes of file storage, reported in `$JS.API.INFO`.
+    pub max_storage: i64,
+}
+
+/// Longest the broker keeps an ephemeral consumer without interest, unless it says otherwise.
+pub(crate) const DEFAULT_INACTIVE_THRESHOLD: Duration = Duration::from_secs(5);
+
+/// The server as JetStream sees it; shared by every stream and consumer.
+pub(crate) struct Context {
+    server: Weak<ServerState>,
+    pub config: JetStreamConfig,
+    /// The server's name, which stream and consumer info report as the cluster leader.
+    pub server_name: String,
+    /// Cancelled when the server shuts down: background tasks finish.
+    pub shutdown: CancellationToken,
+}
+
+impl Context {
+    pub fn new(server: Weak<ServerState>, config: JetStreamConfig, server_name: String) -> Context {
+        Context {
+            server,
+            config,
+            server_name,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Sends a reply with no headers to `to`.
+    pub fn reply(&self, to: &str, payload: &[u8]) {
+        self.send(&Outgoing {
+            route: to,
+            subject: to,
+            reply: None,
+            headers: None,
+            payload,
+        });
+    }
+
+    /// Sends a message from the broker; false when nobody received it.
+    pub fn send(&self, msg: &Outgoing<'_>) -> bool {
+        let Some(server) = self.server.upgrade() else {
+            return false;
+        };
+        let d = Delivery {
+            subject: msg.subject.as_bytes(),
+            reply: msg.reply.map(str::as_bytes),
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        server.publish_internal(msg.route.as_bytes(), &d)
+    }
+
+    /// Whether any subscription (of `queue`, when given) matches `subject`.
+    pub fn has_interest(&self, subject: &str, queue: Option<&str>) -> bool {
+        let Some(server) = self.server.upgrade() else {
+            return false;
+        };
+        let m = server.sublist.matches(subject.as_bytes());
+        match queue {
+            None => !m.plain.is_empty() || !m.groups.is_empty(),
+            Some(q) => m
+                .groups
+                .iter()
+                .any(|g| g.first().and_then(|s| s.queue.as_deref()) == Some(q.as_bytes())),
+        }
+    }
+
+    /// Subscribes the broker to `subject`.
+    pub fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        sink: Arc<dyn InternalSink>,
+    ) -> Option<Arc<Subscription>> {
+        let server = self.server.upgrade()?;
+        Some(server.subscribe_internal(subject, queue, sink))
+    }
+
+    /// Removes an internal subscription.
+    pub fn unsubscribe(&self, sub: &Arc<Subscription>) {
+        if let Some(server) = self.server.upgrade() {
+            server.unsubscribe(sub);
+        }
+    }
+}
+
+/// A message the broker sends: routed by `route`, shown as `subject`.
+pub(crate) struct Outgoing<'a> {
+    pub route: &'a str,
+    pub subject: &'a str,
+    pub reply: Option<&'a str>,
+    pub headers: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}

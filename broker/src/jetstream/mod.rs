@@ -1,0 +1,355 @@
+//! JetStream: streams and consumers on the message store (`crate::store`), served over the
+//! `$JS.API.*` subjects so that NATS clients use them unchanged.
+//!
+//! A tour of the layout:
+//! - [`JetStream`] (here): the streams of the (global) account, start-up recovery, creating
+//!   and deleting streams, attaching consumers, shutdown.
+//! - `api/`: the request/reply endpoints, one file per family, and the info JSON.
+//! - `stream/`: one stream: configuration, the publish path and PubAck, group commit,
+//!   expiry, the duplicate window.
+//! - `consumer/`: one consumer: configuration, ack state, push and pull delivery.
+//! - `context.rs`: what streams and consumers need of the server (publishing, subscribing).
+//! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
+//!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
+
+pub(crate) mod api;
+pub(crate) mod consumer;
+mod context;
+mod errors;
+mod headers;
+pub(crate) mod persist;
+pub(crate) mod stream;
+mod subjects;
+pub(crate) mod time;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use parking_lot::{Mutex, RwLock};
+
+use crate::client::{InternalSink, Subscription};
+use crate::server::ServerState;
+use crate::store::{FileConfig, Purge, Store};
+use api::{ApiSink, Request};
+use consumer::Consumer;
+use context::Context;
+pub use context::JetStreamConfig;
+use errors::ApiError;
+use persist::{ConsumerMeta, StreamMeta};
+use stream::{Storage, Stream, StreamConfig};
+
+/// JetStream for the server's (global) account.
+pub(crate) struct JetStream {
+    pub(crate) ctx: Arc<Context>,
+    pub streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    pub api_total: AtomicU64,
+    pub api_errors: AtomicU64,
+    api_tx: Mutex<Option<mpsc::Sender<Request>>>,
+    api_subs: Mutex<Vec<Arc<Subscription>>>,
+    direct_subs: Mutex<HashMap<String, Vec<Arc<Subscription>>>>,
+}
+
+impl JetStream {
+    /// Recovers the streams under the store directory, subscribes to the API and starts the
+    /// API thread. Call from within the tokio runtime.
+    pub fn start(
+        server: &Arc<ServerState>,
+        config: JetStreamConfig,
+    ) -> anyhow::Result<Arc<JetStream>> {
+        let dir = persist::streams_dir(&config.store_dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let server_name = server.info.server_name.clone();
+        let ctx = Arc::new(Context::new(Arc::downgrade(server), config, server_name));
+        let (tx, rx) = mpsc::channel::<Request>();
+        let js = Arc::new(JetStream {
+            ctx,
+            streams: RwLock::new(BTreeMap::new()),
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+            api_tx: Mutex::new(Some(tx)),
+            api_subs: Mutex::new(Vec::new()),
+            direct_subs: Mutex::new(HashMap::new()),
+        });
+        js.recover(&dir)?;
+        for (subject, endpoint) in api::ENDPOINTS {
+            let sink: Arc<dyn InternalSink> = Arc::new(ApiSink {
+                js: Arc::downgrade(&js),
+                endpoint: *endpoint,
+            });
+            if let Some(sub) = js.ctx.subscribe(subject, None, sink) {
+                js.api_subs.lock().push(sub);
+            }
+        }
+        let runtime = tokio::runtime::Handle::current();
+        let weak = Arc::downgrade(&js);
+        std::thread::Builder::new()
+            .name("jetstream-api".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                while let Ok(request) = rx.recv() {
+                    let Some(js) = weak.upgrade() else { break };
+                    api::handle(&js, &request);
+                }
+            })
+            .context("starting the JetStream API thread")?;
+        Ok(js)
+    }
+
+    /// Queues a request for the API thread.
+    pub fn queue_request(&self, request: Request) {
+        if let Some(tx) = self.api_tx.lock().as_ref() {
+            let _ = tx.send(request);
+        }
+    }
+
+    /// Stops the API, then closes every stream: what waits for an fsync gets it, consumer
+    /// state is written.
+    pub fn shutdown(&self) {
+        self.api_tx.lock().take();
+        for sub in self.api_subs.lock().drain(..) {
+            self.ctx.unsubscribe(&sub);
+        }
+        self.ctx.shutdown.cancel();
+        for stream in self.streams.read().values() {
+            stream.close();
+        }
+    }
+
+    /// The stream called `name`.
+    pub fn lookup(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        self.streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(ApiError::stream_not_found)
+    }
+
+    /// Refuses subjects that another stream (than `except`) captures.
+    pub fn check_overlap(
+        &self,
+        config: &StreamConfig,
+        except: Option<&str>,
+    ) -> Result<(), ApiError> {
+        for other in self.streams.read().values() {
+            if Some(other.name.as_str()) == except || other.name == config.name {
+                continue;
+            }
+            let theirs = other.config().subjects;
+            if config
+                .subjects
+                .iter()
+                .any(|s| theirs.iter().any(|t| subjects::collide(s, t)))
+            {
+                return Err(ApiError::subject_overlap());
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a stream, or returns the existing one with the same configuration.
+    pub fn create_stream(self: &Arc<Self>, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
+        if let Some(existing) = self.streams.read().get(&config.name) {
+            return match existing.config() == config {
+                true => Ok(existing.clone()),
+                false => Err(ApiError::stream_name_exist()),
+            };
+        }
+        if let Some(max) = self.ctx.config.max_streams {
+            if self.streams.read().len() >= max {
+                return Err(ApiError::max_streams());
+            }
+        }
+        self.check_overlap(&config, None)?;
+        let created = time::now_nanos();
+        let (store, dir) = self
+            .open_store(&config, created, true)
+            .map_err(|e| ApiError::stream_create(format!("{e:#}")))?;
+        let stream = Stream::new(self.ctx.clone(), config, store, created, dir);
+        self.streams
+            .write()
+            .insert(stream.name.clone(), stream.clone());
+        stream.start();
+        self.direct_get_subscriptions(&stream);
+        Ok(stream)
+    }
+
+    /// Opens a stream's store; `fresh` for a new stream (its directory is written anew).
+    fn open_store(
+        &self,
+        config: &StreamConfig,
+        created: i64,
+        fresh: bool,
+    ) -> anyhow::Result<(Store, Option<std::path::PathBuf>)> {
+        let limits = config.limits();
+        if config.storage == Storage::Memory {
+            let mut store = Store::memory(limits);
+            apply_first_seq(&mut store, config)?;
+            return Ok((store, None));
+        }
+        let dir = persist::streams_dir(&self.ctx.config.store_dir).join(&config.name);
+        if fresh {
+            persist::remove_dir(&dir)?;
+            persist::write_stream_meta(
+                &dir,
+                &StreamMeta {
+                    config: config.clone(),
+                    created,
+                },
+            )?;
+        }
+        let file = FileConfig {
+            sync: self.ctx.config.sync,
+            ..FileConfig::default()
+        };
+        let mut store = Store::open_file(&persist::msgs_dir(&dir), file, limits)
+            .with_context(|| format!("opening the store of stream {}", config.name))?;
+        if fresh {
+            apply_first_seq(&mut store, config)?;
+        }
+        Ok((store, Some(dir)))
+    }
+
+    /// Writes a file stream's meta file again (after an update).
+    pub fn save_stream_meta(&self, stream: &Stream) -> anyhow::Result<()> {
+        let Some(dir) = &stream.dir else {
+            return Ok(());
+        };
+        let meta = StreamMeta {
+            config: stream.config(),
+            created: stream.created,
+        };
+        persist::write_stream_meta(dir, &meta)
+    }
+
+    /// Deletes a stream, its consumers and its files.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let stream = self
+            .streams
+            .write()
+            .remove(name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        for sub in self.direct_subs.lock().remove(name).into_iter().flatten() {
+            self.ctx.unsubscribe(&sub);
+        }
+        for consumer in stream.consumers.write().values() {
+            consumer.delete();
+        }
+        stream.close();
+        if let Some(dir) = &stream.dir {
+            persist::remove_dir(dir).map_err(|e| ApiError::stream_general(format!("{e:#}")))?;
+        }
+        Ok(())
+    }
+
+    /// Subscribes `DIRECT.GET` for a stream with `allow_direct` (and drops it without).
+    pub fn direct_get_subscriptions(&self, stream: &Arc<Stream>) {
+        let mut all = self.direct_subs.lock();
+        for sub in all.remove(&stream.name).into_iter().flatten() {
+            self.ctx.unsubscribe(&sub);
+        }
+        if !stream.config().allow_direct {
+            return;
+        }
+        let mut subs = Vec::new();
+        for subject in [
+            format!("$JS.API.DIRECT.GET.{}", stream.name),
+            format!("$JS.API.DIRECT.GET.{}.>", stream.name),
+        ] {
+            let sink: Arc<dyn InternalSink> =
+                Arc::new(api::msgs::DirectGet(Arc::downgrade(stream)));
+            if let Some(sub) = self.ctx.subscribe(&subject, Some("_sys_"), sink) {
+                subs.push(sub);
+            }
+        }
+        all.insert(stream.name.clone(), subs);
+    }
+
+    /// Joins a consumer to its stream and starts it.
+    pub fn attach_consumer(&self, stream: &Arc<Stream>, consumer: Arc<Consumer>) {
+        {
+            let inner = stream.inner.lock();
+            consumer.count_pending(&inner.store);
+            stream
+                .consumers
+                .write()
+                .insert(consumer.name.clone(), consumer.clone());
+        }
+        consumer.start();
+    }
+
+    /// Opens every stream (and its durable consumers) found under `dir`.
+    fn recover(self: &Arc<Self>, dir: &Path) -> anyhow::Result<()> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.join("meta.json").exists() {
+                continue;
+            }
+            if let Err(e) = self.recover_stream(&path) {
+                tracing::error!(
+                    "JetStream: not restoring the stream in {}: {e:#}",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_stream(self: &Arc<Self>, path: &Path) -> anyhow::Result<()> {
+        let meta: StreamMeta = persist::read_json(&path.join("meta.json"))?;
+        let (store, dir) = self.open_store(&meta.config, meta.created, false)?;
+        let stream = Stream::new(self.ctx.clone(), meta.config, store, meta.created, dir);
+        self.streams
+            .write()
+            .insert(stream.name.clone(), stream.clone());
+        stream.start();
+        self.direct_get_subscriptions(&stream);
+        let obs = path.join("obs");
+        for entry in std::fs::read_dir(&obs).into_iter().flatten().flatten() {
+            let dir = entry.path();
+            if let Err(e) = self.recover_consumer(&stream, &dir) {
+                tracing::error!(
+                    "JetStream: not restoring the consumer in {}: {e:#}",
+                    dir.display()
+                );
+            }
+        }
+        tracing::info!(stream = %stream.name, messages = stream.inner.lock().store.state().msgs, "restored stream");
+        Ok(())
+    }
+
+    fn recover_consumer(&self, stream: &Arc<Stream>, dir: &Path) -> anyhow::Result<()> {
+        let meta: ConsumerMeta = persist::read_json(&dir.join("meta.json"))?;
+        let state = match persist::read_consumer_state(dir)? {
+            Some(state) => state,
+            None => api::consumers::start_state(stream, &meta.config),
+        };
+        let consumer = Consumer::new(
+            stream,
+            meta.name,
+            meta.config,
+            state,
+            meta.created,
+            Some(dir.to_path_buf()),
+        );
+        self.attach_consumer(stream, consumer);
+        Ok(())
+    }
+}
+
+/// `first_seq`: a new stream starts numbering there.
+fn apply_first_seq(store: &mut Store, config: &StreamConfig) -> anyhow::Result<()> {
+    if config.first_seq > 1 {
+        let purge = Purge {
+            up_to_seq: Some(config.first_seq),
+            ..Purge::default()
+        };
+        store.purge(&purge).context("setting the first sequence")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Background work of a stream: group commit (one fsync acknowledges every publish that
+//! arrived meanwhile) and maintenance (max_age expiry, periodic fsync).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Stream;
+use crate::jetstream::time::now_nanos;
+use crate::store::SyncPolicy;
+
+/// How often the maintenance task syncs a file stream when the policy gives no interval: the
+/// messages published without a reply subject (fire and forget) are on disk within this.
+const BACKGROUND_SYNC: Duration = Duration::from_secs(1);
+/// Longest the maintenance task sleeps when nothing is due.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
+
+/// Group commit: waits for PubAcks to be queued, syncs once for all of them, sends them.
+pub(super) async fn run(stream: Arc<Stream>) {
+    loop {
+        tokio::select! {
+            _ = stream.commit_wake.notified() => {}
+            _ = stream.closed.cancelled() => return,
+        }
+        loop {
+            let (handle, acks) = {
+                let mut inner = stream.inner.lock();
+                if inner.awaiting_sync.is_empty() {
+                    break;
+                }
+                let acks = std::mem::take(&mut inner.awaiting_sync);
+                (inner.store.prepare_sync(), acks)
+            };
+            let synced = match handle {
+                Ok(handle) => tokio::task::spawn_blocking(move || handle.sync())
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(crate::store::StoreError::Io {
+                            path: Default::default(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    }),
+                Err(e) => Err(e),
+            };
+            match synced {
+                Ok(()) => {
+                    for (reply, ack) in acks {
+                        stream.ctx.reply(&reply, &ack);
+                    }
+                }
+                Err(e) => {
+                    // No PubAck: the publisher retries, and the duplicate window keeps that
+                    // from storing twice what did reach the disk.
+                    tracing::error!(stream = %stream.name, "fsync failed, {} PubAcks withheld: {e}", acks.len());
+                }
+            }
+        }
+    }
+}
+
+/// Expires messages past max_age and syncs file streams in the background.
+pub(super) async fn maintain(stream: Arc<Stream>) {
+    let interval = match stream.ctx.config.sync {
+        SyncPolicy::Interval(d) => Some(d),
+        SyncPolicy::Always => Some(BACKGROUND_SYNC),
+        SyncPolicy::Never => None,
+    };
+    let mut next_sync = interval.map(|d| tokio::time::Instant::now() + d);
+    loop {
+        let next_expiry = expire(&stream);
+        let now = tokio::time::Instant::now();
+        let mut wake = now + IDLE_CHECK;
+        if let Some(at) = next_expiry {
+            wake = wake.min(at);
+        }
+        if let Some(at) = next_sync {
+            wake = wake.min(at);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stream.maintenance_wake.notified() => {}
+            _ = stream.closed.cancelled() => return,
+        }
+        if let (Some(at), Some(every)) = (next_sync, interval) {
+            if tokio::time::Instant::now() >= at {
+                background_sync(&stream).await;
+                next_sync = Some(tokio::time::Instant::now() + every);
+            }
+        }
+    }
+}
+
+/// Removes expired messages; returns when the next one expires.
+fn expire(stream: &Stream) -> Option<tokio::time::Instant> {
+    let mut inner = stream.inner.lock();
+    inner.store.limits().max_age?;
+    let now = now_nanos();
+    let expired = match inner.store.expire(now) {
+        Ok(expired) => expired,
+        Err(e) => {
+            tracing::error!(stream = %stream.name, "max_age expiry: {e}");
+            return Some(tokio::time::Instant::now() + Duration::from_secs(1));
+        }
+    };
+    drop(inner);
+    if expired.removed > 0 {
+        stream.notify_removed();
+    }
+    let due = expired.next_due?;
+    let wait = Duration::from_nanos(u64::try_from(due.saturating_sub(now)).unwrap_or(0));
+    Some(tokio::time::Instant::now() + wait)
+}
+
+async fn background_sync(stream: &Arc<Stream>) {
+    let handle = stream.inner.lock().store.prepare_sync();
+    let result = match handle {
+        Ok(handle) => tokio::task::spawn_blocking(move || handle.sync())
+            .await
+            .unwrap_or(Ok(())),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::error!(stream = %stream.name, "background fsync: {e}");
+    }
+}
