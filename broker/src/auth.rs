@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 
-use crate::options::{Auth, User};
+use crate::options::{AccountConfig, Auth, Options, User};
 use crate::proto::connect::ConnectInfo;
 
 /// Random bytes in a nonce, as nats-server: 11, sent as 15 base64url characters.
@@ -22,14 +22,33 @@ pub(crate) enum Login<'a> {
     Refused,
     /// No users are configured (no auth, or a shared token).
     Anonymous,
-    /// This configured user (see [`User::identity`]).
-    User(&'a str),
+    /// This configured user, of this account (`None`: a user of `authorization {}`).
+    User {
+        /// See [`User::identity`].
+        identity: &'a str,
+        /// The account the user is declared in.
+        account: Option<&'a AccountConfig>,
+    },
 }
 
-/// Checks the credentials in `connect` against `auth`; `nonce` is what INFO sent.
-pub(crate) fn login<'a>(auth: &'a Auth, connect: &ConnectInfo, nonce: &str) -> Login<'a> {
-    match auth {
-        Auth::None => Login::Anonymous,
+/// Checks the credentials in `connect` against the token or users of `opts` (not operator
+/// mode: see `trust`); `nonce` is what INFO sent.
+pub(crate) fn login<'a>(opts: &'a Options, connect: &ConnectInfo, nonce: &str) -> Login<'a> {
+    let mut users = users(opts);
+    if let Some(name) = opts
+        .no_auth_user
+        .as_deref()
+        .filter(|_| no_credentials(connect))
+    {
+        return users
+            .find(|(u, _)| u.identity() == name)
+            .map_or(Login::Refused, |(u, account)| Login::User {
+                identity: u.identity(),
+                account,
+            });
+    }
+    match &opts.auth {
+        Auth::None if !opts.auth_required() => Login::Anonymous,
         Auth::Token(token)
             if connect
                 .auth_token
@@ -40,18 +59,47 @@ pub(crate) fn login<'a>(auth: &'a Auth, connect: &ConnectInfo, nonce: &str) -> L
         }
         Auth::Token(_) => Login::Refused,
         // Check every entry so the time taken does not tell which user exists.
-        Auth::Users(users) => users.iter().fold(Login::Refused, |found, u| {
+        Auth::None | Auth::Users(_) => users.fold(Login::Refused, |found, (u, account)| {
             match (user_matches(u, connect, nonce), found) {
-                (true, Login::Refused) => Login::User(u.identity()),
+                (true, Login::Refused) => Login::User {
+                    identity: u.identity(),
+                    account,
+                },
                 (_, found) => found,
             }
         }),
     }
 }
 
+/// Every configured user with its account: `authorization {}` users first.
+fn users(opts: &Options) -> impl Iterator<Item = (&User, Option<&AccountConfig>)> {
+    let global = match &opts.auth {
+        Auth::Users(users) => users.as_slice(),
+        _ => &[],
+    };
+    let in_accounts = opts
+        .accounts
+        .iter()
+        .flat_map(|a| a.users.iter().map(move |u| (u, Some(a))));
+    global.iter().map(|u| (u, None)).chain(in_accounts)
+}
+
+/// A CONNECT without any credentials, which `no_auth_user` applies to.
+fn no_credentials(connect: &ConnectInfo) -> bool {
+    connect.user.is_none()
+        && connect.pass.is_none()
+        && connect.auth_token.is_none()
+        && connect.nkey.is_none()
+        && connect.jwt.is_none()
+}
+
 #[cfg(test)]
 fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
-    login(auth, connect, nonce) != Login::Refused
+    let opts = Options {
+        auth: auth.clone(),
+        ..Options::default()
+    };
+    login(&opts, connect, nonce) != Login::Refused
 }
 
 fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
@@ -60,15 +108,19 @@ fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
             (Some(name), Some(pass)) => same(&u.user, name) & same(&u.pass, pass),
             _ => false,
         },
-        User::NKey(key) => match (connect.nkey.as_deref(), connect.sig.as_deref()) {
-            (Some(given), Some(sig)) => same(key, given) && signed(key, nonce, sig),
-            _ => false,
-        },
+        User::NKey(key) => {
+            connect
+                .nkey
+                .as_deref()
+                .is_some_and(|given| same(key, given))
+                && signed(key, nonce, connect.sig.as_deref())
+        }
     }
 }
 
 /// Whether `sig` (base64, URL-safe or standard) is `key`'s Ed25519 signature of `nonce`.
-fn signed(key: &str, nonce: &str, sig: &str) -> bool {
+pub(crate) fn signed(key: &str, nonce: &str, sig: Option<&str>) -> bool {
+    let Some(sig) = sig else { return false };
     let Ok(sig) = URL_SAFE_NO_PAD
         .decode(sig)
         .or_else(|_| STANDARD.decode(sig))
@@ -123,7 +175,6 @@ mod tests {
     fn an_nkey_user_must_sign_this_connections_nonce() {
         let pair = nkeys::KeyPair::new_user();
         let auth = Auth::Users(vec![User::NKey(pair.public_key())]);
-        assert!(auth.needs_nonce());
         let nonce = new_nonce();
         let login = |nonce: &str, sig: Vec<u8>| {
             let sig = URL_SAFE_NO_PAD.encode(sig);

@@ -8,17 +8,22 @@
 //! - `sublist`: subject matching with `*` and `>` wildcards, and queue groups.
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
+//! - `accounts`: isolated subject spaces; `$G` for everyone without an account of their own.
+//! - `auth`: logging in with a token, a password or an nkey; `trust` and `jwt`: operator mode,
+//!   where users log in with a JWT signed by an account that a trusted operator signed.
 //! - `permissions`: what each user may publish and subscribe to.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
 
+mod accounts;
 mod auth;
 pub mod cli;
 mod client;
 mod config_file;
 pub mod harness;
 pub(crate) mod jetstream;
+mod jwt;
 mod lame_duck;
 pub mod logging;
 mod monitor;
@@ -29,6 +34,7 @@ pub mod server;
 pub mod signals;
 pub mod store;
 mod sublist;
+mod trust;
 
 pub use options::Options;
 pub use server::Server;

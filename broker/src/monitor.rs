@@ -82,7 +82,7 @@ fn clients(state: &ServerState) -> Vec<Arc<Client>> {
 async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
     let o = &state.opts;
     let s = &state.stats;
-    Json(json!({
+    let mut v = json!({
         "server_id": state.info.server_id,
         "server_name": state.info.server_name,
         "version": state.info.version,
@@ -111,13 +111,17 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "connections": state.clients.lock().len(),
         "total_connections": s.total_connections.load(Ordering::Relaxed),
-        "subscriptions": state.sublist.count(),
+        "subscriptions": state.accounts.subscription_count(),
         "in_msgs": s.in_msgs.load(Ordering::Relaxed),
         "out_msgs": s.out_msgs.load(Ordering::Relaxed),
         "in_bytes": s.in_bytes.load(Ordering::Relaxed),
         "out_bytes": s.out_bytes.load(Ordering::Relaxed),
         "slow_consumers": s.slow_consumers.load(Ordering::Relaxed),
-    }))
+    });
+    if let Some(system) = &o.system_account {
+        v["system_account"] = json!(system);
+    }
+    Json(v)
 }
 
 async fn connz(
@@ -127,6 +131,7 @@ async fn connz(
     let subs = q
         .get("subs")
         .is_some_and(|v| v == "1" || v == "true" || v == "detail");
+    let auth = q.get("auth").is_some_and(|v| v == "1" || v == "true");
     let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
     let limit: usize = q
         .get("limit")
@@ -137,7 +142,7 @@ async fn connz(
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|c| conn_info(c, subs))
+        .map(|c| conn_info(c, subs, auth))
         .collect();
     Json(json!({
         "server_id": state.info.server_id,
@@ -150,7 +155,7 @@ async fn connz(
     }))
 }
 
-fn conn_info(c: &Client, with_subs: bool) -> Value {
+fn conn_info(c: &Client, with_subs: bool, with_auth: bool) -> Value {
     let meta = c.meta.lock().clone();
     let (out_msgs, out_bytes) = c.out_counts();
     let last =
@@ -184,6 +189,16 @@ fn conn_info(c: &Client, with_subs: bool) -> Value {
     if with_subs {
         v["subscriptions_list"] = json!(sub_subjects);
     }
+    if with_auth {
+        // As nats-server: the account only when it is not the global one.
+        let account = c.account();
+        if !meta.user.is_empty() {
+            v["authorized_user"] = json!(meta.user);
+        }
+        if !account.is_global() {
+            v["account"] = json!(account.name);
+        }
+    }
     v
 }
 
@@ -194,7 +209,7 @@ async fn subsz(
     let mut v = json!({
         "server_id": state.info.server_id,
         "now": rfc3339(SystemTime::now()),
-        "num_subscriptions": state.sublist.count(),
+        "num_subscriptions": state.accounts.subscription_count(),
     });
     if q.get("subs").is_some_and(|v| v == "1" || v == "true") {
         let list: Vec<Value> = clients(&state)
@@ -242,7 +257,7 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
             "broker_subscriptions",
             "gauge",
             "Subscriptions held now",
-            state.sublist.count(),
+            state.accounts.subscription_count(),
         ),
         (
             "broker_in_msgs_total",

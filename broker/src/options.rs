@@ -71,11 +71,30 @@ impl User {
     }
 }
 
-impl Auth {
-    /// Whether clients must sign a nonce, so INFO must carry one.
-    pub fn needs_nonce(&self) -> bool {
-        matches!(self, Auth::Users(users) if users.iter().any(|u| matches!(u, User::NKey(_))))
-    }
+/// An account of the configuration file (`accounts { NAME { users: [...] } }`): a subject space
+/// of its own, shared by its users and by no one else.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The account's name, as `/connz` reports it.
+    pub name: String,
+    /// Users who log in to this account; their permissions are in `Options::user_permissions`.
+    pub users: Vec<User>,
+    /// Permissions of this account's users who have none of their own.
+    pub default_permissions: Option<Permissions>,
+    /// `jetstream: enabled` in the account block.
+    pub jetstream: bool,
+}
+
+/// Operator mode (decentralised auth): users log in with a JWT that an account signed, and
+/// accounts are JWTs that a trusted operator signed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorMode {
+    /// The trusted operators' JWTs (`operator`), as read from the file or given inline.
+    pub operators: Vec<String>,
+    /// Whether `resolver: MEMORY` was given (the only resolver supported).
+    pub memory_resolver: bool,
+    /// Account JWTs by account public key (`resolver_preload`).
+    pub preload: Vec<(String, String)>,
 }
 
 /// What a user may publish and subscribe to (`permissions { publish, subscribe }`).
@@ -145,6 +164,14 @@ pub struct Options {
     pub user_permissions: std::collections::HashMap<String, Permissions>,
     /// Permissions of every connection whose user has none of its own (`default_permissions`).
     pub default_permissions: Option<Permissions>,
+    /// Accounts of the configuration file; everyone else is in the global account `$G`.
+    pub accounts: Vec<AccountConfig>,
+    /// Operator mode, when `operator` is configured; then no users or accounts are.
+    pub operator: Option<OperatorMode>,
+    /// The system account's name (or public key in operator mode), reported in `/varz`.
+    pub system_account: Option<String>,
+    /// The user (name or nkey) a client that sends no credentials logs in as (`no_auth_user`).
+    pub no_auth_user: Option<String>,
     /// See [`DEFAULT_LAME_DUCK_DURATION`].
     pub lame_duck_duration: Duration,
     /// See [`DEFAULT_LAME_DUCK_GRACE_PERIOD`].
@@ -179,6 +206,24 @@ pub struct Options {
     pub pid_file: Option<PathBuf>,
 }
 
+impl Options {
+    /// Whether clients must authenticate: a token, users (anywhere) or an operator.
+    pub fn auth_required(&self) -> bool {
+        self.auth != Auth::None
+            || self.operator.is_some()
+            || self.accounts.iter().any(|a| !a.users.is_empty())
+    }
+
+    /// Whether clients may have to sign a nonce, so INFO must carry one: an nkey user exists, or
+    /// users log in with JWTs.
+    pub fn needs_nonce(&self) -> bool {
+        let nkey = |users: &[User]| users.iter().any(|u| matches!(u, User::NKey(_)));
+        self.operator.is_some()
+            || matches!(&self.auth, Auth::Users(users) if nkey(users))
+            || self.accounts.iter().any(|a| nkey(&a.users))
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -200,6 +245,10 @@ impl Default for Options {
             auth_timeout: DEFAULT_AUTH_TIMEOUT,
             user_permissions: Default::default(),
             default_permissions: None,
+            accounts: Vec::new(),
+            operator: None,
+            system_account: None,
+            no_auth_user: None,
             lame_duck_duration: DEFAULT_LAME_DUCK_DURATION,
             lame_duck_grace_period: DEFAULT_LAME_DUCK_GRACE_PERIOD,
             debug: false,

@@ -14,10 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::Accounts;
 use crate::client::{self, Client, Delivered, InternalSink, Subscription};
 use crate::options::Options;
 use crate::proto::server_op::{self, Delivery, Info};
-use crate::sublist::Sublist;
+use crate::trust::Trust;
 
 /// The nats-server version whose client-visible behaviour the broker implements; clients gate
 /// features on the `version` in INFO, so this is what INFO reports (see docs/broker.md).
@@ -40,7 +41,10 @@ pub(crate) struct Stats {
 pub(crate) struct ServerState {
     pub opts: Options,
     pub info: Info,
-    pub sublist: Sublist<Subscription>,
+    /// Every account, each with its own subscriptions.
+    pub accounts: Accounts,
+    /// Operator mode's trusted operators and accounts.
+    pub trust: Option<Trust>,
     pub clients: Mutex<HashMap<u64, Arc<Client>>>,
     pub stats: Stats,
     pub started: SystemTime,
@@ -75,8 +79,11 @@ impl ServerState {
             internal: Some(sink),
         });
         self.system.subs.lock().insert(sub.sid.clone(), sub.clone());
-        self.sublist
-            .insert(subject.as_bytes(), queue.map(str::as_bytes), sub.clone());
+        self.accounts.global().sublist.insert(
+            subject.as_bytes(),
+            queue.map(str::as_bytes),
+            sub.clone(),
+        );
         sub
     }
 
@@ -85,7 +92,7 @@ impl ServerState {
     /// to its deliver subject a message that keeps its own subject). Returns whether anyone
     /// received it.
     pub fn publish_internal(&self, route: &[u8], d: &Delivery<'_>) -> bool {
-        let matches = self.sublist.matches(route);
+        let matches = self.accounts.global().sublist.matches(route);
         let mut delivered = false;
         for sub in &matches.plain {
             delivered |= self.deliver_internal(sub, d);
@@ -132,9 +139,12 @@ impl ServerState {
         true
     }
 
-    /// Removes `sub` from the subject index and from its client.
+    /// Removes `sub` from its account's subject index and from its client.
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) {
-        self.sublist.remove(&sub.subject, sub.queue.as_deref(), sub);
+        let account = sub.client.account();
+        account
+            .sublist
+            .remove(&sub.subject, sub.queue.as_deref(), sub);
         let mut subs = sub.client.subs.lock();
         if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
             subs.remove(&sub.sid);
@@ -182,23 +192,36 @@ impl Server {
             port,
             headers: true,
             max_payload: opts.max_payload,
-            auth_required: !matches!(opts.auth, crate::options::Auth::None),
+            auth_required: opts.auth_required(),
             jetstream: opts.jetstream,
             client_id: 0,
             client_ip: String::new(),
             ldm: false,
             nonce: String::new(),
         };
+        let trust = opts
+            .operator
+            .as_ref()
+            .map(Trust::new)
+            .transpose()
+            .context("operator mode")?;
+        let accounts = accounts(&opts, trust.as_ref());
+        let system = Client::new(
+            0,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            accounts.global().clone(),
+        );
         let state = Arc::new(ServerState {
             opts,
             info,
-            sublist: Sublist::default(),
+            accounts,
+            trust,
             clients: Mutex::new(HashMap::new()),
             stats: Stats::default(),
             started: SystemTime::now(),
             shutdown: CancellationToken::new(),
             next_client_id: AtomicU64::new(1),
-            system: Arc::new(Client::new(0, SocketAddr::from(([0, 0, 0, 0], 0)))),
+            system: Arc::new(system),
             next_internal_sid: AtomicU64::new(1),
             jetstream: std::sync::OnceLock::new(),
         });
@@ -310,7 +333,7 @@ fn accept(state: &Arc<ServerState>, tracker: &TaskTracker, socket: TcpStream, ad
         .stats
         .total_connections
         .fetch_add(1, Ordering::Relaxed);
-    let client = Arc::new(Client::new(id, addr));
+    let client = Arc::new(Client::new(id, addr, state.accounts.global().clone()));
     state.clients.lock().insert(id, client.clone());
     tracker.spawn(client::serve(state.clone(), client, socket));
 }
@@ -327,6 +350,22 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         max_streams: None,
         max_memory: -1,
         max_storage: -1,
+    }
+}
+
+/// The configured accounts, or in operator mode the loaded account JWTs (warning about those
+/// no trusted operator signed).
+fn accounts(opts: &Options, trust: Option<&Trust>) -> Accounts {
+    match trust {
+        Some(trust) => {
+            for key in trust.untrusted_accounts() {
+                tracing::warn!(
+                    "account {key} is not signed by a trusted operator: its users cannot log in"
+                );
+            }
+            Accounts::new(trust.account_keys())
+        }
+        None => Accounts::new(opts.accounts.iter().map(|a| a.name.as_str())),
     }
 }
 

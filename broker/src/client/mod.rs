@@ -6,6 +6,7 @@
 //! writer once per batch of work.
 
 mod liveness;
+mod login;
 mod reader;
 mod route;
 mod writer;
@@ -20,6 +21,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::Account;
 use crate::proto::server_op::{self, Delivery};
 
 pub(crate) use reader::{refuse, serve};
@@ -35,6 +37,7 @@ pub(crate) enum CloseReason {
     StaleConnection,
     AuthenticationTimeout,
     AuthenticationViolation,
+    AuthenticationExpired,
     ProtocolViolation,
     MaxPayloadExceeded,
     MaxControlLineExceeded,
@@ -53,6 +56,7 @@ impl CloseReason {
             CloseReason::StaleConnection => "Stale Connection",
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
+            CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
@@ -67,6 +71,8 @@ pub(crate) struct ClientMeta {
     pub name: String,
     pub lang: String,
     pub version: String,
+    /// The user logged in as: name, nkey or JWT subject; empty without users.
+    pub user: String,
 }
 
 /// Bytes waiting to be written to a client, and counters kept under the same lock.
@@ -98,6 +104,8 @@ pub(crate) struct Client {
     pub last_activity: AtomicU64,
     pub subs: Mutex<HashMap<Box<[u8]>, Arc<Subscription>>>,
     pub meta: Mutex<ClientMeta>,
+    /// The account the client's subscriptions are in: `$G` until CONNECT says otherwise.
+    account: Mutex<Arc<Account>>,
 }
 
 /// One subscription of one client.
@@ -131,7 +139,7 @@ pub(crate) enum Delivered {
 }
 
 impl Client {
-    pub fn new(id: u64, addr: SocketAddr) -> Client {
+    pub fn new(id: u64, addr: SocketAddr, account: Arc<Account>) -> Client {
         Client {
             id,
             addr,
@@ -149,7 +157,28 @@ impl Client {
             last_activity: AtomicU64::new(unix_nanos()),
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ClientMeta::default()),
+            account: Mutex::new(account),
         }
+    }
+
+    /// The account the client is in.
+    pub fn account(&self) -> Arc<Account> {
+        self.account.lock().clone()
+    }
+
+    /// Puts the client in `account`, moving its subscriptions there (a client that logs in
+    /// again as someone else keeps its subscriptions, in its new account).
+    pub fn move_to(&self, account: &Arc<Account>) {
+        let mut current = self.account.lock();
+        if Arc::ptr_eq(&current, account) {
+            return;
+        }
+        for sub in self.subs.lock().values() {
+            let queue = sub.queue.as_deref();
+            current.sublist.remove(&sub.subject, queue, sub);
+            account.sublist.insert(&sub.subject, queue, sub.clone());
+        }
+        *current = account.clone();
     }
 
     /// Appends a message for `sub`; cuts the client off when it has more than `max_pending`

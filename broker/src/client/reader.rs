@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,9 +10,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::liveness::{Action, Liveness};
+use super::login;
 use super::route::{NewSub, Router};
 use super::{writer, Client, CloseReason};
-use crate::auth::{self, Login};
 use crate::permissions::Checker;
 use crate::proto::connect::ConnectInfo;
 use crate::proto::server_op::{self, PING, PONG};
@@ -30,7 +30,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
     let mut info = state.info.clone();
     info.client_id = client.id;
     info.client_ip = client.addr.ip().to_string();
-    if state.opts.auth.needs_nonce() {
+    if state.opts.needs_nonce() {
         info.nonce = crate::auth::new_nonce();
     }
     let nonce = info.nonce.clone();
@@ -44,6 +44,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
     let mut conn = Connection::new(state.clone(), client.clone(), nonce);
     let reason = conn.read_loop(read_half).await;
     client.close(reason);
+    let account = client.account();
     for sub in client
         .subs
         .lock()
@@ -51,7 +52,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
         .map(|(_, s)| s)
         .collect::<Vec<_>>()
     {
-        state
+        account
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), &sub);
     }
@@ -92,6 +93,9 @@ struct Connection {
     nonce: String,
     /// What the logged-in user may publish and subscribe to; `None` means anything.
     perms: Option<Checker>,
+    /// When the login expires (a user JWT's `exp`), once CONNECT set it and until the read loop
+    /// has armed its timer.
+    expires: Option<SystemTime>,
 }
 
 impl Connection {
@@ -115,6 +119,7 @@ impl Connection {
             limits,
             nonce,
             perms: None,
+            expires: None,
         }
     }
 
@@ -129,6 +134,8 @@ impl Connection {
         tokio::pin!(auth_deadline);
         let pong_overdue = tokio::time::sleep(opts.ping_interval);
         tokio::pin!(pong_overdue);
+        let (expiry, mut expiring) = (tokio::time::sleep(Duration::ZERO), false);
+        tokio::pin!(expiry);
         let closed = self.client.closed.clone();
         let shutdown = self.state.shutdown.clone();
         loop {
@@ -144,6 +151,11 @@ impl Connection {
                         self.router.finish_batch();
                         if let Err(reason) = result {
                             return reason;
+                        }
+                        if let Some(at) = self.expires.take() {
+                            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                            expiry.as_mut().reset(Instant::now() + left);
+                            expiring = true;
                         }
                         if let Some(behind) = self.router.take_behind() {
                             // Bounded backpressure: a subscriber near max_pending gets a moment
@@ -168,6 +180,11 @@ impl Connection {
                     if let Err(reason) = self.act(action) {
                         return reason;
                     }
+                }
+                _ = &mut expiry, if expiring => {
+                    self.send_err("User Authentication Expired");
+                    self.router.finish_batch();
+                    return CloseReason::AuthenticationExpired;
                 }
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     self.send_err("Authentication Timeout");
@@ -278,20 +295,18 @@ impl Connection {
             tracing::debug!(cid = self.client.id, "malformed CONNECT");
             return Err(CloseReason::ProtocolViolation);
         };
-        let opts = &self.state.opts;
-        let user = match auth::login(&opts.auth, &info, &self.nonce) {
-            Login::Refused => {
+        let placement = match login::place(&self.state, &info, &self.nonce, self.client.addr.ip()) {
+            Ok(placement) => placement,
+            Err(why) => {
                 tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
+                tracing::debug!(cid = self.client.id, "login refused: {why}");
                 self.send_err("Authorization Violation");
                 return Err(CloseReason::AuthenticationViolation);
             }
-            Login::Anonymous => None,
-            Login::User(identity) => Some(identity),
         };
-        let perms = user.and_then(|u| opts.user_permissions.get(u));
-        self.perms = perms
-            .or(opts.default_permissions.as_ref())
-            .map(Checker::new);
+        self.perms = placement.perms;
+        self.expires = placement.expires;
+        self.router.set_account(&placement.account);
         if info.no_responders && !info.headers {
             self.send_err("no responders requires headers support");
             return Err(CloseReason::ProtocolViolation);
@@ -308,6 +323,7 @@ impl Connection {
         meta.name = info.name.clone().unwrap_or_default();
         meta.lang = info.lang.clone().unwrap_or_default();
         meta.version = info.version.clone().unwrap_or_default();
+        meta.user = placement.user;
         drop(meta);
         self.ok();
         Ok(())

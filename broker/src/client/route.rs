@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Client, Delivered, Subscription};
+use crate::accounts::Account;
 use crate::proto::server_op::{self, Delivery};
 use crate::proto::subject::{is_valid_queue, is_valid_subject};
 use crate::proto::Publish;
@@ -32,6 +33,8 @@ type SharedMatches = Arc<Matches<Subscription>>;
 pub(super) struct Router {
     state: Arc<ServerState>,
     client: Arc<Client>,
+    /// The client's account: where its publications are routed and its subscriptions live.
+    account: Arc<Account>,
     echo: bool,
     no_responders: bool,
     cache: HashMap<Box<[u8]>, SharedMatches>,
@@ -51,6 +54,7 @@ impl Router {
     pub fn new(state: Arc<ServerState>, client: Arc<Client>) -> Router {
         Router {
             state,
+            account: client.account(),
             client,
             echo: true,
             no_responders: false,
@@ -70,6 +74,16 @@ impl Router {
     pub fn configure(&mut self, echo: bool, no_responders: bool) {
         self.echo = echo;
         self.no_responders = no_responders;
+    }
+
+    /// Moves the connection to `account` (after CONNECT logged it in).
+    pub fn set_account(&mut self, account: &Arc<Account>) {
+        self.client.move_to(account);
+        if !Arc::ptr_eq(&self.account, account) {
+            self.account = account.clone();
+            self.cache.clear();
+            self.last = None;
+        }
     }
 
     /// Routes one published message.
@@ -149,7 +163,7 @@ impl Router {
     }
 
     fn send_no_responders(&mut self, reply: &[u8]) {
-        let own = self.state.sublist.matches(reply);
+        let own = self.account.sublist.matches(reply);
         let Some(sub) = own.plain.iter().find(|s| s.client.id == self.client.id) else {
             return;
         };
@@ -166,7 +180,7 @@ impl Router {
     }
 
     fn lookup(&mut self, subject: &[u8]) -> SharedMatches {
-        let generation = self.state.sublist.generation();
+        let generation = self.account.sublist.generation();
         if generation != self.cache_generation {
             self.cache.clear();
             self.last = None;
@@ -180,7 +194,7 @@ impl Router {
         let m = match self.cache.get(subject) {
             Some(m) => m.clone(),
             None => {
-                let m = Arc::new(self.state.sublist.matches(subject));
+                let m = Arc::new(self.account.sublist.matches(subject));
                 if self.cache.len() >= MATCH_CACHE_SIZE {
                     self.cache.clear();
                 }
@@ -227,7 +241,7 @@ impl Router {
                 internal: None,
             });
             subs.insert(sid.into(), sub.clone());
-            self.state.sublist.insert(subject, queue, sub);
+            self.account.sublist.insert(subject, queue, sub);
         }
         drop(subs);
         if verbose {

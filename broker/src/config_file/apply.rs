@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use super::value::{classify, parse_duration, parse_size, Entry, Map, Node, Value};
 use super::ConfigError;
-use std::collections::HashMap;
-
-use crate::options::{Auth, Options, Permissions, User, UserPass};
+use crate::options::{Auth, Options, User, UserPass};
 
 /// Top-level settings nats-server knows that change nothing a client of this broker relies
 /// on (logging details, profiling), so a file written for nats-server still
@@ -22,7 +20,6 @@ const IGNORED: &[&str] = &[
     "logtime_utc",
     "max_closed_clients",
     "max_traced_msg_len",
-    "no_auth_user",
     "no_sublist_cache",
     "prof_port",
     "reconnect_error_reports",
@@ -50,7 +47,9 @@ pub(super) fn apply(
 ) -> Result<(), ConfigError> {
     map.entries
         .iter()
-        .try_for_each(|entry| top_level(entry, opts, warnings))
+        .try_for_each(|entry| top_level(entry, opts, warnings))?;
+    super::accounts::check(map, opts)?;
+    super::operator::check(map, opts)
 }
 
 fn top_level(
@@ -86,6 +85,16 @@ fn top_level(
         "ports_file_dir" => opts.ports_file_dir = Some(path(k, node)?),
         "jetstream" => jetstream(node, opts, warnings)?,
         "authorization" => authorization(k, node, opts)?,
+        "accounts" => super::accounts::accounts(k, node, opts, warnings)?,
+        "no_auth_user" => opts.no_auth_user = Some(string(k, node)?),
+        "system_account" | "system" => opts.system_account = Some(string(k, node)?),
+        "operator" | "operators" | "root" | "roots" | "root_operator" | "root_operators" => {
+            super::operator::operators(k, node, opts)?
+        }
+        "resolver" | "account_resolver" | "accounts_resolver" => {
+            super::operator::resolver(entry, opts)?
+        }
+        "resolver_preload" => super::operator::preload(k, node, opts)?,
         "tls" | "https" | "https_port" => return Err(unsupported(entry, "TLS is not supported")),
         _ => return other(entry, IGNORED, warnings),
     }
@@ -94,7 +103,11 @@ fn top_level(
 
 /// A key this level does not set: a warning if harmless, nothing if it is a variable, else an
 /// error.
-fn other(entry: &Entry, ignored: &[&str], warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+pub(super) fn other(
+    entry: &Entry,
+    ignored: &[&str],
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     if ignored.contains(&entry.key.to_ascii_lowercase().as_str()) {
         warnings.push(format!(
             "config file {}: ignoring '{}': this broker does not implement it",
@@ -139,7 +152,7 @@ fn path(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
     string(key, node).map(PathBuf::from)
 }
 
-fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
+pub(super) fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
     match classify(&node.text) {
         Value::Bool(b) => Ok(b),
         _ => Err(invalid(key, node, "expected true or false")),
@@ -302,7 +315,13 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
             "token" => token = Some(string(k, node)?),
             "user" | "username" => user = Some(string(k, node)?),
             "password" | "pass" => pass = Some(string(k, node)?),
-            "users" => users = Some(user_list(k, node, &mut opts.user_permissions)?),
+            "users" => {
+                users = Some(super::users::user_list(
+                    k,
+                    node,
+                    &mut opts.user_permissions,
+                )?)
+            }
             "timeout" => opts.auth_timeout = duration(k, node)?,
             "default_permissions" => {
                 opts.default_permissions = Some(super::permissions::permissions(k, node)?)
@@ -340,71 +359,4 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
         (None, ..) => return Err(invalid(key, node, "'user' and 'password' go together")),
     };
     Ok(())
-}
-
-// users: [ { user: alice, password: secret }, { nkey: UABC... }, ... ]
-fn user_list(
-    key: &str,
-    node: &Node,
-    permissions: &mut HashMap<String, Permissions>,
-) -> Result<Vec<User>, ConfigError> {
-    let Value::Array(items) = &node.value else {
-        return Err(invalid(
-            key,
-            node,
-            "expected a list: users = [ {user: u, password: p} ]",
-        ));
-    };
-    let mut users = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Map(map) = &item.value else {
-            return Err(invalid(
-                key,
-                item,
-                "expected a block such as {user: u, password: p}",
-            ));
-        };
-        let (mut user, mut pass, mut nkey, mut perms) = (None, None, None, None);
-        for entry in &map.entries {
-            let key = entry.key.to_ascii_lowercase();
-            let (k, node) = (key.as_str(), &entry.node);
-            match k {
-                "user" | "username" => user = Some(string(k, node)?),
-                "password" | "pass" => pass = Some(string(k, node)?),
-                "permissions" => perms = Some(super::permissions::permissions(k, node)?),
-                "nkey" => nkey = Some(user_nkey(k, node)?),
-                _ => other(entry, &[], &mut Vec::new())?,
-            }
-        }
-        let login = match (user, pass, nkey) {
-            (Some(user), Some(pass), None) => User::Password(UserPass { user, pass }),
-            (None, None, Some(nkey)) => User::NKey(nkey),
-            _ => {
-                return Err(invalid(
-                    key,
-                    item,
-                    "each user needs either 'user' and 'password', or an 'nkey'",
-                ))
-            }
-        };
-        if let Some(perms) = perms {
-            permissions.insert(login.identity().to_string(), perms);
-        }
-        users.push(login);
-    }
-    Ok(users)
-}
-
-/// A user's public nkey: base32 with a checksum, starting with `U`.
-fn user_nkey(key: &str, node: &Node) -> Result<String, ConfigError> {
-    let text = string(key, node)?;
-    match nkeys::from_public_key(&text) {
-        Ok(_) if text.starts_with('U') => Ok(text),
-        Ok(_) => Err(invalid(
-            key,
-            node,
-            "expected a user nkey, which starts with 'U'",
-        )),
-        Err(e) => Err(invalid(key, node, format!("not a valid public nkey: {e}"))),
-    }
 }

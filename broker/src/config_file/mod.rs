@@ -4,12 +4,17 @@
 //! (`apply.rs`). The tree is generic: it holds whatever the file says, so `apply.rs` alone decides
 //! which settings exist, which are ignored with a warning and which are errors.
 
+mod accounts;
+#[cfg(test)]
+mod accounts_tests;
 mod apply;
 mod lexer;
+mod operator;
 mod parse;
 mod permissions;
 #[cfg(test)]
 mod tests;
+mod users;
 mod value;
 
 use std::io;

@@ -25,11 +25,11 @@ fn load_as(file: &Path, text: &str) -> Result<(Options, Vec<String>), ConfigErro
     Ok((opts, warnings))
 }
 
-fn load(text: &str) -> Result<Options, ConfigError> {
+pub(super) fn load(text: &str) -> Result<Options, ConfigError> {
     load_as(Path::new("foo.conf"), text).map(|(opts, _)| opts)
 }
 
-fn error(text: &str) -> String {
+pub(super) fn error(text: &str) -> String {
     load(text).unwrap_err().to_string()
 }
 
@@ -382,7 +382,7 @@ fn nkey_users_are_checked_public_user_keys() {
         opts.auth,
         Auth::Users(vec![User::NKey(key.into()), User::Password(a)])
     );
-    assert!(opts.auth.needs_nonce());
+    assert!(opts.needs_nonce());
     let broken = error("authorization { users: [ {nkey: UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VF} ] }");
     assert!(broken.contains("not a valid public nkey"), "{broken}");
     let account = error("authorization { users: [ {nkey: AAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE} ] }");

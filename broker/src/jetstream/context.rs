@@ -80,7 +80,7 @@ impl Context {
         let Some(server) = self.server.upgrade() else {
             return false;
         };
-        let m = server.sublist.matches(subject.as_bytes());
+        let m = server.accounts.global().sublist.matches(subject.as_bytes());
         match queue {
             None => !m.plain.is_empty() || !m.groups.is_empty(),
             Some(q) => m

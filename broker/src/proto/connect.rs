@@ -18,8 +18,10 @@ pub struct ConnectInfo {
     pub pass: Option<String>,
     /// Public nkey for nkey auth.
     pub nkey: Option<String>,
-    /// Signature of the INFO nonce by `nkey`, base64.
+    /// Signature of the INFO nonce by `nkey` (or by the user of `jwt`), base64.
     pub sig: Option<String>,
+    /// A user JWT, for operator mode.
+    pub jwt: Option<String>,
     /// Client-chosen connection name, shown in `/connz`.
     pub name: Option<String>,
     /// Client library language.

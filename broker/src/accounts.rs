@@ -1,0 +1,95 @@
+//! Accounts: isolated subject spaces. Each has its own subscription index, so a message
+//! published in one account reaches only subscribers of that account.
+//!
+//! Clients without an account of their own (no auth, a token, users of `authorization {}`)
+//! share the global account `$G`. Accounts come from the configuration file
+//! (`accounts { NAME { users } }`, named by NAME) or, in operator mode, from account JWTs (named
+//! by the account's public key).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::client::Subscription;
+use crate::sublist::Sublist;
+
+/// The name of the global account, as nats-server.
+pub(crate) const GLOBAL_ACCOUNT: &str = "$G";
+
+/// One account: a name and the subscriptions of its clients.
+pub(crate) struct Account {
+    /// The configured name, or the public key of an account JWT.
+    pub name: String,
+    /// Every subscription of the account's clients.
+    pub sublist: Sublist<Subscription>,
+}
+
+impl Account {
+    fn new(name: &str) -> Arc<Account> {
+        Arc::new(Account {
+            name: name.to_string(),
+            sublist: Sublist::default(),
+        })
+    }
+
+    /// Whether this is the global account `$G`.
+    pub fn is_global(&self) -> bool {
+        self.name == GLOBAL_ACCOUNT
+    }
+}
+
+/// Every account of the server, fixed at start-up.
+pub(crate) struct Accounts {
+    global: Arc<Account>,
+    by_name: HashMap<String, Arc<Account>>,
+}
+
+impl Accounts {
+    /// The global account and one account per name (a repeated name, or `$G`, adds nothing).
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Accounts {
+        let global = Account::new(GLOBAL_ACCOUNT);
+        let mut by_name = HashMap::from([(GLOBAL_ACCOUNT.to_string(), global.clone())]);
+        for name in names {
+            by_name
+                .entry(name.to_string())
+                .or_insert_with(|| Account::new(name));
+        }
+        Accounts { global, by_name }
+    }
+
+    /// The global account `$G`.
+    pub fn global(&self) -> &Arc<Account> {
+        &self.global
+    }
+
+    /// The account of this name (or public key).
+    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
+        self.by_name.get(name)
+    }
+
+    /// Subscriptions held in all accounts.
+    pub fn subscription_count(&self) -> u64 {
+        self.by_name.values().map(|a| a.sublist.count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_global_account_always_exists_and_names_are_unique() {
+        let accounts = Accounts::new(["A", "B", "A", GLOBAL_ACCOUNT]);
+        assert!(accounts.global().is_global());
+        assert!(Arc::ptr_eq(
+            accounts.get(GLOBAL_ACCOUNT).unwrap(),
+            accounts.global()
+        ));
+        assert_eq!(accounts.get("A").unwrap().name, "A");
+        assert!(!Arc::ptr_eq(
+            accounts.get("A").unwrap(),
+            accounts.get("B").unwrap()
+        ));
+        assert!(accounts.get("C").is_none());
+        assert_eq!(accounts.subscription_count(), 0);
+    }
+}
