@@ -11,6 +11,7 @@
 //! - [`publisher`]: JetStream publish with `Nats-Msg-Id` = event id, awaiting the PubAck.
 //! - [`listener`] and [`runner`]: the `Listener` trait (`on_message -> Outcome`) and the loop that
 //!   runs it with manual acks, progress, NAK delays, termination of poison messages and a drain.
+//! - [`inspect`]: reading a stream's events back from the start.
 //! - [`trace`]: the W3C `traceparent` carried in headers.
 //! - [`service`]: what every service shares: database handle, outbox relay, configuration,
 //!   operational routes, logging and shutdown.
@@ -18,6 +19,7 @@
 pub mod envelope;
 pub mod events;
 pub mod ids;
+pub mod inspect;
 pub mod listener;
 pub mod publisher;
 pub mod runner;

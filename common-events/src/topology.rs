@@ -41,6 +41,15 @@ pub const TRANSACTIONS: StreamSpec = StreamSpec {
 /// Every stream the application uses.
 pub const STREAMS: [StreamSpec; 2] = [ACCOUNTS, TRANSACTIONS];
 
+/// The stream that captures `subject`.
+pub fn stream_of(subject: &str) -> StreamSpec {
+    if subject.starts_with("accounts.") {
+        ACCOUNTS
+    } else {
+        TRANSACTIONS
+    }
+}
+
 /// Where a new consumer starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAt {

@@ -11,6 +11,7 @@ use common_events::{
     Envelope, Listener, MessageContext, Outcome, Publisher, TraceContext, TransactionCreated,
     UndecodableMessage,
 };
+use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{Scenario, Target};
 use tokio::task::JoinHandle;

@@ -1,16 +1,6 @@
 //! The Publisher, the topology and the Listener runner against each broker target
 //! (`<broker>::<scenario>`).
 
-/// Makes a `Scenario` from an async fn taking the target.
-macro_rules! scenario {
-    ($name:ident) => {
-        test_support::Scenario {
-            name: stringify!($name),
-            run: |target| Box::pin($name(target)),
-        }
-    };
-}
-
 mod listener;
 mod publisher;
 

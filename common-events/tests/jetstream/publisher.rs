@@ -3,6 +3,7 @@
 use anyhow::Context;
 use common_events::topology::{self, ConsumerSpec};
 use common_events::{EncodedEvent, EventId, PublishError, Publisher, TraceContext};
+use test_support::scenario;
 use test_support::{Scenario, Target};
 
 use crate::{connect, created};

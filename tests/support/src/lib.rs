@@ -6,6 +6,7 @@
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
 //! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
+//! - [`process`]: a service binary as a child process, its address read from its log.
 //! - [`wait`]: bounded waits with a clear failure message.
 //!
 //! With `CI=true` a missing nats-server or PostgreSQL fails the run; elsewhere those targets are
@@ -15,6 +16,7 @@ pub mod brokers;
 pub mod databases;
 pub mod matrix;
 pub mod postgres;
+pub mod process;
 pub mod wait;
 
 pub use brokers::{BrokerTarget, StartedBroker};
@@ -25,4 +27,16 @@ pub use wait::eventually;
 /// True when running in CI, where every target must run.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Makes a [`Scenario`] from an `async fn name(target: Target) -> anyhow::Result<()>`, named
+/// after the function.
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident) => {
+        $crate::Scenario {
+            name: stringify!($name),
+            run: |target| Box::pin($name(target)),
+        }
+    };
 }
