@@ -5,6 +5,7 @@
 //! - [`databases`]: SQLite and PostgreSQL targets, a fresh database per test.
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
+//! - [`in_process`]: a service on a tokio task with an HTTP client for its API.
 //! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
 //! - [`process`]: a service binary as a child process, its address read from its log.
 //! - [`wait`]: bounded waits with a clear failure message.
@@ -14,6 +15,7 @@
 
 pub mod brokers;
 pub mod databases;
+pub mod in_process;
 pub mod matrix;
 pub mod postgres;
 pub mod process;
@@ -21,6 +23,7 @@ pub mod wait;
 
 pub use brokers::{BrokerTarget, StartedBroker};
 pub use databases::DatabaseTarget;
+pub use in_process::InProcess;
 pub use matrix::{Scenario, Target};
 pub use wait::eventually;
 

@@ -96,15 +96,11 @@ async fn an_unknown_account_is_404_saying_accounts_appear_moments_after_opening(
 async fn malformed_json_is_400_and_invalid_values_are_422(t: Target) -> anyhow::Result<()> {
     let app = spawn_app(&t).await?;
     let account = app.known_account().await?.to_string();
-    let response = app
-        .http
-        .post(format!("{}/api/transactions", app.url))
-        .header("content-type", "application/json")
-        .body("{\"account_id\": ")
-        .send()
+    let (status, body) = app
+        .service
+        .post_raw("/api/transactions", "{\"account_id\": ")
         .await?;
-    assert_eq!(response.status().as_u16(), 400);
-    let body: serde_json::Value = response.json().await?;
+    assert_eq!(status, 400);
     assert_eq!(body["error"], "malformed_request");
     let invalid = [
         json!({"account_id": account, "kind": "deposit", "amount": 0}),

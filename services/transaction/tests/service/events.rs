@@ -111,7 +111,7 @@ async fn a_graceful_stop_drains_and_a_restart_continues_the_numbering(
     let account = app.known_account().await?;
     app.create(account, "deposit", 1).await?;
     let ground = app.stop().await?;
-    let app = start_on(ground, &[]).await?;
+    let app = start_on(ground).await?;
     let next = app.create(account, "deposit", 1).await?;
     assert_eq!(next["number"], 2);
     until_eq("two TransactionCreated", BOUND, 2, || async {

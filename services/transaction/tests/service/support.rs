@@ -2,16 +2,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::jetstream;
 use clap::Parser;
 use common_events::service::db::Db;
 use common_events::{AccountId, AccountOpened, Envelope, Publisher};
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use test_support::{eventually, StartedBroker, Target};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use test_support::{eventually, InProcess, StartedBroker, Target};
 use transaction::{Application, Config};
 
 /// How long waits for asynchronous effects may take.
@@ -19,12 +16,9 @@ pub const BOUND: Duration = Duration::from_secs(15);
 
 /// A running service and what it runs on.
 pub struct TestApp {
-    pub url: String,
-    pub http: reqwest::Client,
+    pub service: InProcess,
     pub js: jetstream::Context,
     pub db: Db,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
     /// Declared last so it drops last: broker and files outlive the service.
     pub ground: Ground,
 }
@@ -52,42 +46,28 @@ pub async fn ground(target: &Target) -> anyhow::Result<Ground> {
     })
 }
 
-/// The configuration for a service on `ground`, plus `extra` flags.
-pub fn config(ground: &Ground, extra: &[&str]) -> Config {
-    let mut args = vec![
+/// Starts a service for `target`.
+pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
+    start_on(ground(target).await?).await
+}
+
+/// Starts a service on prepared ground.
+pub async fn start_on(ground: Ground) -> anyhow::Result<TestApp> {
+    let config = Config::parse_from([
         "transaction-service".to_owned(),
         format!("--nats-url={}", ground.broker.url()),
         format!("--database-url={}", ground.database_url),
         "--http-addr=127.0.0.1:0".to_owned(),
         "--max-amount=1000000".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Config::parse_from(args)
-}
-
-/// Starts a service for `target`.
-pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
-    let ground = ground(target).await?;
-    start_on(ground, &[]).await
-}
-
-/// Starts a service on prepared ground.
-pub async fn start_on(ground: Ground, extra: &[&str]) -> anyhow::Result<TestApp> {
-    let app = Application::build(config(&ground, extra)).await?;
-    let url = format!("http://{}", app.local_addr());
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    ]);
+    let app = Application::build(config).await?;
+    let service = InProcess::spawn(app.local_addr(), |stop| app.run_until(stop));
     let client = async_nats::connect(ground.broker.url()).await?;
     let db = Db::connect(&ground.database_url, 2).await?;
     Ok(TestApp {
-        url,
-        http: reqwest::Client::new(),
+        service,
         js: jetstream::new(client),
         db,
-        stop,
-        task,
         ground,
     })
 }
@@ -95,10 +75,7 @@ pub async fn start_on(ground: Ground, extra: &[&str]) -> anyhow::Result<TestApp>
 impl TestApp {
     /// Stops the service gracefully, waits for it, and hands back its broker and database.
     pub async fn stop(self) -> anyhow::Result<Ground> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(BOUND, self.task)
-            .await
-            .context("the service did not stop")???;
+        self.service.stop().await?;
         Ok(self.ground)
     }
 
@@ -123,16 +100,8 @@ impl TestApp {
 
     /// `POST /api/transactions` with `body` and an optional idempotency key.
     pub async fn post(&self, body: &Value, key: Option<&str>) -> anyhow::Result<(u16, Value)> {
-        let mut request = self
-            .http
-            .post(format!("{}/api/transactions", self.url))
-            .json(body);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await?))
+        let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+        self.service.post("/api/transactions", body, &headers).await
     }
 
     /// A deposit or withdrawal, which must be created (201).
@@ -148,13 +117,9 @@ impl TestApp {
         Ok(body)
     }
 
-    /// `GET <path>`: status and JSON body (or the text as a JSON string).
+    /// `GET <path>`.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let response = self.http.get(format!("{}{path}", self.url)).send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, body))
+        self.service.get(path).await
     }
 }
 
