@@ -1,0 +1,274 @@
+//! Runs a [`Listener`] on its durable pull consumer: manual acks, `+WPI` progress while a handler
+//! is slow, `-NAK` with a delay for retries, `+TERM` for payloads that do not decode, a tracing
+//! span per message, and a graceful drain on shutdown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::envelope::Envelope;
+use crate::listener::{Listener, MessageContext, Outcome, UndecodableMessage};
+use crate::topology::{self, ConsumerSpec, TopologyError};
+use crate::trace::{TraceContext, TRACEPARENT};
+
+/// How long a shutdown waits for handlers that are still running.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counts of what a listener did with its messages, for `/metrics` and tests.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Acknowledged.
+    pub acked: AtomicU64,
+    /// Handed back with `-NAK` and a delay.
+    pub retried: AtomicU64,
+    /// Terminated by the handler's decision.
+    pub rejected: AtomicU64,
+    /// Terminated because the payload did not decode.
+    pub undecodable: AtomicU64,
+    /// `+WPI` progress acks sent for slow handlers.
+    pub progress: AtomicU64,
+}
+
+impl ListenerStats {
+    /// Appends Prometheus text lines, labelled with the listener's name.
+    pub fn render(&self, listener: &str, out: &mut String) {
+        use std::fmt::Write;
+        for (outcome, counter) in [
+            ("acked", &self.acked),
+            ("retried", &self.retried),
+            ("rejected", &self.rejected),
+            ("undecodable", &self.undecodable),
+            ("progress", &self.progress),
+        ] {
+            let value = counter.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "listener_messages_total{{listener=\"{listener}\",outcome=\"{outcome}\"}} {value}"
+            );
+        }
+    }
+}
+
+/// Runs `listener` until `shutdown` is cancelled, then drains: stops pulling, lets running
+/// handlers finish (up to [`DRAIN_TIMEOUT`]) and acks what they finished.
+pub async fn run<L: Listener>(
+    js: jetstream::Context,
+    spec: ConsumerSpec,
+    listener: Arc<L>,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) -> Result<(), TopologyError> {
+    let consumer = topology::ensure_consumer(&js, &spec).await?;
+    let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+    let mut handlers = JoinSet::new();
+    let worker = Worker {
+        listener,
+        stats,
+        ack_wait: spec.ack_wait,
+    };
+    while !shutdown.is_cancelled() {
+        let pulled = pump(
+            &consumer,
+            &spec,
+            &worker,
+            &permits,
+            &mut handlers,
+            &shutdown,
+        )
+        .await;
+        if let Err(err) = pulled {
+            tracing::warn!(listener = worker.listener.name(), error = %err, "pulling messages failed; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+    drain(handlers, worker.listener.name()).await;
+    Ok(())
+}
+
+/// Pulls and dispatches messages until shutdown (`Ok`) or until the message stream fails.
+async fn pump<L: Listener>(
+    consumer: &PullConsumer,
+    spec: &ConsumerSpec,
+    worker: &Worker<L>,
+    permits: &Arc<Semaphore>,
+    handlers: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), async_nats::Error> {
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(spec.concurrency.max(1))
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await?;
+    loop {
+        while handlers.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            permit = Arc::clone(permits).acquire_owned() => permit?,
+        };
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            message = messages.next() => message,
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                tracing::debug!(error = %err, "pull consumer reported an error");
+                continue;
+            }
+            None => return Err("the consumer's message stream ended".into()),
+        };
+        let worker = worker.clone();
+        handlers.spawn(async move {
+            worker.handle(message).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn drain(mut handlers: JoinSet<()>, name: &str) {
+    let running = handlers.len();
+    if running > 0 {
+        tracing::info!(listener = name, running, "draining handlers");
+    }
+    let all_done = async { while handlers.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_TIMEOUT, all_done).await.is_err() {
+        tracing::warn!(
+            listener = name,
+            "handlers still running after the drain timeout; their messages will be redelivered"
+        );
+        handlers.abort_all();
+    }
+}
+
+/// What each spawned handler needs.
+struct Worker<L> {
+    listener: Arc<L>,
+    stats: Arc<ListenerStats>,
+    ack_wait: Duration,
+}
+
+impl<L> Clone for Worker<L> {
+    fn clone(&self) -> Self {
+        Self {
+            listener: Arc::clone(&self.listener),
+            stats: Arc::clone(&self.stats),
+            ack_wait: self.ack_wait,
+        }
+    }
+}
+
+impl<L: Listener> Worker<L> {
+    async fn handle(&self, message: jetstream::Message) {
+        let Some(context) = context_of(&message) else {
+            tracing::warn!(subject = %message.subject, "message without JetStream metadata; terminating it");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        };
+        let span = tracing::info_span!(
+            "message",
+            listener = self.listener.name(),
+            subject = %context.subject,
+            stream_seq = context.stream_sequence,
+            delivered = context.delivered,
+            event_id = context.message_id.as_deref().unwrap_or(""),
+            trace_id = %context.trace.trace_id_hex(),
+        );
+        self.dispatch(message, context).instrument(span).await;
+    }
+
+    async fn dispatch(&self, message: jetstream::Message, context: MessageContext) {
+        let event = match Envelope::<L::Event>::decode(&message.payload) {
+            Ok(event) => event,
+            Err(err) => return self.terminate_undecodable(message, context, err).await,
+        };
+        let outcome = self.with_progress(&message, event, context).await;
+        let (kind, counter) = match &outcome {
+            Outcome::Ack => (AckKind::Ack, &self.stats.acked),
+            Outcome::Retry(delay) => (AckKind::Nak(Some(*delay)), &self.stats.retried),
+            Outcome::Reject(reason) => {
+                tracing::warn!(%reason, "handler rejected the message; terminating it");
+                (AckKind::Term, &self.stats.rejected)
+            }
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = message.ack_with(kind).await {
+            tracing::warn!(error = %err, ?outcome, "could not send the ack; the message will be redelivered");
+        }
+    }
+
+    async fn terminate_undecodable(
+        &self,
+        message: jetstream::Message,
+        context: MessageContext,
+        err: crate::envelope::DecodeError,
+    ) {
+        self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %err, "payload does not decode; terminating the message");
+        let undecodable = UndecodableMessage {
+            subject: context.subject,
+            stream_sequence: context.stream_sequence,
+            payload: message.payload.clone(),
+            error: err.to_string(),
+        };
+        self.listener.on_undecodable(undecodable).await;
+        if let Err(err) = message.ack_with(AckKind::Term).await {
+            tracing::warn!(error = %err, "could not terminate the message");
+        }
+    }
+
+    /// Runs the handler, sending `+WPI` every half ack wait so a slow handler keeps its message.
+    async fn with_progress(
+        &self,
+        message: &jetstream::Message,
+        event: Envelope<L::Event>,
+        context: MessageContext,
+    ) -> Outcome {
+        let handler = self.listener.on_message(event, context);
+        tokio::pin!(handler);
+        let period = (self.ack_wait / 2).max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                outcome = &mut handler => return outcome,
+                _ = ticker.tick() => {
+                    self.stats.progress.fetch_add(1, Ordering::Relaxed);
+                    if let Err(err) = message.ack_with(AckKind::Progress).await {
+                        tracing::debug!(error = %err, "could not send +WPI");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn context_of(message: &jetstream::Message) -> Option<MessageContext> {
+    let info = message.info().ok()?;
+    let headers = message.headers.as_ref();
+    let header = |name: &str| {
+        headers
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    let trace = header(TRACEPARENT)
+        .and_then(|value| TraceContext::parse(&value))
+        .map_or_else(TraceContext::new_root, TraceContext::child);
+    Some(MessageContext {
+        subject: message.subject.to_string(),
+        stream_sequence: info.stream_sequence,
+        delivered: info.delivered,
+        message_id: header("Nats-Msg-Id"),
+        trace,
+    })
+}

@@ -1,0 +1,236 @@
+//! The transactional outbox: events are written in the same database transaction as the state
+//! change that causes them ([`insert`]), and the [`Relay`] publishes them (`Nats-Msg-Id` = event
+//! id), then deletes each row once its PubAck arrived. A crash between commit and publish loses
+//! nothing; a crash between publish and delete re-publishes, and the stream drops the duplicate.
+//!
+//! Every service using it has this table (see the services' migrations):
+//! `outbox (seq, event_id, subject, payload, traceparent, created_at)`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::db::{now_millis, Db};
+use crate::envelope::EncodedEvent;
+use crate::publisher::Publisher;
+use crate::trace::TraceContext;
+
+/// Adds `event` to the outbox inside the caller's transaction.
+pub async fn insert(conn: &mut AnyConnection, event: &EncodedEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into outbox (event_id, subject, payload, traceparent, created_at) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.id.to_string())
+    .bind(&event.subject)
+    .bind(event.payload.to_vec())
+    .bind(event.trace.map(|t| t.to_string()))
+    .bind(now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// How the relay behaves.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// The most rows published per round.
+    pub batch: usize,
+    /// How often it looks for rows when nobody wakes it (rows of a crashed peer, say).
+    pub poll: Duration,
+    /// Fault injection for tests: abort the process after the PubAcks of a round arrive and
+    /// before the rows are deleted.
+    pub crash_after_publish: bool,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            poll: Duration::from_millis(500),
+            crash_after_publish: false,
+        }
+    }
+}
+
+/// Counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Events acknowledged by the stream.
+    pub published: AtomicU64,
+    /// Of those, the ones the stream already had (re-publishes).
+    pub duplicates: AtomicU64,
+    /// Rounds that failed (broker or database unavailable); retried.
+    pub failures: AtomicU64,
+}
+
+impl RelayStats {
+    /// Appends Prometheus text lines.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let published = self.published.load(Ordering::Relaxed);
+        let duplicates = self.duplicates.load(Ordering::Relaxed);
+        let failures = self.failures.load(Ordering::Relaxed);
+        let _ = writeln!(out, "outbox_published_total {published}");
+        let _ = writeln!(out, "outbox_duplicates_total {duplicates}");
+        let _ = writeln!(out, "outbox_failures_total {failures}");
+    }
+}
+
+/// Publishes outbox rows. Several relays may share a database (replicas): each row is then
+/// perhaps published twice, and deduplicated by the stream.
+#[derive(Clone)]
+pub struct Relay {
+    db: Db,
+    publisher: Publisher,
+    options: RelayOptions,
+    wake: Arc<Notify>,
+    stats: Arc<RelayStats>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    event_id: String,
+    subject: String,
+    payload: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+impl Relay {
+    /// A relay over `db`'s outbox.
+    pub fn new(db: Db, publisher: Publisher, options: RelayOptions) -> Self {
+        Self {
+            db,
+            publisher,
+            options,
+            wake: Arc::new(Notify::new()),
+            stats: Arc::new(RelayStats::default()),
+        }
+    }
+
+    /// Tells the relay that rows were committed (call after commit).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> Arc<RelayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Publishes rows until `shutdown`, then makes one last round so committed events go out.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            match self.publish_round().await {
+                Ok(n) if n == self.options.batch => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, "outbox relay round failed; will retry");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.options.poll) => {}
+            }
+        }
+        if let Err(err) = self.publish_round().await {
+            tracing::warn!(error = %err, "last outbox round failed; rows stay for the next start");
+        }
+    }
+
+    /// Publishes up to one batch and deletes what was acknowledged; returns how many rows.
+    pub async fn publish_round(&self) -> Result<usize, RelayError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "select seq, event_id, subject, payload, traceparent from outbox order by seq limit $1",
+        )
+        .bind(i64::try_from(self.options.batch).unwrap_or(i64::MAX))
+        .fetch_all(self.db.pool())
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let done = self.publish_rows(&rows).await;
+        if self.options.crash_after_publish && !done.is_empty() {
+            tracing::error!("outbox fault injection: aborting after publish, before marking sent");
+            std::process::abort();
+        }
+        self.delete(&done).await?;
+        if done.len() < rows.len() {
+            return Err(RelayError::Incomplete(rows.len() - done.len()));
+        }
+        Ok(rows.len())
+    }
+
+    /// Sends every row, then awaits the PubAcks; returns the seqs that were acknowledged.
+    async fn publish_rows(&self, rows: &[Row]) -> Vec<i64> {
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Ok(id) = row.event_id.parse() else {
+                tracing::error!(seq = row.seq, event_id = %row.event_id, "outbox row has a malformed event id; skipping it");
+                continue;
+            };
+            let event = EncodedEvent {
+                id,
+                subject: row.subject.clone(),
+                payload: row.payload.clone().into(),
+                trace: row.traceparent.as_deref().and_then(TraceContext::parse),
+            };
+            match self.publisher.send(&event).await {
+                Ok(ack) => pending.push((row.seq, ack)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox publish failed");
+                    break;
+                }
+            }
+        }
+        let mut done = Vec::with_capacity(pending.len());
+        for (seq, ack) in pending {
+            match ack.acked().await {
+                Ok(published) => {
+                    self.stats.published.fetch_add(1, Ordering::Relaxed);
+                    if published.duplicate {
+                        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done.push(seq);
+                }
+                Err(err) => tracing::warn!(error = %err, "outbox publish not acknowledged"),
+            }
+        }
+        done
+    }
+
+    async fn delete(&self, seqs: &[i64]) -> Result<(), sqlx::Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=seqs.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "delete from outbox where seq in ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for seq in seqs {
+            query = query.bind(*seq);
+        }
+        query.execute(self.db.pool()).await?;
+        Ok(())
+    }
+}
+
+/// Why a relay round did not publish everything.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Reading or deleting rows failed.
+    #[error("outbox database access: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Some rows were not acknowledged (they stay and are retried).
+    #[error("{0} outbox rows were not acknowledged")]
+    Incomplete(usize),
+}

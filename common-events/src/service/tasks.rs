@@ -1,0 +1,78 @@
+//! The background tasks of a service (listeners and the outbox relay), started together and
+//! stopped together: cancel, then wait for each to drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::Relay;
+use crate::listener::Listener;
+use crate::runner::{self, ListenerStats};
+use crate::topology::ConsumerSpec;
+
+/// Connects to NATS as `name` and returns the client and its JetStream context.
+pub async fn connect_nats(
+    url: &str,
+    name: &str,
+) -> Result<(async_nats::Client, jetstream::Context), async_nats::ConnectError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await?;
+    let js = jetstream::new(client.clone());
+    Ok((client, js))
+}
+
+/// A service's running background tasks.
+pub struct Tasks {
+    shutdown: CancellationToken,
+    set: JoinSet<()>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tasks {
+    /// No tasks yet.
+    pub fn new() -> Self {
+        Self {
+            shutdown: CancellationToken::new(),
+            set: JoinSet::new(),
+        }
+    }
+
+    /// Runs `listener` on its consumer until shutdown.
+    pub fn spawn_listener<L: Listener>(
+        &mut self,
+        js: &jetstream::Context,
+        spec: ConsumerSpec,
+        listener: L,
+        stats: Arc<ListenerStats>,
+    ) {
+        let (js, token) = (js.clone(), self.shutdown.clone());
+        let name = listener.name();
+        self.set.spawn(async move {
+            if let Err(err) = runner::run(js, spec, Arc::new(listener), stats, token).await {
+                tracing::error!(listener = name, error = %err, "listener stopped");
+            }
+        });
+    }
+
+    /// Runs the outbox relay until shutdown.
+    pub fn spawn_relay(&mut self, relay: Relay) {
+        self.set.spawn(relay.run(self.shutdown.clone()));
+    }
+
+    /// Cancels every task and waits for each to drain.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.set.join_next().await.is_some() {}
+    }
+}

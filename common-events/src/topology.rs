@@ -1,0 +1,250 @@
+//! Every subject, stream and durable consumer of the application, declared in one place, and
+//! [`ensure`], which creates whatever is missing (idempotent; safe for replicas starting at once).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+/// The subjects events are published on.
+pub mod subjects {
+    /// [`crate::AccountOpened`].
+    pub const ACCOUNT_OPENED: &str = "accounts.opened";
+    /// [`crate::TransactionCreated`].
+    pub const TRANSACTION_CREATED: &str = "transactions.created";
+    /// [`crate::TransactionApplied`].
+    pub const TRANSACTION_APPLIED: &str = "transactions.applied";
+    /// [`crate::TransactionRejected`].
+    pub const TRANSACTION_REJECTED: &str = "transactions.rejected";
+}
+
+/// A stream: its name and the subjects it captures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// Stream name.
+    pub name: &'static str,
+    /// Subjects bound to it.
+    pub subjects: &'static [&'static str],
+}
+
+/// `ACCOUNTS`: `accounts.>`.
+pub const ACCOUNTS: StreamSpec = StreamSpec {
+    name: "ACCOUNTS",
+    subjects: &["accounts.>"],
+};
+
+/// `TRANSACTIONS`: `transactions.>` (created, applied, rejected).
+pub const TRANSACTIONS: StreamSpec = StreamSpec {
+    name: "TRANSACTIONS",
+    subjects: &["transactions.>"],
+};
+
+/// Every stream the application uses.
+pub const STREAMS: [StreamSpec; 2] = [ACCOUNTS, TRANSACTIONS];
+
+/// The stream that captures `subject`.
+pub fn stream_of(subject: &str) -> StreamSpec {
+    if subject.starts_with("accounts.") {
+        ACCOUNTS
+    } else {
+        TRANSACTIONS
+    }
+}
+
+/// Where a new consumer starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first message of the stream (`deliver_policy: all`).
+    All,
+    /// Only messages published after the consumer is created (`deliver_policy: new`).
+    New,
+}
+
+/// A durable pull consumer: the queue group every replica of a service shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    /// The stream it reads.
+    pub stream: StreamSpec,
+    /// Durable name; replicas using the same name share the work.
+    pub durable: String,
+    /// The one subject it receives.
+    pub filter_subject: &'static str,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Where it starts when first created.
+    pub start_at: StartAt,
+    /// The most unacknowledged messages in flight (`max_ack_pending`), across all replicas.
+    pub max_in_flight: usize,
+    /// How many handlers one replica runs at once.
+    pub concurrency: usize,
+    /// Deleted by the server after this long without a client (rebuild consumers); `None` keeps it.
+    pub inactive_threshold: Option<Duration>,
+}
+
+impl ConsumerSpec {
+    fn new(stream: StreamSpec, durable: &str, filter_subject: &'static str) -> Self {
+        Self {
+            stream,
+            durable: durable.to_owned(),
+            filter_subject,
+            ack_wait: Duration::from_secs(30),
+            start_at: StartAt::All,
+            max_in_flight: 1024,
+            concurrency: 64,
+            inactive_threshold: None,
+        }
+    }
+
+    /// The account service's queue group on `transactions.created`.
+    pub fn account_service() -> Self {
+        Self::new(
+            TRANSACTIONS,
+            "account-service",
+            subjects::TRANSACTION_CREATED,
+        )
+    }
+
+    /// The transaction service's consumer of `accounts.opened`.
+    pub fn transaction_service_accounts() -> Self {
+        Self::new(
+            ACCOUNTS,
+            "transaction-service-accounts",
+            subjects::ACCOUNT_OPENED,
+        )
+    }
+
+    /// The transaction service's consumer of `transactions.applied`.
+    pub fn transaction_service_applied() -> Self {
+        Self::new(
+            TRANSACTIONS,
+            "transaction-service-applied",
+            subjects::TRANSACTION_APPLIED,
+        )
+    }
+
+    /// The transaction service's consumer of `transactions.rejected`.
+    pub fn transaction_service_rejected() -> Self {
+        let subject = subjects::TRANSACTION_REJECTED;
+        Self::new(TRANSACTIONS, "transaction-service-rejected", subject)
+    }
+
+    /// A one-off consumer that replays `filter_subject` from the start (for rebuilds); the server
+    /// removes it a minute after its last client goes away.
+    pub fn replay(stream: StreamSpec, filter_subject: &'static str) -> Self {
+        let name = format!("replay-{}", uuid::Uuid::new_v4().simple());
+        Self {
+            inactive_threshold: Some(Duration::from_secs(60)),
+            ..Self::new(stream, &name, filter_subject)
+        }
+    }
+
+    /// The server-side configuration. No `max_deliver`: an ordering-critical consumer never
+    /// drops an event for good.
+    pub fn config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter_subject.to_owned(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            deliver_policy: match self.start_at {
+                StartAt::All => consumer::DeliverPolicy::All,
+                StartAt::New => consumer::DeliverPolicy::New,
+            },
+            max_ack_pending: i64::try_from(self.max_in_flight).unwrap_or(i64::MAX),
+            max_deliver: -1,
+            inactive_threshold: self.inactive_threshold.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What went wrong while creating streams or consumers.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// A stream could not be created or read.
+    #[error("ensuring stream {stream}: {source}")]
+    Stream {
+        /// The stream.
+        stream: &'static str,
+        /// The server's answer.
+        source: async_nats::Error,
+    },
+    /// A consumer could not be created or read.
+    #[error("ensuring consumer {consumer} on {stream}: {source}")]
+    Consumer {
+        /// The stream.
+        stream: &'static str,
+        /// The durable name.
+        consumer: String,
+        /// The server's answer.
+        source: async_nats::Error,
+    },
+}
+
+/// File-backed stream configuration for `spec`.
+pub fn stream_config(spec: StreamSpec) -> stream::Config {
+    stream::Config {
+        name: spec.name.to_owned(),
+        subjects: spec.subjects.iter().map(|s| (*s).to_owned()).collect(),
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+/// Creates every stream and the given consumers when missing; leaves existing ones alone.
+/// Retries a few times, since two replicas starting together may race to create the same one.
+pub async fn ensure(
+    js: &jetstream::Context,
+    consumers: &[ConsumerSpec],
+) -> Result<(), TopologyError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ensure_once(js, consumers).await {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt >= 3 => return Err(err),
+            Err(err) => {
+                tracing::debug!(error = %err, attempt, "ensure raced another client; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+        }
+    }
+}
+
+async fn ensure_once(
+    js: &jetstream::Context,
+    consumers: &[ConsumerSpec],
+) -> Result<(), TopologyError> {
+    for spec in STREAMS {
+        js.get_or_create_stream(stream_config(spec))
+            .await
+            .map_err(|err| TopologyError::Stream {
+                stream: spec.name,
+                source: err.into(),
+            })?;
+    }
+    for spec in consumers {
+        ensure_consumer(js, spec).await?;
+    }
+    Ok(())
+}
+
+/// Creates one consumer when missing and returns it.
+pub async fn ensure_consumer(
+    js: &jetstream::Context,
+    spec: &ConsumerSpec,
+) -> Result<consumer::PullConsumer, TopologyError> {
+    let wrap = |err: async_nats::Error| TopologyError::Consumer {
+        stream: spec.stream.name,
+        consumer: spec.durable.clone(),
+        source: err,
+    };
+    let stream = js
+        .get_stream(spec.stream.name)
+        .await
+        .map_err(|err| wrap(err.into()))?;
+    stream
+        .get_or_create_consumer(&spec.durable, spec.config())
+        .await
+        .map_err(|err| wrap(err.into()))
+}

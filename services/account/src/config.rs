@@ -1,0 +1,24 @@
+//! The account service's configuration: flags and environment variables.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use common_events::service::config::{parse_addr, CommonConfig};
+
+/// `account-service`: opens accounts and applies transactions in number order.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "account-service", version, about)]
+pub struct Config {
+    /// Settings every service shares.
+    #[command(flatten)]
+    pub common: CommonConfig,
+
+    /// Where the HTTP API listens (port 0 picks a free port; the bound address is logged).
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8082", value_parser = parse_addr)]
+    pub http_addr: SocketAddr,
+
+    /// Before serving, rebuild the balances of an empty database by replaying the ACCOUNTS and
+    /// TRANSACTIONS streams from the start (refused when the database has accounts).
+    #[arg(long, env = "REBUILD")]
+    pub rebuild: bool,
+}

@@ -1,0 +1,62 @@
+//! The one error type of the HTTP API: a status and a JSON body `{"error", "message"}`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common_events::service::http::{body_problem, error_response, BodyProblem};
+
+/// Everything an API call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON or not an object (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// A value is out of range or of the wrong type (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The id names nothing (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Something broke on our side (500); details are logged, not returned.
+    #[error("internal error")]
+    Internal(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Malformed(_) => "malformed_request",
+            ApiError::Invalid(_) => "invalid_value",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(err) = &self {
+            tracing::error!(error = %err, "request failed");
+        }
+        error_response(self.status_code(), self.code(), self.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match body_problem(rejection) {
+            BodyProblem::Invalid(message) => ApiError::Invalid(message),
+            BodyProblem::Malformed(message) => ApiError::Malformed(message),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The account service: opens accounts (publishing `AccountOpened` through the outbox) and keeps
+//! balances as a projection of `TransactionCreated`, applied in per-account number order by the
+//! listener of queue group `account-service` (DESIGN decision 4).
+//!
+//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`), [`routes`]
+//! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision), [`listener`] (the
+//! consumer around it), [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
+//! database), [`error`] (`ApiError`).
+
+pub mod config;
+pub mod error;
+pub mod listener;
+pub mod ordering;
+pub mod rebuild;
+pub mod routes;
+pub mod startup;
+pub mod store;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,145 @@
+//! The `TransactionCreated` listener of queue group `account-service`, shared by every replica,
+//! exactly as DESIGN decision 4 says: duplicate → ack; next → apply (or reject) with the outbox
+//! row in one database transaction, then ack; gap → NAK with a short growing delay; poison →
+//! `+TERM` and a dead-letter row.
+
+use std::time::Duration;
+
+use common_events::{
+    AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
+    UndecodableMessage,
+};
+
+use crate::ordering::{decide, gap_delay, Decision};
+use crate::store::{Effect, Store};
+
+/// How long a message waits before a retry after a database error.
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
+/// How long a message waits when another replica changed the account first.
+const RETRY_AFTER_RACE: Duration = Duration::from_millis(5);
+
+/// Applies `TransactionCreated` events to the account projection.
+pub struct TransactionsListener {
+    store: Store,
+    emit_events: bool,
+}
+
+impl TransactionsListener {
+    /// The live listener: every applied or rejected transaction emits its event.
+    pub fn live(store: Store) -> Self {
+        Self {
+            store,
+            emit_events: true,
+        }
+    }
+
+    /// The rebuild listener: the stream already holds the outcomes, so none are emitted.
+    pub fn rebuild(store: Store) -> Self {
+        Self {
+            store,
+            emit_events: false,
+        }
+    }
+
+    async fn poison(&self, ctx: &MessageContext, payload: &[u8], reason: &str) -> Outcome {
+        tracing::error!(%reason, "invalid event; dead-lettering and terminating it");
+        let stored = self
+            .store
+            .dead_letter(&ctx.subject, ctx.stream_sequence, payload, reason)
+            .await;
+        match stored {
+            Ok(()) => Outcome::Reject(reason.to_owned()),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot store the dead letter; retrying");
+                Outcome::Retry(RETRY_AFTER_ERROR)
+            }
+        }
+    }
+}
+
+impl Listener for TransactionsListener {
+    type Event = TransactionCreated;
+
+    fn name(&self) -> &'static str {
+        "transactions-created"
+    }
+
+    async fn on_message(
+        &self,
+        envelope: Envelope<TransactionCreated>,
+        ctx: MessageContext,
+    ) -> Outcome {
+        let event = &envelope.data;
+        if event.number == 0 {
+            let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+            return self
+                .poison(&ctx, &payload, "transaction number 0 (numbers start at 1)")
+                .await;
+        }
+        let state = match self.store.state(event.account_id).await {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                tracing::warn!(account = %event.account_id, "transaction for an account not (yet) known; retrying");
+                return Outcome::Retry(gap_delay(ctx.delivered));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the account failed; retrying");
+                return Outcome::Retry(RETRY_AFTER_ERROR);
+            }
+        };
+        let effect = match decide(state, event) {
+            Decision::Duplicate => return Outcome::Ack,
+            Decision::Gap { expected } => {
+                tracing::debug!(expected, number = event.number, "gap; handing it back");
+                return Outcome::Retry(gap_delay(ctx.delivered));
+            }
+            Decision::Apply { balance_after } => Effect::Applied { balance_after },
+            Decision::Reject { reason } => Effect::Rejected { reason },
+        };
+        let trace = self.emit_events.then_some(ctx.trace);
+        match self.store.record(event, &effect, state, trace).await {
+            Ok(true) => Outcome::Ack,
+            Ok(false) => Outcome::Retry(RETRY_AFTER_RACE),
+            Err(err) => {
+                tracing::warn!(error = %err, "recording the transaction failed; retrying");
+                Outcome::Retry(RETRY_AFTER_ERROR)
+            }
+        }
+    }
+
+    async fn on_undecodable(&self, message: UndecodableMessage) {
+        let stored = self
+            .store
+            .dead_letter(
+                &message.subject,
+                message.stream_sequence,
+                &message.payload,
+                &message.error,
+            )
+            .await;
+        if let Err(err) = stored {
+            tracing::error!(error = %err, "cannot store the dead letter of an undecodable message");
+        }
+    }
+}
+
+/// Restores accounts from `AccountOpened` during a rebuild.
+pub struct AccountsProjector(pub Store);
+
+impl Listener for AccountsProjector {
+    type Event = AccountOpened;
+
+    fn name(&self) -> &'static str {
+        "accounts-opened"
+    }
+
+    async fn on_message(&self, envelope: Envelope<AccountOpened>, _: MessageContext) -> Outcome {
+        match self.0.restore(&envelope).await {
+            Ok(()) => Outcome::Ack,
+            Err(err) => {
+                tracing::warn!(error = %err, "restoring the account failed; retrying");
+                Outcome::Retry(RETRY_AFTER_ERROR)
+            }
+        }
+    }
+}

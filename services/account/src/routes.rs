@@ -1,0 +1,138 @@
+//! The HTTP API: `POST /api/accounts`, `GET /api/accounts/{id}`, `GET /api/accounts` (paged),
+//! `GET /api/accounts/{id}/ledger` (paged by number) and `GET /openapi.json`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common_events::AccountId;
+use serde::Deserialize;
+
+use common_events::service::http::request_trace;
+
+use crate::error::ApiError;
+use crate::store::Store;
+
+/// The longest owner name accepted.
+const MAX_OWNER_LEN: usize = 200;
+
+/// The API routes over `store`.
+pub fn router(store: Store) -> Router {
+    Router::new()
+        .route("/api/accounts", post(open).get(list))
+        .route("/api/accounts/{id}", get(show))
+        .route("/api/accounts/{id}/ledger", get(ledger))
+        .route("/openapi.json", get(openapi))
+        .with_state(store)
+}
+
+/// The body of `POST /api/accounts`.
+#[derive(Debug, Deserialize)]
+pub struct OpenRequest {
+    owner: String,
+}
+
+async fn open(
+    State(store): State<Store>,
+    headers: HeaderMap,
+    body: Result<Json<OpenRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(request) = body?;
+    let owner = request.owner.trim();
+    if owner.is_empty() || owner.chars().count() > MAX_OWNER_LEN {
+        return Err(ApiError::Invalid(format!(
+            "owner must be 1 to {MAX_OWNER_LEN} characters"
+        )));
+    }
+    let trace = request_trace(&headers);
+    let account = store.open(owner, trace).await?;
+    let location = format!("/api/accounts/{}", account.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(account),
+    ))
+}
+
+fn parse_id(id: &str) -> Result<AccountId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no account {id}")))
+}
+
+async fn show(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let account = store.get(parse_id(&id)?).await?;
+    account
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
+}
+
+/// Paging of the list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+impl Page {
+    fn limit(&self) -> Result<i64, ApiError> {
+        let limit = self.limit.unwrap_or(100);
+        if (1..=1000).contains(&limit) {
+            Ok(limit)
+        } else {
+            Err(ApiError::Invalid("limit must be between 1 and 1000".into()))
+        }
+    }
+}
+
+async fn list(
+    State(store): State<Store>,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(page) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let limit = page.limit()?;
+    let items = store
+        .list(page.after.as_deref().unwrap_or(""), limit)
+        .await?;
+    let full = items.len() as i64 == limit;
+    let next_after = full.then(|| items.last().map(|a| a.id.clone())).flatten();
+    Ok(Json(
+        serde_json::json!({"items": items, "next_after": next_after}),
+    ))
+}
+
+async fn ledger(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    query: Result<Query<Page>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(page) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let limit = page.limit()?;
+    let after: i64 = match page.after.as_deref() {
+        None => 0,
+        Some(after) => after
+            .parse()
+            .map_err(|_| ApiError::Invalid("after must be a transaction number".into()))?,
+    };
+    let account_id = parse_id(&id)?;
+    if store.get(account_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no account {id}")));
+    }
+    let items = store.ledger(account_id, after, limit).await?;
+    let full = items.len() as i64 == limit;
+    let next_after = full.then(|| items.last().map(|e| e.number)).flatten();
+    Ok(Json(
+        serde_json::json!({"items": items, "next_after": next_after}),
+    ))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}

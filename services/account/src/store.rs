@@ -1,0 +1,322 @@
+//! The account service's database: accounts (the projection), the ledger of consumed numbers,
+//! dead letters and the outbox.
+
+use common_events::service::db::{now_millis, Db};
+use common_events::service::outbox::{self, Relay};
+use common_events::{
+    AccountId, AccountOpened, EncodedEvent, Envelope, TraceContext, TransactionApplied,
+    TransactionCreated, TransactionRejected,
+};
+use serde::Serialize;
+
+use crate::ordering::AccountState;
+
+/// An account as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Account {
+    /// Its id.
+    pub id: String,
+    /// Who owns it.
+    pub owner: String,
+    /// Minor units.
+    pub balance: i64,
+    /// The last transaction number applied or rejected.
+    pub last_transaction_number: i64,
+}
+
+/// One consumed transaction number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LedgerEntry {
+    /// Its number in the account's sequence.
+    pub number: i64,
+    /// The transaction.
+    pub transaction_id: String,
+    /// `deposit` or `withdrawal`.
+    pub kind: String,
+    /// Minor units.
+    pub amount: i64,
+    /// `applied` or `rejected`.
+    pub outcome: String,
+    /// The balance after it.
+    pub balance_after: i64,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The result of the ordering decision to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Applied; the balance becomes this.
+    Applied {
+        /// The new balance.
+        balance_after: i64,
+    },
+    /// Rejected for this reason; the balance stays.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A cheap-to-clone handle over the database and the outbox relay.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    relay: Relay,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, owner, balance, last_transaction_number";
+
+impl Store {
+    /// A store over `db` whose commits wake `relay`.
+    pub fn new(db: Db, relay: Relay) -> Self {
+        Self { db, relay }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Opens an account and writes its `AccountOpened` to the outbox, in one transaction.
+    pub async fn open(&self, owner: &str, trace: TraceContext) -> Result<Account, sqlx::Error> {
+        let id = AccountId::new();
+        let mut tx = self.db.begin_write().await?;
+        insert_account(&mut tx, id, owner, now_millis()).await?;
+        let event = Envelope::new(AccountOpened {
+            account_id: id,
+            owner: owner.to_owned(),
+        })
+        .correlated(id.0);
+        outbox::insert(&mut tx, &event.encode(Some(trace))).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(Account {
+            id: id.to_string(),
+            owner: owner.to_owned(),
+            balance: 0,
+            last_transaction_number: 0,
+        })
+    }
+
+    /// Adds an account from a replayed `AccountOpened` unless it exists (rebuilds).
+    pub async fn restore(&self, event: &Envelope<AccountOpened>) -> Result<(), sqlx::Error> {
+        let data = &event.data;
+        let created = event.occurred_at.timestamp_millis();
+        sqlx::query(
+            "insert into account (id, owner, balance, last_transaction_number, created_at) \
+             values ($1, $2, 0, 0, $3) on conflict (id) do nothing",
+        )
+        .bind(data.account_id.to_string())
+        .bind(&data.owner)
+        .bind(created)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// One account.
+    pub async fn get(&self, id: AccountId) -> Result<Option<Account>, sqlx::Error> {
+        let sql = format!("select {ACCOUNT_COLUMNS} from account where id = $1");
+        sqlx::query_as(&sql)
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await
+    }
+
+    /// Accounts with ids above `after`, in id order, at most `limit`.
+    pub async fn list(&self, after: &str, limit: i64) -> Result<Vec<Account>, sqlx::Error> {
+        let sql =
+            format!("select {ACCOUNT_COLUMNS} from account where id > $1 order by id limit $2");
+        sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await
+    }
+
+    /// An account's ledger with numbers above `after`, in number order, at most `limit`.
+    pub async fn ledger(
+        &self,
+        id: AccountId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, sqlx::Error> {
+        sqlx::query_as(
+            "select number, transaction_id, kind, amount, outcome, balance_after, reason \
+             from ledger_entry where account_id = $1 and number > $2 order by number limit $3",
+        )
+        .bind(id.to_string())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await
+    }
+
+    /// How many accounts exist.
+    pub async fn account_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("select count(*) from account")
+            .fetch_one(self.db.pool())
+            .await
+    }
+
+    /// The balance and last number of an account, if it exists.
+    pub async fn state(&self, id: AccountId) -> Result<Option<AccountState>, sqlx::Error> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("select balance, last_transaction_number from account where id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(row.map(|(balance, last)| AccountState {
+            balance,
+            last_transaction_number: u64::try_from(last).unwrap_or(0),
+        }))
+    }
+
+    /// Records `effect` of `event` in one transaction: a conditional update of the account
+    /// (`… where last_transaction_number = number - 1`), its ledger entry and, when `trace` is
+    /// given, the resulting event in the outbox. Returns false, changing nothing, when the
+    /// account moved on meanwhile (another replica got there first).
+    pub async fn record(
+        &self,
+        event: &TransactionCreated,
+        effect: &Effect,
+        state: AccountState,
+        trace: Option<TraceContext>,
+    ) -> Result<bool, sqlx::Error> {
+        let balance_after = match effect {
+            Effect::Applied { balance_after } => *balance_after,
+            Effect::Rejected { .. } => state.balance,
+        };
+        let number = i64::try_from(event.number).unwrap_or(i64::MAX);
+        let mut tx = self.db.begin_write().await?;
+        let updated = sqlx::query(
+            "update account set balance = $1, last_transaction_number = $2 \
+             where id = $3 and last_transaction_number = $4",
+        )
+        .bind(balance_after)
+        .bind(number)
+        .bind(event.account_id.to_string())
+        .bind(number - 1)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_entry(&mut tx, event, effect, balance_after).await?;
+        if let Some(trace) = trace {
+            outbox::insert(&mut tx, &outcome_event(event, effect, balance_after, trace)).await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(true)
+    }
+
+    /// Keeps a message that cannot be processed, for people to look at.
+    pub async fn dead_letter(
+        &self,
+        subject: &str,
+        stream_sequence: u64,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into dead_letter (subject, stream_sequence, payload, reason, created_at) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(subject)
+        .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
+        .bind(payload.to_vec())
+        .bind(reason)
+        .bind(now_millis())
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// How many dead letters there are.
+    pub async fn dead_letter_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("select count(*) from dead_letter")
+            .fetch_one(self.db.pool())
+            .await
+    }
+}
+
+async fn insert_account(
+    conn: &mut sqlx::AnyConnection,
+    id: AccountId,
+    owner: &str,
+    created_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into account (id, owner, balance, last_transaction_number, created_at) \
+         values ($1, $2, 0, 0, $3)",
+    )
+    .bind(id.to_string())
+    .bind(owner)
+    .bind(created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_entry(
+    conn: &mut sqlx::AnyConnection,
+    event: &TransactionCreated,
+    effect: &Effect,
+    balance_after: i64,
+) -> Result<(), sqlx::Error> {
+    let (outcome, reason) = match effect {
+        Effect::Applied { .. } => ("applied", None),
+        Effect::Rejected { reason } => ("rejected", Some(reason.as_str())),
+    };
+    sqlx::query(
+        "insert into ledger_entry (account_id, number, transaction_id, kind, amount, outcome, \
+         balance_after, reason, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.account_id.to_string())
+    .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+    .bind(event.transaction_id.to_string())
+    .bind(event.kind.as_str())
+    .bind(event.amount.get())
+    .bind(outcome)
+    .bind(balance_after)
+    .bind(reason)
+    .bind(now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn outcome_event(
+    event: &TransactionCreated,
+    effect: &Effect,
+    balance_after: i64,
+    trace: TraceContext,
+) -> EncodedEvent {
+    let correlation = event.transaction_id.0;
+    match effect {
+        Effect::Applied { .. } => Envelope::new(TransactionApplied {
+            transaction_id: event.transaction_id,
+            account_id: event.account_id,
+            number: event.number,
+            kind: event.kind,
+            amount: event.amount,
+            balance_after,
+        })
+        .correlated(correlation)
+        .encode(Some(trace)),
+        Effect::Rejected { reason } => Envelope::new(TransactionRejected {
+            transaction_id: event.transaction_id,
+            account_id: event.account_id,
+            number: event.number,
+            kind: event.kind,
+            amount: event.amount,
+            reason: reason.clone(),
+        })
+        .correlated(correlation)
+        .encode(Some(trace)),
+    }
+}

@@ -1,0 +1,17 @@
+//! The account service through its HTTP API and its `TransactionCreated` listener, over every
+//! broker × database target (`<broker>/<database>::<scenario>`).
+
+mod api;
+mod listener;
+mod rebuild;
+mod support;
+
+use test_support::matrix::{self, Axes};
+
+fn main() {
+    let mut scenarios = Vec::new();
+    scenarios.extend_from_slice(api::SCENARIOS);
+    scenarios.extend_from_slice(listener::SCENARIOS);
+    scenarios.extend_from_slice(rebuild::SCENARIOS);
+    matrix::run(&scenarios, Axes::BrokersAndDatabases);
+}

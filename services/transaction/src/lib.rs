@@ -1,0 +1,17 @@
+//! The transaction service: accepts transactions over HTTP, numbers them per account
+//! (`number = previous + 1`, in the same database transaction as the row and its outbox event)
+//! and publishes `TransactionCreated`; learns accounts from `AccountOpened` and follows
+//! `TransactionApplied` / `TransactionRejected` to set each transaction's status.
+//!
+//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`), [`routes`]
+//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`error`] (`ApiError`).
+
+pub mod config;
+pub mod error;
+pub mod listeners;
+pub mod routes;
+pub mod startup;
+pub mod store;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,142 @@
+//! The HTTP API: `POST /api/transactions`, `GET /api/transactions/{id}`,
+//! `GET /api/transactions?account_id=…&after=…&limit=…` and `GET /openapi.json`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common_events::{AccountId, Amount, TransactionId, TransactionKind};
+use serde::Deserialize;
+
+use common_events::service::http::request_trace;
+
+use crate::error::ApiError;
+use crate::store::{NewTransaction, Store};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The largest allowed amount, in minor units.
+    pub max_amount: i64,
+}
+
+/// The API routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/transactions", post(create).get(list))
+        .route("/api/transactions/{id}", get(show))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+/// The body of `POST /api/transactions`, before validation.
+#[derive(Debug, Deserialize)]
+pub struct CreateRequest {
+    account_id: String,
+    kind: String,
+    amount: i64,
+}
+
+impl CreateRequest {
+    fn validate(&self, max_amount: i64) -> Result<NewTransaction, ApiError> {
+        let account_id: AccountId = self.account_id.parse().map_err(|_| {
+            ApiError::Invalid(format!("account_id {:?} is not a UUID", self.account_id))
+        })?;
+        let kind: TransactionKind = self
+            .kind
+            .parse()
+            .map_err(|err| ApiError::Invalid(format!("{err}")))?;
+        let amount = Amount::new(self.amount).map_err(|err| ApiError::Invalid(err.to_string()))?;
+        if amount.get() > max_amount {
+            return Err(ApiError::Invalid(format!(
+                "amount {} is above the maximum of {max_amount} minor units",
+                amount.get()
+            )));
+        }
+        Ok(NewTransaction {
+            account_id,
+            kind,
+            amount,
+        })
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(request) = body?;
+    let new = request.validate(state.max_amount)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ApiError::Malformed("Idempotency-Key must be ASCII".into()))
+        })
+        .transpose()?;
+    let trace = request_trace(&headers);
+    let created = state.store.create(&new, key, trace).await?;
+    let location = format!("/api/transactions/{}", created.record.id);
+    let replayed = if created.replayed { "true" } else { "false" };
+    let headers = [
+        (header::LOCATION, location),
+        (
+            header::HeaderName::from_static("idempotent-replayed"),
+            replayed.to_owned(),
+        ),
+    ];
+    Ok((StatusCode::CREATED, headers, Json(created.record)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no transaction {id}"));
+    let parsed: TransactionId = id.parse().map_err(|_| not_found())?;
+    let record = state.store.get(parsed).await?.ok_or_else(not_found)?;
+    Ok(Json(record))
+}
+
+/// Query of `GET /api/transactions`.
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    account_id: String,
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(params) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let account_id: AccountId = params.account_id.parse().map_err(|_| {
+        ApiError::Invalid(format!("account_id {:?} is not a UUID", params.account_id))
+    })?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid("limit must be between 1 and 1000".into()));
+    }
+    let items = state.store.list(account_id, params.after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.number))
+        .flatten();
+    Ok(Json(
+        serde_json::json!({"items": items, "next_after": next_after}),
+    ))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}

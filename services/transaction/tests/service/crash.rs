@@ -1,0 +1,117 @@
+//! Outbox crash safety with the real binary: state committed, process killed before the
+//! publish, restart publishes once; and killed after the publish but before the row is marked
+//! sent, restart re-publishes and the stream drops the duplicate.
+
+use std::path::Path;
+use std::time::Duration;
+
+use common_events::inspect::read_all;
+use common_events::TransactionCreated;
+use serde_json::json;
+use test_support::process::ServiceProcess;
+use test_support::scenario;
+use test_support::wait::until_eq;
+use test_support::{eventually, Scenario, Target};
+
+use crate::support::{ground, publish_account_opened, Ground, BOUND};
+
+pub const SCENARIOS: &[Scenario] = &[
+    scenario!(a_crash_between_commit_and_publish_loses_nothing_and_the_restart_publishes_once),
+    scenario!(a_crash_between_publish_and_marking_sent_republishes_and_the_stream_deduplicates),
+];
+
+fn start(ground: &Ground, extra: &[(&str, &str)]) -> anyhow::Result<ServiceProcess> {
+    let mut env = vec![
+        ("NATS_URL", ground.broker.url()),
+        ("DATABASE_URL", ground.database_url.clone()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    ServiceProcess::start(Path::new(env!("CARGO_BIN_EXE_transaction-service")), &env)
+}
+
+/// Opens an account and creates one deposit through `service`; returns the transaction id.
+async fn create_one(ground: &Ground, service: &ServiceProcess) -> anyhow::Result<String> {
+    let client = async_nats::connect(ground.broker.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    let account = common_events::AccountId::new();
+    publish_account_opened(&js, account).await?;
+    let http = reqwest::Client::new();
+    let body = json!({"account_id": account.to_string(), "kind": "deposit", "amount": 5});
+    let url = format!("{}/api/transactions", service.url());
+    eventually("the transaction to be created", BOUND, || async {
+        let response = http.post(&url).json(&body).send().await?;
+        if response.status().as_u16() != 201 {
+            return Ok(None);
+        }
+        let created: serde_json::Value = response.json().await?;
+        Ok(created["id"].as_str().map(str::to_owned))
+    })
+    .await
+}
+
+async fn published(ground: &Ground, id: &str) -> anyhow::Result<usize> {
+    let client = async_nats::connect(ground.broker.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    let events = read_all::<TransactionCreated>(&js).await?;
+    Ok(events
+        .iter()
+        .filter(|(_, e)| e.data.transaction_id.to_string() == id)
+        .count())
+}
+
+async fn a_crash_between_commit_and_publish_loses_nothing_and_the_restart_publishes_once(
+    t: Target,
+) -> anyhow::Result<()> {
+    let ground = ground(&t).await?;
+    let mut service = start(&ground, &[("OUTBOX_RELAY", "false")])?;
+    let id = create_one(&ground, &service).await?;
+    service.kill();
+    assert_eq!(
+        published(&ground, &id).await?,
+        0,
+        "nothing was published before the crash"
+    );
+    let _restarted = start(&ground, &[])?;
+    until_eq("exactly one TransactionCreated", BOUND, 1, || {
+        published(&ground, &id)
+    })
+    .await?;
+    // A later relay round must not publish it again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(published(&ground, &id).await?, 1);
+    Ok(())
+}
+
+async fn a_crash_between_publish_and_marking_sent_republishes_and_the_stream_deduplicates(
+    t: Target,
+) -> anyhow::Result<()> {
+    let ground = ground(&t).await?;
+    let mut service = start(&ground, &[("OUTBOX_CRASH_AFTER_PUBLISH", "true")])?;
+    let id = create_one(&ground, &service).await?;
+    let status = service.wait_exit(BOUND)?;
+    assert!(!status.success(), "the fault injection aborts the process");
+    assert_eq!(
+        published(&ground, &id).await?,
+        1,
+        "published before the crash"
+    );
+    let restarted = start(&ground, &[])?;
+    let http = reqwest::Client::new();
+    let metrics = format!("{}/metrics", restarted.url());
+    until_eq(
+        "the re-publish to be acknowledged as a duplicate",
+        BOUND,
+        true,
+        || async {
+            let text = http.get(&metrics).send().await?.text().await?;
+            Ok(text.contains("outbox_duplicates_total 1"))
+        },
+    )
+    .await?;
+    assert_eq!(
+        published(&ground, &id).await?,
+        1,
+        "the stream kept one copy"
+    );
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Test support shared by the services' tests and the end-to-end tests.
+//!
+//! - [`brokers`]: the table of broker targets (today the reference nats-server with JetStream;
+//!   the bundled broker joins with one line once it has JetStream).
+//! - [`databases`]: SQLite and PostgreSQL targets, a fresh database per test.
+//! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
+//!   `TEST_DATABASE_URL`.
+//! - [`in_process`]: a service on a tokio task with an HTTP client for its API.
+//! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
+//! - [`process`]: a service binary as a child process, its address read from its log.
+//! - [`wait`]: bounded waits with a clear failure message.
+//!
+//! With `CI=true` a missing nats-server or PostgreSQL fails the run; elsewhere those targets are
+//! skipped with a note.
+
+pub mod brokers;
+pub mod databases;
+pub mod in_process;
+pub mod matrix;
+pub mod postgres;
+pub mod process;
+pub mod wait;
+
+pub use brokers::{BrokerTarget, StartedBroker};
+pub use databases::DatabaseTarget;
+pub use in_process::InProcess;
+pub use matrix::{Scenario, Target};
+pub use wait::eventually;
+
+/// True when running in CI, where every target must run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Makes a [`Scenario`] from an `async fn name(target: Target) -> anyhow::Result<()>`, named
+/// after the function.
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident) => {
+        $crate::Scenario {
+            name: stringify!($name),
+            run: |target| Box::pin($name(target)),
+        }
+    };
+}

@@ -1,0 +1,236 @@
+//! A throwaway PostgreSQL for tests: `TEST_DATABASE_URL` when set, otherwise a local cluster made
+//! with `initdb` and started with `pg_ctl` on a free port, once per test binary, stopped at exit.
+//! Each test gets its own database (`test_<random>`).
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context};
+use sqlx::{Connection, Executor};
+
+/// Where the server behind [`fresh_database`] lives.
+struct Server {
+    /// `postgres://user@host:port` without a database.
+    base_url: String,
+}
+
+/// A URL of a new, empty database on the shared test server.
+pub async fn fresh_database() -> anyhow::Result<String> {
+    let base = server()?;
+    let name = format!("test_{:016x}", fastrand::u64(..));
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .with_context(|| format!("connecting to {base}/postgres"))?;
+    admin
+        .execute(format!("create database {name}").as_str())
+        .await
+        .context("creating a test database")?;
+    admin.close().await.ok();
+    Ok(format!("{base}/{name}"))
+}
+
+/// Why PostgreSQL cannot be had here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    server().err().map(|err| format!("{err:#}"))
+}
+
+fn server() -> anyhow::Result<String> {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| start().map_err(|err| format!("{err:#}")))
+        .as_ref()
+        .map(|server| server.base_url.clone())
+        .map_err(|err| anyhow::anyhow!("no PostgreSQL for tests: {err}"))
+}
+
+fn start() -> anyhow::Result<Server> {
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        return Ok(Server {
+            base_url: base.to_owned(),
+        });
+    }
+    let bin = postgres_bin_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("pg-test-")
+        .tempdir()
+        .context("creating the cluster directory")?
+        .keep();
+    let port = free_port()?;
+    let cluster = Cluster { bin, dir, port };
+    cluster.init()?;
+    cluster.start()?;
+    CLUSTER.set(cluster).ok();
+    // SAFETY: registering a plain extern "C" function with no preconditions.
+    unsafe { libc::atexit(stop_at_exit) };
+    Ok(Server {
+        base_url: format!("postgres://postgres@127.0.0.1:{port}"),
+    })
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+extern "C" fn stop_at_exit() {
+    if let Some(cluster) = CLUSTER.get() {
+        cluster.stop();
+    }
+}
+
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn init(&self) -> anyhow::Result<()> {
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&self.dir)
+                .status()
+                .context("running chown")?;
+            if !status.success() {
+                bail!("chown postgres {} failed ({status})", self.dir.display());
+            }
+        }
+        let data = self.data();
+        let initdb = self.bin.join("initdb");
+        let args = [
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "-D",
+        ];
+        let output = self.run(&initdb, &args, &[data.as_os_str()])?;
+        check(&output, "initdb")
+    }
+
+    fn start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.data();
+        let args = [
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-l".as_ref(),
+            log.as_os_str(),
+            "-o".as_ref(),
+            options.as_ref(),
+            "-w".as_ref(),
+            "-t".as_ref(),
+            "30".as_ref(),
+            "start".as_ref(),
+        ];
+        let output = self.run(&pg_ctl, &[], &args)?;
+        if !output.status.success() {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "pg_ctl start failed: {}\n{log}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.data();
+        let args = [
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-m".as_ref(),
+            "immediate".as_ref(),
+            "stop".as_ref(),
+        ];
+        let _ = self.run(&pg_ctl, &[], &args);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Runs a PostgreSQL tool, as the `postgres` user when we are root (it refuses to run as root).
+    fn run(
+        &self,
+        program: &Path,
+        args: &[&str],
+        more: &[&std::ffi::OsStr],
+    ) -> anyhow::Result<Output> {
+        let mut command = if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.args(args).args(more).current_dir(&self.dir);
+        command
+            .output()
+            .with_context(|| format!("running {}", program.display()))
+    }
+}
+
+fn check(output: &Output, what: &str) -> anyhow::Result<()> {
+    if output.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `$PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin` with an `initdb`, else `initdb`
+/// on `PATH`.
+fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .find(|dir| dir.join("initdb").is_file())
+        .context("initdb not found (install postgresql, or set PG_BIN or TEST_DATABASE_URL)")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
+    Ok(listener
+        .local_addr()
+        .context("reading the bound port")?
+        .port())
+}
