@@ -7,6 +7,7 @@
 //! by the account's public key).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::client::Subscription;
@@ -21,14 +22,35 @@ pub(crate) struct Account {
     pub name: String,
     /// Every subscription of the account's clients.
     pub sublist: Sublist<Subscription>,
+    /// Most clients in the account at once (an account JWT's `limits.conn`); `None`: no limit.
+    max_connections: Option<usize>,
+    /// Clients in the account now.
+    connections: AtomicUsize,
 }
 
 impl Account {
-    fn new(name: &str) -> Arc<Account> {
+    fn new(name: &str, max_connections: Option<usize>) -> Arc<Account> {
         Arc::new(Account {
             name: name.to_string(),
             sublist: Sublist::default(),
+            max_connections,
+            connections: AtomicUsize::new(0),
         })
+    }
+
+    /// Counts one more client in the account, unless that would pass its connection limit.
+    pub fn join(&self) -> bool {
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                let full = self.max_connections.is_some_and(|max| n >= max);
+                (!full).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts one client fewer.
+    pub fn leave(&self) {
+        self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Whether this is the global account `$G`.
@@ -44,14 +66,15 @@ pub(crate) struct Accounts {
 }
 
 impl Accounts {
-    /// The global account and one account per name (a repeated name, or `$G`, adds nothing).
-    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Accounts {
-        let global = Account::new(GLOBAL_ACCOUNT);
+    /// The global account and one account per name, with its connection limit (a repeated
+    /// name, or `$G`, adds nothing).
+    pub fn new<'a>(accounts: impl IntoIterator<Item = (&'a str, Option<usize>)>) -> Accounts {
+        let global = Account::new(GLOBAL_ACCOUNT, None);
         let mut by_name = HashMap::from([(GLOBAL_ACCOUNT.to_string(), global.clone())]);
-        for name in names {
+        for (name, max) in accounts {
             by_name
                 .entry(name.to_string())
-                .or_insert_with(|| Account::new(name));
+                .or_insert_with(|| Account::new(name, max));
         }
         Accounts { global, by_name }
     }
@@ -78,7 +101,12 @@ mod tests {
 
     #[test]
     fn the_global_account_always_exists_and_names_are_unique() {
-        let accounts = Accounts::new(["A", "B", "A", GLOBAL_ACCOUNT]);
+        let accounts = Accounts::new([
+            ("A", None),
+            ("B", None),
+            ("A", Some(1)),
+            (GLOBAL_ACCOUNT, Some(1)),
+        ]);
         assert!(accounts.global().is_global());
         assert!(Arc::ptr_eq(
             accounts.get(GLOBAL_ACCOUNT).unwrap(),
@@ -91,5 +119,17 @@ mod tests {
         ));
         assert!(accounts.get("C").is_none());
         assert_eq!(accounts.subscription_count(), 0);
+        assert!((0..3).all(|_| accounts.global().join()), "no limit on $G");
+    }
+
+    #[test]
+    fn an_account_admits_clients_up_to_its_limit() {
+        let accounts = Accounts::new([("one", Some(1)), ("none", Some(0))]);
+        let one = accounts.get("one").unwrap();
+        assert!(one.join());
+        assert!(!one.join());
+        one.leave();
+        assert!(one.join());
+        assert!(!accounts.get("none").unwrap().join());
     }
 }

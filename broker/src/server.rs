@@ -363,9 +363,9 @@ fn accounts(opts: &Options, trust: Option<&Trust>) -> Accounts {
                     "account {key} is not signed by a trusted operator: its users cannot log in"
                 );
             }
-            Accounts::new(trust.account_keys())
+            Accounts::new(trust.account_limits())
         }
-        None => Accounts::new(opts.accounts.iter().map(|a| a.name.as_str())),
+        None => Accounts::new(opts.accounts.iter().map(|a| (a.name.as_str(), None))),
     }
 }
 

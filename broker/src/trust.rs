@@ -53,9 +53,12 @@ impl Trust {
         Ok(Trust { keys, accounts })
     }
 
-    /// The public keys of every loaded account.
-    pub fn account_keys(&self) -> impl Iterator<Item = &str> {
-        self.accounts.keys().map(String::as_str)
+    /// The public key of every loaded account, with its connection limit (`limits.conn`;
+    /// a JWT without one allows none, as on nats-server).
+    pub fn account_limits(&self) -> impl Iterator<Item = (&str, Option<usize>)> {
+        self.accounts
+            .iter()
+            .map(|(key, claims)| (key.as_str(), usize::try_from(claims.nats.limits.conn).ok()))
     }
 
     /// Accounts whose JWT no trusted operator signed, or whose key differs from its subject:

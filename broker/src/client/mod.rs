@@ -38,6 +38,7 @@ pub(crate) enum CloseReason {
     AuthenticationTimeout,
     AuthenticationViolation,
     AuthenticationExpired,
+    MaxAccountConnectionsExceeded,
     ProtocolViolation,
     MaxPayloadExceeded,
     MaxControlLineExceeded,
@@ -57,6 +58,7 @@ impl CloseReason {
             CloseReason::AuthenticationTimeout => "Authentication Timeout",
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::AuthenticationExpired => "Authentication Expired",
+            CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
@@ -139,7 +141,9 @@ pub(crate) enum Delivered {
 }
 
 impl Client {
+    /// A client in `account` (which must have room: `$G` always has).
     pub fn new(id: u64, addr: SocketAddr, account: Arc<Account>) -> Client {
+        account.join();
         Client {
             id,
             addr,
@@ -167,18 +171,24 @@ impl Client {
     }
 
     /// Puts the client in `account`, moving its subscriptions there (a client that logs in
-    /// again as someone else keeps its subscriptions, in its new account).
-    pub fn move_to(&self, account: &Arc<Account>) {
+    /// again as someone else keeps its subscriptions, in its new account); `false` when the
+    /// account is at its connection limit.
+    pub fn move_to(&self, account: &Arc<Account>) -> bool {
         let mut current = self.account.lock();
         if Arc::ptr_eq(&current, account) {
-            return;
+            return true;
         }
+        if !account.join() {
+            return false;
+        }
+        current.leave();
         for sub in self.subs.lock().values() {
             let queue = sub.queue.as_deref();
             current.sublist.remove(&sub.subject, queue, sub);
             account.sublist.insert(&sub.subject, queue, sub.clone());
         }
         *current = account.clone();
+        true
     }
 
     /// Appends a message for `sub`; cuts the client off when it has more than `max_pending`

@@ -56,6 +56,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), &sub);
     }
+    account.leave();
     let _ = writer.await;
     state.clients.lock().remove(&client.id);
     match client.close_reason() {
@@ -306,7 +307,10 @@ impl Connection {
         };
         self.perms = placement.perms;
         self.expires = placement.expires;
-        self.router.set_account(&placement.account);
+        if !self.router.set_account(&placement.account) {
+            self.send_err("maximum account active connections exceeded");
+            return Err(CloseReason::MaxAccountConnectionsExceeded);
+        }
         if info.no_responders && !info.headers {
             self.send_err("no responders requires headers support");
             return Err(CloseReason::ProtocolViolation);

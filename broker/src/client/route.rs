@@ -76,14 +76,18 @@ impl Router {
         self.no_responders = no_responders;
     }
 
-    /// Moves the connection to `account` (after CONNECT logged it in).
-    pub fn set_account(&mut self, account: &Arc<Account>) {
-        self.client.move_to(account);
+    /// Moves the connection to `account` (after CONNECT logged it in); `false` when the
+    /// account is at its connection limit.
+    pub fn set_account(&mut self, account: &Arc<Account>) -> bool {
+        if !self.client.move_to(account) {
+            return false;
+        }
         if !Arc::ptr_eq(&self.account, account) {
             self.account = account.clone();
             self.cache.clear();
             self.last = None;
         }
+        true
     }
 
     /// Routes one published message.

@@ -34,7 +34,7 @@ pub(crate) struct Account {
     pub signing_keys: Vec<SigningKey>,
     /// Users (or `*`, all) whose JWTs issued at or before the time given are revoked.
     pub revocations: HashMap<String, i64>,
-    /// The account's limits; the broker acts on `disallow_bearer` only.
+    /// The account's limits; the broker acts on `conn` and `disallow_bearer`.
     pub limits: AccountLimits,
     /// Permissions of users whose JWT has none.
     pub default_permissions: UserPermissions,
@@ -50,6 +50,9 @@ impl Kind for Account {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct AccountLimits {
+    /// Most clients connected at once; -1 means no limit, and a missing value 0 (as
+    /// nats-server reads it).
+    pub conn: i64,
     /// Users may not log in with bearer tokens (JWTs without a signed nonce).
     pub disallow_bearer: bool,
 }

@@ -9,13 +9,16 @@
 //! Layout: [`raw`] is a bare-socket NATS client for protocol edges, [`http`] a tiny HTTP GET for
 //! the monitoring port, and each other module holds the scenarios of one topic.
 
+mod accounts;
 mod auth;
 mod corpus;
+mod creds;
 mod edges;
 mod http;
 mod limits;
 mod liveness;
 mod monitor;
+mod operator;
 mod protocol;
 mod pubsub;
 mod queue;
@@ -60,6 +63,8 @@ fn all_scenarios() -> Vec<Scenario> {
         limits::scenarios(),
         liveness::scenarios(),
         auth::scenarios(),
+        accounts::scenarios(),
+        operator::scenarios(),
         corpus::scenarios(),
         monitor::scenarios(),
         shutdown::scenarios(),

@@ -59,10 +59,6 @@ suite_config() {
             'tls_tests::*'
             # Websockets are not supported.
             'websocket_test::*'
-            # Decentralised auth: JWT and accounts are not supported (nkey users are).
-            'jwt_tests::*'
-            'client_tests::client::multiple_auth_methods'    # starts a server with jwt.conf
-            'client_tests::client::custom_auth_callback_jwt' # jwt.conf
         )
         NEVER_RUN=(
             'client_tests::client::connect_domain'        # connects to demo.nats.io
@@ -90,9 +86,6 @@ suite_config() {
             'request_timeout::request_timeout'                        # jetstream.conf, a consumer
             # TLS is not supported (config `tls {}` is refused).
             'auth_tls::*'
-            # Accounts are not supported: nkey.conf puts its nkey user in an `accounts` block,
-            # which the broker refuses (nkey users under `authorization` are supported).
-            'auth_nkey::basic_nkey_auth'
         )
         # No test of this suite names a host on the internet: every one dials the server its
         # helper started (checked: no demo.nats.io, connect_domain or http(s) URL in tests/).
