@@ -1,0 +1,7 @@
+//! TODO
+
+use crate::Scenario;
+
+pub fn scenarios() -> Vec<Scenario> {
+    Vec::new()
+}
