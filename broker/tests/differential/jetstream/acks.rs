@@ -224,12 +224,12 @@ fn js_in_progress_extends_the_ack_wait(t: &Target) -> anyhow::Result<()> {
             &c,
             "KWP",
             1,
-            json!({"ack_policy": "explicit", "ack_wait": ms(300)}),
+            json!({"ack_policy": "explicit", "ack_wait": ms(500)}),
         )
         .await?;
         let msgs = take(&c, "KWP", 1).await?;
         let mut inbox = pull(&c, "KWP", "D", json!({"batch": 1, "expires": ms(3000)})).await?;
-        // +WPI every 150 ms for 750 ms: no redelivery meanwhile.
+        // +WPI every 150 ms for 750 ms (longer than the 500 ms ack_wait): no redelivery.
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_millis(150)).await;
             ack_with(&c, &msgs[0], "+WPI").await?;

@@ -68,7 +68,7 @@ fn js_msg_id_is_deduplicated_within_the_window_and_accepted_after_it(
             stream_state(&c, "PDD").await?["messages"] == 2,
             "duplicate stored"
         );
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(900)).await;
         let ack = publish(&c, "pdd", &[("Nats-Msg-Id", "id1")], "one later").await?;
         ensure!(
             ack == json!({"stream": "PDD", "seq": 3}),

@@ -150,7 +150,7 @@ fn js_pull_idle_heartbeat_sends_100_with_the_last_sequences(t: &Target) -> anyho
             &c,
             "UHB",
             "D",
-            json!({"batch": 5, "expires": ms(700), "idle_heartbeat": ms(200)}),
+            json!({"batch": 5, "expires": ms(1000), "idle_heartbeat": ms(200)}),
         )
         .await?;
         let got = inbox.until_status(WAIT, 5).await?;
