@@ -6,6 +6,9 @@
 //! (default `both`) picks the servers. Trials are named `<server>::<scenario>`, so
 //! `cargo test -p broker --test differential -- nats-server::` runs one side only.
 //!
+//! The JetStream table ([`jetstream`]) runs against nats-server always and against the bundled
+//! broker only with `DIFF_JETSTREAM=1`.
+//!
 //! Layout: [`raw`] is a bare-socket NATS client for protocol edges, [`http`] a tiny HTTP GET for
 //! the monitoring port, and each other module holds the scenarios of one topic.
 
@@ -15,6 +18,7 @@ mod corpus;
 mod creds;
 mod edges;
 mod http;
+mod jetstream;
 mod limits;
 mod liveness;
 mod monitor;
@@ -77,11 +81,25 @@ fn broker_extensions() -> Vec<Scenario> {
     [shutdown::broker_extensions(), monitor::broker_extensions()].concat()
 }
 
+/// The JetStream scenarios: run against nats-server always, and against the bundled broker
+/// only when `DIFF_JETSTREAM=1` (until its JetStream implementation passes them).
+fn jetstream_scenarios() -> Vec<Scenario> {
+    jetstream::scenarios()
+}
+
+/// Whether the JetStream table runs against the bundled broker too.
+fn jetstream_on_bundled() -> bool {
+    std::env::var("DIFF_JETSTREAM").as_deref() == Ok("1")
+}
+
 /// One server under test, shared by all of its trials.
 pub struct Target {
     kind: ServerKind,
     /// A server with default settings, started by the first trial that asks for it.
     shared: OnceLock<Result<ServerProcess, String>>,
+    /// A JetStream server (`-js -sd <temporary directory>`) shared by the JetStream trials of
+    /// this target, started by the first that asks for it.
+    jetstream: OnceLock<Result<(ServerProcess, tempfile::TempDir), String>>,
     /// How many trials started against this server.
     ran: AtomicUsize,
 }
@@ -91,6 +109,7 @@ impl Target {
         Target {
             kind,
             shared: OnceLock::new(),
+            jetstream: OnceLock::new(),
             ran: AtomicUsize::new(0),
         }
     }
@@ -109,6 +128,28 @@ impl Target {
             .map_err(|err| anyhow::anyhow!("starting the shared {}: {err}", self.kind))
     }
 
+    /// A JetStream server shared by the JetStream trials of this target. Scenarios that use it
+    /// must use stream names of their own and not depend on account-wide counters.
+    pub fn jetstream(&self) -> anyhow::Result<&ServerProcess> {
+        self.jetstream
+            .get_or_init(|| {
+                let start = || {
+                    let store = tempfile::Builder::new()
+                        .prefix("js-shared-")
+                        .tempdir()
+                        .context("creating a store directory")?;
+                    let args = jetstream::jetstream_args(store.path())?;
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let server = ServerProcess::start(&self.kind, &args)?;
+                    anyhow::Ok((server, store))
+                };
+                start().map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map(|(server, _)| server)
+            .map_err(|err| anyhow::anyhow!("starting the shared JetStream {}: {err}", self.kind))
+    }
+
     /// A server of its own, with these extra command-line arguments.
     pub fn start(&self, args: &[&str]) -> anyhow::Result<ServerProcess> {
         ServerProcess::start(&self.kind, args)
@@ -122,7 +163,7 @@ impl Target {
 
 /// Runs one scenario body on a fresh single-threaded tokio runtime, bounded by
 /// [`TRIAL_TIMEOUT`].
-pub fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+pub fn block_on<T, F: Future<Output = anyhow::Result<T>>>(future: F) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,6 +219,9 @@ fn trials(targets: &[Arc<Target>]) -> Vec<Trial> {
         let mut table = all_scenarios();
         if matches!(target.kind, ServerKind::Bundled(_)) {
             table.extend(broker_extensions());
+        }
+        if matches!(target.kind, ServerKind::Reference) || jetstream_on_bundled() {
+            table.extend(jetstream_scenarios());
         }
         for (name, run) in table {
             let target = Arc::clone(target);
