@@ -25,7 +25,7 @@ pub struct CommonConfig {
     pub db_max_connections: u32,
 
     /// Handlers run at once per listener on this replica.
-    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 32)]
     pub listener_concurrency: usize,
 
     /// Publish the outbox (`false` leaves events in the database, for tests and maintenance).

@@ -219,8 +219,9 @@ impl Relay {
         for seq in seqs {
             query = query.bind(*seq);
         }
-        query.execute(self.db.pool()).await?;
-        Ok(())
+        let mut tx = self.db.begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await
     }
 }
 
