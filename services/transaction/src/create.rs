@@ -1,7 +1,8 @@
 //! Creating transactions, in batches: each request is numbered `previous + 1` for its account
 //! and stored with its `TransactionCreated` outbox row; a batch shares one database transaction
-//! (group commit). A request that fails (unknown account, reused key) fails before it writes
-//! anything, so it needs no savepoint; a database error fails the whole batch.
+//! (group commit). A request that fails (unknown account, reused key) leaves nothing behind (a
+//! key it claimed is removed again), so it needs no savepoint; a database error fails the whole
+//! batch.
 
 use common_events::service::batch::Batcher;
 use common_events::service::db::now_millis;
@@ -69,9 +70,15 @@ async fn create_one(
     request: &CreateRequest,
 ) -> Result<Result<Created, StoreError>, sqlx::Error> {
     let new = &request.new;
+    let id = TransactionId::new();
     if let Some(key) = &request.key {
         if let Some(first) = replay(conn, key, new).await? {
             return Ok(first);
+        }
+        if !claim_key(conn, key, id).await? {
+            // Another replica's batch claimed the key and has committed since: its result.
+            let first = replay(conn, key, new).await?;
+            return Ok(first.unwrap_or_else(|| Err(StoreError::KeyReused(key.clone()))));
         }
     }
     let number: Option<i64> = sqlx::query_scalar(
@@ -81,20 +88,15 @@ async fn create_one(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(number) = number else {
+        if let Some(key) = &request.key {
+            sqlx::query("delete from idempotency_key where key = $1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
         return Ok(Err(StoreError::UnknownAccount(new.account_id)));
     };
-    let id = TransactionId::new();
     insert(conn, id, new, number).await?;
-    if let Some(key) = &request.key {
-        sqlx::query(
-            "insert into idempotency_key (key, transaction_id, created_at) values ($1, $2, $3)",
-        )
-        .bind(key)
-        .bind(id.to_string())
-        .bind(now_millis())
-        .execute(&mut *conn)
-        .await?;
-    }
     let event = Envelope::new(TransactionCreated {
         transaction_id: id,
         account_id: new.account_id,
@@ -130,6 +132,25 @@ async fn insert(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Inserts the idempotency key for `id`; false when it exists already. On PostgreSQL a
+/// concurrent claim of the same key waits here until the other transaction ends.
+async fn claim_key(
+    conn: &mut AnyConnection,
+    key: &str,
+    id: TransactionId,
+) -> Result<bool, sqlx::Error> {
+    let claimed = sqlx::query(
+        "insert into idempotency_key (key, transaction_id, created_at) values ($1, $2, $3) \
+         on conflict (key) do nothing",
+    )
+    .bind(key)
+    .bind(id.to_string())
+    .bind(now_millis())
+    .execute(conn)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
 }
 
 /// The first result for `key`, if it was used before: the same transaction when the request
