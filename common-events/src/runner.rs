@@ -107,13 +107,17 @@ async fn pump<L: Listener>(
     handlers: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) -> Result<(), async_nats::Error> {
-    let mut messages = consumer
+    let open = consumer
         .stream()
         .max_messages_per_batch(spec.concurrency.max(1))
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
-        .messages()
-        .await?;
+        .messages();
+    // Opening waits for the broker; a shutdown must not.
+    let mut messages = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        messages = open => messages?,
+    };
     loop {
         while handlers.try_join_next().is_some() {}
         let permit = tokio::select! {

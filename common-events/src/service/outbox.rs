@@ -140,7 +140,9 @@ impl Relay {
                 _ = tokio::time::sleep(self.options.poll) => {}
             }
         }
-        if let Err(err) = self.publish_round().await {
+        if !self.publisher.is_connected() {
+            tracing::info!("broker unreachable; outbox rows stay for the next start");
+        } else if let Err(err) = self.publish_round().await {
             tracing::warn!(error = %err, "last outbox round failed; rows stay for the next start");
         }
     }
