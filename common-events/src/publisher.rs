@@ -73,6 +73,11 @@ impl Publisher {
         Self { js }
     }
 
+    /// Whether the broker connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.js.client().connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Publishes a typed event and waits for its PubAck.
     pub async fn publish<T: Event>(
         &self,

@@ -18,6 +18,9 @@ use crate::listener::{Listener, MessageContext, Outcome, UndecodableMessage};
 use crate::topology::{self, ConsumerSpec, TopologyError};
 use crate::trace::{TraceContext, TRACEPARENT};
 
+/// How long a shutdown spends handing back messages pulled but not started.
+const HAND_BACK_TIME: Duration = Duration::from_millis(200);
+
 /// How long a shutdown waits for handlers that are still running.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -104,21 +107,25 @@ async fn pump<L: Listener>(
     handlers: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) -> Result<(), async_nats::Error> {
-    let mut messages = consumer
+    let open = consumer
         .stream()
         .max_messages_per_batch(spec.concurrency.max(1))
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
-        .messages()
-        .await?;
+        .messages();
+    // Opening waits for the broker; a shutdown must not.
+    let mut messages = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        messages = open => messages?,
+    };
     loop {
         while handlers.try_join_next().is_some() {}
         let permit = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return hand_back(messages, spec.concurrency).await,
             permit = Arc::clone(permits).acquire_owned() => permit?,
         };
         let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return hand_back(messages, spec.concurrency).await,
             message = messages.next() => message,
         };
         let message = match message {
@@ -135,6 +142,27 @@ async fn pump<L: Listener>(
             drop(permit);
         });
     }
+}
+
+/// On shutdown, NAKs the messages already pulled but not yet handled (at most one batch, for at
+/// most [`HAND_BACK_TIME`]), so the server redelivers them to another replica at once instead of
+/// after the ack wait.
+async fn hand_back(
+    mut messages: jetstream::consumer::pull::Stream,
+    batch: usize,
+) -> Result<(), async_nats::Error> {
+    let deadline = tokio::time::Instant::now() + HAND_BACK_TIME;
+    let mut handed_back = 0;
+    while handed_back < batch {
+        let next = tokio::time::timeout_at(deadline, messages.next()).await;
+        let Ok(Some(Ok(message))) = next else { break };
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+        handed_back += 1;
+    }
+    if handed_back > 0 {
+        tracing::info!(handed_back, "handed back messages pulled but not started");
+    }
+    Ok(())
 }
 
 async fn drain(mut handlers: JoinSet<()>, name: &str) {

@@ -2,6 +2,7 @@
 //! transactional outbox and its relay, common configuration, the `/healthz` `/readyz`
 //! `/metrics` routes, logging and shutdown signals. A third service reuses these as they are.
 
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod foundation;

@@ -86,7 +86,7 @@ impl ConsumerSpec {
             stream,
             durable: durable.to_owned(),
             filter_subject,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(10),
             start_at: StartAt::All,
             max_in_flight: 1024,
             concurrency: 64,

@@ -20,12 +20,13 @@ pub struct CommonConfig {
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// The most database connections.
-    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 8)]
-    pub db_max_connections: u32,
+    /// The most database connections [default: 4 on SQLite, where writers take turns and fewer
+    /// connections mean fewer thread hand-offs; 16 on PostgreSQL].
+    #[arg(long, env = "DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
 
     /// Handlers run at once per listener on this replica.
-    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 32)]
     pub listener_concurrency: usize,
 
     /// Publish the outbox (`false` leaves events in the database, for tests and maintenance).

@@ -3,11 +3,14 @@
 //! SQL is written once for both: lower case, `$1`-style placeholders (SQLite reads them too),
 //! integer money and millisecond timestamps, ids as text.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +40,41 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time; writers of this process queue here instead of
+    /// spinning in SQLite's busy handler (other processes still meet the busy timeout).
+    write_gate: Arc<Mutex<()>>,
+}
+
+/// A database transaction that will write; on SQLite it also holds this process's write gate.
+/// Derefs to the connection, so `&mut *tx` is an executor.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Backend {
@@ -67,7 +105,8 @@ impl Db {
                     if backend == Backend::Sqlite {
                         conn.execute(
                             "pragma journal_mode = wal; pragma synchronous = normal; \
-                             pragma busy_timeout = 10000; pragma foreign_keys = on",
+                             pragma busy_timeout = 10000; pragma foreign_keys = on; \
+                             pragma cache_size = -16000; pragma mmap_size = 268435456",
                         )
                         .await?;
                     }
@@ -77,7 +116,11 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_gate: Arc::default(),
+        })
     }
 
     /// Runs the migrator for this backend.
@@ -102,10 +145,20 @@ impl Db {
 
     /// Begins a transaction that will write. On SQLite it takes the write lock at once
     /// (`begin immediate`), so it waits for other writers instead of failing midway.
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("begin immediate").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let gate = Arc::clone(&self.write_gate).lock_owned().await;
+                let tx = self.pool.begin_with("begin immediate").await?;
+                Ok(WriteTx {
+                    tx,
+                    _gate: Some(gate),
+                })
+            }
+            Backend::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                _gate: None,
+            }),
         }
     }
 

@@ -5,7 +5,7 @@ use async_nats::jetstream;
 use sqlx::migrate::Migrator;
 
 use super::config::CommonConfig;
-use super::db::{Db, DbError};
+use super::db::{Backend, Db, DbError};
 use super::outbox::{Relay, RelayOptions};
 use super::tasks::{connect_nats, Tasks};
 use crate::publisher::Publisher;
@@ -66,7 +66,11 @@ impl Foundation {
         consumers: &[ConsumerSpec],
     ) -> Result<Self, StartError> {
         let url = common.database_url(service).map_err(StartError::DataDir)?;
-        let db = Db::connect(&url, common.db_max_connections).await?;
+        let connections = match Backend::of_url(&url)? {
+            Backend::Sqlite => common.db_max_connections.unwrap_or(4),
+            Backend::Postgres => common.db_max_connections.unwrap_or(16),
+        };
+        let db = Db::connect(&url, connections).await?;
         db.migrate(migrations.sqlite, migrations.postgres).await?;
         let name = format!("{service}-service");
         let (nats, js) = connect_nats(&common.nats_url, &name)

@@ -140,7 +140,9 @@ impl Relay {
                 _ = tokio::time::sleep(self.options.poll) => {}
             }
         }
-        if let Err(err) = self.publish_round().await {
+        if !self.publisher.is_connected() {
+            tracing::info!("broker unreachable; outbox rows stay for the next start");
+        } else if let Err(err) = self.publish_round().await {
             tracing::warn!(error = %err, "last outbox round failed; rows stay for the next start");
         }
     }
@@ -219,8 +221,9 @@ impl Relay {
         for seq in seqs {
             query = query.bind(*seq);
         }
-        query.execute(self.db.pool()).await?;
-        Ok(())
+        let mut tx = self.db.begin_write().await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await
     }
 }
 

@@ -3,11 +3,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 
 use super::db::Db;
 use super::tasks::Tasks;
+
+/// How long a shutdown waits to flush the broker connection.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything a service runs, bound and connected.
 pub struct Server {
@@ -45,7 +49,8 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.tasks.shutdown().await;
-        let _ = self.nats.flush().await;
+        // A broker that went away must not hold the shutdown up.
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, self.nats.flush()).await;
         self.db.close().await;
         tracing::info!("{name} stopped");
         served

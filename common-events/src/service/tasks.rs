@@ -13,6 +13,9 @@ use crate::listener::Listener;
 use crate::runner::{self, ListenerStats};
 use crate::topology::ConsumerSpec;
 
+/// How long [`Tasks::shutdown`] waits: the listeners' drain plus a last outbox round.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Connects to NATS as `name` and returns the client and its JetStream context.
 pub async fn connect_nats(
     url: &str,
@@ -70,9 +73,16 @@ impl Tasks {
         self.set.spawn(relay.run(self.shutdown.clone()));
     }
 
-    /// Cancels every task and waits for each to drain.
+    /// Cancels every task and waits for each to drain, for at most [`SHUTDOWN_TIMEOUT`]; what
+    /// is still running then is aborted (its messages are redelivered, its outbox rows stay).
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        while self.set.join_next().await.is_some() {}
+        let all = async { while self.set.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
+            tracing::warn!(
+                "background tasks still running after {SHUTDOWN_TIMEOUT:?}; aborting them"
+            );
+            self.set.abort_all();
+        }
     }
 }

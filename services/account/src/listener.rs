@@ -5,22 +5,50 @@
 
 use std::time::Duration;
 
+use common_events::service::batch::Batcher;
 use common_events::{
     AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
     UndecodableMessage,
 };
 
-use crate::ordering::{decide, gap_delay, Decision};
-use crate::store::{Effect, Store};
+use crate::ordering::{decide, gap_delay, AccountState, Decision};
+use crate::store::{Effect, Record, Store};
 
 /// How long a message waits before a retry after a database error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
 /// How long a message waits when another replica changed the account first.
 const RETRY_AFTER_RACE: Duration = Duration::from_millis(5);
+/// How long a handler waits in-process for a missing predecessor (committed by a sibling
+/// handler or another replica) before handing its message back with a NAK.
+const GAP_WAIT: Duration = Duration::from_millis(100);
+/// How often that wait re-reads the account (another replica's commit sends no notification).
+const GAP_POLL: Duration = Duration::from_millis(20);
+
+/// The most records written in one database transaction.
+const RECORD_BATCH: usize = 64;
+
+/// Records decided transactions in batches; `None` when the batch failed.
+type Recorder = Batcher<Record, Option<bool>>;
+
+fn recorder(store: Store) -> Recorder {
+    Batcher::spawn(RECORD_BATCH, move |records: Vec<Record>| {
+        let store = store.clone();
+        async move {
+            match store.record_batch(&records).await {
+                Ok(done) => done.into_iter().map(Some).collect(),
+                Err(err) => {
+                    tracing::warn!(error = %err, count = records.len(), "recording a batch failed");
+                    vec![None; records.len()]
+                }
+            }
+        }
+    })
+}
 
 /// Applies `TransactionCreated` events to the account projection.
 pub struct TransactionsListener {
     store: Store,
+    recorder: Recorder,
     emit_events: bool,
 }
 
@@ -28,6 +56,7 @@ impl TransactionsListener {
     /// The live listener: every applied or rejected transaction emits its event.
     pub fn live(store: Store) -> Self {
         Self {
+            recorder: recorder(store.clone()),
             store,
             emit_events: true,
         }
@@ -36,8 +65,34 @@ impl TransactionsListener {
     /// The rebuild listener: the stream already holds the outcomes, so none are emitted.
     pub fn rebuild(store: Store) -> Self {
         Self {
+            recorder: recorder(store.clone()),
             store,
             emit_events: false,
+        }
+    }
+
+    /// The account's state once `event` is not ahead of it (or after [`GAP_WAIT`]); `None`
+    /// when the account does not exist.
+    async fn state_in_turn(
+        &self,
+        event: &TransactionCreated,
+    ) -> Result<Option<AccountState>, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + GAP_WAIT;
+        loop {
+            let progressed = self.store.progress().notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            let Some(state) = self.store.state(event.account_id).await? else {
+                return Ok(None);
+            };
+            let ahead = event.number > state.last_transaction_number + 1;
+            if !ahead || tokio::time::Instant::now() >= deadline {
+                return Ok(Some(state));
+            }
+            tokio::select! {
+                _ = progressed => {}
+                _ = tokio::time::sleep(GAP_POLL) => {}
+            }
         }
     }
 
@@ -76,7 +131,7 @@ impl Listener for TransactionsListener {
                 .poison(&ctx, &payload, "transaction number 0 (numbers start at 1)")
                 .await;
         }
-        let state = match self.store.state(event.account_id).await {
+        let state = match self.state_in_turn(event).await {
             Ok(Some(state)) => state,
             Ok(None) => {
                 tracing::warn!(account = %event.account_id, "transaction for an account not (yet) known; retrying");
@@ -96,14 +151,16 @@ impl Listener for TransactionsListener {
             Decision::Apply { balance_after } => Effect::Applied { balance_after },
             Decision::Reject { reason } => Effect::Rejected { reason },
         };
-        let trace = self.emit_events.then_some(ctx.trace);
-        match self.store.record(event, &effect, state, trace).await {
-            Ok(true) => Outcome::Ack,
-            Ok(false) => Outcome::Retry(RETRY_AFTER_RACE),
-            Err(err) => {
-                tracing::warn!(error = %err, "recording the transaction failed; retrying");
-                Outcome::Retry(RETRY_AFTER_ERROR)
-            }
+        let record = Record {
+            event: event.clone(),
+            effect,
+            state,
+            trace: self.emit_events.then_some(ctx.trace),
+        };
+        match self.recorder.submit(record).await.flatten() {
+            Some(true) => Outcome::Ack,
+            Some(false) => Outcome::Retry(RETRY_AFTER_RACE),
+            None => Outcome::Retry(RETRY_AFTER_ERROR),
         }
     }
 

@@ -8,6 +8,8 @@ use common_events::{
     TransactionCreated, TransactionRejected,
 };
 use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 use crate::ordering::AccountState;
 
@@ -59,11 +61,25 @@ pub enum Effect {
     },
 }
 
+/// One decided transaction to record.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The event.
+    pub event: TransactionCreated,
+    /// What the ordering decision made of it.
+    pub effect: Effect,
+    /// The account's state the decision was made on.
+    pub state: AccountState,
+    /// The trace of the outcome event; `None` records without emitting one (rebuilds).
+    pub trace: Option<TraceContext>,
+}
+
 /// A cheap-to-clone handle over the database and the outbox relay.
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     relay: Relay,
+    progress: Arc<Notify>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, owner, balance, last_transaction_number";
@@ -71,12 +87,21 @@ const ACCOUNT_COLUMNS: &str = "id, owner, balance, last_transaction_number";
 impl Store {
     /// A store over `db` whose commits wake `relay`.
     pub fn new(db: Db, relay: Relay) -> Self {
-        Self { db, relay }
+        Self {
+            db,
+            relay,
+            progress: Arc::default(),
+        }
     }
 
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Notified whenever this process records a transaction (for handlers waiting on a gap).
+    pub fn progress(&self) -> &Notify {
+        &self.progress
     }
 
     /// Opens an account and writes its `AccountOpened` to the outbox, in one transaction.
@@ -104,6 +129,7 @@ impl Store {
     pub async fn restore(&self, event: &Envelope<AccountOpened>) -> Result<(), sqlx::Error> {
         let data = &event.data;
         let created = event.occurred_at.timestamp_millis();
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "insert into account (id, owner, balance, last_transaction_number, created_at) \
              values ($1, $2, 0, 0, $3) on conflict (id) do nothing",
@@ -111,9 +137,9 @@ impl Store {
         .bind(data.account_id.to_string())
         .bind(&data.owner)
         .bind(created)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// One account.
@@ -174,44 +200,23 @@ impl Store {
         }))
     }
 
-    /// Records `effect` of `event` in one transaction: a conditional update of the account
-    /// (`… where last_transaction_number = number - 1`), its ledger entry and, when `trace` is
-    /// given, the resulting event in the outbox. Returns false, changing nothing, when the
-    /// account moved on meanwhile (another replica got there first).
-    pub async fn record(
-        &self,
-        event: &TransactionCreated,
-        effect: &Effect,
-        state: AccountState,
-        trace: Option<TraceContext>,
-    ) -> Result<bool, sqlx::Error> {
-        let balance_after = match effect {
-            Effect::Applied { balance_after } => *balance_after,
-            Effect::Rejected { .. } => state.balance,
-        };
-        let number = i64::try_from(event.number).unwrap_or(i64::MAX);
+    /// Records a batch in one database transaction (group commit). For each record: a
+    /// conditional update of the account (`… where last_transaction_number = number - 1`), its
+    /// ledger entry and, when it has a trace, the resulting event in the outbox. Each answer is
+    /// false, that record changing nothing, when its account moved on meanwhile (another replica
+    /// got there first).
+    pub async fn record_batch(&self, records: &[Record]) -> Result<Vec<bool>, sqlx::Error> {
         let mut tx = self.db.begin_write().await?;
-        let updated = sqlx::query(
-            "update account set balance = $1, last_transaction_number = $2 \
-             where id = $3 and last_transaction_number = $4",
-        )
-        .bind(balance_after)
-        .bind(number)
-        .bind(event.account_id.to_string())
-        .bind(number - 1)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_entry(&mut tx, event, effect, balance_after).await?;
-        if let Some(trace) = trace {
-            outbox::insert(&mut tx, &outcome_event(event, effect, balance_after, trace)).await?;
+        let mut done = Vec::with_capacity(records.len());
+        for record in records {
+            done.push(record_one(&mut tx, record).await?);
         }
         tx.commit().await?;
-        self.relay.wake();
-        Ok(true)
+        if done.contains(&true) {
+            self.relay.wake();
+            self.progress.notify_waiters();
+        }
+        Ok(done)
     }
 
     /// Keeps a message that cannot be processed, for people to look at.
@@ -222,6 +227,7 @@ impl Store {
         payload: &[u8],
         reason: &str,
     ) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "insert into dead_letter (subject, stream_sequence, payload, reason, created_at) \
              values ($1, $2, $3, $4, $5)",
@@ -231,9 +237,9 @@ impl Store {
         .bind(payload.to_vec())
         .bind(reason)
         .bind(now_millis())
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// How many dead letters there are.
@@ -242,6 +248,33 @@ impl Store {
             .fetch_one(self.db.pool())
             .await
     }
+}
+
+async fn record_one(conn: &mut sqlx::AnyConnection, record: &Record) -> Result<bool, sqlx::Error> {
+    let (event, effect) = (&record.event, &record.effect);
+    let balance_after = match effect {
+        Effect::Applied { balance_after } => *balance_after,
+        Effect::Rejected { .. } => record.state.balance,
+    };
+    let number = i64::try_from(event.number).unwrap_or(i64::MAX);
+    let updated = sqlx::query(
+        "update account set balance = $1, last_transaction_number = $2 \
+         where id = $3 and last_transaction_number = $4",
+    )
+    .bind(balance_after)
+    .bind(number)
+    .bind(event.account_id.to_string())
+    .bind(number - 1)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    insert_entry(conn, event, effect, balance_after).await?;
+    if let Some(trace) = record.trace {
+        outbox::insert(conn, &outcome_event(event, effect, balance_after, trace)).await?;
+    }
+    Ok(true)
 }
 
 async fn insert_account(

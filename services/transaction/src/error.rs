@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
             )),
             StoreError::KeyReused(_) => ApiError::KeyReused(err.to_string()),
             StoreError::Db(err) => ApiError::Internal(err.into()),
+            StoreError::Batch => ApiError::Internal(anyhow::anyhow!("the write batch failed")),
         }
     }
 }

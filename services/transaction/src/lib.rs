@@ -4,9 +4,10 @@
 //! `TransactionApplied` / `TransactionRejected` to set each transaction's status.
 //!
 //! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`), [`routes`]
-//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`error`] (`ApiError`).
+//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`create`] (numbering, in batches), [`error`] (`ApiError`).
 
 pub mod config;
+pub mod create;
 pub mod error;
 pub mod listeners;
 pub mod routes;

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use common_events::service::batch::Batcher;
 use common_events::{
     AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionApplied,
     TransactionRejected,
 };
 
-use crate::store::{Settlement, Store, StoreError};
+use crate::store::{Settle, Store, StoreError};
 
 /// How long a message waits before a retry after a database error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
@@ -38,8 +39,31 @@ impl Listener for AccountsListener {
     }
 }
 
+/// Settles transactions in batches (one database transaction per batch).
+pub type Settler = Batcher<Settle, bool>;
+
+/// The most settlements written in one database transaction.
+const SETTLE_BATCH: usize = 256;
+
+/// Starts the settling task over `store`.
+pub fn settler(store: Store) -> Settler {
+    Batcher::spawn(SETTLE_BATCH, move |settlements: Vec<Settle>| {
+        let store = store.clone();
+        async move {
+            let ok = match store.settle(&settlements).await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(error = %err, count = settlements.len(), "settling a batch failed");
+                    false
+                }
+            };
+            vec![ok; settlements.len()]
+        }
+    })
+}
+
 /// Marks transactions applied.
-pub struct AppliedListener(pub Store);
+pub struct AppliedListener(pub Settler);
 
 impl Listener for AppliedListener {
     type Event = TransactionApplied;
@@ -50,12 +74,12 @@ impl Listener for AppliedListener {
 
     async fn on_message(&self, event: Envelope<TransactionApplied>, _: MessageContext) -> Outcome {
         let id = event.data.transaction_id;
-        outcome_of(self.0.settle(id, Settlement::Applied, None).await)
+        settled(self.0.submit(Settle { id, reason: None }).await)
     }
 }
 
 /// Marks transactions rejected, with the reason.
-pub struct RejectedListener(pub Store);
+pub struct RejectedListener(pub Settler);
 
 impl Listener for RejectedListener {
     type Event = TransactionRejected;
@@ -65,15 +89,19 @@ impl Listener for RejectedListener {
     }
 
     async fn on_message(&self, event: Envelope<TransactionRejected>, _: MessageContext) -> Outcome {
-        let data = &event.data;
-        let result = self
-            .0
-            .settle(
-                data.transaction_id,
-                Settlement::Rejected,
-                Some(&data.reason),
-            )
-            .await;
-        outcome_of(result)
+        let data = event.data;
+        let settle = Settle {
+            id: data.transaction_id,
+            reason: Some(data.reason),
+        };
+        settled(self.0.submit(settle).await)
+    }
+}
+
+fn settled(committed: Option<bool>) -> Outcome {
+    if committed == Some(true) {
+        Outcome::Ack
+    } else {
+        Outcome::Retry(RETRY_AFTER_ERROR)
     }
 }

@@ -12,14 +12,17 @@ use serde::Deserialize;
 
 use common_events::service::http::request_trace;
 
+use crate::create::{CreateRequest, Creator};
 use crate::error::ApiError;
-use crate::store::{NewTransaction, Store};
+use crate::store::{NewTransaction, Store, StoreError};
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// Creates transactions in batches.
+    pub creator: Creator,
     /// The largest allowed amount, in minor units.
     pub max_amount: i64,
 }
@@ -35,13 +38,13 @@ pub fn router(state: AppState) -> Router {
 
 /// The body of `POST /api/transactions`, before validation.
 #[derive(Debug, Deserialize)]
-pub struct CreateRequest {
+pub struct CreateBody {
     account_id: String,
     kind: String,
     amount: i64,
 }
 
-impl CreateRequest {
+impl CreateBody {
     fn validate(&self, max_amount: i64) -> Result<NewTransaction, ApiError> {
         let account_id: AccountId = self.account_id.parse().map_err(|_| {
             ApiError::Invalid(format!("account_id {:?} is not a UUID", self.account_id))
@@ -68,7 +71,7 @@ impl CreateRequest {
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRequest>, JsonRejection>,
+    body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(request) = body?;
     let new = request.validate(state.max_amount)?;
@@ -81,7 +84,16 @@ async fn create(
         })
         .transpose()?;
     let trace = request_trace(&headers);
-    let created = state.store.create(&new, key, trace).await?;
+    let request = CreateRequest {
+        new,
+        key: key.map(str::to_owned),
+        trace,
+    };
+    let created = state
+        .creator
+        .submit(request)
+        .await
+        .ok_or(StoreError::Batch)??;
     let location = format!("/api/transactions/{}", created.record.id);
     let replayed = if created.replayed { "true" } else { "false" };
     let headers = [

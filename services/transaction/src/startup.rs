@@ -55,24 +55,11 @@ impl Application {
         let mut tasks = base.tasks();
         let [accounts, applied, rejected] = specs;
         let js = &base.js;
-        tasks.spawn_listener(
-            js,
-            accounts,
-            AccountsListener(store.clone()),
-            stats[0].clone(),
-        );
-        tasks.spawn_listener(
-            js,
-            applied,
-            AppliedListener(store.clone()),
-            stats[1].clone(),
-        );
-        tasks.spawn_listener(
-            js,
-            rejected,
-            RejectedListener(store.clone()),
-            stats[2].clone(),
-        );
+        let settler = crate::listeners::settler(store.clone());
+        let [s0, s1, s2] = stats.clone();
+        tasks.spawn_listener(js, accounts, AccountsListener(store.clone()), s0);
+        tasks.spawn_listener(js, applied, AppliedListener(settler.clone()), s1);
+        tasks.spawn_listener(js, rejected, RejectedListener(settler), s2);
         let relay_stats = base.relay.stats();
         let metrics = Arc::new(move |out: &mut String| {
             for (name, stats) in ["accounts", "applied", "rejected"].iter().zip(&stats) {
@@ -82,6 +69,7 @@ impl Application {
         });
         let ops = Ops::new(base.db.clone(), base.nats.clone(), metrics);
         let state = AppState {
+            creator: crate::create::creator(store.clone()),
             store,
             max_amount: config.max_amount,
         };

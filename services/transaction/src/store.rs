@@ -2,10 +2,8 @@
 //! and the outbox, all written in one database transaction per request.
 
 use common_events::service::db::{now_millis, Db};
-use common_events::service::outbox::{self, Relay};
-use common_events::{
-    AccountId, Amount, Envelope, TraceContext, TransactionCreated, TransactionId, TransactionKind,
-};
+use common_events::service::outbox::Relay;
+use common_events::{AccountId, Amount, TransactionId, TransactionKind};
 use serde::Serialize;
 
 /// A validated request for a new transaction.
@@ -60,25 +58,28 @@ pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The batch this request was written in failed (the error is logged once).
+    #[error("writing the batch failed")]
+    Batch,
 }
 
 /// How a transaction ended, from the account service's events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settlement {
-    /// `TransactionApplied`.
-    Applied,
-    /// `TransactionRejected`.
-    Rejected,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settle {
+    /// The transaction.
+    pub id: TransactionId,
+    /// `None` when applied; the reason when rejected.
+    pub reason: Option<String>,
 }
 
 /// A cheap-to-clone handle over the database and the outbox relay.
 #[derive(Clone)]
 pub struct Store {
-    db: Db,
-    relay: Relay,
+    pub(crate) db: Db,
+    pub(crate) relay: Relay,
 }
 
-const COLUMNS: &str = "id, account_id, number, kind, amount, status, reason";
+pub(crate) const COLUMNS: &str = "id, account_id, number, kind, amount, status, reason";
 
 impl Store {
     /// A store over `db` whose commits wake `relay`.
@@ -89,84 +90,6 @@ impl Store {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
-    }
-
-    /// Numbers and stores a transaction with its `TransactionCreated` outbox row, in one
-    /// database transaction; the number is the account's previous number + 1.
-    pub async fn create(
-        &self,
-        new: &NewTransaction,
-        key: Option<&str>,
-        trace: TraceContext,
-    ) -> Result<Created, StoreError> {
-        let mut tx = self.db.begin_write().await?;
-        let number: Option<i64> = sqlx::query_scalar(
-            "update account set last_number = last_number + 1 where id = $1 returning last_number",
-        )
-        .bind(new.account_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(number) = number else {
-            return Err(StoreError::UnknownAccount(new.account_id));
-        };
-        let id = TransactionId::new();
-        if let Some(key) = key {
-            if !claim_key(&mut tx, key, id).await? {
-                tx.rollback().await?;
-                return self.replay(key, new).await;
-            }
-        }
-        let now = now_millis();
-        sqlx::query(
-            "insert into transaction_record \
-             (id, account_id, number, kind, amount, status, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, 'pending', $6, $6)",
-        )
-        .bind(id.to_string())
-        .bind(new.account_id.to_string())
-        .bind(number)
-        .bind(new.kind.as_str())
-        .bind(new.amount.get())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let event = Envelope::new(TransactionCreated {
-            transaction_id: id,
-            account_id: new.account_id,
-            number: number as u64,
-            kind: new.kind,
-            amount: new.amount,
-        })
-        .correlated(id.0);
-        outbox::insert(&mut tx, &event.encode(Some(trace))).await?;
-        tx.commit().await?;
-        self.relay.wake();
-        let record = pending_record(id, new, number);
-        Ok(Created {
-            record,
-            replayed: false,
-        })
-    }
-
-    async fn replay(&self, key: &str, new: &NewTransaction) -> Result<Created, StoreError> {
-        let sql = format!(
-            "select {COLUMNS} from transaction_record \
-             where id = (select transaction_id from idempotency_key where key = $1)"
-        );
-        let record: TransactionRecord = sqlx::query_as(&sql)
-            .bind(key)
-            .fetch_one(self.db.pool())
-            .await?;
-        let same = record.account_id == new.account_id.to_string()
-            && record.kind == new.kind.as_str()
-            && record.amount == new.amount.get();
-        if !same {
-            return Err(StoreError::KeyReused(key.to_owned()));
-        }
-        Ok(Created {
-            record,
-            replayed: true,
-        })
     }
 
     /// One transaction by id.
@@ -201,61 +124,61 @@ impl Store {
 
     /// Records an account from `AccountOpened` (a repeat changes nothing).
     pub async fn learn_account(&self, id: AccountId) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "insert into account (id, last_number, opened_at) values ($1, 0, $2) \
              on conflict (id) do nothing",
         )
         .bind(id.to_string())
         .bind(now_millis())
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Sets a pending transaction's final status (a repeat changes nothing).
-    pub async fn settle(
-        &self,
-        id: TransactionId,
-        outcome: Settlement,
-        reason: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let status = match outcome {
-            Settlement::Applied => "applied",
-            Settlement::Rejected => "rejected",
-        };
-        sqlx::query(
-            "update transaction_record set status = $1, reason = $2, updated_at = $3 \
-             where id = $4 and status = 'pending'",
-        )
-        .bind(status)
-        .bind(reason)
-        .bind(now_millis())
-        .bind(id.to_string())
-        .execute(self.db.pool())
-        .await?;
+    /// Sets the final status of pending transactions, all in one database transaction:
+    /// applied ones with one statement, rejected ones (with their reasons) one by one. A repeat
+    /// changes nothing.
+    pub async fn settle(&self, settlements: &[Settle]) -> Result<(), StoreError> {
+        let now = now_millis();
+        let applied: Vec<&Settle> = settlements.iter().filter(|s| s.reason.is_none()).collect();
+        let mut tx = self.db.begin_write().await?;
+        if !applied.is_empty() {
+            let placeholders: Vec<String> =
+                (2..applied.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "update transaction_record set status = 'applied', updated_at = $1 \
+                 where status = 'pending' and id in ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for settle in &applied {
+                query = query.bind(settle.id.to_string());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for settle in settlements.iter().filter(|s| s.reason.is_some()) {
+            sqlx::query(
+                "update transaction_record set status = 'rejected', reason = $1, updated_at = $2 \
+                 where id = $3 and status = 'pending'",
+            )
+            .bind(settle.reason.as_deref())
+            .bind(now)
+            .bind(settle.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
 
-/// Inserts the idempotency key; false when it already existed.
-async fn claim_key(
-    tx: &mut sqlx::AnyConnection,
-    key: &str,
+pub(crate) fn pending_record(
     id: TransactionId,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "insert into idempotency_key (key, transaction_id, created_at) values ($1, $2, $3) \
-         on conflict (key) do nothing",
-    )
-    .bind(key)
-    .bind(id.to_string())
-    .bind(now_millis())
-    .execute(tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
-
-fn pending_record(id: TransactionId, new: &NewTransaction, number: i64) -> TransactionRecord {
+    new: &NewTransaction,
+    number: i64,
+) -> TransactionRecord {
     TransactionRecord {
         id: id.to_string(),
         account_id: new.account_id.to_string(),

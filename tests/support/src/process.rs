@@ -61,6 +61,16 @@ impl ServiceProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits up to `bound` for the process to exit.
+    pub fn terminate(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).context("pid out of range")?;
+        // SAFETY: kill(2) on our own unreaped child, whose pid cannot have been reused.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("sending SIGTERM");
+        }
+        self.wait_exit(bound)
+    }
+
     /// Waits up to `bound` for the process to exit by itself.
     pub fn wait_exit(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
         let deadline = std::time::Instant::now() + bound;

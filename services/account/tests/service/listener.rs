@@ -134,7 +134,9 @@ async fn poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_
         Ok(app.store.dead_letter_count().await?)
     })
     .await?;
-    assert_eq!(app.listener_count("undecodable").await?, 2);
-    assert_eq!(app.listener_count("rejected").await?, 1);
-    Ok(())
+    until_eq("two undecodable", BOUND, 2, || {
+        app.listener_count("undecodable")
+    })
+    .await?;
+    until_eq("one rejected", BOUND, 1, || app.listener_count("rejected")).await
 }

@@ -11,6 +11,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(concurrent_creates_on_one_account_get_distinct_consecutive_numbers),
     scenario!(a_retried_request_with_an_idempotency_key_returns_the_first_result),
     scenario!(an_idempotency_key_reused_for_another_request_is_422),
+    scenario!(concurrent_requests_with_one_idempotency_key_create_one_transaction),
     scenario!(an_unknown_account_is_404_saying_accounts_appear_moments_after_opening),
     scenario!(malformed_json_is_400_and_invalid_values_are_422),
     scenario!(a_transaction_is_read_by_id_and_an_unknown_id_is_404),
@@ -62,6 +63,29 @@ async fn a_retried_request_with_an_idempotency_key_returns_the_first_result(
     assert_eq!(again["number"], 1);
     let next = app.create(account, "deposit", 1).await?;
     assert_eq!(next["number"], 2, "the replay did not consume a number");
+    Ok(())
+}
+
+async fn concurrent_requests_with_one_idempotency_key_create_one_transaction(
+    t: Target,
+) -> anyhow::Result<()> {
+    let app = spawn_app(&t).await?;
+    let account = app.known_account().await?;
+    let body = json!({"account_id": account.to_string(), "kind": "deposit", "amount": 5});
+    let posts = (0..10).map(|_| app.post(&body, Some("same-key")));
+    let answers = futures_util::future::try_join_all(posts).await?;
+    let mut ids: Vec<&str> = answers
+        .iter()
+        .filter_map(|(_, b)| b["id"].as_str())
+        .collect();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 201),
+        "{answers:?}"
+    );
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one transaction for one key: {answers:?}");
+    let next = app.create(account, "deposit", 1).await?;
+    assert_eq!(next["number"], 2, "the key's retries consumed no numbers");
     Ok(())
 }
 

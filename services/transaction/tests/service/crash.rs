@@ -18,6 +18,7 @@ use crate::support::{ground, publish_account_opened, Ground, BOUND};
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_crash_between_commit_and_publish_loses_nothing_and_the_restart_publishes_once),
     scenario!(a_crash_between_publish_and_marking_sent_republishes_and_the_stream_deduplicates),
+    scenario!(sigterm_stops_the_service_promptly_even_when_the_broker_is_gone),
 ];
 
 fn start(ground: &Ground, extra: &[(&str, &str)]) -> anyhow::Result<ServiceProcess> {
@@ -113,5 +114,19 @@ async fn a_crash_between_publish_and_marking_sent_republishes_and_the_stream_ded
         1,
         "the stream kept one copy"
     );
+    Ok(())
+}
+
+async fn sigterm_stops_the_service_promptly_even_when_the_broker_is_gone(
+    t: Target,
+) -> anyhow::Result<()> {
+    let mut ground = ground(&t).await?;
+    let mut service = start(&ground, &[])?;
+    create_one(&ground, &service).await?;
+    ground.broker.process().kill()?;
+    // Bounded by the listeners' drain (10 s at most) plus the flush timeout (2 s); with nothing
+    // in flight it takes about the flush timeout.
+    let status = service.terminate(Duration::from_secs(20))?;
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
     Ok(())
 }

@@ -47,11 +47,13 @@ async fn each_transaction_is_published_once_as_transaction_created(
     );
     assert_eq!(one.account_id, account);
     assert_eq!((one.kind, one.amount.get()), (TransactionKind::Deposit, 40));
-    let outbox: i64 = sqlx::query_scalar("select count(*) from outbox")
-        .fetch_one(app.db.pool())
-        .await?;
-    assert_eq!(outbox, 0, "published rows leave the outbox");
-    Ok(())
+    let outbox = || async {
+        let rows: i64 = sqlx::query_scalar("select count(*) from outbox")
+            .fetch_one(app.db.pool())
+            .await?;
+        Ok(rows)
+    };
+    until_eq("published rows to leave the outbox", BOUND, 0, outbox).await
 }
 
 fn id_and_number(created: &serde_json::Value) -> anyhow::Result<(TransactionId, u64)> {

@@ -1,0 +1,89 @@
+//! The whole stack in one test process: a broker, a transaction service and account-service
+//! replicas sharing one database, each with its own broker connection and database pool, as
+//! separate processes would have.
+
+use clap::Parser;
+use tempfile::TempDir;
+use test_support::{InProcess, StartedBroker, Target};
+
+use crate::client::Client;
+
+/// A running stack.
+pub struct Stack {
+    /// The transaction service.
+    pub transaction: InProcess,
+    /// The account-service replicas (the queue group `account-service`).
+    pub replicas: Vec<InProcess>,
+    /// A client of both APIs (through the first replica).
+    pub client: Client,
+    /// A broker connection for tests.
+    pub nats: async_nats::Client,
+    /// The account services' shared database.
+    pub account_database: String,
+    /// Declared last so they drop last.
+    pub broker: StartedBroker,
+    /// Holds SQLite files.
+    pub dir: TempDir,
+}
+
+impl Stack {
+    /// Starts a broker, both databases, the transaction service and `replicas` account services.
+    pub async fn start(target: &Target, replicas: usize) -> anyhow::Result<Self> {
+        let broker = target.broker.start()?;
+        let dir = tempfile::tempdir()?;
+        let database = target.database();
+        let transaction_database = database.fresh_url(dir.path(), "transaction").await?;
+        let account_database = database.fresh_url(dir.path(), "account").await?;
+        let mut started = Vec::new();
+        for _ in 0..replicas.max(1) {
+            started.push(start_account(&broker.url(), &account_database, false).await?);
+        }
+        let transaction = start_transaction(&broker.url(), &transaction_database).await?;
+        let client = Client::new(&started[0].url, &transaction.url)?;
+        let nats = async_nats::connect(broker.url()).await?;
+        Ok(Self {
+            transaction,
+            replicas: started,
+            client,
+            nats,
+            account_database,
+            broker,
+            dir,
+        })
+    }
+}
+
+/// Starts an account service on `nats_url` and `database_url`, rebuilding first if asked.
+pub async fn start_account(
+    nats_url: &str,
+    database_url: &str,
+    rebuild: bool,
+) -> anyhow::Result<InProcess> {
+    let mut args = vec![
+        "account-service".to_owned(),
+        format!("--nats-url={nats_url}"),
+        format!("--database-url={database_url}"),
+        "--http-addr=127.0.0.1:0".to_owned(),
+    ];
+    if rebuild {
+        args.push("--rebuild".to_owned());
+    }
+    let app = account::Application::build(account::Config::parse_from(args)).await?;
+    Ok(InProcess::spawn(app.local_addr(), |stop| {
+        app.run_until(stop)
+    }))
+}
+
+/// Starts a transaction service on `nats_url` and `database_url`.
+pub async fn start_transaction(nats_url: &str, database_url: &str) -> anyhow::Result<InProcess> {
+    let args = [
+        "transaction-service".to_owned(),
+        format!("--nats-url={nats_url}"),
+        format!("--database-url={database_url}"),
+        "--http-addr=127.0.0.1:0".to_owned(),
+    ];
+    let app = transaction::Application::build(transaction::Config::parse_from(args)).await?;
+    Ok(InProcess::spawn(app.local_addr(), |stop| {
+        app.run_until(stop)
+    }))
+}
