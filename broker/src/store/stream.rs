@@ -219,9 +219,14 @@ impl Store {
             first_ts: st.first_ts,
             last_seq: st.last_seq,
             last_ts: st.last_ts,
-            num_deleted: (st.last_seq + 1)
-                .saturating_sub(st.first_seq)
-                .saturating_sub(st.msgs),
+            // A fresh stream has first_seq 0 and last_seq 0 and nothing deleted.
+            num_deleted: if st.first_seq == 0 {
+                0
+            } else {
+                (st.last_seq + 1)
+                    .saturating_sub(st.first_seq)
+                    .saturating_sub(st.msgs)
+            },
             num_subjects: self.subjects.len() as u64,
         }
     }
@@ -287,6 +292,15 @@ impl Store {
     /// number of appends: the caller's group commit.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.log.sync()
+    }
+
+    /// Makes a change answered right away (an API delete or purge) as durable as the policy
+    /// makes a PubAck: fsync under `Always`, handed to the operating system otherwise.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        match self.sync_policy() {
+            SyncPolicy::Always => self.sync(),
+            SyncPolicy::Interval(_) | SyncPolicy::Never => self.flush(),
+        }
     }
 
     /// The first half of a sync that does not hold the store during the fsync: writes

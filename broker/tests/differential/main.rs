@@ -6,8 +6,7 @@
 //! (default `both`) picks the servers. Trials are named `<server>::<scenario>`, so
 //! `cargo test -p broker --test differential -- nats-server::` runs one side only.
 //!
-//! The JetStream table ([`jetstream`]) runs against nats-server always and against the bundled
-//! broker only with `DIFF_JETSTREAM=1`.
+//! The JetStream table ([`jetstream`]) runs against both servers like every other scenario.
 //!
 //! Layout: [`raw`] is a bare-socket NATS client for protocol edges, [`http`] a tiny HTTP GET for
 //! the monitoring port, and each other module holds the scenarios of one topic.
@@ -81,15 +80,9 @@ fn broker_extensions() -> Vec<Scenario> {
     [shutdown::broker_extensions(), monitor::broker_extensions()].concat()
 }
 
-/// The JetStream scenarios: run against nats-server always, and against the bundled broker
-/// only when `DIFF_JETSTREAM=1` (until its JetStream implementation passes them).
+/// The JetStream scenarios, run against both servers.
 fn jetstream_scenarios() -> Vec<Scenario> {
     jetstream::scenarios()
-}
-
-/// Whether the JetStream table runs against the bundled broker too.
-fn jetstream_on_bundled() -> bool {
-    std::env::var("DIFF_JETSTREAM").as_deref() == Ok("1")
 }
 
 /// One server under test, shared by all of its trials.
@@ -220,9 +213,7 @@ fn trials(targets: &[Arc<Target>]) -> Vec<Trial> {
         if matches!(target.kind, ServerKind::Bundled(_)) {
             table.extend(broker_extensions());
         }
-        if matches!(target.kind, ServerKind::Reference) || jetstream_on_bundled() {
-            table.extend(jetstream_scenarios());
-        }
+        table.extend(jetstream_scenarios());
         for (name, run) in table {
             let target = Arc::clone(target);
             let full_name = format!("{}::{name}", target.kind.name());

@@ -99,12 +99,14 @@ fn add(
         config.inactive_threshold =
             crate::jetstream::context::DEFAULT_INACTIVE_THRESHOLD.as_nanos() as i64;
     }
-    if !config.durable_name.is_empty() || !config.name.is_empty() {
-        config.name = name.clone();
-    }
+    // config.name stays as given: the legacy DURABLE.CREATE form leaves it empty on
+    // nats-server too.
     let existing = stream.consumers.read().get(&name).cloned();
     if let Some(existing) = existing {
         let old = existing.config();
+        if config.name.is_empty() {
+            config.name = old.name.clone();
+        }
         if old == config {
             return Ok(existing);
         }
@@ -197,17 +199,15 @@ fn check_limits(
     if sc.retention != Retention::WorkQueue {
         return Ok(());
     }
+    // As nats-server: an unfiltered consumer must be the only one; a filtered one must not
+    // overlap any other (an unfiltered other overlaps everything).
     let filters = config.filters();
+    if filters.is_empty() && !consumers.is_empty() {
+        return Err(ApiError::wq_multiple_unfiltered());
+    }
     for other in consumers.values() {
         let theirs = other.config().filters();
-        if filters.is_empty() || theirs.is_empty() {
-            return Err(if filters.is_empty() && theirs.is_empty() {
-                ApiError::wq_multiple_unfiltered()
-            } else {
-                ApiError::wq_not_unique()
-            });
-        }
-        if filters.iter().any(|f| theirs.iter().any(|t| collide(f, t))) {
+        if theirs.is_empty() || filters.iter().any(|f| theirs.iter().any(|t| collide(f, t))) {
             return Err(ApiError::wq_not_unique());
         }
     }

@@ -19,7 +19,15 @@ pub(crate) struct StreamInfoRequest {
     pub subjects_filter: String,
     /// List the deleted sequences.
     pub deleted_details: bool,
+    /// Where the subject list starts, when there are more than [`MAX_SUBJECT_DETAILS`].
+    pub offset: usize,
+    /// Whether the reply carries the paging members (`STREAM.INFO` only).
+    #[serde(skip)]
+    pub paged: bool,
 }
+
+/// The most subjects one `STREAM.INFO` reply lists (nats-server's `JSMaxSubjectDetails`).
+pub(crate) const MAX_SUBJECT_DETAILS: usize = 100_000;
 
 /// A stream's info.
 pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -> Value {
@@ -32,15 +40,21 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
     state.insert("first_ts".into(), json!(format(st.first_ts)));
     state.insert("last_seq".into(), json!(st.last_seq));
     state.insert("last_ts".into(), json!(format(st.last_ts)));
+    // Paging of the subject list: zeros unless subjects were asked for and some match.
+    let (mut total, mut offset, mut limit) = (0, 0, 0);
     if !req.subjects_filter.is_empty() {
-        let subjects: Map<String, Value> = inner
-            .store
-            .subjects_state(Some(&req.subjects_filter))
-            .into_iter()
-            .map(|(s, n)| (s, json!(n.msgs)))
-            .collect();
-        if !subjects.is_empty() {
-            state.insert("subjects".into(), Value::Object(subjects));
+        let all = inner.store.subjects_state(Some(&req.subjects_filter));
+        if !all.is_empty() {
+            (total, offset, limit) = (all.len(), req.offset, MAX_SUBJECT_DETAILS);
+            let subjects: Map<String, Value> = all
+                .into_iter()
+                .skip(offset)
+                .take(MAX_SUBJECT_DETAILS)
+                .map(|(s, n)| (s, json!(n.msgs)))
+                .collect();
+            if !subjects.is_empty() {
+                state.insert("subjects".into(), Value::Object(subjects));
+            }
         }
     }
     if st.num_deleted > 0 {
@@ -59,13 +73,19 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
         "consumer_count".into(),
         json!(stream.consumers.read().len()),
     );
-    json!({
+    let mut info = json!({
         "config": inner.config,
         "created": format(stream.created),
         "state": state,
         "cluster": {"leader": js.ctx.server_name},
         "ts": format(now_nanos()),
-    })
+    });
+    if req.paged {
+        info["total"] = json!(total);
+        info["offset"] = json!(offset);
+        info["limit"] = json!(limit);
+    }
+    info
 }
 
 /// A consumer's info.

@@ -116,8 +116,10 @@ impl InternalSink for ApiSink {
 
 /// Handles one request on the API thread and sends the response.
 pub(crate) fn handle(js: &Arc<JetStream>, req: &Request) {
-    js.api_total.fetch_add(1, Ordering::Relaxed);
+    // Counted after the reply is built, as nats-server does: an INFO reply does not count
+    // its own request.
     let (kind, result) = dispatch(js, req);
+    js.api_total.fetch_add(1, Ordering::Relaxed);
     let body = match result {
         Ok(Value::Object(mut fields)) => {
             fields.insert("type".into(), Value::String(format!("{TYPE_PREFIX}{kind}")));
@@ -126,7 +128,9 @@ pub(crate) fn handle(js: &Arc<JetStream>, req: &Request) {
         Ok(other) => other,
         Err(e) => {
             js.api_errors.fetch_add(1, Ordering::Relaxed);
-            json!({"type": format!("{TYPE_PREFIX}{kind}"), "error": e})
+            let mut body = json!({"type": format!("{TYPE_PREFIX}{kind}"), "error": e});
+            error_members(kind, &mut body);
+            body
         }
     };
     if let Some(reply) = &req.reply {
@@ -135,6 +139,25 @@ pub(crate) fn handle(js: &Arc<JetStream>, req: &Request) {
 }
 
 type Outcome = Result<Value, ApiError>;
+
+/// The members nats-server's response types carry even beside an error (those it does not
+/// mark `omitempty`), at their zero values.
+fn error_members(kind: &str, body: &mut Value) {
+    let paged = || json!({"total": 0, "offset": 0, "limit": 0});
+    let extra = match kind {
+        "stream_purge_response" => json!({"purged": 0}),
+        "stream_info_response" => paged(),
+        "stream_names_response" => json!({"total": 0, "offset": 0, "limit": 0, "streams": null}),
+        "stream_list_response" => json!({"total": 0, "offset": 0, "limit": 0, "streams": []}),
+        "consumer_names_response" | "consumer_list_response" => {
+            json!({"total": 0, "offset": 0, "limit": 0, "consumers": []})
+        }
+        _ => return,
+    };
+    if let (Value::Object(body), Value::Object(extra)) = (body, extra) {
+        body.extend(extra);
+    }
+}
 
 fn dispatch(js: &Arc<JetStream>, req: &Request) -> (&'static str, Outcome) {
     use Endpoint::*;

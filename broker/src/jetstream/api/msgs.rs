@@ -72,17 +72,19 @@ pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
     struct DeleteRequest {
         seq: u64,
     }
-    let stream = js.lookup(req.token(6))?;
+    let stream = js.lookup(req.token(5))?;
     let request: DeleteRequest = parse_body(&req.payload)?;
     let removed = {
         let mut inner = stream.inner.lock();
         if inner.config.sealed || inner.config.deny_delete {
             return Err(ApiError::msg_delete_failed("message delete not permitted"));
         }
-        inner
+        let removed = inner
             .store
             .delete(request.seq)
-            .map_err(ApiError::msg_delete_failed)?
+            .map_err(ApiError::msg_delete_failed)?;
+        inner.store.commit().map_err(ApiError::msg_delete_failed)?;
+        removed
     };
     if !removed {
         return Err(ApiError::sequence_not_found(request.seq));

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::info::{self, StreamInfoRequest};
 use super::{parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
 use crate::jetstream::errors::ApiError;
-use crate::jetstream::stream::{Stream, StreamConfig};
+use crate::jetstream::stream::{Retention, Stream, StreamConfig};
 use crate::jetstream::subjects::collide;
 use crate::jetstream::JetStream;
 use crate::store::Purge;
@@ -56,6 +56,8 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;
     let allow_direct_changed = config.allow_direct != old.allow_direct;
+    let now_interest =
+        config.retention == Retention::Interest && old.retention != Retention::Interest;
     stream
         .inner
         .lock()
@@ -69,14 +71,20 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     if resubscribe || allow_direct_changed {
         js.direct_get_subscriptions(&stream);
     }
-    stream.notify_removed();
+    if now_interest {
+        // Messages no consumer wants go at once, as they would have on arrival.
+        stream.remove_unwanted();
+    } else {
+        stream.notify_removed();
+    }
     Ok(info::stream(js, &stream, &StreamInfoRequest::default()))
 }
 
 /// `$JS.API.STREAM.INFO.<stream>`
 pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let stream = js.lookup(req.token(4))?;
-    let request: StreamInfoRequest = parse_body(&req.payload)?;
+    let mut request: StreamInfoRequest = parse_body(&req.payload)?;
+    request.paged = true;
     Ok(info::stream(js, &stream, &request))
 }
 
@@ -113,7 +121,9 @@ pub(crate) fn purge(js: &Arc<JetStream>, req: &Request) -> Outcome {
             up_to_seq: (request.seq > 0).then_some(request.seq),
             keep: (request.keep > 0).then_some(request.keep),
         };
-        inner.store.purge(&purge).map_err(ApiError::purge_failed)?
+        let purged = inner.store.purge(&purge).map_err(ApiError::purge_failed)?;
+        inner.store.commit().map_err(ApiError::purge_failed)?;
+        purged
     };
     stream.notify_removed();
     Ok(json!({"success": true, "purged": purged}))

@@ -357,6 +357,9 @@ impl ConsumerConfig {
         if stream.retention != Retention::WorkQueue {
             return Ok(());
         }
+        if !self.is_push() && self.ack_policy == AckPolicy::None {
+            return Err(ApiError::pull_requires_ack());
+        }
         if self.ack_policy != AckPolicy::Explicit {
             return Err(ApiError::wq_requires_explicit_ack());
         }

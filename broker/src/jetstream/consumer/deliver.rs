@@ -141,7 +141,7 @@ fn next_message(
         match stream.get(seq) {
             Ok(Some(msg)) => return Some((msg, true)),
             _ => {
-                inner.acks.give_up(seq);
+                inner.acks.forget(seq);
                 inner.dirty = true;
             }
         }
@@ -199,47 +199,24 @@ fn send(
     redelivery: bool,
     now: i64,
 ) -> bool {
-    let size = (msg.subject.len() + msg.headers.as_ref().map_or(0, |h| h.len()) + msg.payload.len())
-        as u64;
-    let route = if inner.config.is_push() {
-        inner.config.deliver_subject.clone()
-    } else {
-        let Some(request) = inner.waiting.front() else {
-            return false;
-        };
-        if request.max_bytes > 0 && size > request.max_bytes {
-            let r = inner.waiting.pop_front().expect("front exists");
-            consumer.send_status(
-                &r.reply,
-                &r.pending_status(409, "Message Size Exceeds MaxBytes"),
-            );
-            if redelivery {
-                inner.acks.redeliver.insert(msg.seq);
-            }
-            return true;
-        }
-        request.reply.clone()
-    };
-    let track = inner.config.ack_policy != AckPolicy::None;
-    let deadline = now.saturating_add(inner.config.redelivery_delay(1).as_nanos() as i64);
-    let pending_after =
-        (consumer.num_pending.load(Ordering::Relaxed) - i64::from(!redelivery)).max(0) as u64;
-    let (cseq, deliveries) = if redelivery {
-        let d = inner.acks.pending[&msg.seq].deliveries + 1;
-        let delay = inner.config.redelivery_delay(d).as_nanos() as i64;
-        match inner.acks.deliver_again(msg.seq, now.saturating_add(delay)) {
-            Some(pair) => pair,
+    // The delivery's identity is known before anything is recorded: nats-server counts the
+    // ack reply subject in a pull request's max_bytes.
+    let deliveries = if redelivery {
+        match inner.acks.pending.get(&msg.seq) {
+            Some(p) => p.deliveries + 1,
             None => return true,
         }
     } else {
-        (inner.acks.deliver_new(msg.seq, track, deadline), 1)
+        1
     };
+    let pending_after =
+        (consumer.num_pending.load(Ordering::Relaxed) - i64::from(!redelivery)).max(0) as u64;
     let reply = ack::reply_subject(
         &consumer.stream_name,
         &consumer.name,
         deliveries,
         msg.seq,
-        cseq,
+        inner.acks.delivered.consumer_seq + 1,
         msg.timestamp,
         pending_after,
     );
@@ -254,6 +231,48 @@ fn send(
     } else {
         (msg.headers.as_deref(), &msg.payload)
     };
+    let size =
+        (msg.subject.len() + reply.len() + headers.map_or(0, <[u8]>::len) + payload.len()) as u64;
+    let route = if inner.config.is_push() {
+        inner.config.deliver_subject.clone()
+    } else {
+        let Some(request) = inner.waiting.front_mut() else {
+            return false;
+        };
+        if request.max_bytes > 0 {
+            if size > request.max_bytes {
+                let r = inner.waiting.pop_front().expect("front exists");
+                consumer.send_status(
+                    &r.reply,
+                    &r.pending_status(409, "Message Size Exceeds MaxBytes"),
+                );
+                if redelivery {
+                    inner.acks.redeliver.insert(msg.seq);
+                }
+                return true;
+            }
+            // As nats-server: a request whose bytes run out exactly ends with this message.
+            request.max_bytes -= size;
+            if request.max_bytes == 0 {
+                request.batch = 1;
+            }
+        }
+        request.reply.clone()
+    };
+    let track = inner.config.ack_policy != AckPolicy::None;
+    let deadline = now.saturating_add(inner.config.redelivery_delay(1).as_nanos() as i64);
+    if redelivery {
+        let delay = inner.config.redelivery_delay(deliveries).as_nanos() as i64;
+        if inner
+            .acks
+            .deliver_again(msg.seq, now.saturating_add(delay))
+            .is_none()
+        {
+            return true;
+        }
+    } else {
+        inner.acks.deliver_new(msg.seq, track, deadline);
+    }
     let delivered = consumer.ctx.send(&Outgoing {
         route: &route,
         subject: &msg.subject,
@@ -274,9 +293,6 @@ fn send(
     } else if let Some(r) = inner.waiting.front_mut() {
         r.batch = r.batch.saturating_sub(1);
         r.delivered += 1;
-        if r.max_bytes > 0 {
-            r.max_bytes = r.max_bytes.saturating_sub(size).max(1);
-        }
         if r.batch == 0 || !delivered {
             inner.waiting.pop_front();
         }

@@ -144,16 +144,15 @@ impl Consumer {
     pub fn start(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let (stream, name) = (&self.stream_name, &self.name);
-        let mut subjects = vec![
+        // MSG.NEXT is answered for push consumers too, with nats-server's 409.
+        let subjects = [
             (ack::subscription(stream, name), Route::Ack),
             (format!("$JS.FC.{stream}.{name}.*"), Route::FlowControl),
-        ];
-        if !self.inner.lock().config.is_push() {
-            subjects.push((
+            (
                 format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
                 Route::Next,
-            ));
-        }
+            ),
+        ];
         for (subject, route) in subjects {
             let sink: Arc<dyn InternalSink> = Arc::new(ConsumerSink {
                 consumer: weak.clone(),

@@ -44,6 +44,10 @@ pub(crate) struct AckState {
     pub start_list: Vec<u64>,
     #[serde(default)]
     pub start_list_end: u64,
+    /// Sequences dropped at max_deliver: nats-server keeps counting them in `num_redelivered`
+    /// until they are acknowledged anyway or leave the stream.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exhausted: BTreeSet<u64>,
 }
 
 /// What an ack asks for.
@@ -190,6 +194,14 @@ impl AckState {
     /// Drops a pending message that reached max_deliver: it counts as handled.
     pub fn give_up(&mut self, sseq: u64) {
         if self.remove(sseq) {
+            self.exhausted.insert(sseq);
+            self.update_floor();
+        }
+    }
+
+    /// Drops a pending message the stream no longer has.
+    pub fn forget(&mut self, sseq: u64) {
+        if self.remove(sseq) {
             self.update_floor();
         }
     }
@@ -200,6 +212,7 @@ impl AckState {
         for s in gone {
             self.remove(s);
         }
+        self.exhausted = self.exhausted.split_off(&first_seq);
         if self.next_sseq < first_seq {
             self.next_sseq = first_seq;
         }
@@ -211,11 +224,12 @@ impl AckState {
 
     /// How many delivered messages were delivered more than once and are still pending.
     pub fn num_redelivered(&self) -> usize {
-        self.pending.values().filter(|p| p.deliveries > 1).count()
+        self.pending.values().filter(|p| p.deliveries > 1).count() + self.exhausted.len()
     }
 
     fn remove(&mut self, sseq: u64) -> bool {
         self.redeliver.remove(&sseq);
+        self.exhausted.remove(&sseq);
         self.pending.remove(&sseq).is_some()
     }
 

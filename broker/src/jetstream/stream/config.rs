@@ -357,17 +357,26 @@ impl StreamConfig {
         Ok(())
     }
 
-    /// Checks that `self` may replace `old` (stream update); both normalized.
+    /// Checks that `self` may replace `old` (stream update); both normalized. nats-server
+    /// refuses these as an invalid configuration (500, 10052).
     pub fn check_update(&self, old: &StreamConfig) -> Result<(), ApiError> {
-        let refuse = |what: &str| Err(ApiError::stream_update(what.to_string()));
+        let refuse = |what: &str| Err(ApiError::invalid_config(what));
         if self.num_replicas != old.num_replicas && self.num_replicas > 1 {
             return Err(ApiError::replicas_not_supported());
+        }
+        if self.max_consumers != old.max_consumers {
+            return refuse("stream configuration update can not change MaxConsumers");
         }
         if self.storage != old.storage {
             return refuse("stream configuration update can not change storage type");
         }
-        if self.retention != old.retention {
-            return refuse("stream configuration update can not change retention policy");
+        // Limits and interest may change into each other; a work queue may not.
+        if self.retention != old.retention
+            && (self.retention == Retention::WorkQueue || old.retention == Retention::WorkQueue)
+        {
+            return refuse(
+                "stream configuration update can not change retention policy to/from workqueue",
+            );
         }
         if old.sealed && !self.sealed {
             return refuse("stream configuration update can not unseal a sealed stream");
@@ -379,7 +388,9 @@ impl StreamConfig {
             return refuse("stream configuration update can not cancel deny purge");
         }
         if self.first_seq != old.first_seq && self.first_seq != 0 {
-            return refuse("stream configuration update can not change first sequence");
+            return Err(ApiError::stream_update(
+                "stream configuration update can not change first sequence",
+            ));
         }
         Ok(())
     }

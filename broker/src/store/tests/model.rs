@@ -163,9 +163,13 @@ impl Model {
             first_ts: first.map_or(0, |(_, m)| m.ts),
             last_seq: self.last_seq,
             last_ts: self.last_ts,
-            num_deleted: (self.last_seq + 1)
-                .saturating_sub(first_seq)
-                .saturating_sub(msgs),
+            num_deleted: if first_seq == 0 {
+                0
+            } else {
+                (self.last_seq + 1)
+                    .saturating_sub(first_seq)
+                    .saturating_sub(msgs)
+            },
             num_subjects: self.subjects_state(None).len() as u64,
         }
     }

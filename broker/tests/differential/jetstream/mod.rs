@@ -1,8 +1,7 @@
 //! JetStream scenarios: the `$JS.API.*` subset the bundled broker implements, pinned to what
 //! nats-server 2.10 sends on the wire.
 //!
-//! They run against nats-server always, and against the bundled broker only when
-//! `DIFF_JETSTREAM=1` (see `main.rs`). Most use the target's shared JetStream server
+//! They run against both servers. Most use the target's shared JetStream server
 //! ([`crate::Target::jetstream`]) with stream names of their own; scenarios that restart the
 //! server use a [`JsServer`] of their own.
 //!
