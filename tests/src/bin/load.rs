@@ -2,9 +2,10 @@
 //! withdrawals and reports transactions per second from request to applied, with p50/p99.
 //!
 //! By default it starts everything itself from the binaries beside it (build with
-//! `cargo build --release -p account -p transaction -p e2e-tests --bins`): nats-server with
-//! JetStream, one transaction-service and `--replicas` account-service processes sharing one
-//! SQLite database. With `--account-url`, `--transaction-url` and `--nats-url` it drives a stack
+//! `cargo build --release -p broker -p account -p transaction -p e2e-tests --bins`): a broker
+//! with JetStream (`--broker broker`, the bundled one, by default; or `--broker nats-server`),
+//! one transaction-service and `--replicas` account-service processes sharing one SQLite
+//! database. With `--account-url`, `--transaction-url` and `--nats-url` it drives a stack
 //! that is already running.
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ struct Args {
     /// Account-service replicas to start (without --account-url).
     #[arg(long, default_value_t = 2)]
     replicas: usize,
+    /// The broker to start: `broker` (the bundled one, beside this binary) or `nats-server`.
+    #[arg(long, default_value = "broker", value_parser = ["broker", "nats-server"])]
+    broker: String,
     /// `postgres://…` server URL (without a database) to use instead of SQLite.
     #[arg(long)]
     postgres: Option<String>,
@@ -88,7 +92,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn spawn(args: &Args) -> anyhow::Result<(Client, String, Spawned)> {
-    let broker = BrokerTarget::reference().start()?;
+    let broker = match args.broker.as_str() {
+        "nats-server" => BrokerTarget::reference(),
+        _ => BrokerTarget::bundled(sibling("broker")?),
+    }
+    .start()?;
+    eprintln!("started {} at {}", args.broker, broker.url());
     let dir = tempfile::tempdir()?;
     let (account_db, transaction_db) = match &args.postgres {
         Some(base) => (
@@ -139,7 +148,7 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let path = exe.with_file_name(name);
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: build it with cargo build --release -p account -p transaction",
+        "{} is missing: build it with cargo build --release -p broker -p account -p transaction",
         path.display()
     );
     Ok(path)

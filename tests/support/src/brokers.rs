@@ -12,10 +12,65 @@ pub struct BrokerTarget {
     kind: ServerKind,
 }
 
-/// Every broker target. The bundled broker joins this table once it speaks JetStream:
-/// `BrokerTarget::bundled(path_of_the_broker_binary),`.
+/// Every broker target: the reference nats-server and the bundled broker. `TEST_BROKERS`
+/// (`nats-server`, `broker`, or both comma-separated) narrows the table for a local run.
 pub fn broker_targets() -> Vec<BrokerTarget> {
-    vec![BrokerTarget::reference()]
+    let all = [
+        BrokerTarget::reference(),
+        BrokerTarget::bundled(bundled_path()),
+    ];
+    match std::env::var("TEST_BROKERS") {
+        Ok(wanted) if !wanted.trim().is_empty() => all
+            .into_iter()
+            .filter(|t| wanted.split(',').any(|w| w.trim() == t.name()))
+            .collect(),
+        _ => all.into(),
+    }
+}
+
+/// Where the bundled broker binary is: `$BROKER_BIN`, else `broker` in the directory Cargo
+/// builds this profile's binaries in (the parent of the test executable's `deps/`).
+pub fn bundled_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("BROKER_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .filter(|d| d.ends_with("deps"))
+        .and_then(std::path::Path::parent)
+        .or_else(|| exe.parent())
+        .unwrap_or_else(|| std::path::Path::new("."));
+    dir.join(format!("broker{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Builds the bundled broker once per process, so that a test of another crate never runs a
+/// stale or missing binary (`cargo test --workspace` has built it already; then this is a
+/// no-op). Skipped when `$BROKER_BIN` names a binary.
+fn build_bundled() -> Result<(), String> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if std::env::var_os("BROKER_BIN").is_some() {
+                return Ok(());
+            }
+            let path = bundled_path();
+            let profile_dir = path.parent().and_then(|d| d.file_name());
+            let mut cargo = std::process::Command::new(env!("CARGO"));
+            cargo.args(["build", "--quiet", "-p", "broker", "--bin", "broker"]);
+            if profile_dir.is_some_and(|d| d == "release") {
+                cargo.arg("--release");
+            }
+            if let Some(target_dir) = path.parent().and_then(std::path::Path::parent) {
+                cargo.arg("--target-dir").arg(target_dir);
+            }
+            match cargo.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("cargo build -p broker --bin broker: {status}")),
+                Err(e) => Err(format!("running cargo to build the broker: {e}")),
+            }
+        })
+        .clone()
 }
 
 impl BrokerTarget {
@@ -43,6 +98,9 @@ impl BrokerTarget {
         match &self.kind {
             ServerKind::Reference => reference_server_path().err().map(|err| format!("{err:#}")),
             ServerKind::Bundled(path) => {
+                if let Err(e) = build_bundled() {
+                    return Some(e);
+                }
                 (!path.is_file()).then(|| format!("no broker binary at {}", path.display()))
             }
         }
