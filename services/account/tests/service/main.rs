@@ -3,6 +3,7 @@
 
 mod api;
 mod listener;
+mod naive;
 mod rebuild;
 mod support;
 
@@ -12,6 +13,7 @@ fn main() {
     let mut scenarios = Vec::new();
     scenarios.extend_from_slice(api::SCENARIOS);
     scenarios.extend_from_slice(listener::SCENARIOS);
+    scenarios.extend_from_slice(naive::SCENARIOS);
     scenarios.extend_from_slice(rebuild::SCENARIOS);
     matrix::run(&scenarios, Axes::BrokersAndDatabases);
 }
