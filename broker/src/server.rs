@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::Accounts;
-use crate::client::{self, Client, Delivered, InternalSink, Subscription};
+use crate::client::{self, Client, InternalSink, Offer, Subscription};
 use crate::options::Options;
 use crate::proto::server_op::{self, Delivery, Info};
 use crate::trust::Trust;
@@ -108,33 +108,17 @@ impl ServerState {
     }
 
     fn deliver_internal(&self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {
-        if let Some(sink) = &sub.internal {
-            sink.receive(d);
-            return true;
-        }
-        if sub
-            .deny
-            .as_ref()
-            .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
-        {
-            return false;
-        }
-        let max = sub.max.load(Ordering::Relaxed);
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        if max > 0 && n > max {
-            return false;
-        }
-        if let Delivered::Dropped = sub.client.deliver(sub, d, self.opts.max_pending) {
-            return false;
-        }
-        sub.client.flush_soon();
-        let bytes = d.headers.map_or(0, <[u8]>::len) + d.payload.len();
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        if max > 0 && n == max {
-            self.unsubscribe(sub);
+        match client::offer(self, sub, d) {
+            Offer::Refused => return false,
+            Offer::Internal => {}
+            Offer::Queued { .. } => {
+                sub.client.flush_soon();
+                let bytes = d.headers.map_or(0, <[u8]>::len) + d.payload.len();
+                self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .out_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+            }
         }
         true
     }

@@ -25,6 +25,7 @@ use crate::accounts::Account;
 use crate::proto::server_op::{self, Delivery};
 
 pub(crate) use reader::{refuse, serve};
+pub(crate) use route::{offer, Offer};
 
 /// Why a connection ended, as `/connz?state=closed` would say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
