@@ -332,3 +332,32 @@ pub(crate) fn offer(state: &ServerState, sub: &Arc<Subscription>, d: &Delivery<'
     }
     Offer::Queued { pending }
 }
+
+/// Whom a message from the broker itself reached: JetStream learns from it which connection
+/// holds a delivery (see `--redeliver_on_disconnect`).
+#[derive(Default)]
+pub(crate) enum Reached {
+    /// Nobody took it.
+    #[default]
+    Nobody,
+    /// Exactly one connection took it (through one or more of its subscriptions).
+    Connection(Arc<Client>),
+    /// Several connections, or one of the broker's own subscriptions, took it.
+    Several,
+}
+
+impl Reached {
+    /// Whether anyone took it.
+    pub fn any(&self) -> bool {
+        !matches!(self, Reached::Nobody)
+    }
+
+    /// Adds one taker: a connection, or `None` for the broker's own subscription.
+    pub fn add(&mut self, taker: Option<&Arc<Client>>) {
+        *self = match (std::mem::take(self), taker) {
+            (Reached::Nobody, Some(client)) => Reached::Connection(client.clone()),
+            (Reached::Connection(c), Some(client)) if c.id == client.id => Reached::Connection(c),
+            _ => Reached::Several,
+        };
+    }
+}
