@@ -14,7 +14,7 @@
 //! - `permissions`: what each user may publish and subscribe to.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
-//! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz` and `/metrics`.
+//! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz`, `/jsz` and `/metrics`.
 
 mod accounts;
 mod auth;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::Accounts;
-use crate::client::{self, Client, Delivered, InternalSink, Subscription};
+use crate::client::{self, Client, InternalSink, Offer, Reached, Subscription};
 use crate::options::Options;
 use crate::proto::server_op::{self, Delivery, Info};
 use crate::trust::Trust;
@@ -89,52 +89,41 @@ impl ServerState {
 
     /// Sends a message from the broker itself (a JetStream reply or delivery) to the
     /// subscribers of `route`; they see it as `d.subject`, which may differ (a consumer delivers
-    /// to its deliver subject a message that keeps its own subject). Returns whether anyone
-    /// received it.
-    pub fn publish_internal(&self, route: &[u8], d: &Delivery<'_>) -> bool {
+    /// to its deliver subject a message that keeps its own subject). Returns whom it reached.
+    pub fn publish_internal(&self, route: &[u8], d: &Delivery<'_>) -> Reached {
         let matches = self.accounts.global().sublist.matches(route);
-        let mut delivered = false;
+        let mut reached = Reached::Nobody;
         for sub in &matches.plain {
-            delivered |= self.deliver_internal(sub, d);
+            self.deliver_internal(sub, d, &mut reached);
         }
         for group in &matches.groups {
             let start = fastrand::usize(..group.len());
-            delivered |= (0..group.len()).any(|i| {
+            (0..group.len()).any(|i| {
                 let sub = &group[(start + i) % group.len()];
-                self.deliver_internal(sub, d)
+                self.deliver_internal(sub, d, &mut reached)
             });
         }
-        delivered
+        reached
     }
 
-    fn deliver_internal(&self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {
-        if let Some(sink) = &sub.internal {
-            sink.receive(d);
-            return true;
-        }
-        if sub
-            .deny
-            .as_ref()
-            .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
-        {
-            return false;
-        }
-        let max = sub.max.load(Ordering::Relaxed);
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        if max > 0 && n > max {
-            return false;
-        }
-        if let Delivered::Dropped = sub.client.deliver(sub, d, self.opts.max_pending) {
-            return false;
-        }
-        sub.client.flush_soon();
-        let bytes = d.headers.map_or(0, <[u8]>::len) + d.payload.len();
-        self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .out_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        if max > 0 && n == max {
-            self.unsubscribe(sub);
+    fn deliver_internal(
+        &self,
+        sub: &Arc<Subscription>,
+        d: &Delivery<'_>,
+        to: &mut Reached,
+    ) -> bool {
+        match client::offer(self, sub, d) {
+            Offer::Refused => return false,
+            Offer::Internal => to.add(None),
+            Offer::Queued { .. } => {
+                sub.client.flush_soon();
+                let bytes = d.headers.map_or(0, <[u8]>::len) + d.payload.len();
+                self.stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .out_bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                to.add(Some(&sub.client));
+            }
         }
         true
     }
@@ -350,6 +339,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         max_streams: None,
         max_memory: -1,
         max_storage: -1,
+        redeliver_on_disconnect: opts.redeliver_on_disconnect,
     }
 }
 

@@ -25,6 +25,7 @@ use crate::accounts::Account;
 use crate::proto::server_op::{self, Delivery};
 
 pub(crate) use reader::{refuse, serve};
+pub(crate) use route::{offer, Offer, Reached};
 
 /// Why a connection ended, as `/connz?state=closed` would say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,6 +243,11 @@ impl Client {
         self.closing.store(true, Ordering::Relaxed);
         self.closed.cancel();
         self.wake_writer.notify_one();
+    }
+
+    /// Whether the connection is closing (or closed).
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
     }
 
     /// Why the connection closed, once it has.

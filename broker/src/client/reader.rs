@@ -57,6 +57,9 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
             .remove(&sub.subject, sub.queue.as_deref(), &sub);
     }
     account.leave();
+    if let Some(js) = state.jetstream.get() {
+        js.ctx.connection_closed(client.id);
+    }
     let _ = writer.await;
     state.clients.lock().remove(&client.id);
     match client.close_reason() {

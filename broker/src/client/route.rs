@@ -129,40 +129,20 @@ impl Router {
         if !self.echo && sub.client.id == self.client.id {
             return false;
         }
-        if sub
-            .deny
-            .as_ref()
-            .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
-        {
-            return false;
-        }
-        if let Some(sink) = &sub.internal {
-            sink.receive(d);
-            self.out_msgs += 1;
-            self.out_bytes += (d.headers.map_or(0, <[u8]>::len) + d.payload.len()) as u64;
-            return true;
-        }
-        let max = sub.max.load(Ordering::Relaxed);
-        let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-        if max > 0 && n > max {
-            return false;
-        }
-        let max_pending = self.state.opts.max_pending;
-        match sub.client.deliver(sub, d, max_pending) {
-            Delivered::Dropped => return false,
-            Delivered::Queued { pending } if pending > max_pending / 4 * 3 => {
-                if self.behind.as_ref().is_none_or(|(most, _)| pending > *most) {
+        match offer(&self.state, sub, d) {
+            Offer::Refused => return false,
+            Offer::Internal => {}
+            Offer::Queued { pending } => {
+                if pending > self.state.opts.max_pending / 4 * 3
+                    && self.behind.as_ref().is_none_or(|(most, _)| pending > *most)
+                {
                     self.behind = Some((pending, sub.client.clone()));
                 }
+                self.mark_flush(&sub.client);
             }
-            Delivered::Queued { .. } => {}
         }
         self.out_msgs += 1;
         self.out_bytes += (d.headers.map_or(0, <[u8]>::len) + d.payload.len()) as u64;
-        self.mark_flush(&sub.client);
-        if max > 0 && n == max {
-            self.state.unsubscribe(sub);
-        }
         true
     }
 
@@ -309,5 +289,75 @@ impl Router {
                 .out_bytes
                 .fetch_add(std::mem::take(&mut self.out_bytes), Ordering::Relaxed);
         }
+    }
+}
+
+/// What offering one message to one subscription did.
+pub(crate) enum Offer {
+    /// Not delivered: a denied subject, past the auto-unsubscribe count, or a client that is
+    /// closing (or was just cut off as a slow consumer).
+    Refused,
+    /// Handed to one of the broker's own subscriptions.
+    Internal,
+    /// Queued for the subscriber's connection, which now has this many bytes to write.
+    Queued { pending: usize },
+}
+
+/// Offers `d` to `sub`: the steps every delivery shares, whoever publishes. It checks the
+/// subscriber's permissions and auto-unsubscribe count, hands the message to an internal sink or
+/// to the client's outbound buffer, and removes the subscription when it reached its count. The
+/// caller wakes the writer and counts the message.
+pub(crate) fn offer(state: &ServerState, sub: &Arc<Subscription>, d: &Delivery<'_>) -> Offer {
+    if sub
+        .deny
+        .as_ref()
+        .is_some_and(|deny| crate::permissions::matches(deny, d.subject))
+    {
+        return Offer::Refused;
+    }
+    if let Some(sink) = &sub.internal {
+        sink.receive(d);
+        return Offer::Internal;
+    }
+    let max = sub.max.load(Ordering::Relaxed);
+    let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+    if max > 0 && n > max {
+        return Offer::Refused;
+    }
+    let Delivered::Queued { pending } = sub.client.deliver(sub, d, state.opts.max_pending) else {
+        return Offer::Refused;
+    };
+    if max > 0 && n == max {
+        state.unsubscribe(sub);
+    }
+    Offer::Queued { pending }
+}
+
+/// Whom a message from the broker itself reached: JetStream learns from it which connection
+/// holds a delivery (see `--redeliver_on_disconnect`).
+#[derive(Default)]
+pub(crate) enum Reached {
+    /// Nobody took it.
+    #[default]
+    Nobody,
+    /// Exactly one connection took it (through one or more of its subscriptions).
+    Connection(Arc<Client>),
+    /// Several connections, or one of the broker's own subscriptions, took it.
+    Several,
+}
+
+impl Reached {
+    /// Whether anyone took it.
+    pub fn any(&self) -> bool {
+        !matches!(self, Reached::Nobody)
+    }
+
+    /// Adds one taker: a connection, or `None` for the broker's own subscription.
+    pub fn add(&mut self, taker: Option<&Arc<Client>>) {
+        *self = match (std::mem::take(self), taker) {
+            (Reached::Nobody, Some(client)) => Reached::Connection(client.clone()),
+            (Reached::Connection(c), Some(client)) if c.id == client.id => Reached::Connection(c),
+            _ => Reached::Several,
+        };
     }
 }

@@ -1,13 +1,16 @@
 //! What streams and consumers need of the server: publishing replies and deliveries, internal
 //! subscriptions, interest checks, and JetStream's own settings.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{InternalSink, Subscription};
+use super::consumer::Consumer;
+use crate::client::{Client, InternalSink, Reached, Subscription};
 use crate::proto::server_op::Delivery;
 use crate::server::ServerState;
 use crate::store::SyncPolicy;
@@ -25,6 +28,9 @@ pub struct JetStreamConfig {
     pub max_memory: i64,
     /// Most bytes of file storage, reported in `$JS.API.INFO`.
     pub max_storage: i64,
+    /// Whether a closed connection's unacknowledged deliveries are due for redelivery at once
+    /// (`--redeliver_on_disconnect`, an extension).
+    pub redeliver_on_disconnect: bool,
 }
 
 /// Longest the broker keeps an ephemeral consumer without interest, unless it says otherwise.
@@ -38,6 +44,9 @@ pub(crate) struct Context {
     pub server_name: String,
     /// Cancelled when the server shuts down: background tasks finish.
     pub shutdown: CancellationToken,
+    /// Connection id to the consumers where it holds deliveries or has pull requests waiting,
+    /// so that its close reaches them and no others (redeliver on disconnect).
+    holders: Mutex<HashMap<u64, Vec<Weak<Consumer>>>>,
 }
 
 impl Context {
@@ -47,6 +56,7 @@ impl Context {
             config,
             server_name,
             shutdown: CancellationToken::new(),
+            holders: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,8 +73,13 @@ impl Context {
 
     /// Sends a message from the broker; false when nobody received it.
     pub fn send(&self, msg: &Outgoing<'_>) -> bool {
+        self.deliver(msg).any()
+    }
+
+    /// Sends a message from the broker and says whom it reached.
+    pub fn deliver(&self, msg: &Outgoing<'_>) -> Reached {
         let Some(server) = self.server.upgrade() else {
-            return false;
+            return Reached::Nobody;
         };
         let d = Delivery {
             subject: msg.subject.as_bytes(),
@@ -87,6 +102,46 @@ impl Context {
                 .groups
                 .iter()
                 .any(|g| g.first().and_then(|s| s.queue.as_deref()) == Some(q.as_bytes())),
+        }
+    }
+
+    /// The one connection subscribed to `subject` (a pull request's reply subject), if exactly
+    /// one is and the broker itself is not.
+    pub fn sole_subscriber(&self, subject: &str) -> Option<Arc<Client>> {
+        let server = self.server.upgrade()?;
+        let m = server.accounts.global().sublist.matches(subject.as_bytes());
+        let mut reached = Reached::Nobody;
+        for sub in m.plain.iter().chain(m.groups.iter().flatten()) {
+            reached.add(sub.internal.is_none().then_some(&sub.client));
+        }
+        match reached {
+            Reached::Connection(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Lists `consumer` as one whose deliveries or pull requests `client` holds; false, listing
+    /// nothing, when the connection is closing. (Its close sets `closing` before it takes this
+    /// lock in [`Context::connection_closed`], so a consumer either is found by the close or
+    /// hears false here.)
+    pub fn add_holder(&self, client: &Client, consumer: &Arc<Consumer>) -> bool {
+        let mut holders = self.holders.lock();
+        if client.is_closing() {
+            return false;
+        }
+        holders
+            .entry(client.id)
+            .or_default()
+            .push(Arc::downgrade(consumer));
+        true
+    }
+
+    /// Connection `cid` closed: every consumer where it held something hears of it. Call with
+    /// no consumer locked.
+    pub fn connection_closed(&self, cid: u64) {
+        let consumers = self.holders.lock().remove(&cid).unwrap_or_default();
+        for consumer in consumers.iter().filter_map(Weak::upgrade) {
+            consumer.connection_closed(cid);
         }
     }
 

@@ -9,6 +9,7 @@
 //!   expiry, the duplicate window.
 //! - `consumer/`: one consumer: configuration, ack state, push and pull delivery.
 //! - `context.rs`: what streams and consumers need of the server (publishing, subscribing).
+//! - `usage.rs`: what JetStream holds and has served, for `/jsz` and `/metrics`.
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 
@@ -21,6 +22,7 @@ pub(crate) mod persist;
 pub(crate) mod stream;
 mod subjects;
 pub(crate) mod time;
+pub(crate) mod usage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -18,6 +18,7 @@ mod creds;
 mod edges;
 mod http;
 mod jetstream;
+mod jsz;
 mod limits;
 mod liveness;
 mod monitor;
@@ -70,6 +71,7 @@ fn all_scenarios() -> Vec<Scenario> {
         operator::scenarios(),
         corpus::scenarios(),
         monitor::scenarios(),
+        jsz::scenarios(),
         shutdown::scenarios(),
     ]
     .concat()
@@ -77,7 +79,12 @@ fn all_scenarios() -> Vec<Scenario> {
 
 /// Deliberate differences of the bundled broker, run against it alone.
 fn broker_extensions() -> Vec<Scenario> {
-    [shutdown::broker_extensions(), monitor::broker_extensions()].concat()
+    [
+        shutdown::broker_extensions(),
+        monitor::broker_extensions(),
+        jsz::broker_extensions(),
+    ]
+    .concat()
 }
 
 /// The JetStream scenarios, run against both servers.

@@ -1,6 +1,7 @@
 //! The HTTP monitoring port: `/healthz`, `/varz`, `/connz`, `/subsz`.
 //!
-//! `/metrics`: nats-server has none, so its scenario is a broker extension.
+//! `/metrics`: nats-server has none, so its scenario is a broker extension. `/jsz` has a file of
+//! its own, `jsz.rs`.
 
 use std::time::Duration;
 
@@ -294,7 +295,8 @@ fn broker_extension_metrics_serves_prometheus_series_that_follow_traffic(
     with_log(&server, result)
 }
 
-async fn poll_metrics(
+/// Polls `/metrics` until `check` accepts the body, or fails after [`WAIT`] with it.
+pub async fn poll_metrics(
     http_port: u16,
     mut check: impl FnMut(&str) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {

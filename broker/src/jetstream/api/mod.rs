@@ -9,7 +9,7 @@
 //! - `info.rs`: the JSON of stream and consumer info and of `$JS.API.INFO`.
 
 pub(crate) mod consumers;
-mod info;
+pub(crate) mod info;
 pub(crate) mod msgs;
 pub(crate) mod streams;
 

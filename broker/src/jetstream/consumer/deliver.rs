@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ack;
 use super::pull::{status, PullRequest};
+use super::state::AckKind;
+use super::{ack, held};
 use super::{AckPolicy, Consumer, ConsumerInner};
 use crate::jetstream::context::Outgoing;
 use crate::jetstream::headers::HeaderBlock;
@@ -46,7 +47,9 @@ fn round(consumer: &Arc<Consumer>) -> i64 {
     let mut inner = consumer.inner.lock();
     if consumer.recount.load(Ordering::Relaxed) {
         let store_lock = stream.inner.lock();
-        inner.acks.forget_below(store_lock.store.state().first_seq);
+        let first = store_lock.store.state().first_seq;
+        inner.acks.forget_below(first);
+        inner.holders.release_below(first);
         consumer.set_pending_from(&store_lock.store, &inner.acks);
     }
     inner.acks.expire(now);
@@ -98,7 +101,7 @@ fn expire_requests(consumer: &Consumer, inner: &mut ConsumerInner, now: i64) {
 }
 
 /// Delivers what it can; true when it stopped with more to do.
-fn deliver(consumer: &Consumer, stream: &Stream, inner: &mut ConsumerInner, now: i64) -> bool {
+fn deliver(consumer: &Arc<Consumer>, stream: &Stream, inner: &mut ConsumerInner, now: i64) -> bool {
     let push = inner.config.is_push();
     if push && !has_push_interest(consumer, inner) {
         return false;
@@ -135,6 +138,7 @@ fn next_message(
         }
         if max_deliver > 0 && deliveries >= max_deliver as u64 {
             inner.acks.give_up(seq);
+            inner.holders.release(seq);
             inner.dirty = true;
             continue;
         }
@@ -142,6 +146,7 @@ fn next_message(
             Ok(Some(msg)) => return Some((msg, true)),
             _ => {
                 inner.acks.forget(seq);
+                inner.holders.release(seq);
                 inner.dirty = true;
             }
         }
@@ -193,7 +198,7 @@ fn next_message(
 /// Sends one message to the push subject or the first pull request; false when it could not
 /// be delivered (and nothing was recorded).
 fn send(
-    consumer: &Consumer,
+    consumer: &Arc<Consumer>,
     inner: &mut ConsumerInner,
     msg: &StoredMsg,
     redelivery: bool,
@@ -261,25 +266,26 @@ fn send(
     };
     let track = inner.config.ack_policy != AckPolicy::None;
     let deadline = now.saturating_add(inner.config.redelivery_delay(1).as_nanos() as i64);
-    if redelivery {
+    let cseq = if redelivery {
         let delay = inner.config.redelivery_delay(deliveries).as_nanos() as i64;
-        if inner
-            .acks
-            .deliver_again(msg.seq, now.saturating_add(delay))
-            .is_none()
-        {
-            return true;
+        match inner.acks.deliver_again(msg.seq, now.saturating_add(delay)) {
+            Some((cseq, _)) => cseq,
+            None => return true,
         }
     } else {
-        inner.acks.deliver_new(msg.seq, track, deadline);
-    }
-    let delivered = consumer.ctx.send(&Outgoing {
+        inner.acks.deliver_new(msg.seq, track, deadline)
+    };
+    let reached = consumer.ctx.deliver(&Outgoing {
         route: &route,
         subject: &msg.subject,
         reply: Some(&reply),
         headers,
         payload,
     });
+    let delivered = reached.any();
+    if track && held::enabled(consumer) {
+        held::record(consumer, inner, (msg.seq, cseq), &reached);
+    }
     if !redelivery {
         consumer.num_pending.fetch_sub(1, Ordering::Relaxed);
     }
@@ -397,8 +403,11 @@ fn expire_consumer(consumer: &Arc<Consumer>, stream: &Arc<Stream>) {
 }
 
 /// A pull request: checked against the consumer's limits, then queued.
-pub(super) fn pull_request(consumer: &Consumer, reply: &str, body: &[u8]) {
+pub(super) fn pull_request(consumer: &Arc<Consumer>, reply: &str, body: &[u8]) {
     let now = now_nanos();
+    let owner = held::enabled(consumer)
+        .then(|| consumer.ctx.sole_subscriber(reply))
+        .flatten();
     let mut inner = consumer.inner.lock();
     if inner.config.is_push() {
         drop(inner);
@@ -407,7 +416,20 @@ pub(super) fn pull_request(consumer: &Consumer, reply: &str, body: &[u8]) {
     }
     let refusal = match PullRequest::parse(reply, body, now) {
         Err(e) => Some(status(400, &format!("Bad Request - {e}"))),
-        Ok(r) => check_request(consumer, &mut inner, r, now),
+        Ok(r) => match owner {
+            // Its connection is closing: nobody is left to answer.
+            Some(client) if !held::admit(consumer, &mut inner, &client) => return,
+            Some(client) => check_request(
+                consumer,
+                &mut inner,
+                PullRequest {
+                    owner: Some(client.id),
+                    ..r
+                },
+                now,
+            ),
+            None => check_request(consumer, &mut inner, r, now),
+        },
     };
     drop(inner);
     match refusal {
@@ -460,7 +482,7 @@ pub(super) fn on_ack(consumer: &Arc<Consumer>, d: &Delivery<'_>) {
     let Ok(subject) = std::str::from_utf8(d.subject) else {
         return;
     };
-    let (Some((_, sseq, _)), Some(kind)) =
+    let (Some((_, sseq, cseq)), Some(kind)) =
         (ack::parse_subject(subject), ack::parse_body(d.payload))
     else {
         return;
@@ -474,6 +496,14 @@ pub(super) fn on_ack(consumer: &Arc<Consumer>, d: &Delivery<'_>) {
         AckPolicy::All => inner.acks.ack(sseq, kind, true, now, wait),
         AckPolicy::Explicit => inner.acks.ack(sseq, kind, false, now, wait),
     };
+    if let AckKind::Nak(_) = kind {
+        // Handed back: its connection no longer holds it (unless this NAK is for an earlier
+        // delivery).
+        inner.holders.release_delivery(sseq, cseq);
+    }
+    for seq in &acked {
+        inner.holders.release(*seq);
+    }
     inner.dirty = true;
     drop(inner);
     if let Some(stream) = consumer.stream.upgrade() {

@@ -6,10 +6,13 @@
 //! - `deliver.rs`: the consumer's task: redelivery timers, pull requests, push delivery,
 //!   heartbeats, flow control, inactivity.
 //! - `pull.rs`, `ack.rs`: the wire forms of pull requests and acks.
+//! - `held.rs`: which connection holds each delivery, for the redeliver-on-disconnect
+//!   extension.
 
 mod ack;
 pub(crate) mod config;
 mod deliver;
+mod held;
 mod pull;
 pub(crate) mod state;
 
@@ -68,6 +71,8 @@ pub(crate) struct ConsumerInner {
     /// An unanswered flow control request's reply subject, and bytes sent since the last.
     flow_control: Option<String>,
     fc_bytes: u64,
+    /// Which connection holds each delivery (redeliver on disconnect).
+    holders: held::Holders,
     /// The state changed since it was last written.
     dirty: bool,
     last_persist: i64,
@@ -98,6 +103,7 @@ impl Consumer {
                 inactive_since: None,
                 flow_control: None,
                 fc_bytes: 0,
+                holders: held::Holders::default(),
                 dirty: false,
                 last_persist: 0,
             }),
@@ -260,8 +266,14 @@ impl Consumer {
     }
 
     /// A pull request arrived.
-    pub fn pull_request(&self, reply: &str, body: &[u8]) {
+    pub fn pull_request(self: &Arc<Self>, reply: &str, body: &[u8]) {
         deliver::pull_request(self, reply, body);
+    }
+
+    /// Connection `cid` closed (redeliver on disconnect): its waiting pull requests go, and
+    /// what it held is due for redelivery now.
+    pub fn connection_closed(&self, cid: u64) {
+        held::connection_closed(self, cid);
     }
 
     fn send_status(&self, to: &str, headers: &[u8]) {

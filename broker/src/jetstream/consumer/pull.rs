@@ -36,6 +36,9 @@ pub(crate) struct PullRequest {
     pub next_heartbeat: Option<i64>,
     /// Messages delivered to it so far.
     pub delivered: u64,
+    /// The connection subscribed to `reply`, when the broker redelivers on disconnect: the
+    /// request goes when that connection closes.
+    pub owner: Option<u64>,
 }
 
 impl PullRequest {
@@ -75,6 +78,7 @@ impl PullRequest {
             heartbeat: req.idle_heartbeat,
             next_heartbeat: (req.idle_heartbeat > 0).then(|| now + req.idle_heartbeat),
             delivered: 0,
+            owner: None,
         })
     }
 

@@ -1,5 +1,8 @@
-//! The monitoring port: `/healthz`, `/varz`, `/connz`, `/subsz` with nats-server's field names,
-//! and `/metrics` in the Prometheus text format.
+//! The monitoring port: `/healthz`, `/varz`, `/connz`, `/subsz` and `/jsz` (in `jsz.rs`) with
+//! nats-server's field names, and `/metrics` in the Prometheus text format (`metrics.rs`).
+
+mod jsz;
+mod metrics;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -8,8 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -31,7 +32,8 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> any
         .route("/connz", get(connz))
         .route("/subsz", get(subsz))
         .route("/subscriptionsz", get(subsz))
-        .route("/metrics", get(metrics))
+        .route("/jsz", get(jsz::jsz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -40,7 +42,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> any
 }
 
 async fn root() -> Json<Value> {
-    Json(json!({ "endpoints": ["/healthz", "/varz", "/connz", "/subsz", "/metrics"] }))
+    Json(json!({ "endpoints": ["/healthz", "/varz", "/connz", "/subsz", "/jsz", "/metrics"] }))
 }
 
 async fn healthz() -> Json<Value> {
@@ -235,75 +237,6 @@ async fn subsz(
         v["subscriptions_list"] = json!(list);
     }
     Json(v)
-}
-
-async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
-    let s = &state.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let series: [(&str, &str, &str, u64); 9] = [
-        (
-            "broker_connections",
-            "gauge",
-            "Client connections open now",
-            state.clients.lock().len() as u64,
-        ),
-        (
-            "broker_connections_total",
-            "counter",
-            "Client connections accepted",
-            load(&s.total_connections),
-        ),
-        (
-            "broker_subscriptions",
-            "gauge",
-            "Subscriptions held now",
-            state.accounts.subscription_count(),
-        ),
-        (
-            "broker_in_msgs_total",
-            "counter",
-            "Messages received from clients",
-            load(&s.in_msgs),
-        ),
-        (
-            "broker_out_msgs_total",
-            "counter",
-            "Messages delivered to clients",
-            load(&s.out_msgs),
-        ),
-        (
-            "broker_in_bytes_total",
-            "counter",
-            "Payload bytes received from clients",
-            load(&s.in_bytes),
-        ),
-        (
-            "broker_out_bytes_total",
-            "counter",
-            "Payload bytes delivered to clients",
-            load(&s.out_bytes),
-        ),
-        (
-            "broker_slow_consumers_total",
-            "counter",
-            "Clients cut off as slow consumers",
-            load(&s.slow_consumers),
-        ),
-        (
-            "broker_uptime_seconds",
-            "gauge",
-            "Seconds since the broker started",
-            since(state.started).as_secs(),
-        ),
-    ];
-    let mut body = String::new();
-    for (name, kind, help, value) in series {
-        let _ = writeln!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 #[cfg(test)]
