@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Account, Accounts};
 use crate::client::{self, Client, InternalSink, Offer, Reached, Subscription};
 use crate::options::Options;
 use crate::proto::server_op::{self, Delivery, Info};
@@ -50,26 +50,35 @@ pub(crate) struct ServerState {
     pub started: SystemTime,
     pub shutdown: CancellationToken,
     next_client_id: AtomicU64,
-    /// The owner of the broker's own subscriptions (see [`ServerState::subscribe_internal`]);
-    /// it has no socket.
-    system: Arc<Client>,
     next_internal_sid: AtomicU64,
-    /// JetStream, when enabled (`-js`).
-    pub jetstream: std::sync::OnceLock<Arc<crate::jetstream::JetStream>>,
+    /// JetStream of each account that has it, when enabled (`-js`).
+    pub jetstream: std::sync::OnceLock<crate::jetstream::JetStreams>,
 }
 
 impl ServerState {
-    /// Subscribes the broker itself to `subject` (in queue group `queue`): matching messages go
-    /// to `sink`. Remove it with [`ServerState::unsubscribe`].
+    /// A client without a socket that owns the broker's own subscriptions in `account` (see
+    /// [`ServerState::subscribe_internal`]).
+    pub fn system_client(&self, account: &Arc<Account>) -> Arc<Client> {
+        Arc::new(Client::new(
+            0,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            account.clone(),
+        ))
+    }
+
+    /// Subscribes the broker itself, as `owner` (a [`ServerState::system_client`]), to
+    /// `subject` in the owner's account (in queue group `queue`): matching messages go to
+    /// `sink`. Remove it with [`ServerState::unsubscribe`].
     pub fn subscribe_internal(
         &self,
+        owner: &Arc<Client>,
         subject: &str,
         queue: Option<&str>,
         sink: Arc<dyn InternalSink>,
     ) -> Arc<Subscription> {
         let sid = self.next_internal_sid.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscription {
-            client: self.system.clone(),
+            client: owner.clone(),
             sid: sid.to_string().into_bytes().into(),
             subject: subject.as_bytes().into(),
             queue: queue.map(|q| q.as_bytes().into()),
@@ -78,20 +87,19 @@ impl ServerState {
             deny: None,
             internal: Some(sink),
         });
-        self.system.subs.lock().insert(sub.sid.clone(), sub.clone());
-        self.accounts.global().sublist.insert(
-            subject.as_bytes(),
-            queue.map(str::as_bytes),
-            sub.clone(),
-        );
+        owner.subs.lock().insert(sub.sid.clone(), sub.clone());
+        owner
+            .account()
+            .sublist
+            .insert(subject.as_bytes(), queue.map(str::as_bytes), sub.clone());
         sub
     }
 
     /// Sends a message from the broker itself (a JetStream reply or delivery) to the
     /// subscribers of `route`; they see it as `d.subject`, which may differ (a consumer delivers
     /// to its deliver subject a message that keeps its own subject). Returns whom it reached.
-    pub fn publish_internal(&self, route: &[u8], d: &Delivery<'_>) -> Reached {
-        let matches = self.accounts.global().sublist.matches(route);
+    pub fn publish_internal(&self, account: &Account, route: &[u8], d: &Delivery<'_>) -> Reached {
+        let matches = account.sublist.matches(route);
         let mut reached = Reached::Nobody;
         for sub in &matches.plain {
             self.deliver_internal(sub, d, &mut reached);
@@ -195,11 +203,6 @@ impl Server {
             .transpose()
             .context("operator mode")?;
         let accounts = accounts(&opts, trust.as_ref());
-        let system = Client::new(
-            0,
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-            accounts.global().clone(),
-        );
         let state = Arc::new(ServerState {
             opts,
             info,
@@ -210,12 +213,11 @@ impl Server {
             started: SystemTime::now(),
             shutdown: CancellationToken::new(),
             next_client_id: AtomicU64::new(1),
-            system: Arc::new(system),
             next_internal_sid: AtomicU64::new(1),
             jetstream: std::sync::OnceLock::new(),
         });
         if state.opts.jetstream {
-            let js = crate::jetstream::JetStream::start(&state, jetstream_config(&state.opts))
+            let js = crate::jetstream::JetStreams::start(&state, jetstream_config(&state.opts))
                 .context("starting JetStream")?;
             let _ = state.jetstream.set(js);
         }

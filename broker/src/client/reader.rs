@@ -58,7 +58,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
     }
     account.leave();
     if let Some(js) = state.jetstream.get() {
-        js.ctx.connection_closed(client.id);
+        js.connection_closed(client.id);
     }
     let _ = writer.await;
     state.clients.lock().remove(&client.id);

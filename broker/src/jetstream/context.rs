@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::consumer::Consumer;
+use crate::accounts::Account;
 use crate::client::{Client, InternalSink, Reached, Subscription};
 use crate::proto::server_op::Delivery;
 use crate::server::ServerState;
@@ -39,6 +40,10 @@ pub(crate) const DEFAULT_INACTIVE_THRESHOLD: Duration = Duration::from_secs(5);
 /// The server as JetStream sees it; shared by every stream and consumer.
 pub(crate) struct Context {
     server: Weak<ServerState>,
+    /// The account whose subject space the streams and consumers live in.
+    pub account: Arc<Account>,
+    /// Owns the broker's subscriptions in that account.
+    owner: Arc<Client>,
     pub config: JetStreamConfig,
     /// The server's name, which stream and consumer info report as the cluster leader.
     pub server_name: String,
@@ -50,11 +55,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub fn new(server: Weak<ServerState>, config: JetStreamConfig, server_name: String) -> Context {
+    pub fn new(
+        server: &Arc<ServerState>,
+        account: &Arc<Account>,
+        config: JetStreamConfig,
+    ) -> Context {
         Context {
-            server,
+            server: Arc::downgrade(server),
+            account: account.clone(),
+            owner: server.system_client(account),
+            server_name: server.info.server_name.clone(),
             config,
-            server_name,
             shutdown: CancellationToken::new(),
             holders: Mutex::new(HashMap::new()),
         }
@@ -87,15 +98,12 @@ impl Context {
             headers: msg.headers,
             payload: msg.payload,
         };
-        server.publish_internal(msg.route.as_bytes(), &d)
+        server.publish_internal(&self.account, msg.route.as_bytes(), &d)
     }
 
     /// Whether any subscription (of `queue`, when given) matches `subject`.
     pub fn has_interest(&self, subject: &str, queue: Option<&str>) -> bool {
-        let Some(server) = self.server.upgrade() else {
-            return false;
-        };
-        let m = server.accounts.global().sublist.matches(subject.as_bytes());
+        let m = self.account.sublist.matches(subject.as_bytes());
         match queue {
             None => !m.plain.is_empty() || !m.groups.is_empty(),
             Some(q) => m
@@ -108,8 +116,7 @@ impl Context {
     /// The one connection subscribed to `subject` (a pull request's reply subject), if exactly
     /// one is and the broker itself is not.
     pub fn sole_subscriber(&self, subject: &str) -> Option<Arc<Client>> {
-        let server = self.server.upgrade()?;
-        let m = server.accounts.global().sublist.matches(subject.as_bytes());
+        let m = self.account.sublist.matches(subject.as_bytes());
         let mut reached = Reached::Nobody;
         for sub in m.plain.iter().chain(m.groups.iter().flatten()) {
             reached.add(sub.internal.is_none().then_some(&sub.client));
@@ -153,7 +160,7 @@ impl Context {
         sink: Arc<dyn InternalSink>,
     ) -> Option<Arc<Subscription>> {
         let server = self.server.upgrade()?;
-        Some(server.subscribe_internal(subject, queue, sink))
+        Some(server.subscribe_internal(&self.owner, subject, queue, sink))
     }
 
     /// Removes an internal subscription.

@@ -2,8 +2,9 @@
 //! `$JS.API.*` subjects so that NATS clients use them unchanged.
 //!
 //! A tour of the layout:
-//! - [`JetStream`] (here): the streams of the (global) account, start-up recovery, creating
-//!   and deleting streams, attaching consumers, shutdown.
+//! - [`JetStreams`] (here): which accounts have JetStream, and the refusal the others get.
+//! - [`JetStream`] (here): the streams of one account, start-up recovery, creating and deleting
+//!   streams, attaching consumers, shutdown.
 //! - `api/`: the request/reply endpoints, one file per family, and the info JSON.
 //! - `stream/`: one stream: configuration, the publish path and PubAck, group commit,
 //!   expiry, the duplicate window.
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use parking_lot::{Mutex, RwLock};
 
+use crate::accounts::Account;
 use crate::client::{InternalSink, Subscription};
 use crate::server::ServerState;
 use crate::store::{FileConfig, Purge, Store};
@@ -44,7 +46,99 @@ use errors::ApiError;
 use persist::{ConsumerMeta, StreamMeta};
 use stream::{Storage, Stream, StreamConfig};
 
-/// JetStream for the server's (global) account.
+/// JetStream of every account that has it. As nats-server: with no accounts configured, the
+/// global account `$G`; with accounts configured, those whose block says `jetstream: enabled`,
+/// while every other account's API requests are refused with "JetStream not enabled for
+/// account" (503, 10039). In operator mode, the global account only (account JWTs' JetStream
+/// limits are not read).
+pub(crate) struct JetStreams {
+    config: JetStreamConfig,
+    by_account: BTreeMap<String, Arc<JetStream>>,
+    /// The refusals' subscriptions, each with the context (account) that made it.
+    refusals: Mutex<Vec<(Arc<Context>, Arc<Subscription>)>>,
+}
+
+impl JetStreams {
+    /// Starts JetStream in each account that has it and the refusal in the others. Call from
+    /// within the tokio runtime.
+    pub fn start(server: &Arc<ServerState>, config: JetStreamConfig) -> anyhow::Result<JetStreams> {
+        let opts = &server.opts;
+        let enabled: Vec<&str> = if opts.accounts.is_empty() || opts.operator.is_some() {
+            vec![crate::accounts::GLOBAL_ACCOUNT]
+        } else {
+            opts.accounts
+                .iter()
+                .filter(|a| a.jetstream)
+                .map(|a| a.name.as_str())
+                .collect()
+        };
+        let mut by_account = BTreeMap::new();
+        for name in &enabled {
+            let account = server
+                .accounts
+                .get(name)
+                .with_context(|| format!("account {name} is not configured"))?;
+            let js = JetStream::start(server, account, config.clone())
+                .with_context(|| format!("account {name}"))?;
+            by_account.insert((*name).to_string(), js);
+        }
+        let mut refusals = Vec::new();
+        if opts.operator.is_none() {
+            let others = std::iter::once(crate::accounts::GLOBAL_ACCOUNT)
+                .chain(opts.accounts.iter().map(|a| a.name.as_str()))
+                .filter(|name| !by_account.contains_key(*name));
+            for name in others {
+                let Some(account) = server.accounts.get(name) else {
+                    continue;
+                };
+                let ctx = Arc::new(Context::new(server, account, config.clone()));
+                for (subject, endpoint) in api::ENDPOINTS {
+                    let sink: Arc<dyn InternalSink> = Arc::new(api::NotEnabled {
+                        ctx: Arc::downgrade(&ctx),
+                        endpoint: *endpoint,
+                    });
+                    if let Some(sub) = ctx.subscribe(subject, None, sink) {
+                        refusals.push((ctx.clone(), sub));
+                    }
+                }
+            }
+        }
+        Ok(JetStreams {
+            config,
+            by_account,
+            refusals: Mutex::new(refusals),
+        })
+    }
+
+    /// The settings every account's JetStream shares.
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.config
+    }
+
+    /// Every account's JetStream, by account name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<JetStream>> {
+        self.by_account.values()
+    }
+
+    /// A connection closed: what it held in any account is due for redelivery.
+    pub fn connection_closed(&self, cid: u64) {
+        for js in self.iter() {
+            js.ctx.connection_closed(cid);
+        }
+    }
+
+    /// Stops every account's JetStream (see [`JetStream::shutdown`]).
+    pub fn shutdown(&self) {
+        for (ctx, sub) in self.refusals.lock().drain(..) {
+            ctx.unsubscribe(&sub);
+        }
+        for js in self.iter() {
+            js.shutdown();
+        }
+    }
+}
+
+/// JetStream for one account.
 pub(crate) struct JetStream {
     pub(crate) ctx: Arc<Context>,
     pub streams: RwLock<BTreeMap<String, Arc<Stream>>>,
@@ -60,12 +154,12 @@ impl JetStream {
     /// API thread. Call from within the tokio runtime.
     pub fn start(
         server: &Arc<ServerState>,
+        account: &Arc<Account>,
         config: JetStreamConfig,
     ) -> anyhow::Result<Arc<JetStream>> {
-        let dir = persist::streams_dir(&config.store_dir);
+        let dir = persist::streams_dir(&config.store_dir, &account.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let server_name = server.info.server_name.clone();
-        let ctx = Arc::new(Context::new(Arc::downgrade(server), config, server_name));
+        let ctx = Arc::new(Context::new(server, account, config));
         let (tx, rx) = mpsc::channel::<Request>();
         let js = Arc::new(JetStream {
             ctx,
@@ -89,7 +183,7 @@ impl JetStream {
         let runtime = tokio::runtime::Handle::current();
         let weak = Arc::downgrade(&js);
         std::thread::Builder::new()
-            .name("jetstream-api".into())
+            .name(format!("jetstream-api-{}", account.name))
             .spawn(move || {
                 let _runtime = runtime.enter();
                 while let Ok(request) = rx.recv() {
@@ -192,7 +286,8 @@ impl JetStream {
             apply_first_seq(&mut store, config)?;
             return Ok((store, None));
         }
-        let dir = persist::streams_dir(&self.ctx.config.store_dir).join(&config.name);
+        let dir = persist::streams_dir(&self.ctx.config.store_dir, &self.ctx.account.name)
+            .join(&config.name);
         if fresh {
             persist::remove_dir(&dir)?;
             persist::write_stream_meta(

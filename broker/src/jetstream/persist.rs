@@ -2,10 +2,10 @@
 //! consumer's configuration, and the consumers' delivery state.
 //!
 //! ```text
-//! <store_dir>/jetstream/$G/streams/<stream>/meta.json             stream config + created
-//! <store_dir>/jetstream/$G/streams/<stream>/msgs/                 the message store
-//! <store_dir>/jetstream/$G/streams/<stream>/obs/<consumer>/meta.json
-//! <store_dir>/jetstream/$G/streams/<stream>/obs/<consumer>/state.json
+//! <store_dir>/jetstream/<account>/streams/<stream>/meta.json             stream config + created
+//! <store_dir>/jetstream/<account>/streams/<stream>/msgs/                 the message store
+//! <store_dir>/jetstream/<account>/streams/<stream>/obs/<consumer>/meta.json
+//! <store_dir>/jetstream/<account>/streams/<stream>/obs/<consumer>/state.json
 //! ```
 //!
 //! Every file is replaced atomically: written beside, fsynced, renamed, directory fsynced.
@@ -36,9 +36,9 @@ pub(crate) struct ConsumerMeta {
     pub created: i64,
 }
 
-/// The directory holding every stream of the global account.
-pub(crate) fn streams_dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("jetstream").join("$G").join("streams")
+/// The directory holding every stream of `account`.
+pub(crate) fn streams_dir(store_dir: &Path, account: &str) -> PathBuf {
+    store_dir.join("jetstream").join(account).join("streams")
 }
 
 /// The message store directory of a stream.

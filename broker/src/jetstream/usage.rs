@@ -22,6 +22,8 @@ pub(crate) struct Usage {
 /// One stream's share.
 #[derive(Debug)]
 pub(crate) struct StreamUsage {
+    /// The account the stream belongs to.
+    pub account: String,
     pub name: String,
     pub messages: u64,
     pub bytes: u64,
@@ -57,6 +59,15 @@ impl Usage {
     pub fn bytes(&self) -> u64 {
         self.memory + self.storage
     }
+
+    /// Adds another account's usage to this one.
+    pub fn add(&mut self, other: Usage) {
+        self.memory += other.memory;
+        self.storage += other.storage;
+        self.api_total += other.api_total;
+        self.api_errors += other.api_errors;
+        self.streams.extend(other.streams);
+    }
 }
 
 impl JetStream {
@@ -80,6 +91,7 @@ impl JetStream {
             }
             let consumers: Vec<_> = stream.consumers.read().values().cloned().collect();
             usage.streams.push(StreamUsage {
+                account: self.ctx.account.name.clone(),
                 name: stream.name.clone(),
                 messages: state.msgs,
                 bytes: state.bytes,

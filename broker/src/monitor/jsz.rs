@@ -4,7 +4,7 @@
 //! Query options, as nats-server's: `accounts`, `streams`, `consumers`, `config` (booleans in
 //! Go's spelling: `1`, `t`, `true`, `0`, `f`, `false`, …), `acc=<account>`, `offset`, `limit`;
 //! `leader-only`, `raft` and `stream-leader-only` are accepted (a single server leads
-//! everything). Only the global account `$G` has JetStream here.
+//! everything). Every account with JetStream is counted and, when asked, listed by name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,12 +19,10 @@ use serde_json::{json, Value};
 use super::rfc3339;
 use crate::jetstream::api::info::{self, StreamInfoRequest};
 use crate::jetstream::usage::Usage;
-use crate::jetstream::JetStream;
+use crate::jetstream::{JetStream, JetStreamConfig, JetStreams};
 use crate::server::ServerState;
 use crate::store::SyncPolicy;
 
-/// The one account with JetStream.
-const ACCOUNT: &str = "$G";
 /// nats-server's `sync_interval` when none is configured (2 minutes), in nanoseconds.
 const DEFAULT_SYNC_INTERVAL: u64 = 120_000_000_000;
 /// Most accounts listed when no `limit` is given, as nats-server.
@@ -67,9 +65,13 @@ impl JszOptions {
         Ok(o)
     }
 
-    /// Whether the (single) account is listed in `account_details`.
-    fn lists_account(&self) -> bool {
-        self.account == ACCOUNT || (self.accounts && self.offset <= 0 && self.limit > 0)
+    /// Whether the account `name`, at `index` in name order, is listed in `account_details`.
+    fn lists(&self, name: &str, index: usize) -> bool {
+        if !self.account.is_empty() {
+            return self.account == name;
+        }
+        let index = index as i64;
+        self.accounts && index >= self.offset.max(0) && index < self.offset.max(0) + self.limit
     }
 }
 
@@ -118,12 +120,23 @@ fn disabled(state: &ServerState) -> Value {
     v
 }
 
-fn enabled(state: &ServerState, js: &JetStream, opts: &JszOptions) -> Value {
-    let usage = js.usage();
-    let mut v = totals(state, &usage, 1);
-    v["config"] = config(js);
-    if opts.lists_account() {
-        v["account_details"] = json!([account_detail(js, &usage, opts)]);
+fn enabled(state: &ServerState, all: &JetStreams, opts: &JszOptions) -> Value {
+    let accounts: Vec<(&Arc<JetStream>, Usage)> = all.iter().map(|js| (js, js.usage())).collect();
+    let mut details = Vec::new();
+    for (index, (js, usage)) in accounts.iter().enumerate() {
+        if opts.lists(&js.ctx.account.name, index) {
+            details.push(account_detail(js, usage, opts));
+        }
+    }
+    let mut total = Usage::default();
+    let count = accounts.len();
+    for (_, usage) in accounts {
+        total.add(usage);
+    }
+    let mut v = totals(state, &total, count);
+    v["config"] = config(all.config());
+    if !details.is_empty() {
+        v["account_details"] = json!(details);
     }
     v
 }
@@ -150,8 +163,7 @@ fn totals(state: &ServerState, usage: &Usage, accounts: usize) -> Value {
 /// JetStream's configuration as nats-server reports it: `store_dir` is the `jetstream`
 /// directory inside the one given; `--sync always` reads `sync_always` (with nats-server's
 /// default interval), `--sync interval=<d>` reads `sync_interval`, `--sync never` neither.
-fn config(js: &JetStream) -> Value {
-    let cfg = &js.ctx.config;
+fn config(cfg: &JetStreamConfig) -> Value {
     let mut v = json!({
         "max_memory": cfg.max_memory,
         "max_storage": cfg.max_storage,
@@ -178,8 +190,8 @@ fn nanos(d: Duration) -> u64 {
 fn account_detail(js: &JetStream, usage: &Usage, opts: &JszOptions) -> Value {
     let cfg = &js.ctx.config;
     let mut v = json!({
-        "name": ACCOUNT,
-        "id": ACCOUNT,
+        "name": js.ctx.account.name,
+        "id": js.ctx.account.name,
         "memory": usage.memory,
         "storage": usage.storage,
         "reserved_memory": cfg.max_memory as u64,
@@ -251,18 +263,20 @@ mod tests {
     #[test]
     fn consumers_imply_streams_and_streams_imply_accounts() {
         let o = JszOptions::parse(&query(&[("consumers", "1")])).unwrap();
-        assert!(o.streams && o.accounts && o.lists_account());
+        assert!(o.streams && o.accounts && o.lists("$G", 0));
         let o = JszOptions::parse(&query(&[("streams", "true"), ("acc", "other")])).unwrap();
-        assert!(o.streams && !o.accounts && !o.lists_account());
+        assert!(o.streams && !o.accounts && !o.lists("$G", 0) && o.lists("other", 1));
         let o = JszOptions::parse(&query(&[("acc", "$G")])).unwrap();
-        assert!(o.lists_account());
-        assert!(!JszOptions::parse(&query(&[])).unwrap().lists_account());
+        assert!(o.lists("$G", 0));
+        assert!(!JszOptions::parse(&query(&[])).unwrap().lists("$G", 0));
     }
 
     #[test]
-    fn offset_past_the_one_account_lists_none() {
+    fn offset_and_limit_page_the_accounts() {
         let o = JszOptions::parse(&query(&[("accounts", "t"), ("offset", "1")])).unwrap();
-        assert!(!o.lists_account());
+        assert!(!o.lists("A", 0) && o.lists("B", 1));
+        let o = JszOptions::parse(&query(&[("accounts", "t"), ("limit", "1")])).unwrap();
+        assert!(o.lists("A", 0) && !o.lists("B", 1));
         let o = JszOptions::parse(&query(&[("accounts", "t"), ("limit", "0")])).unwrap();
         assert_eq!(o.limit, DEFAULT_LIMIT);
     }

@@ -56,7 +56,13 @@ fn escape(value: &str) -> String {
 pub(super) async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let mut out = Exposition::default();
     server_series(&mut out, &state);
-    let usage = state.jetstream.get().map(|js| js.usage());
+    let usage = state.jetstream.get().map(|all| {
+        let mut usage = Usage::default();
+        for js in all.iter() {
+            usage.add(js.usage());
+        }
+        usage
+    });
     out.single(
         "broker_jetstream_enabled",
         "gauge",
@@ -213,7 +219,11 @@ fn per_stream(out: &mut Exposition, usage: &Usage) {
     for (name, help, field) in families {
         out.family(name, "gauge", help);
         for s in &usage.streams {
-            out.sample(name, &[("stream", &s.name)], field(s));
+            out.sample(
+                name,
+                &[("account", &s.account), ("stream", &s.name)],
+                field(s),
+            );
         }
     }
 }
@@ -246,7 +256,11 @@ fn per_consumer(out: &mut Exposition, usage: &Usage) {
         out.family(name, "gauge", help);
         for s in &usage.streams {
             for c in &s.consumers {
-                let labels = [("stream", s.name.as_str()), ("consumer", c.name.as_str())];
+                let labels = [
+                    ("account", s.account.as_str()),
+                    ("stream", s.name.as_str()),
+                    ("consumer", c.name.as_str()),
+                ];
                 out.sample(name, &labels, field(c));
             }
         }
@@ -273,12 +287,14 @@ mod tests {
             api_errors: 1,
             streams: vec![
                 StreamUsage {
+                    account: "$G".into(),
                     name: "ORDERS".into(),
                     messages: 5,
                     bytes: 90,
                     consumers: vec![consumer],
                 },
                 StreamUsage {
+                    account: "$G".into(),
                     name: "MEM".into(),
                     messages: 1,
                     bytes: 10,
@@ -304,13 +320,13 @@ mod tests {
             "# TYPE broker_jetstream_api_requests_total counter",
             "broker_jetstream_api_requests_total 7",
             "broker_jetstream_api_errors_total 1",
-            "broker_jetstream_stream_messages{stream=\"ORDERS\"} 5",
-            "broker_jetstream_stream_bytes{stream=\"MEM\"} 10",
-            "broker_jetstream_stream_consumers{stream=\"MEM\"} 0",
-            "broker_jetstream_consumer_pending_messages{stream=\"ORDERS\",consumer=\"workers\"} 4",
-            "broker_jetstream_consumer_ack_pending_messages{stream=\"ORDERS\",consumer=\"workers\"} 2",
-            "broker_jetstream_consumer_redelivered_messages{stream=\"ORDERS\",consumer=\"workers\"} 1",
-            "broker_jetstream_consumer_waiting_requests{stream=\"ORDERS\",consumer=\"workers\"} 3",
+            "broker_jetstream_stream_messages{account=\"$G\",stream=\"ORDERS\"} 5",
+            "broker_jetstream_stream_bytes{account=\"$G\",stream=\"MEM\"} 10",
+            "broker_jetstream_stream_consumers{account=\"$G\",stream=\"MEM\"} 0",
+            "broker_jetstream_consumer_pending_messages{account=\"$G\",stream=\"ORDERS\",consumer=\"workers\"} 4",
+            "broker_jetstream_consumer_ack_pending_messages{account=\"$G\",stream=\"ORDERS\",consumer=\"workers\"} 2",
+            "broker_jetstream_consumer_redelivered_messages{account=\"$G\",stream=\"ORDERS\",consumer=\"workers\"} 1",
+            "broker_jetstream_consumer_waiting_requests{account=\"$G\",stream=\"ORDERS\",consumer=\"workers\"} 3",
         ] {
             assert!(body.lines().any(|l| l == line), "no line {line:?} in:\n{body}");
         }

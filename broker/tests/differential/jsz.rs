@@ -286,10 +286,10 @@ fn broker_extension_metrics_has_jetstream_series_per_stream_and_consumer(
             ("broker_jetstream_messages", 4),
             ("broker_jetstream_api_requests_total", 5),
             ("broker_jetstream_api_errors_total", 1),
-            ("broker_jetstream_stream_messages{stream=\"JZF\"}", 3),
-            ("broker_jetstream_stream_consumers{stream=\"JZM\"}", 0),
+            ("broker_jetstream_stream_messages{account=\"$G\",stream=\"JZF\"}", 3),
+            ("broker_jetstream_stream_consumers{account=\"$G\",stream=\"JZM\"}", 0),
             (
-                "broker_jetstream_consumer_pending_messages{stream=\"JZF\",consumer=\"workers\"}",
+                "broker_jetstream_consumer_pending_messages{account=\"$G\",stream=\"JZF\",consumer=\"workers\"}",
                 3,
             ),
         ];
@@ -302,7 +302,7 @@ fn broker_extension_metrics_has_jetstream_series_per_stream_and_consumer(
             let by_stream = ["JZF", "JZM"].map(|s| {
                 sample(
                     body,
-                    &format!("broker_jetstream_stream_bytes{{stream=\"{s}\"}}"),
+                    &format!("broker_jetstream_stream_bytes{{account=\"$G\",stream=\"{s}\"}}"),
                 )
             });
             ensure!(

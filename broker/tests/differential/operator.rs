@@ -204,7 +204,18 @@ fn an_account_jwt_limits_its_active_connections_and_none_without_limits(
         let first = raw_login(server.port(), &jwt, &key).await?;
         raw_refused_with(server.port(), &jwt, &key, FULL, "a second client").await?;
         drop(first);
+        // An account JWT without limits allows no connections (and no subscriptions: now and
+        // then nats-server sends that second -ERR too before the close).
         let (key, jwt) = user(&unlimited.accounts[0], json!({}), json!({}));
-        raw_refused_with(closed.port(), &jwt, &key, FULL, "an account without limits").await
+        let mut c = RawClient::connect(closed.port()).await?;
+        let options = jwt_connect(&jwt, &key, &c.info);
+        c.send(format!("CONNECT {options}\r\nPING\r\n")).await?;
+        let ops = c.until_closed().await?;
+        let subs = ServerOp::err("maximum subscriptions exceeded");
+        ensure!(
+            ops.first() == Some(&ServerOp::err(FULL)) && ops[1..].iter().all(|op| *op == subs),
+            "an account without limits: expected -ERR '{FULL}' then close, got {ops:?}"
+        );
+        Ok(())
     })
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 
 use serde_json::{json, Value};
 
+use super::context::Context;
 use super::errors::ApiError;
 use super::JetStream;
 use crate::client::InternalSink;
@@ -161,24 +162,71 @@ fn error_members(kind: &str, body: &mut Value) {
 
 fn dispatch(js: &Arc<JetStream>, req: &Request) -> (&'static str, Outcome) {
     use Endpoint::*;
-    match req.endpoint {
-        AccountInfo => ("account_info_response", Ok(info::account(js))),
-        StreamCreate => ("stream_create_response", streams::create(js, req)),
-        StreamUpdate => ("stream_update_response", streams::update(js, req)),
-        StreamNames => ("stream_names_response", streams::names(js, req)),
-        StreamList => ("stream_list_response", streams::list(js, req)),
-        StreamInfo => ("stream_info_response", streams::info(js, req)),
-        StreamDelete => ("stream_delete_response", streams::delete(js, req)),
-        StreamPurge => ("stream_purge_response", streams::purge(js, req)),
-        MsgDelete => ("stream_msg_delete_response", msgs::delete(js, req)),
-        MsgGet => ("stream_msg_get_response", msgs::get(js, req)),
-        ConsumerCreate | ConsumerCreateNamed | DurableCreate => {
-            ("consumer_create_response", consumers::create(js, req))
+    let outcome = match req.endpoint {
+        AccountInfo => Ok(info::account(js)),
+        StreamCreate => streams::create(js, req),
+        StreamUpdate => streams::update(js, req),
+        StreamNames => streams::names(js, req),
+        StreamList => streams::list(js, req),
+        StreamInfo => streams::info(js, req),
+        StreamDelete => streams::delete(js, req),
+        StreamPurge => streams::purge(js, req),
+        MsgDelete => msgs::delete(js, req),
+        MsgGet => msgs::get(js, req),
+        ConsumerCreate | ConsumerCreateNamed | DurableCreate => consumers::create(js, req),
+        ConsumerNames => consumers::names(js, req),
+        ConsumerList => consumers::list(js, req),
+        ConsumerInfo => consumers::info(js, req),
+        ConsumerDelete => consumers::delete(js, req),
+    };
+    (req.endpoint.kind(), outcome)
+}
+
+impl Endpoint {
+    /// The response's `type`, after `io.nats.jetstream.api.v1.`.
+    pub(crate) fn kind(self) -> &'static str {
+        use Endpoint::*;
+        match self {
+            AccountInfo => "account_info_response",
+            StreamCreate => "stream_create_response",
+            StreamUpdate => "stream_update_response",
+            StreamNames => "stream_names_response",
+            StreamList => "stream_list_response",
+            StreamInfo => "stream_info_response",
+            StreamDelete => "stream_delete_response",
+            StreamPurge => "stream_purge_response",
+            MsgDelete => "stream_msg_delete_response",
+            MsgGet => "stream_msg_get_response",
+            ConsumerCreate | ConsumerCreateNamed | DurableCreate => "consumer_create_response",
+            ConsumerNames => "consumer_names_response",
+            ConsumerList => "consumer_list_response",
+            ConsumerInfo => "consumer_info_response",
+            ConsumerDelete => "consumer_delete_response",
         }
-        ConsumerNames => ("consumer_names_response", consumers::names(js, req)),
-        ConsumerList => ("consumer_list_response", consumers::list(js, req)),
-        ConsumerInfo => ("consumer_info_response", consumers::info(js, req)),
-        ConsumerDelete => ("consumer_delete_response", consumers::delete(js, req)),
+    }
+}
+
+/// Answers the API requests of an account without JetStream, as nats-server does.
+pub(crate) struct NotEnabled {
+    pub ctx: Weak<Context>,
+    pub endpoint: Endpoint,
+}
+
+impl InternalSink for NotEnabled {
+    fn receive(&self, d: &Delivery<'_>) {
+        let (Some(ctx), Some(reply)) = (
+            self.ctx.upgrade(),
+            d.reply.and_then(|r| std::str::from_utf8(r).ok()),
+        ) else {
+            return;
+        };
+        let kind = self.endpoint.kind();
+        let mut body = json!({
+            "type": format!("{TYPE_PREFIX}{kind}"),
+            "error": ApiError::not_enabled_for_account(),
+        });
+        error_members(kind, &mut body);
+        ctx.reply(reply, body.to_string().as_bytes());
     }
 }
 

@@ -10,6 +10,7 @@
 //! is about the client working unchanged. Values that differ by server by nature (server ids,
 //! timestamps, `created`, cluster names) are never asserted.
 
+mod accounts;
 mod acks;
 mod clients;
 mod consumers;
@@ -42,6 +43,7 @@ use crate::{within, Scenario, Target};
 pub fn scenarios() -> Vec<Scenario> {
     [
         streams::scenarios(),
+        accounts::scenarios(),
         messages::scenarios(),
         limits::scenarios(),
         retention::scenarios(),
