@@ -211,7 +211,7 @@ fn account_detail(js: &JetStream, usage: &Usage, opts: &JszOptions) -> Value {
 }
 
 /// A stream's entry: its info without `ts`, its `config` only with `config=true`, and its
-/// consumers' info (without `cluster`, as nats-server's single server) with `consumers=true`.
+/// consumers' info with `consumers=true`.
 fn stream_detail(
     js: &JetStream,
     stream: &crate::jetstream::stream::Stream,
@@ -232,9 +232,8 @@ fn stream_detail(
         let details: Vec<Value> = consumers
             .iter()
             .map(|c| {
-                let mut ci = info::consumer(js, c);
+                let mut ci = info::consumer(c);
                 if let Some(fields) = ci.as_object_mut() {
-                    fields.remove("cluster");
                     if !o.config {
                         fields.remove("config");
                     }

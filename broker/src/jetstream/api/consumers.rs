@@ -77,7 +77,7 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
     }
     let stream = js.lookup(stream_name)?;
     let consumer = add(js, &stream, config, &body.action)?;
-    Ok(info::consumer(js, &consumer))
+    Ok(info::consumer(&consumer))
 }
 
 /// Creates, returns or updates a consumer of `stream` as `action` ("", "create", "update")
@@ -289,7 +289,7 @@ pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
         .get(req.token(5))
         .cloned()
         .ok_or_else(ApiError::consumer_not_found)?;
-    Ok(info::consumer(js, &consumer))
+    Ok(info::consumer(&consumer))
 }
 
 /// `$JS.API.CONSUMER.DELETE.<stream>.<consumer>`
@@ -336,7 +336,7 @@ pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
         .iter()
         .skip(paged.offset)
         .take(LIST_PAGE)
-        .map(|c| info::consumer(js, c))
+        .map(|c| info::consumer(c))
         .collect();
     Ok(json!({"total": all.len(), "offset": paged.offset, "limit": LIST_PAGE, "consumers": page}))
 }

@@ -89,7 +89,7 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
 }
 
 /// A consumer's info.
-pub(crate) fn consumer(js: &JetStream, consumer: &Consumer) -> Value {
+pub(crate) fn consumer(consumer: &Consumer) -> Value {
     let s = consumer.snapshot();
     let pair = |p: SeqPair| json!({"consumer_seq": p.consumer_seq, "stream_seq": p.stream_seq});
     let mut info = json!({
@@ -103,7 +103,6 @@ pub(crate) fn consumer(js: &JetStream, consumer: &Consumer) -> Value {
         "num_redelivered": s.num_redelivered,
         "num_waiting": s.num_waiting,
         "num_pending": s.num_pending,
-        "cluster": {"leader": js.ctx.server_name},
         "ts": format(now_nanos()),
     });
     if s.push_bound {

@@ -53,6 +53,8 @@ fn js_durable_consumer_create_returns_info_with_every_default(t: &Target) -> any
             "num_redelivered": 0, "num_waiting": 0, "num_pending": 4});
         ensure!(counters(&reply) == expected, "{reply}");
         ensure!(reply["created"].is_string(), "{reply}");
+        // A single server names no cluster in consumer info (stream info does).
+        ensure!(reply.get("cluster").is_none(), "{reply}");
         ensure!(
             stream_state(&c, "CDF").await?["consumer_count"] == 1,
             "consumer_count"
