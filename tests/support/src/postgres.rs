@@ -1,6 +1,8 @@
-//! A throwaway PostgreSQL for tests: `TEST_DATABASE_URL` when set, otherwise a local cluster made
-//! with `initdb` and started with `pg_ctl` on a free port, once per test binary, stopped at exit.
-//! Each test gets its own database (`test_<random>`).
+//! A throwaway PostgreSQL for tests, once per test binary, stopped at exit: `TEST_DATABASE_URL`
+//! when set; otherwise a `postgres` container (testcontainers) when a Docker engine answers;
+//! otherwise a local cluster made with `initdb` and started with `pg_ctl` on a free port.
+//! `TEST_POSTGRES=local` skips the container, `TEST_POSTGRES=docker` insists on it. Each test
+//! gets its own database (`test_<random>`).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -51,6 +53,14 @@ fn start() -> anyhow::Result<Server> {
         return Ok(Server {
             base_url: base.to_owned(),
         });
+    }
+    let mode = std::env::var("TEST_POSTGRES").unwrap_or_default();
+    if mode != "local" {
+        match docker::engine() {
+            Some(engine) => return docker::start(&engine),
+            None if mode == "docker" => bail!("TEST_POSTGRES=docker, but no Docker engine answers"),
+            None => {}
+        }
     }
     let bin = postgres_bin_dir()?;
     let dir = tempfile::Builder::new()
@@ -233,4 +243,79 @@ fn free_port() -> anyhow::Result<u16> {
         .local_addr()
         .context("reading the bound port")?
         .port())
+}
+
+/// PostgreSQL in a container, through testcontainers.
+mod docker {
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::testcontainers::runners::SyncRunner;
+    use testcontainers_modules::testcontainers::{Container, ImageExt};
+
+    use super::Server;
+
+    /// Where a Docker engine answers: `$DOCKER_HOST` (`unix://` or `tcp://`), else
+    /// `/var/run/docker.sock`. A quick connect, so that a machine without Docker pays nothing.
+    pub fn engine() -> Option<String> {
+        let host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        let answers = if let Some(path) = host.strip_prefix("unix://") {
+            UnixStream::connect(path).is_ok()
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
+            addr.to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        } else {
+            false
+        };
+        answers.then_some(host)
+    }
+
+    static CONTAINER: Mutex<Option<Container<Postgres>>> = Mutex::new(None);
+
+    /// Starts `postgres` (trust authentication, settings for tests) and returns its URL base.
+    /// Runs on a thread of its own: the blocking runner must not run inside a tokio runtime.
+    pub fn start(engine: &str) -> anyhow::Result<Server> {
+        let engine = engine.to_owned();
+        let container = std::thread::spawn(move || {
+            Postgres::default()
+                .with_host_auth()
+                .with_cmd([
+                    "postgres",
+                    "-c",
+                    "max_connections=400",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                ])
+                .start()
+                .with_context(|| format!("starting a postgres container on {engine}"))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the container start panicked"))??;
+        let host = container.get_host().context("the container's host")?;
+        let port = container
+            .get_host_port_ipv4(5432)
+            .context("the container's port")?;
+        *CONTAINER.lock().unwrap_or_else(|e| e.into_inner()) = Some(container);
+        // SAFETY: registering a plain extern "C" function with no preconditions.
+        unsafe { libc::atexit(remove_at_exit) };
+        Ok(Server {
+            base_url: format!("postgres://postgres@{host}:{port}"),
+        })
+    }
+
+    extern "C" fn remove_at_exit() {
+        let container = CONTAINER.lock().ok().and_then(|mut c| c.take());
+        if let Some(container) = container {
+            let _ = container.rm();
+        }
+    }
 }
