@@ -96,6 +96,37 @@ pub(crate) fn process_cpu_time(pid: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64((ticks(11)? + ticks(12)?) / USER_HZ))
 }
 
+/// A process's resident memory, from `/proc/<pid>/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Memory {
+    /// The most it ever had resident (`VmHWM`), in KiB.
+    pub peak_kib: u64,
+    /// What it has resident now (`VmRSS`), in KiB.
+    pub current_kib: u64,
+}
+
+/// The resident memory of process `pid`.
+pub(crate) fn process_memory(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_memory(&status).with_context(|| format!("no VmHWM and VmRSS in {path}"))
+}
+
+// VmHWM:	   12345 kB
+fn parse_memory(status: &str) -> Option<Memory> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|n| n.trim().parse().ok())
+    };
+    Some(Memory {
+        peak_kib: field("VmHWM:")?,
+        current_kib: field("VmRSS:")?,
+    })
+}
+
 /// Takes CPU-time snapshots of the server process (when known) and of this process.
 #[derive(Clone, Debug)]
 pub(crate) struct CpuProbe {
@@ -168,6 +199,17 @@ mod tests {
         let spin = Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(process_cpu_time("self").unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn memory_comes_from_the_status_fields() {
+        let status = "Name:\tx\nVmPeak:\t  900 kB\nVmHWM:\t   512 kB\nVmRSS:\t   256 kB\n";
+        let want = Memory {
+            peak_kib: 512,
+            current_kib: 256,
+        };
+        assert_eq!(parse_memory(status), Some(want));
+        assert!(process_memory(std::process::id()).unwrap().peak_kib > 0);
     }
 
     #[test]
