@@ -53,27 +53,33 @@ fn run() -> anyhow::Result<bool> {
             .context("starting the async runtime")?,
     };
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let jetstream = targets
+        .groups
+        .iter()
+        .any(|g| g.suite == bench::Suite::JetStream);
+    let fsync = jetstream.then(system::fsync_latency).transpose()?;
     if !settings.json {
         report::print_header(&report::Header {
             date: date.clone(),
             machine: machine.clone(),
             targets: &targets,
             settings: &settings,
+            fsync,
         });
     }
     let results = runner::run_all(&settings, &env, &mut targets, &benches);
+    let end = system::Conditions::now(jetstream);
     if settings.json {
-        report::print_json(
-            &report::Header {
-                date,
-                machine,
-                targets: &targets,
-                settings: &settings,
-            },
-            &results,
-        )?;
+        let header = report::Header {
+            date,
+            machine,
+            targets: &targets,
+            settings: &settings,
+            fsync,
+        };
+        report::print_json(&header, &results, &end)?;
     } else {
-        report::print_results(&targets, &results);
+        report::print_results(&targets, &results, &end);
     }
     Ok(results
         .iter()

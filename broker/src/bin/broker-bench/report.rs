@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::args::{Settings, Workload};
 use crate::bench::{Metric, Suite};
 use crate::runner::CaseResult;
-use crate::system::{load_average, Machine};
+use crate::system::{Conditions, FsyncLatency, Machine};
 use crate::targets::{Target, Targets};
 
 /// What the report says before any figures.
@@ -19,6 +19,8 @@ pub(crate) struct Header<'a> {
     pub targets: &'a Targets,
     /// The command line.
     pub settings: &'a Settings,
+    /// The disk's fsync latency before the runs, when JetStream runs.
+    pub fsync: Option<FsyncLatency>,
 }
 
 /// Prints the header as text.
@@ -29,6 +31,9 @@ pub(crate) fn print_header(h: &Header) {
         "machine   {}, {} logical CPUs ({} available to the bench), Linux {}, load average {}",
         m.cpu_model, m.cpus, m.available, m.kernel, m.load_at_start
     );
+    if let Some(fsync) = h.fsync {
+        println!("disk      {fsync}");
+    }
     for t in h.targets.all() {
         let pid = t
             .pid
@@ -94,7 +99,7 @@ fn suite_name(suite: Suite) -> &'static str {
 
 /// Prints, for each group of servers, the tables of medians, ratios and CPU use; then any
 /// failures.
-pub(crate) fn print_results(targets: &Targets, results: &[CaseResult]) {
+pub(crate) fn print_results(targets: &Targets, results: &[CaseResult], end: &Conditions) {
     for group in &targets.groups {
         let results: Vec<&CaseResult> = results.iter().filter(|r| r.suite == group.suite).collect();
         println!("== {}\n", suite_name(group.suite));
@@ -102,7 +107,10 @@ pub(crate) fn print_results(targets: &Targets, results: &[CaseResult]) {
         println!();
     }
     print_failures(results);
-    println!("\nload average at the end: {}", load_average());
+    println!("\nload average at the end: {}", end.load_average);
+    if let Some(fsync) = end.fsync {
+        println!("disk at the end: {fsync}");
+    }
 }
 
 fn print_group(targets: &[Target], results: &[&CaseResult]) {
@@ -272,7 +280,11 @@ fn print_failures(results: &[CaseResult]) {
 }
 
 /// Prints the header and every run as JSON.
-pub(crate) fn print_json(h: &Header, results: &[CaseResult]) -> anyhow::Result<()> {
+pub(crate) fn print_json(
+    h: &Header,
+    results: &[CaseResult],
+    end: &Conditions,
+) -> anyhow::Result<()> {
     let s = h.settings;
     let medians: Vec<_> = results
         .iter()
@@ -314,7 +326,9 @@ pub(crate) fn print_json(h: &Header, results: &[CaseResult]) -> anyhow::Result<(
         },
         "medians": medians,
         "results": results,
-        "load_average_at_end": load_average(),
+        "fsync_at_start": h.fsync,
+        "load_average_at_end": end.load_average,
+        "fsync_at_end": end.fsync,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
