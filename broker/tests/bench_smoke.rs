@@ -6,12 +6,13 @@ use std::process::Command;
 
 use anyhow::Context;
 
-#[test]
-fn a_tiny_run_of_every_benchmark_reports_figures_for_both_servers() -> anyhow::Result<()> {
+/// Runs broker-bench with `args` and the debug broker, and returns its JSON report's medians
+/// after checking that it succeeded.
+fn run_bench(args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
     let out = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
         .args(["--broker-bin", env!("CARGO_BIN_EXE_broker")])
-        .args(["--messages", "2000", "--requests", "100", "--runs", "1"])
-        .args(["--sizes", "16", "--json"])
+        .args(["--runs", "1", "--json"])
+        .args(args)
         .output()
         .context("running broker-bench")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -19,21 +20,62 @@ fn a_tiny_run_of_every_benchmark_reports_figures_for_both_servers() -> anyhow::R
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing the JSON report")?;
     let medians = doc["medians"].as_array().context("no medians")?;
-    assert_eq!(medians.len(), 4, "one entry per benchmark: {medians:?}");
+    Ok(medians.clone())
+}
+
+/// Fails unless every case has a positive figure for every metric on every one of `servers`.
+fn assert_figures_for(medians: &[serde_json::Value], servers: &[&str]) -> anyhow::Result<()> {
     for case in medians {
-        for server in ["broker", "nats-server"] {
+        for server in servers {
             let figures = case["median"][server]
                 .as_object()
                 .with_context(|| format!("no figures for {server} in {case}"))?;
             assert!(
-                figures
-                    .values()
-                    .all(|v| v.as_f64().is_some_and(|v| v > 0.0)),
+                !figures.is_empty()
+                    && figures
+                        .values()
+                        .all(|v| v.as_f64().is_some_and(|v| v > 0.0)),
                 "a missing or zero figure for {server}: {case}"
             );
         }
     }
     Ok(())
+}
+
+#[test]
+fn a_tiny_run_of_every_core_benchmark_reports_figures_for_both_servers() -> anyhow::Result<()> {
+    let medians = run_bench(&[
+        "--only",
+        "pub,pubsub,pub-async,reqrep",
+        "--messages",
+        "2000",
+        "--requests",
+        "100",
+        "--sizes",
+        "16",
+    ])?;
+    assert_eq!(medians.len(), 4, "one entry per benchmark: {medians:?}");
+    assert_figures_for(&medians, &["broker", "nats-server"])
+}
+
+#[test]
+fn a_tiny_run_of_every_jetstream_benchmark_reports_figures_for_all_three_servers(
+) -> anyhow::Result<()> {
+    let medians = run_bench(&[
+        "--only",
+        "js-pub,js-pub-async,js-consume,js-rss",
+        "--messages",
+        "300",
+        "--window",
+        "32",
+        "--batch",
+        "50",
+    ])?;
+    assert_eq!(medians.len(), 4, "one entry per benchmark: {medians:?}");
+    assert_figures_for(
+        &medians,
+        &["broker", "broker --sync interval", "nats-server"],
+    )
 }
 
 #[test]

@@ -5,25 +5,35 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::bench::Suite;
+
 /// The usage text printed by `--help`.
 pub(crate) const USAGE: &str = "\
-broker-bench: measures core NATS throughput and latency of the bundled broker against nats-server
+broker-bench: measures core NATS and JetStream throughput and latency of the bundled broker
+against nats-server
 
 usage: broker-bench [options]
 
 With no --url, starts the bundled `broker` (next to this executable, or --broker-bin) and
-`nats-server` ($NATS_SERVER, else PATH) on free loopback ports and measures both.
+`nats-server` ($NATS_SERVER, else PATH) on free loopback ports and measures both. The JetStream
+benchmarks (js-*) run on three servers, each with JetStream and its own temporary store: the
+broker in its default (fsync before every PubAck), the broker with --sync interval=2m
+(nats-server's default), and nats-server -js.
 
 options:
   --url URL          measure this server instead (repeatable; nats://host:port)
   --broker-bin PATH  the broker executable to start (default: `broker` beside broker-bench)
-  --only LIST        benchmarks to run, comma-separated: pub,pubsub,reqrep,pub-async
-                     (default: all)
-  --sizes LIST       payload sizes in bytes, comma-separated (default: 16,128)
+  --only LIST        benchmarks to run, comma-separated: pub,pubsub,pub-async,reqrep,
+                     js-pub,js-pub-async,js-consume,js-rss (default: all)
+  --sizes LIST       payload sizes in bytes, comma-separated (default: 16,128 for core
+                     NATS, 128 for JetStream)
   --messages N       messages per throughput run (default: chosen per benchmark and size)
   --requests N       requests per latency run, after a warm-up of N/10 (default: 10000)
   --duration D       run each measurement for about D (e.g. 2s) instead of a fixed count
   --runs R           repeat every measurement R times and report the median (default: 3)
+  --window N         PubAcks a JetStream publisher may await at once (js-pub-async, js-rss
+                     and the js-consume pre-fill; default: 256)
+  --batch N          messages per pull request in js-consume (default: 256)
   --json             print machine-readable JSON instead of the table
   -h, --help         print this text
 ";
@@ -48,14 +58,18 @@ pub(crate) struct Settings {
     pub broker_bin: Option<PathBuf>,
     /// Benchmark names to run; empty means all.
     pub only: Vec<String>,
-    /// Payload sizes in bytes.
-    pub sizes: Vec<usize>,
+    /// Payload sizes in bytes; `None` means each suite's default.
+    pub sizes: Option<Vec<usize>>,
     /// Work per throughput run.
     pub messages: Workload,
     /// Work per latency run.
     pub requests: Workload,
     /// Measurements per benchmark, size and server.
     pub runs: usize,
+    /// Outstanding PubAcks allowed to a windowed JetStream publisher.
+    pub window: usize,
+    /// Messages per pull request of the JetStream consumer.
+    pub batch: usize,
     /// Print JSON instead of a table.
     pub json: bool,
     /// Print the usage and stop.
@@ -68,12 +82,26 @@ impl Default for Settings {
             urls: Vec::new(),
             broker_bin: None,
             only: Vec::new(),
-            sizes: vec![16, 128],
+            sizes: None,
             messages: Workload::Default,
             requests: Workload::Default,
             runs: 3,
+            window: 256,
+            batch: 256,
             json: false,
             help: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The payload sizes for `suite`: `--sizes`, else 16 and 128 B for core NATS and 128 B for
+    /// JetStream (whose runs take longer, and whose questions are about 128 B messages).
+    pub(crate) fn sizes_for(&self, suite: Suite) -> &[usize] {
+        match (&self.sizes, suite) {
+            (Some(sizes), _) => sizes,
+            (None, Suite::Core) => &[16, 128],
+            (None, Suite::JetStream) => &[128],
         }
     }
 }
@@ -98,11 +126,13 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Settin
             "--url" => s.urls.push(value()?),
             "--broker-bin" => s.broker_bin = Some(PathBuf::from(value()?)),
             "--only" => s.only = list(&value()?),
-            "--sizes" => s.sizes = sizes(&value()?)?,
+            "--sizes" => s.sizes = Some(sizes(&value()?)?),
             "--messages" => s.messages = Workload::Count(count(&flag, &value()?)?),
             "--requests" => s.requests = Workload::Count(count(&flag, &value()?)?),
             "--duration" => duration = Some(parse_duration(&value()?)?),
             "--runs" => s.runs = count(&flag, &value()?)? as usize,
+            "--window" => s.window = count(&flag, &value()?)? as usize,
+            "--batch" => s.batch = count(&flag, &value()?)? as usize,
             "--json" => s.json = true,
             "-h" | "--help" => s.help = true,
             other => bail!("unknown flag {other} (see --help)"),
@@ -169,8 +199,10 @@ mod tests {
     fn no_arguments_give_the_defaults() {
         let s = parse_str("").unwrap();
         assert!(s.urls.is_empty());
-        assert_eq!(s.sizes, vec![16, 128]);
+        assert_eq!(s.sizes_for(Suite::Core), [16, 128]);
+        assert_eq!(s.sizes_for(Suite::JetStream), [128]);
         assert_eq!(s.runs, 3);
+        assert_eq!((s.window, s.batch), (256, 256));
         assert_eq!(s.messages, Workload::Default);
     }
 
@@ -178,12 +210,14 @@ mod tests {
     fn every_flag_is_understood() {
         let s = parse_str(
             "--url nats://a:1 --url=nats://b:2 --only pub,reqrep --sizes 8,1024 \
-             --messages 1_000 --requests 50 --runs 5 --json",
+             --messages 1_000 --requests 50 --runs 5 --window 64 --batch 10 --json",
         )
         .unwrap();
         assert_eq!(s.urls, vec!["nats://a:1", "nats://b:2"]);
         assert_eq!(s.only, vec!["pub", "reqrep"]);
-        assert_eq!(s.sizes, vec![8, 1024]);
+        assert_eq!(s.sizes_for(Suite::Core), [8, 1024]);
+        assert_eq!(s.sizes_for(Suite::JetStream), [8, 1024]);
+        assert_eq!((s.window, s.batch), (64, 10));
         assert_eq!(s.messages, Workload::Count(1000));
         assert_eq!(s.requests, Workload::Count(50));
         assert_eq!(s.runs, 5);

@@ -1,16 +1,19 @@
-//! `broker-bench`: measures core NATS throughput and latency of the bundled broker against the
-//! reference nats-server (or of any servers given with `--url`) and prints them side by side.
+//! `broker-bench`: measures core NATS and JetStream throughput and latency of the bundled broker
+//! against the reference nats-server (or of any servers given with `--url`) and prints them side
+//! by side.
 //!
 //! The layout:
 //! - `args`: the command line.
 //! - `targets`: the servers under test, started with `broker::harness` or given by URL.
 //! - `bench`: the [`bench::Benchmark`] trait and one module per benchmark.
-//! - `raw`: a minimal blocking NATS client, so the client is not the bottleneck.
+//! - `raw`: a minimal blocking NATS client, so the client is not the bottleneck; `jetstream`:
+//!   the JetStream requests, PubAcks and pull deliveries over it.
 //! - `runner`: runs, repeats and alternates; `report`: tables and JSON.
 //! - `system`: machine facts and per-process CPU time from `/proc`.
 
 mod args;
 mod bench;
+mod jetstream;
 mod raw;
 mod report;
 mod runner;
@@ -39,9 +42,9 @@ fn run() -> anyhow::Result<bool> {
         print!("{}", args::USAGE);
         return Ok(true);
     }
-    let benches = runner::select(&settings.only)?;
+    let benches = runner::select(&settings)?;
     let machine = system::Machine::detect();
-    let targets = targets::Targets::prepare(&settings)?;
+    let mut targets = targets::Targets::prepare(&settings, &runner::suites(&benches))?;
     let env = bench::Env {
         runtime: tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -49,20 +52,34 @@ fn run() -> anyhow::Result<bool> {
             .build()
             .context("starting the async runtime")?,
     };
-    let header = report::Header {
-        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        machine,
-        targets: &targets.list,
-        settings: &settings,
-    };
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let jetstream = targets
+        .groups
+        .iter()
+        .any(|g| g.suite == bench::Suite::JetStream);
+    let fsync = jetstream.then(system::fsync_latency).transpose()?;
     if !settings.json {
-        report::print_header(&header);
+        report::print_header(&report::Header {
+            date: date.clone(),
+            machine: machine.clone(),
+            targets: &targets,
+            settings: &settings,
+            fsync,
+        });
     }
-    let results = runner::run_all(&settings, &env, &targets.list, &benches);
+    let results = runner::run_all(&settings, &env, &mut targets, &benches);
+    let end = system::Conditions::now(jetstream);
     if settings.json {
-        report::print_json(&header, &results)?;
+        let header = report::Header {
+            date,
+            machine,
+            targets: &targets,
+            settings: &settings,
+            fsync,
+        };
+        report::print_json(&header, &results, &end)?;
     } else {
-        report::print_results(&targets.list, &results);
+        report::print_results(&targets, &results, &end);
     }
     Ok(results
         .iter()

@@ -8,16 +8,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+#[path = "raw_msgs.rs"]
+mod msgs;
+pub(crate) use msgs::{Msg, Stall};
+
 /// How long a read may see no bytes before the run is declared stuck.
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Size of the read buffer.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The CONNECT the raw clients send: no `+OK`s, no echo of our own publishes.
+/// The CONNECT the raw clients send: no `+OK`s, no echo of our own publishes; headers on, so
+/// that pull requests can end with a status message.
 const CONNECT: &[u8] =
     b"CONNECT {\"verbose\":false,\"pedantic\":false,\"lang\":\"raw\",\"version\":\"0\",\
-\"protocol\":1,\"echo\":false,\"name\":\"broker-bench\"}\r\nPING\r\n";
+\"protocol\":1,\"echo\":false,\"headers\":true,\"name\":\"broker-bench\"}\r\nPING\r\n";
 
 /// `host:port` from `nats://host:port`, `host:port` or `host` (port 4222).
 pub(crate) fn socket_addr(url: &str) -> String {

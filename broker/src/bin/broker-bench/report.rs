@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use crate::args::{Settings, Workload};
-use crate::bench::Metric;
+use crate::bench::{Metric, Suite};
 use crate::runner::CaseResult;
-use crate::system::{load_average, Machine};
-use crate::targets::Target;
+use crate::system::{Conditions, FsyncLatency, Machine};
+use crate::targets::{Target, Targets};
 
 /// What the report says before any figures.
 pub(crate) struct Header<'a> {
@@ -15,42 +15,64 @@ pub(crate) struct Header<'a> {
     pub date: String,
     /// The machine.
     pub machine: Machine,
-    /// The servers, the baseline last.
-    pub targets: &'a [Target],
+    /// The servers, in groups, each group's baseline last.
+    pub targets: &'a Targets,
     /// The command line.
     pub settings: &'a Settings,
+    /// The disk's fsync latency before the runs, when JetStream runs.
+    pub fsync: Option<FsyncLatency>,
 }
 
 /// Prints the header as text.
 pub(crate) fn print_header(h: &Header) {
     let m = &h.machine;
-    println!(
-        "broker-bench: core NATS throughput and latency ({})",
-        h.date
-    );
+    println!("broker-bench: NATS throughput and latency ({})", h.date);
     println!(
         "machine   {}, {} logical CPUs ({} available to the bench), Linux {}, load average {}",
         m.cpu_model, m.cpus, m.available, m.kernel, m.load_at_start
     );
-    for t in h.targets {
+    if let Some(fsync) = h.fsync {
+        println!("disk      {fsync}");
+    }
+    for t in h.targets.all() {
         let pid = t
             .pid
             .map_or_else(|| "pid unknown".into(), |p| format!("pid {p}"));
         println!(
-            "server    {}: {} at {} ({pid}; {})",
-            t.name, t.version, t.url, t.info
+            "server    {} ({}): {} at {} ({pid}; {}){}",
+            t.name,
+            suite_name(t.suite),
+            t.version,
+            t.url,
+            t.info,
+            if t.args.is_empty() {
+                String::new()
+            } else {
+                format!(", started with {}", t.args)
+            }
         );
     }
     let s = h.settings;
+    let sizes: Vec<String> = h
+        .targets
+        .groups
+        .iter()
+        .map(|g| {
+            let sizes: Vec<String> = s.sizes_for(g.suite).iter().map(|x| x.to_string()).collect();
+            format!("{} B ({})", sizes.join(", "), suite_name(g.suite))
+        })
+        .collect();
     println!(
-        "settings  runs {} (median shown, server order alternated per run), sizes {} B",
+        "settings  runs {} (median shown, server order rotated per run), sizes {}",
         s.runs,
-        s.sizes
-            .iter()
-            .map(|x| x.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+        sizes.join(", ")
     );
+    if h.targets.groups.iter().any(|g| g.suite == Suite::JetStream) {
+        println!(
+            "          JetStream: file storage, PubAck window {}, pull batch {}",
+            s.window, s.batch
+        );
+    }
     println!(
         "          messages per throughput run: {}; requests per latency run: {} \
          (after a warm-up of a tenth as many)",
@@ -68,8 +90,30 @@ fn workload(w: Workload) -> String {
     }
 }
 
-/// Prints the tables of medians, ratios and CPU use, and any failures.
-pub(crate) fn print_results(targets: &[Target], results: &[CaseResult]) {
+fn suite_name(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Core => "core NATS",
+        Suite::JetStream => "JetStream",
+    }
+}
+
+/// Prints, for each group of servers, the tables of medians, ratios and CPU use; then any
+/// failures.
+pub(crate) fn print_results(targets: &Targets, results: &[CaseResult], end: &Conditions) {
+    for group in &targets.groups {
+        let results: Vec<&CaseResult> = results.iter().filter(|r| r.suite == group.suite).collect();
+        println!("== {}\n", suite_name(group.suite));
+        print_group(&group.list, &results);
+        println!();
+    }
+    print_failures(results);
+    println!("\nload average at the end: {}", end.load_average);
+    if let Some(fsync) = end.fsync {
+        println!("disk at the end: {fsync}");
+    }
+}
+
+fn print_group(targets: &[Target], results: &[&CaseResult]) {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let baseline = *names.last().unwrap_or(&"");
     let others = &names[..names.len().saturating_sub(1)];
@@ -112,8 +156,6 @@ pub(crate) fn print_results(targets: &[Target], results: &[CaseResult]) {
         rows.push(row);
     }
     print_table(&rows);
-    print_failures(results);
-    println!("\nload average at the end: {}", load_average());
 }
 
 fn header_row(names: &[&str], others: &[&str], baseline: &str) -> Vec<String> {
@@ -238,7 +280,11 @@ fn print_failures(results: &[CaseResult]) {
 }
 
 /// Prints the header and every run as JSON.
-pub(crate) fn print_json(h: &Header, results: &[CaseResult]) -> anyhow::Result<()> {
+pub(crate) fn print_json(
+    h: &Header,
+    results: &[CaseResult],
+    end: &Conditions,
+) -> anyhow::Result<()> {
     let s = h.settings;
     let medians: Vec<_> = results
         .iter()
@@ -255,22 +301,34 @@ pub(crate) fn print_json(h: &Header, results: &[CaseResult]) -> anyhow::Result<(
                     (t.target.clone(), json!(figures))
                 })
                 .collect();
-            json!({ "benchmark": r.benchmark, "payload": r.payload, "median": per_target })
+            json!({
+                "benchmark": r.benchmark,
+                "suite": r.suite,
+                "payload": r.payload,
+                "median": per_target,
+            })
         })
         .collect();
     let doc = json!({
         "date": h.date,
         "machine": h.machine,
-        "targets": h.targets,
+        "targets": h.targets.all().collect::<Vec<_>>(),
         "settings": {
             "runs": s.runs,
-            "sizes": s.sizes,
+            "sizes": {
+                "core": s.sizes_for(Suite::Core),
+                "jetstream": s.sizes_for(Suite::JetStream),
+            },
+            "window": s.window,
+            "batch": s.batch,
             "messages": workload(s.messages),
             "requests": workload(s.requests),
         },
         "medians": medians,
         "results": results,
-        "load_average_at_end": load_average(),
+        "fsync_at_start": h.fsync,
+        "load_average_at_end": end.load_average,
+        "fsync_at_end": end.fsync,
     });
     println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())

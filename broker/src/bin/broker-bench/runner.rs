@@ -1,5 +1,5 @@
-//! Runs every selected benchmark and size against every target, `--runs` times, alternating
-//! which server goes first so neither always runs on a warmer (or busier) machine.
+//! Runs every selected benchmark and size against every target of its suite, `--runs` times,
+//! rotating which server goes first so none always runs on a warmer (or busier) machine.
 
 use std::time::Duration;
 
@@ -7,8 +7,8 @@ use anyhow::bail;
 use serde::Serialize;
 
 use crate::args::Settings;
-use crate::bench::{self, Benchmark, Case, Env, Metric, Sample, Work, WorkUnit};
-use crate::targets::Target;
+use crate::bench::{self, Benchmark, Case, Env, Metric, Sample, Suite, Work, WorkUnit};
+use crate::targets::{Group, Targets};
 
 /// A pause between runs so the previous run's leftovers (socket buffers, a Go GC cycle) do not
 /// land in the next measurement.
@@ -21,6 +21,8 @@ pub(crate) struct CaseResult {
     pub benchmark: &'static str,
     /// The benchmark's table title.
     pub title: &'static str,
+    /// The servers it ran on.
+    pub suite: Suite,
     /// Payload bytes per message.
     pub payload: usize,
     /// The work each run did.
@@ -109,8 +111,9 @@ fn serialize_work<S: serde::Serializer>(work: &Work, s: S) -> Result<S::Ok, S::E
 }
 
 /// The benchmarks `--only` names (all when empty), in their usual order.
-pub(crate) fn select(only: &[String]) -> anyhow::Result<Vec<Box<dyn Benchmark>>> {
-    let all = bench::all();
+pub(crate) fn select(settings: &Settings) -> anyhow::Result<Vec<Box<dyn Benchmark>>> {
+    let only = &settings.only;
+    let all = bench::all(settings);
     let names: Vec<&str> = all.iter().map(|b| b.name()).collect();
     if let Some(unknown) = only.iter().find(|o| !names.contains(&o.as_str())) {
         bail!(
@@ -124,16 +127,30 @@ pub(crate) fn select(only: &[String]) -> anyhow::Result<Vec<Box<dyn Benchmark>>>
         .collect())
 }
 
-/// Runs `benches` over every size, run and target; progress goes to stderr.
+/// The suites whose servers `benches` need, in order of first use.
+pub(crate) fn suites(benches: &[Box<dyn Benchmark>]) -> Vec<Suite> {
+    let mut suites = Vec::new();
+    for b in benches {
+        if !suites.contains(&b.suite()) {
+            suites.push(b.suite());
+        }
+    }
+    suites
+}
+
+/// Runs `benches` over every size, run and target of their suite; progress goes to stderr.
 pub(crate) fn run_all(
     settings: &Settings,
     env: &Env,
-    targets: &[Target],
+    targets: &mut Targets,
     benches: &[Box<dyn Benchmark>],
 ) -> Vec<CaseResult> {
     let mut results = Vec::new();
     for bench in benches {
-        for &payload in &settings.sizes {
+        let Some(group) = targets.groups.iter_mut().find(|g| g.suite == bench.suite()) else {
+            continue; // prepared from the same benches, so never
+        };
+        for &payload in settings.sizes_for(bench.suite()) {
             let workload = match bench.unit() {
                 WorkUnit::Messages => settings.messages,
                 WorkUnit::Requests => settings.requests,
@@ -142,7 +159,7 @@ pub(crate) fn run_all(
                 payload,
                 work: Work::resolve(workload, bench.as_ref(), payload),
             };
-            results.push(run_case(bench.as_ref(), case, settings.runs, env, targets));
+            results.push(run_case(bench.as_ref(), case, settings.runs, env, group));
         }
     }
     results
@@ -153,9 +170,10 @@ fn run_case(
     case: Case,
     runs: usize,
     env: &Env,
-    targets: &[Target],
+    group: &mut Group,
 ) -> CaseResult {
-    let mut per_target: Vec<TargetResult> = targets
+    let mut per_target: Vec<TargetResult> = group
+        .list
         .iter()
         .map(|t| TargetResult {
             target: t.name.clone(),
@@ -164,18 +182,24 @@ fn run_case(
         })
         .collect();
     let mut metrics = Vec::new();
+    let n = group.list.len();
     for run in 0..runs {
-        for k in 0..targets.len() {
+        for k in 0..n {
             // Run r starts with target r (mod n): with two servers, they alternate.
-            let i = (run + k) % targets.len();
+            let i = (run + k) % n;
+            let outcome = if bench.fresh_server() {
+                group.restart(i)
+            } else {
+                Ok(())
+            };
             std::thread::sleep(SETTLE);
-            let outcome = bench.run(env, &targets[i], &case);
+            let outcome = outcome.and_then(|()| bench.run(env, &group.list[i], &case));
             eprintln!(
                 "{} {} B, run {}/{runs}, {}: {}",
                 bench.name(),
                 case.payload,
                 run + 1,
-                targets[i].name,
+                group.list[i].name,
                 describe(&outcome)
             );
             match outcome {
@@ -190,6 +214,7 @@ fn run_case(
     CaseResult {
         benchmark: bench.name(),
         title: bench.title(),
+        suite: bench.suite(),
         payload: case.payload,
         work: case.work,
         metrics,
@@ -222,10 +247,26 @@ mod tests {
         assert_eq!(median(vec![]), None);
     }
 
+    fn only(names: &[&str]) -> Settings {
+        Settings {
+            only: names.iter().map(|n| n.to_string()).collect(),
+            ..Settings::default()
+        }
+    }
+
     #[test]
     fn only_refuses_unknown_benchmarks() {
-        assert!(select(&["nope".into()]).is_err());
-        assert_eq!(select(&["reqrep".into()]).unwrap().len(), 1);
-        assert_eq!(select(&[]).unwrap().len(), bench::all().len());
+        assert!(select(&only(&["nope"])).is_err());
+        assert_eq!(select(&only(&["reqrep"])).unwrap().len(), 1);
+        let all = bench::all(&Settings::default()).len();
+        assert_eq!(select(&only(&[])).unwrap().len(), all);
+    }
+
+    #[test]
+    fn only_the_suites_of_the_selected_benchmarks_are_started() {
+        let js = select(&only(&["js-consume", "js-pub"])).unwrap();
+        assert_eq!(suites(&js), [Suite::JetStream]);
+        let both = select(&only(&["js-rss", "pub"])).unwrap();
+        assert_eq!(suites(&both), [Suite::Core, Suite::JetStream]);
     }
 }

@@ -96,6 +96,98 @@ pub(crate) fn process_cpu_time(pid: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64((ticks(11)? + ticks(12)?) / USER_HZ))
 }
 
+/// How long a small durable append takes on the filesystem of the temporary directory (where
+/// the JetStream stores are): the broker's default waits for one before each group of PubAcks.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct FsyncLatency {
+    /// Median milliseconds for a 4 KiB append and `fdatasync`.
+    pub p50_ms: f64,
+    /// 90th percentile, milliseconds.
+    pub p90_ms: f64,
+}
+
+impl std::fmt::Display for FsyncLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "4 KiB append + fdatasync in {}: p50 {:.2} ms, p90 {:.2} ms",
+            std::env::temp_dir().display(),
+            self.p50_ms,
+            self.p90_ms
+        )
+    }
+}
+
+/// Measures [`FsyncLatency`] over 100 appends to a temporary file.
+pub(crate) fn fsync_latency() -> anyhow::Result<FsyncLatency> {
+    use std::io::Write;
+    let mut file = tempfile::tempfile().context("creating a file to time fdatasync")?;
+    let block = [b'x'; 4096];
+    let mut times = Vec::with_capacity(100);
+    for _ in 0..100 {
+        let start = Instant::now();
+        file.write_all(&block)
+            .context("appending to the timing file")?;
+        file.sync_data().context("fdatasync of the timing file")?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(FsyncLatency {
+        p50_ms: times[50],
+        p90_ms: times[90],
+    })
+}
+
+/// The machine's state at one moment: others share it, and a busy neighbour shows in figures.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Conditions {
+    /// The load averages.
+    pub load_average: String,
+    /// The disk's fsync latency, when the JetStream benchmarks run.
+    pub fsync: Option<FsyncLatency>,
+}
+
+impl Conditions {
+    /// Reads the load average and, with `disk`, times fdatasync.
+    pub(crate) fn now(disk: bool) -> Conditions {
+        Conditions {
+            load_average: load_average(),
+            fsync: if disk { fsync_latency().ok() } else { None },
+        }
+    }
+}
+
+/// A process's resident memory, from `/proc/<pid>/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Memory {
+    /// The most it ever had resident (`VmHWM`), in KiB.
+    pub peak_kib: u64,
+    /// What it has resident now (`VmRSS`), in KiB.
+    pub current_kib: u64,
+}
+
+/// The resident memory of process `pid`.
+pub(crate) fn process_memory(pid: u32) -> anyhow::Result<Memory> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_memory(&status).with_context(|| format!("no VmHWM and VmRSS in {path}"))
+}
+
+// VmHWM:	   12345 kB
+fn parse_memory(status: &str) -> Option<Memory> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|n| n.trim().parse().ok())
+    };
+    Some(Memory {
+        peak_kib: field("VmHWM:")?,
+        current_kib: field("VmRSS:")?,
+    })
+}
+
 /// Takes CPU-time snapshots of the server process (when known) and of this process.
 #[derive(Clone, Debug)]
 pub(crate) struct CpuProbe {
@@ -168,6 +260,23 @@ mod tests {
         let spin = Instant::now();
         while spin.elapsed() < Duration::from_millis(30) {}
         assert!(process_cpu_time("self").unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn memory_comes_from_the_status_fields() {
+        let status = "Name:\tx\nVmPeak:\t  900 kB\nVmHWM:\t   512 kB\nVmRSS:\t   256 kB\n";
+        let want = Memory {
+            peak_kib: 512,
+            current_kib: 256,
+        };
+        assert_eq!(parse_memory(status), Some(want));
+        assert!(process_memory(std::process::id()).unwrap().peak_kib > 0);
+    }
+
+    #[test]
+    fn fsync_latency_is_timed() {
+        let fsync = fsync_latency().unwrap();
+        assert!(fsync.p50_ms > 0.0 && fsync.p90_ms >= fsync.p50_ms);
     }
 
     #[test]

@@ -1,20 +1,33 @@
-//! The servers under test: started here (the bundled broker and nats-server) or given by URL.
+//! The servers under test: started here or given by URL, in one [`Group`] per [`Suite`]. Core
+//! NATS runs on the broker and nats-server as they start by default; JetStream on the broker
+//! in its default (fsync before every PubAck), the broker with nats-server's sync policy, and
+//! nats-server, each with JetStream on and its own temporary store directory.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
+use tempfile::TempDir;
 
 use crate::args::Settings;
+use crate::bench::Suite;
 use crate::raw::RawConn;
 use crate::system::version_of;
 use broker::harness::{ServerKind, ServerProcess};
 
+/// nats-server's file store fsyncs every 2 minutes (`defaultSyncInterval` in
+/// server/filestore.go); the broker's `--sync interval=` with the same period behaves alike.
+const NATS_SERVER_SYNC_INTERVAL: &str = "interval=2m";
+
 /// One server to measure.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Target {
-    /// `broker`, `nats-server`, or the address given with `--url`.
+    /// `broker`, `nats-server`, `broker --sync interval`, or the address given with `--url`.
     pub name: String,
+    /// Which benchmarks it serves.
+    pub suite: Suite,
+    /// The arguments it was started with, after the harness's address and ports.
+    pub args: String,
     /// Where clients connect.
     pub url: String,
     /// The process id when we started it, so its CPU use can be read.
@@ -25,49 +38,170 @@ pub(crate) struct Target {
     pub info: String,
 }
 
-/// The servers under test, kept running until this is dropped.
-pub(crate) struct Targets {
-    /// In table order; the last one is the baseline that ratios divide by.
+/// The servers of one suite, in table order; the last is the baseline that ratios divide by.
+pub(crate) struct Group {
+    /// The suite they serve.
+    pub suite: Suite,
+    /// The servers.
     pub list: Vec<Target>,
-    _processes: Vec<ServerProcess>,
+    /// How each was started; `None` for a `--url` server.
+    launches: Vec<Option<Launch>>,
+    /// The processes we started, in the same order.
+    running: Vec<Option<Server>>,
+}
+
+/// The groups of servers under test, kept running until this is dropped.
+pub(crate) struct Targets {
+    /// One per suite that a selected benchmark needs.
+    pub groups: Vec<Group>,
+}
+
+/// How to start one server.
+#[derive(Clone)]
+struct Launch {
+    name: &'static str,
+    kind: ServerKind,
+    args: Vec<&'static str>,
+    /// Whether it gets a fresh `--store_dir`.
+    store: bool,
+}
+
+/// A running server and its store directory (removed when dropped).
+struct Server {
+    process: ServerProcess,
+    _store: Option<TempDir>,
 }
 
 impl Targets {
-    /// Connects to the `--url` servers, or starts the broker and nats-server.
-    pub(crate) fn prepare(settings: &Settings) -> anyhow::Result<Targets> {
-        if !settings.urls.is_empty() {
-            let list = settings
-                .urls
-                .iter()
-                .map(|url| describe(url, None, None))
-                .collect::<anyhow::Result<_>>()?;
-            return Ok(Targets {
-                list,
-                _processes: Vec::new(),
-            });
+    /// Connects to the `--url` servers, or starts the servers of each of `suites`.
+    pub(crate) fn prepare(settings: &Settings, suites: &[Suite]) -> anyhow::Result<Targets> {
+        let mut groups = Vec::new();
+        for &suite in suites {
+            let group = if settings.urls.is_empty() {
+                Group::start(suite, broker_path(settings)?)?
+            } else {
+                Group::given(suite, &settings.urls)?
+            };
+            groups.push(group);
         }
-        let broker = ServerKind::Bundled(broker_path(settings)?);
-        let mut list = Vec::new();
-        let mut processes = Vec::new();
-        for kind in [broker, ServerKind::Reference] {
-            let program = kind.program()?;
-            let version = version_of(&program).unwrap_or_else(|| match kind {
+        Ok(Targets { groups })
+    }
+
+    /// Every server of every group.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Target> {
+        self.groups.iter().flat_map(|g| &g.list)
+    }
+}
+
+impl Group {
+    fn given(suite: Suite, urls: &[String]) -> anyhow::Result<Group> {
+        let list = urls
+            .iter()
+            .map(|url| describe(url, suite, None, None))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Group {
+            suite,
+            launches: list.iter().map(|_| None).collect(),
+            running: list.iter().map(|_| None).collect(),
+            list,
+        })
+    }
+
+    fn start(suite: Suite, broker: PathBuf) -> anyhow::Result<Group> {
+        let broker = ServerKind::Bundled(broker);
+        let launch = |name, kind: &ServerKind, args: &[&'static str]| Launch {
+            name,
+            kind: kind.clone(),
+            args: args.to_vec(),
+            store: suite == Suite::JetStream,
+        };
+        let launches = match suite {
+            Suite::Core => vec![
+                launch("broker", &broker, &[]),
+                launch("nats-server", &ServerKind::Reference, &[]),
+            ],
+            Suite::JetStream => vec![
+                launch("broker", &broker, &["-js"]),
+                launch(
+                    "broker --sync interval",
+                    &broker,
+                    &["-js", "--sync", NATS_SERVER_SYNC_INTERVAL],
+                ),
+                launch("nats-server", &ServerKind::Reference, &["-js"]),
+            ],
+        };
+        let mut group = Group {
+            suite,
+            list: Vec::new(),
+            launches: Vec::new(),
+            running: Vec::new(),
+        };
+        for launch in launches {
+            let server = launch.start()?;
+            let version = launch.version();
+            let target = describe(
+                &server.process.client_url(),
+                suite,
+                Some(&launch),
+                Some((&server.process, version)),
+            )?;
+            group.list.push(target);
+            group.launches.push(Some(launch));
+            group.running.push(Some(server));
+        }
+        Ok(group)
+    }
+
+    /// Stops server `i` and starts it again with an empty store.
+    pub(crate) fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let Some(launch) = &self.launches[i] else {
+            anyhow::bail!("a server given with --url cannot be restarted");
+        };
+        self.running[i] = None; // stops it and removes its store
+        let server = launch.start()?;
+        self.list[i].url = server.process.client_url();
+        self.list[i].pid = Some(server.process.pid());
+        self.running[i] = Some(server);
+        Ok(())
+    }
+}
+
+impl Launch {
+    fn start(&self) -> anyhow::Result<Server> {
+        let store = if self.store {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("broker-bench-store-")
+                    .tempdir()
+                    .context("creating a store directory")?,
+            )
+        } else {
+            None
+        };
+        let mut args = self.args.clone();
+        if let Some(dir) = &store {
+            args.push("--store_dir");
+            args.push(dir.path().to_str().context("the store path is not UTF-8")?);
+        }
+        let process = ServerProcess::start(&self.kind, &args)
+            .with_context(|| format!("starting {}", self.name))?;
+        Ok(Server {
+            process,
+            _store: store,
+        })
+    }
+
+    fn version(&self) -> String {
+        let program = self.kind.program().ok();
+        program
+            .and_then(|p| version_of(&p))
+            .unwrap_or_else(|| match self.kind {
                 ServerKind::Bundled(_) => format!(
                     "broker {} (crate version; this broker build has no --version)",
                     env!("CARGO_PKG_VERSION")
                 ),
                 ServerKind::Reference => "unknown (--version failed)".into(),
-            });
-            let server = ServerProcess::start(&kind, &[])
-                .with_context(|| format!("starting {}", kind.name()))?;
-            let url = server.client_url();
-            list.push(describe(&url, Some(kind.name()), Some((&server, version)))?);
-            processes.push(server);
-        }
-        Ok(Targets {
-            list,
-            _processes: processes,
-        })
+            })
     }
 }
 
@@ -92,7 +226,8 @@ fn broker_path(settings: &Settings) -> anyhow::Result<PathBuf> {
 /// A [`Target`] for the server at `url`, reading its INFO.
 fn describe(
     url: &str,
-    name: Option<&str>,
+    suite: Suite,
+    launch: Option<&Launch>,
     started: Option<(&ServerProcess, String)>,
 ) -> anyhow::Result<Target> {
     let conn = RawConn::connect(url).with_context(|| format!("connecting to {url}"))?;
@@ -108,8 +243,18 @@ fn describe(
         Some((server, version)) => (Some(server.pid()), version),
         None => (None, info.clone()),
     };
+    let args = launch.map_or_else(String::new, |l| {
+        let store = if l.store {
+            " --store_dir <temporary>"
+        } else {
+            ""
+        };
+        format!("{}{store}", l.args.join(" "))
+    });
     Ok(Target {
-        name: name.map_or_else(|| crate::raw::socket_addr(url), String::from),
+        name: launch.map_or_else(|| crate::raw::socket_addr(url), |l| l.name.to_string()),
+        suite,
+        args,
         url: url.to_string(),
         pid,
         version,

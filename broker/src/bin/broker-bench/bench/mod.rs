@@ -1,6 +1,9 @@
-//! The benchmarks, each a [`Benchmark`] in the table [`all`]. A new one (JetStream publish,
-//! consumer fetch, ...) is a module with a type implementing the trait and a line in [`all`].
+//! The benchmarks, each a [`Benchmark`] in the table [`all`]. A new one is a module with a
+//! type implementing the trait and a line in [`all`].
 
+mod js_consume;
+mod js_publish;
+mod js_rss;
 mod publish;
 mod publish_async;
 mod pubsub;
@@ -8,9 +11,11 @@ mod reqrep;
 
 use std::time::Duration;
 
+use anyhow::Context;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::args::Workload;
+use crate::args::{Settings, Workload};
 use crate::system::CpuUsage;
 use crate::targets::Target;
 
@@ -27,16 +32,50 @@ pub(crate) trait Benchmark: Sync {
     fn default_count(&self, payload: usize) -> u64;
     /// Runs once against `target` and measures.
     fn run(&self, env: &Env, target: &Target, case: &Case) -> anyhow::Result<Sample>;
+    /// Which servers it runs against.
+    fn suite(&self) -> Suite {
+        Suite::Core
+    }
+    /// Whether `--duration` applies; when not, a run does the default count.
+    fn timeable(&self) -> bool {
+        true
+    }
+    /// Whether every run needs a freshly started server (for figures about the process's whole
+    /// life, such as peak memory).
+    fn fresh_server(&self) -> bool {
+        false
+    }
 }
 
-/// Every benchmark, in the order they run and print.
-pub(crate) fn all() -> Vec<Box<dyn Benchmark>> {
+/// Every benchmark, in the order they run and print, with the parameters `settings` gives.
+pub(crate) fn all(settings: &Settings) -> Vec<Box<dyn Benchmark>> {
     vec![
         Box::new(publish::PublishRaw),
         Box::new(pubsub::PubSubRaw),
         Box::new(publish_async::PublishAsync),
         Box::new(reqrep::RequestReply),
+        Box::new(js_publish::JsPublish),
+        Box::new(js_publish::JsPublishAsync {
+            window: settings.window,
+        }),
+        Box::new(js_consume::JsConsume {
+            window: settings.window,
+            batch: settings.batch,
+        }),
+        Box::new(js_rss::JsRss {
+            window: settings.window,
+        }),
     ]
+}
+
+/// A set of servers that benchmarks run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Suite {
+    /// Core NATS: the broker and nats-server as they start by default.
+    Core,
+    /// JetStream with file storage: the broker with both sync policies, and nats-server.
+    JetStream,
 }
 
 /// What a benchmark's count counts.
@@ -76,9 +115,17 @@ impl Work {
     /// `workload`, with the benchmark's default count filled in.
     pub(crate) fn resolve(workload: Workload, bench: &dyn Benchmark, payload: usize) -> Work {
         match workload {
-            Workload::Default => Work::Count(bench.default_count(payload)),
             Workload::Count(n) => Work::Count(n),
-            Workload::For(d) => Work::For(d),
+            Workload::For(d) if bench.timeable() => Work::For(d),
+            Workload::Default | Workload::For(_) => Work::Count(bench.default_count(payload)),
+        }
+    }
+
+    /// Whether `done` units, started at `start`, are all there is to do.
+    pub(crate) fn finished(&self, done: u64, start: std::time::Instant) -> bool {
+        match *self {
+            Work::Count(n) => done >= n,
+            Work::For(d) => start.elapsed() >= d,
         }
     }
 }
@@ -110,6 +157,16 @@ pub(crate) const P50_US: Metric = Metric {
 /// 99th-percentile round-trip time in microseconds.
 pub(crate) const P99_US: Metric = Metric {
     name: "p99 µs",
+    higher_is_better: false,
+};
+/// The server's peak resident memory (`VmHWM`) in MiB.
+pub(crate) const PEAK_RSS_MIB: Metric = Metric {
+    name: "peak RSS MiB",
+    higher_is_better: false,
+};
+/// The server's resident memory (`VmRSS`) at the end of the run, in MiB.
+pub(crate) const RSS_MIB: Metric = Metric {
+    name: "RSS MiB",
     higher_is_better: false,
 };
 
@@ -162,11 +219,60 @@ impl Sample {
         }
     }
 
+    /// A sample of `count` messages in `elapsed` whose figures are msgs/s and then `more`.
+    pub(crate) fn rate(count: u64, elapsed: Duration, cpu: CpuUsage, more: Vec<Figure>) -> Sample {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut figures = vec![Figure {
+            metric: MSGS_PER_SEC,
+            value: count as f64 / secs,
+        }];
+        figures.extend(more);
+        Sample {
+            count,
+            seconds: secs,
+            figures,
+            cpu,
+        }
+    }
+
     /// The value of `metric`, if this sample has it.
     pub(crate) fn value(&self, metric: Metric) -> Option<f64> {
         self.figures
             .iter()
             .find(|f| f.metric == metric)
             .map(|f| f.value)
+    }
+}
+
+/// Round-trip times, for p50 and p99.
+pub(crate) struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    /// An empty record of times from 1 ns to 60 s, to 3 significant digits.
+    pub(crate) fn new() -> anyhow::Result<Latencies> {
+        Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .map(Latencies)
+            .context("creating the latency histogram")
+    }
+
+    /// Records one round trip.
+    pub(crate) fn record(&mut self, time: Duration) {
+        self.0
+            .saturating_record(u64::try_from(time.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// p50 and p99 in microseconds.
+    pub(crate) fn figures(&self) -> Vec<Figure> {
+        let us = |q: f64| self.0.value_at_quantile(q) as f64 / 1000.0;
+        vec![
+            Figure {
+                metric: P50_US,
+                value: us(0.50),
+            },
+            Figure {
+                metric: P99_US,
+                value: us(0.99),
+            },
+        ]
     }
 }

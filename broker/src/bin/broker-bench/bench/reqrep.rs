@@ -2,14 +2,13 @@
 //! subject with its payload, a requester connection makes sequential `request()`s after a
 //! warm-up, and an HDR histogram of the round-trip times gives p50 and p99.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hdrhistogram::Histogram;
 
-use super::{Benchmark, Case, Env, Figure, Sample, Work, WorkUnit, P50_US, P99_US};
+use super::{Benchmark, Case, Env, Latencies, Sample, Work, WorkUnit};
 use crate::system::CpuProbe;
 use crate::targets::Target;
 
@@ -76,36 +75,20 @@ async fn requester(target: &Target, case: &Case) -> anyhow::Result<Sample> {
         Work::Count(n) => Work::Count((n / 10).max(100)),
         Work::For(d) => Work::For(d / 10),
     };
-    run_requests(&client, &payload, warm_up, &mut new_histogram()?)
+    run_requests(&client, &payload, warm_up, &mut Latencies::new()?)
         .await
         .context("warming up")?;
-    let mut hist = new_histogram()?;
+    let mut times = Latencies::new()?;
     let probe = CpuProbe::new(target.pid);
     let start = probe.snapshot();
-    let count = run_requests(&client, &payload, case.work, &mut hist).await?;
+    let count = run_requests(&client, &payload, case.work, &mut times).await?;
     let end = probe.snapshot();
-    let elapsed = end.at().duration_since(start.at());
-    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     Ok(Sample {
         count,
-        seconds: elapsed.as_secs_f64(),
-        figures: vec![
-            Figure {
-                metric: P50_US,
-                value: us(0.50),
-            },
-            Figure {
-                metric: P99_US,
-                value: us(0.99),
-            },
-        ],
+        seconds: end.at().duration_since(start.at()).as_secs_f64(),
+        figures: times.figures(),
         cpu: start.usage_until(&end),
     })
-}
-
-/// Round-trip times in nanoseconds, from 1 ns to 60 s, 3 significant digits.
-fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, 60_000_000_000, 3).context("creating the latency histogram")
 }
 
 /// Makes sequential requests, recording each round trip; returns how many.
@@ -113,7 +96,7 @@ async fn run_requests(
     client: &async_nats::Client,
     payload: &Bytes,
     work: Work,
-    hist: &mut Histogram<u64>,
+    times: &mut Latencies,
 ) -> anyhow::Result<u64> {
     let (limit, until) = match work {
         Work::Count(n) => (n, None),
@@ -126,12 +109,8 @@ async fn run_requests(
             .request(SUBJECT, payload.clone())
             .await
             .with_context(|| format!("request {} failed", done + 1))?;
-        hist.saturating_record(duration_ns(sent.elapsed()));
+        times.record(sent.elapsed());
         done += 1;
     }
     Ok(done)
-}
-
-fn duration_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
