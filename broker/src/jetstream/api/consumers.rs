@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::info;
-use super::{parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
+use super::{expect_empty, parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
 use crate::jetstream::consumer::state::AckState;
 use crate::jetstream::consumer::{Consumer, ConsumerConfig, DeliverPolicy};
 use crate::jetstream::errors::ApiError;
@@ -282,6 +282,7 @@ fn ephemeral_name() -> String {
 
 /// `$JS.API.CONSUMER.INFO.<stream>.<consumer>`
 pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    expect_empty(&req.payload)?;
     let stream = js.lookup(req.token(4))?;
     let consumer = stream
         .consumers
@@ -294,6 +295,7 @@ pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
 
 /// `$JS.API.CONSUMER.DELETE.<stream>.<consumer>`
 pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
+    expect_empty(&req.payload)?;
     let stream = js.lookup(req.token(4))?;
     if !remove(&stream, req.token(5)) {
         return Err(ApiError::consumer_not_found());

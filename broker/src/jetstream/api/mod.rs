@@ -230,6 +230,18 @@ impl InternalSink for NotEnabled {
     }
 }
 
+/// Refuses a body other than nothing or an empty JSON object (10038), as nats-server's
+/// `isEmptyRequest` does for the endpoints that take no request.
+pub(crate) fn expect_empty(payload: &[u8]) -> Result<(), ApiError> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(members)) if members.is_empty() => Ok(()),
+        _ => Err(ApiError::not_empty_request()),
+    }
+}
+
 /// Parses a JSON body; an empty body is `T::default()`. As Go's decoder, which clients are
 /// written against, a `null` member counts as absent.
 pub(crate) fn parse_body<T: for<'de> serde::Deserialize<'de> + Default>(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::info::{self, StreamInfoRequest};
-use super::{parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
+use super::{expect_empty, parse_body, Outcome, Paged, Request, LIST_PAGE, NAMES_PAGE};
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::stream::{Retention, Stream, StreamConfig};
 use crate::jetstream::subjects::collide;
@@ -90,9 +90,7 @@ pub(crate) fn info(js: &Arc<JetStream>, req: &Request) -> Outcome {
 
 /// `$JS.API.STREAM.DELETE.<stream>`
 pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
-    if !req.payload.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::not_empty_request());
-    }
+    expect_empty(&req.payload)?;
     js.delete_stream(req.token(4))?;
     Ok(json!({"success": true}))
 }

@@ -16,6 +16,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_stream_info_state_counts_messages_bytes_subjects_and_deletes,
         js_stream_names_and_list_filter_by_subject,
         js_stream_delete_then_every_stream_call_is_not_found,
+        js_delete_and_info_take_no_request_but_an_empty_object_is_none,
     ]
 }
 
@@ -300,5 +301,32 @@ fn js_stream_delete_then_every_stream_call_is_not_found(t: &Target) -> anyhow::R
         let mut inbox = inbox;
         let msg = inbox.next(WAIT, "the no-responders status").await?;
         expect_status(&msg, "NATS/1.0 503", &[])
+    })
+}
+
+fn js_delete_and_info_take_no_request_but_an_empty_object_is_none(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "SEMPTY", "subjects": ["sempty"]})).await?;
+        create_consumer(&c, "SEMPTY", json!({"durable_name": "D"})).await?;
+        // A body with members is refused before the names are even looked up.
+        for what in [
+            "CONSUMER.INFO.SEMPTY.D",
+            "CONSUMER.DELETE.SEMPTY.D",
+            "STREAM.DELETE.SEMPTY",
+            "STREAM.DELETE.NOPE",
+        ] {
+            let reply = api(&c, what, json!({"x": 1})).await?;
+            expect_error(&reply, 400, 10038, "expected an empty request payload").context(what)?;
+        }
+        // `{}` counts as no request, as clients send it.
+        let info = api(&c, "CONSUMER.INFO.SEMPTY.D", json!({})).await?;
+        ensure!(info["name"] == "D", "{info}");
+        api_ok(&c, "CONSUMER.DELETE.SEMPTY.D", json!({})).await?;
+        api_ok(&c, "STREAM.DELETE.SEMPTY", json!({})).await?;
+        Ok(())
     })
 }
