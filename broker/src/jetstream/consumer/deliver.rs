@@ -78,7 +78,7 @@ fn round(consumer: &Arc<Consumer>) -> i64 {
     drop(inner);
     if let Some(at) = persist_due {
         if at <= now {
-            consumer.persist(false);
+            consumer.persist_soon();
         } else {
             next = next.min(at);
         }

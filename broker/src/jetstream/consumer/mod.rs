@@ -57,6 +57,13 @@ pub(crate) struct Consumer {
     subs: Mutex<Vec<Arc<Subscription>>>,
     /// Where a durable consumer of a file stream keeps its state.
     pub dir: Option<PathBuf>,
+    /// The generation of the state last written: writes happen off the consumer's task, and
+    /// an older snapshot never replaces a newer one.
+    written: Mutex<u64>,
+    /// Generations handed out to snapshots.
+    generation: AtomicU64,
+    /// A periodic write is under way on a blocking thread.
+    writing: AtomicBool,
 }
 
 /// What the consumer's lock guards.
@@ -115,6 +122,9 @@ impl Consumer {
             closed: CancellationToken::new(),
             subs: Mutex::new(Vec::new()),
             dir,
+            written: Mutex::new(0),
+            generation: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
         })
     }
 
@@ -196,7 +206,7 @@ impl Consumer {
             self.ctx.unsubscribe(&sub);
         }
         self.closed.cancel();
-        self.persist(true);
+        self.persist_now();
     }
 
     /// Stops the consumer for good: waiting pull requests hear `409 Consumer Deleted`.
@@ -210,6 +220,9 @@ impl Consumer {
             self.send_status(&r.reply, &pull::status(409, "Consumer Deleted"));
         }
         if let Some(dir) = &self.dir {
+            // No write under way or to come may bring the directory back.
+            let mut written = self.written.lock();
+            *written = u64::MAX;
             if let Err(e) = std::fs::remove_dir_all(dir) {
                 tracing::warn!(consumer = %self.name, "removing {}: {e}", dir.display());
             }
@@ -286,24 +299,60 @@ impl Consumer {
         });
     }
 
-    /// Writes the state of a durable consumer (all of it, atomically); with `force`, even if
-    /// it was written moments ago.
-    fn persist(&self, force: bool) {
-        let Some(dir) = &self.dir else {
+    /// Writes the state of a durable consumer (all of it, atomically) now, on this thread,
+    /// after any write under way: for close and shutdown.
+    fn persist_now(&self) {
+        if let Some((state, generation)) = self.snapshot_for_write(true) {
+            self.write_state(&state, generation);
+        }
+    }
+
+    /// Writes the state if it changed and [`deliver::PERSIST_EVERY`] has passed, on a blocking
+    /// thread so that the fsyncs do not stall deliveries; at most one such write at a time.
+    fn persist_soon(self: &Arc<Self>) {
+        if self.dir.is_none() || self.writing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some((state, generation)) = self.snapshot_for_write(false) else {
+            self.writing.store(false, Ordering::Release);
             return;
         };
+        let consumer = self.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer.write_state(&state, generation);
+            consumer.writing.store(false, Ordering::Release);
+        });
+    }
+
+    /// The state to write and its generation, when there is something to write.
+    fn snapshot_for_write(&self, force: bool) -> Option<(AckState, u64)> {
+        self.dir.as_ref()?;
         let mut inner = self.inner.lock();
         let now = now_nanos();
         if !inner.dirty || (!force && now - inner.last_persist < deliver::PERSIST_EVERY) {
-            return;
+            return None;
         }
-        let state = inner.acks.clone();
         inner.dirty = false;
         inner.last_persist = now;
-        drop(inner);
-        if let Err(e) = super::persist::write_consumer_state(dir, &state) {
-            tracing::error!(consumer = %self.name, "writing consumer state: {e:#}");
-            self.inner.lock().dirty = true;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        Some((inner.acks.clone(), generation))
+    }
+
+    /// Writes a snapshot unless a newer one was written already.
+    fn write_state(&self, state: &AckState, generation: u64) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let mut written = self.written.lock();
+        if *written > generation {
+            return;
+        }
+        match super::persist::write_consumer_state(dir, state) {
+            Ok(()) => *written = generation,
+            Err(e) => {
+                tracing::error!(consumer = %self.name, "writing consumer state: {e:#}");
+                self.inner.lock().dirty = true;
+            }
         }
     }
 }
