@@ -15,8 +15,6 @@ pub(crate) struct Entry {
     pub sid: Sid,
     /// Its size as counted in `bytes`.
     pub size: u64,
-    /// Its timestamp in Unix nanoseconds.
-    pub ts: i64,
 }
 
 /// A message to append, already admitted by the limits.
@@ -61,6 +59,13 @@ pub(crate) trait Log: Send {
 
     /// Live messages from `to` downwards, in order.
     fn entries_rev(&self, to: u64) -> Box<dyn Iterator<Item = Entry> + '_>;
+
+    /// The timestamp of the live message at `seq` (the file backend reads it from the record).
+    fn ts(&self, seq: u64) -> Result<Option<i64>, StoreError>;
+
+    /// The last of the live messages from `from` on that are all stamped at or before
+    /// `cutoff`: how far `max_age` expiry reaches, stopping at the first younger message.
+    fn expired_through(&self, from: u64, cutoff: i64) -> Result<Option<u64>, StoreError>;
 
     /// Reads the message at `seq`, if it is live.
     fn read(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError>;

@@ -32,7 +32,6 @@ impl MemMsg {
             seq,
             sid: self.sid,
             size: self.size,
-            ts: self.ts,
         }
     }
 }
@@ -72,6 +71,15 @@ impl Log for MemoryLog {
 
     fn entries_rev(&self, to: u64) -> Box<dyn Iterator<Item = Entry> + '_> {
         Box::new(self.msgs.range(..=to).rev().map(|(&seq, m)| m.entry(seq)))
+    }
+
+    fn ts(&self, seq: u64) -> Result<Option<i64>, StoreError> {
+        Ok(self.msgs.get(&seq).map(|m| m.ts))
+    }
+
+    fn expired_through(&self, from: u64, cutoff: i64) -> Result<Option<u64>, StoreError> {
+        let expired = self.msgs.range(from..).take_while(|(_, m)| m.ts <= cutoff);
+        Ok(expired.last().map(|(&seq, _)| seq))
     }
 
     fn read(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {

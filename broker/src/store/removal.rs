@@ -77,14 +77,9 @@ impl Store {
             return Ok(Expired::default());
         };
         let cutoff = now_nanos.saturating_sub(max_age);
-        let floor = self
-            .log
-            .entries(self.state.first_seq)
-            .take_while(|e| e.ts <= cutoff)
-            .last()
-            .map(|e| e.seq + 1);
-        let removed = match floor {
-            Some(floor) => self.remove_below(floor)?,
+        let last = self.log.expired_through(self.state.first_seq, cutoff)?;
+        let removed = match last {
+            Some(last) => self.remove_below(last + 1)?,
             None => 0,
         };
         Ok(Expired {
@@ -206,14 +201,16 @@ impl Store {
         self.state.msgs -= removed;
         self.state.bytes -= bytes;
         self.state.last_seq = last.seq;
-        match self.log.entries(floor).next() {
-            Some(e) => (self.state.first_seq, self.state.first_ts) = (e.seq, e.ts),
-            None => (self.state.first_seq, self.state.first_ts) = (self.empty_first(), 0),
-        }
+        self.state.first_seq = match self.log.entries(floor).next() {
+            Some(e) => e.seq,
+            None => self.empty_first(),
+        };
         stale.sort_unstable();
         stale.dedup();
         stale.retain(|&sid| self.subjects.contains(sid));
         self.refresh_firsts(floor, stale);
+        // The counters are right by now; only the new first timestamp needs a read.
+        self.state.first_ts = self.first_ts()?;
         Ok(removed)
     }
 

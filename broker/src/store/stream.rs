@@ -61,22 +61,29 @@ impl Store {
                 ..Counters::default()
             },
         };
-        store.rebuild_counters();
+        store.rebuild_counters()?;
         store.enforce_all()?;
         Ok(store)
     }
 
     /// Counts the live messages of a freshly opened backend.
-    fn rebuild_counters(&mut self) {
+    fn rebuild_counters(&mut self) -> Result<(), StoreError> {
         let mut first = None;
         for e in self.log.entries(0) {
-            first.get_or_insert((e.seq, e.ts));
+            first.get_or_insert(e.seq);
             self.state.msgs += 1;
             self.state.bytes += e.size;
             self.subjects.add(e.sid, e.seq);
         }
         self.subjects.drop_empty();
-        (self.state.first_seq, self.state.first_ts) = first.unwrap_or((self.empty_first(), 0));
+        self.state.first_seq = first.unwrap_or_else(|| self.empty_first());
+        self.state.first_ts = self.first_ts()?;
+        Ok(())
+    }
+
+    /// The timestamp of the message at `first_seq`, 0 when there is none.
+    pub(super) fn first_ts(&self) -> Result<i64, StoreError> {
+        Ok(self.log.ts(self.state.first_seq)?.unwrap_or(0))
     }
 
     /// `first_seq` of an empty store: one past the last, or 0 for a stream that never had one.

@@ -226,6 +226,28 @@ impl Log for FileLog {
         Box::new(segments.flat_map(move |s| s.index.entries_rev(to)))
     }
 
+    fn ts(&self, seq: u64) -> Result<Option<i64>, StoreError> {
+        match self.find(seq) {
+            Some(i) => self.segments[i].ts(seq),
+            None => Ok(None),
+        }
+    }
+
+    fn expired_through(&self, from: u64, cutoff: i64) -> Result<Option<u64>, StoreError> {
+        let start = self
+            .segments
+            .partition_point(|s| s.index.next_seq() <= from);
+        let mut last = None;
+        for segment in &self.segments[start..] {
+            let reach = segment.expired_through(from, cutoff)?;
+            last = reach.last.or(last);
+            if reach.stopped {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
     fn read(&self, seq: u64) -> Result<Option<StoredMsg>, StoreError> {
         match self.find(seq) {
             Some(i) => self.segments[i].read(seq),

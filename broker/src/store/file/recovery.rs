@@ -202,8 +202,8 @@ impl Rebuild<'_> {
                     return Err(corrupt(self.path, offset, "subject is not UTF-8"));
                 };
                 let sid = self.subjects.intern(subject);
-                let slot = Slot::new(offset as usize, h.len, h.has_headers, sid, h.ts);
-                self.index.push(slot);
+                let slot = Slot::new(offset as usize, h.len, h.has_headers, sid);
+                self.index.push(slot, h.ts);
                 self.scan.note_last(h.seq, h.ts);
             }
             Kind::Tombstone => self.scan.tombstones.push(h.seq),

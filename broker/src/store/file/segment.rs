@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::index::{Slot, SlotIndex};
-use super::record::{self, Kind, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::record::{self, Kind, RecordHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::store::subjects::Sid;
 use crate::store::{StoreError, StoredMsg};
 
@@ -56,6 +56,49 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Bytes read at once when walking record headers in order.
+const WINDOW: u64 = 64 * 1024;
+
+/// How far `max_age` reaches into one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expiry {
+    /// The last live message from the start of the walk that has expired.
+    pub last: Option<u64>,
+    /// Whether the walk stopped at a younger message (else every live message has expired).
+    pub stopped: bool,
+}
+
+/// A window of a segment's bytes, to read many record headers in order with few reads.
+#[derive(Debug, Default)]
+struct Window {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Window {
+    /// The header of the record at `slot`, the message `seq`, reading the next window when
+    /// it is not in this one.
+    fn header(
+        &mut self,
+        segment: &Segment,
+        seq: u64,
+        slot: Slot,
+    ) -> Result<RecordHeader, StoreError> {
+        let offset = u64::from(slot.offset);
+        let end = offset + RECORD_HEADER_LEN as u64;
+        if offset < self.start || end > self.start + self.bytes.len() as u64 {
+            let len = WINDOW
+                .min(segment.len() - offset)
+                .max(RECORD_HEADER_LEN as u64);
+            self.bytes.resize(len as usize, 0);
+            segment.read_at(&mut self.bytes, offset)?;
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        segment.check_header(&self.bytes[at..], seq, slot)
+    }
 }
 
 /// One open segment.
@@ -138,8 +181,8 @@ impl Segment {
         let seq = self.index.next_seq();
         record::encode_msg(&mut self.pending, seq, ts, subject, headers, payload);
         let len = self.len() as usize - offset;
-        self.index
-            .push(Slot::new(offset, len, headers.is_some(), sid, ts));
+        let slot = Slot::new(offset, len, headers.is_some(), sid);
+        self.index.push(slot, ts);
     }
 
     /// Appends a tombstone (`seq` deleted) or a compaction (everything below `seq` removed).
@@ -194,36 +237,93 @@ impl Segment {
         let Some(slot) = self.index.slot(seq) else {
             return Ok(None);
         };
-        let (offset, len) = (u64::from(slot.offset), slot.len());
-        let mut buf = vec![0; len];
-        if offset >= self.written {
-            let at = (offset - self.written) as usize;
-            buf.copy_from_slice(&self.pending[at..at + len]);
-        } else {
-            self.file
-                .read_exact_at(&mut buf, offset)
-                .map_err(StoreError::io(&self.path))?;
-        }
-        self.decode(buf, seq, offset).map(Some)
+        let offset = u64::from(slot.offset);
+        let mut buf = vec![0; slot.len()];
+        self.read_at(&mut buf, offset)?;
+        self.decode(buf, seq, slot).map(Some)
     }
 
-    fn decode(&self, buf: Vec<u8>, seq: u64, offset: u64) -> Result<StoredMsg, StoreError> {
-        let corrupt = |reason: &str| StoreError::Corrupt {
-            path: self.path.clone(),
-            offset,
-            reason: reason.to_string(),
+    /// The timestamp of the live message at `seq`, from its record header: one small read.
+    pub fn ts(&self, seq: u64) -> Result<Option<i64>, StoreError> {
+        let Some(slot) = self.index.slot(seq) else {
+            return Ok(None);
         };
-        let header: &[u8; RECORD_HEADER_LEN] = buf[..RECORD_HEADER_LEN].try_into().expect("len");
-        let h = record::parse_header(header).map_err(corrupt)?;
-        if h.len != buf.len() || h.kind != Kind::Msg || h.seq != seq {
-            return Err(corrupt("record does not match the index"));
+        let mut header = [0; RECORD_HEADER_LEN];
+        self.read_at(&mut header, u64::from(slot.offset))?;
+        Ok(Some(self.check_header(&header, seq, slot)?.ts))
+    }
+
+    /// Walks the live messages from `from` while they are stamped at or before `cutoff`
+    /// (`max_age` expiry). A segment whose newest message is that old is not read at all;
+    /// otherwise the record headers are read in windows of [`WINDOW`] bytes.
+    pub fn expired_through(&self, from: u64, cutoff: i64) -> Result<Expiry, StoreError> {
+        if self.index.max_ts() <= cutoff {
+            let to = self.index.next_seq().saturating_sub(1);
+            let last = self.index.entries_rev(to).next().map(|e| e.seq);
+            return Ok(Expiry {
+                last: last.filter(|&seq| seq >= from),
+                stopped: false,
+            });
         }
+        let mut window = Window::default();
+        let mut last = None;
+        for (seq, slot) in self.index.slots_from(from) {
+            if window.header(self, seq, slot)?.ts > cutoff {
+                return Ok(Expiry {
+                    last,
+                    stopped: true,
+                });
+            }
+            last = Some(seq);
+        }
+        Ok(Expiry {
+            last,
+            stopped: false,
+        })
+    }
+
+    /// Fills `buf` from `offset`, from the file and, past what is written, the buffer.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), StoreError> {
+        let in_file = self.written.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let (from_file, from_pending) = buf.split_at_mut(in_file);
+        if !from_file.is_empty() {
+            self.file
+                .read_exact_at(from_file, offset)
+                .map_err(StoreError::io(&self.path))?;
+        }
+        if !from_pending.is_empty() {
+            let at = (offset + in_file as u64 - self.written) as usize;
+            from_pending.copy_from_slice(&self.pending[at..at + from_pending.len()]);
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, slot: Slot, reason: &str) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            offset: u64::from(slot.offset),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Parses the header of the record at `slot` and checks it is the message `seq`.
+    fn check_header(&self, b: &[u8], seq: u64, slot: Slot) -> Result<RecordHeader, StoreError> {
+        let header: &[u8; RECORD_HEADER_LEN] = b[..RECORD_HEADER_LEN].try_into().expect("len");
+        let h = record::parse_header(header).map_err(|r| self.corrupt(slot, r))?;
+        if h.len != slot.len() || h.kind != Kind::Msg || h.seq != seq {
+            return Err(self.corrupt(slot, "record does not match the index"));
+        }
+        Ok(h)
+    }
+
+    fn decode(&self, buf: Vec<u8>, seq: u64, slot: Slot) -> Result<StoredMsg, StoreError> {
+        let h = self.check_header(&buf, seq, slot)?;
         if !record::checksum_ok(&buf) {
-            return Err(corrupt("checksum mismatch"));
+            return Err(self.corrupt(slot, "checksum mismatch"));
         }
         let (subject, headers, payload) = record::body_ranges(&h);
         let subject = std::str::from_utf8(&buf[subject])
-            .map_err(|_| corrupt("subject is not UTF-8"))?
+            .map_err(|_| self.corrupt(slot, "subject is not UTF-8"))?
             .to_string();
         let buf = Bytes::from(buf);
         Ok(StoredMsg {

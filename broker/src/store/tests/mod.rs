@@ -7,6 +7,7 @@ mod model;
 mod ops;
 mod property;
 mod purge;
+mod timestamps;
 mod torn_tail;
 
 use std::path::PathBuf;
@@ -153,4 +154,7 @@ over_both_backends!(
     purge::purge_by_subject_filter_with_keep_and_sequence,
     purge::purge_with_both_sequence_and_keep_is_refused,
     purge::sequences_are_never_reused_after_purge,
+    timestamps::expiry_crosses_segments_and_survives_reopen,
+    timestamps::expiry_stops_at_a_young_message_even_when_later_ones_are_old,
+    timestamps::first_ts_follows_every_removal_from_the_front,
 );
