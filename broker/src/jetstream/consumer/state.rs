@@ -213,6 +213,13 @@ impl AckState {
             self.remove(s);
         }
         self.exhausted = self.exhausted.split_off(&first_seq);
+        // The last messages per subject still to deliver first: those gone no longer count.
+        if !self.start_list.is_empty() {
+            self.start_list.retain(|seq| *seq >= first_seq);
+            if self.start_list.is_empty() {
+                self.next_sseq = self.next_sseq.max(self.start_list_end + 1);
+            }
+        }
         if self.next_sseq < first_seq {
             self.next_sseq = first_seq;
         }
@@ -362,6 +369,18 @@ mod tests {
             }
         );
         assert_eq!(s.next_sseq, 8);
+    }
+
+    #[test]
+    fn purged_messages_leave_the_start_list() {
+        let mut s = AckState::starting_at(1);
+        s.start_list = vec![2, 5, 9];
+        s.start_list_end = 9;
+        s.forget_below(6);
+        assert_eq!(s.start_list, vec![9]);
+        s.forget_below(12);
+        assert!(s.start_list.is_empty());
+        assert_eq!(s.next_sseq, 12);
     }
 
     #[test]

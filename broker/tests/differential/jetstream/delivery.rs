@@ -13,6 +13,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_deliver_policy_option_errors,
         js_filter_subject_and_filter_subjects_select_the_messages,
         js_headers_only_sends_headers_and_nats_msg_size_without_payload,
+        js_last_per_subject_consumer_forgets_what_a_purge_removed,
     ]
 }
 
@@ -218,6 +219,28 @@ fn js_headers_only_sends_headers_and_nats_msg_size_without_payload(
             "{:?}",
             second.headers
         );
+        Ok(())
+    })
+}
+
+fn js_last_per_subject_consumer_forgets_what_a_purge_removed(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "LPP", "subjects": ["lpp.*"]})).await?;
+        publish_n(&c, "lpp.a", "a", 2).await?;
+        publish_n(&c, "lpp.b", "b", 1).await?;
+        let config = json!({"name": "L", "ack_policy": "explicit",
+            "deliver_policy": "last_per_subject", "filter_subject": "lpp.*"});
+        let reply = create_consumer(&c, "LPP", config).await?;
+        ensure!(reply["num_pending"] == 2, "{reply}");
+        // The last messages of each subject are gone before they were delivered (a KV
+        // listing whose entries expired): they are no longer pending.
+        api_ok(&c, "STREAM.PURGE.LPP", Value::Null).await?;
+        eventually(WAIT, "num_pending 0 after the purge", || async {
+            Ok(consumer_info(&c, "LPP", "L").await?["num_pending"] == 0)
+        })
+        .await?;
         Ok(())
     })
 }
