@@ -320,13 +320,9 @@ pub(crate) fn names(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let stream = js.lookup(req.token(4))?;
     let paged: Paged = parse_body(&req.payload)?;
     let all: Vec<String> = stream.consumers.read().keys().cloned().collect();
-    let page: Vec<String> = all
-        .iter()
-        .skip(paged.offset)
-        .take(NAMES_PAGE)
-        .cloned()
-        .collect();
-    Ok(json!({"total": all.len(), "offset": paged.offset, "limit": NAMES_PAGE, "consumers": page}))
+    let offset = paged.offset_within(all.len());
+    let page: Vec<String> = all.iter().skip(offset).take(NAMES_PAGE).cloned().collect();
+    Ok(json!({"total": all.len(), "offset": offset, "limit": NAMES_PAGE, "consumers": page}))
 }
 
 /// `$JS.API.CONSUMER.LIST.<stream>`
@@ -334,11 +330,12 @@ pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let stream = js.lookup(req.token(4))?;
     let paged: Paged = parse_body(&req.payload)?;
     let all: Vec<Arc<Consumer>> = stream.consumers.read().values().cloned().collect();
+    let offset = paged.offset_within(all.len());
     let page: Vec<Value> = all
         .iter()
-        .skip(paged.offset)
+        .skip(offset)
         .take(LIST_PAGE)
         .map(|c| info::consumer(c))
         .collect();
-    Ok(json!({"total": all.len(), "offset": paged.offset, "limit": LIST_PAGE, "consumers": page}))
+    Ok(json!({"total": all.len(), "offset": offset, "limit": LIST_PAGE, "consumers": page}))
 }

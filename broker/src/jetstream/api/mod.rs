@@ -281,6 +281,13 @@ pub(crate) struct Paged {
     pub subject: String,
 }
 
+impl Paged {
+    /// Where the page starts, as nats-server reports it: an offset past the end is the end.
+    pub fn offset_within(&self, total: usize) -> usize {
+        self.offset.min(total)
+    }
+}
+
 /// Items per page of NAMES (1024) and LIST (256) responses, as nats-server.
 pub(crate) const NAMES_PAGE: usize = 1024;
 pub(crate) const LIST_PAGE: usize = 256;

@@ -132,13 +132,20 @@ pub(crate) fn names(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let paged: Paged = parse_body(&req.payload)?;
     let matching = matching_streams(js, &paged.subject);
     let total = matching.len();
+    let offset = paged.offset_within(total);
     let page: Vec<String> = matching
         .into_iter()
-        .skip(paged.offset)
+        .skip(offset)
         .take(NAMES_PAGE)
         .map(|s| s.name.clone())
         .collect();
-    Ok(json!({"total": total, "offset": paged.offset, "limit": NAMES_PAGE, "streams": page}))
+    // nats-server's list starts as Go's nil slice: an empty page is `null`, not `[]`.
+    let streams = if page.is_empty() {
+        Value::Null
+    } else {
+        json!(page)
+    };
+    Ok(json!({"total": total, "offset": offset, "limit": NAMES_PAGE, "streams": streams}))
 }
 
 /// `$JS.API.STREAM.LIST`: the info of every stream.
@@ -146,13 +153,14 @@ pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let paged: Paged = parse_body(&req.payload)?;
     let matching = matching_streams(js, &paged.subject);
     let total = matching.len();
+    let offset = paged.offset_within(total);
     let page: Vec<Value> = matching
         .into_iter()
-        .skip(paged.offset)
+        .skip(offset)
         .take(LIST_PAGE)
         .map(|s| info::stream(js, &s, &StreamInfoRequest::default()))
         .collect();
-    Ok(json!({"total": total, "offset": paged.offset, "limit": LIST_PAGE, "streams": page}))
+    Ok(json!({"total": total, "offset": offset, "limit": LIST_PAGE, "streams": page}))
 }
 
 fn matching_streams(js: &JetStream, subject: &str) -> Vec<Arc<Stream>> {

@@ -21,6 +21,7 @@ mod messages;
 mod publish;
 mod pull;
 mod push;
+mod requests;
 mod restart;
 mod retention;
 mod streams;
@@ -56,6 +57,7 @@ pub fn scenarios() -> Vec<Scenario> {
         delivery::scenarios(),
         restart::scenarios(),
         clients::scenarios(),
+        requests::scenarios(),
     ]
     .concat()
 }
