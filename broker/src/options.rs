@@ -198,6 +198,8 @@ pub struct Options {
     /// Redeliver at once what a closed connection held unacknowledged for a queue group,
     /// as NATS Streaming did (`--redeliver_on_disconnect`; on by default).
     pub redeliver_on_disconnect: bool,
+    /// Server-wide consumer limits (`jetstream { limits { ... } }` in the config file).
+    pub jetstream_limits: JetStreamLimits,
     /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
     pub cluster_id: Option<String>,
     /// Directory to write `<name>_<pid>.ports` into once listening (`--ports_file_dir`).
@@ -260,9 +262,20 @@ impl Default for Options {
             store_dir: None,
             sync: crate::store::SyncPolicy::Always,
             redeliver_on_disconnect: true,
+            jetstream_limits: Default::default(),
             cluster_id: None,
             ports_file_dir: None,
             pid_file: None,
         }
     }
+}
+
+/// The consumer limits of `jetstream { limits { max_request_batch, max_ack_pending } }`; 0 is
+/// no limit. Each is also the default of a consumer that sets none, as on nats-server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JetStreamLimits {
+    /// Largest `max_batch` of a pull consumer, and the `max_batch` of one that sets none.
+    pub max_request_batch: i64,
+    /// Largest `max_ack_pending`, and the default when it is below nats-server's 1000.
+    pub max_ack_pending: i64,
 }

@@ -342,6 +342,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         max_memory: -1,
         max_storage: -1,
         redeliver_on_disconnect: opts.redeliver_on_disconnect,
+        limits: opts.jetstream_limits,
     }
 }
 

@@ -278,7 +278,34 @@ fn jetstream(
             "enabled" | "enable" => opts.jetstream = boolean(k, node)?,
             "store_dir" | "store" | "storedir" => opts.store_dir = Some(path(k, node)?),
             "sync_interval" | "sync" => opts.sync = sync_interval(k, node)?,
+            "limits" => jetstream_limits(node, opts, warnings)?,
             _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
+        }
+    }
+    Ok(())
+}
+
+/// Server-wide JetStream limits the broker does not enforce: duplicate windows are each
+/// stream's own, and there are no replicated (HA) assets without a cluster.
+const IGNORED_IN_JETSTREAM_LIMITS: &[&str] = &["duplicate_window", "max_ha_assets"];
+
+// limits { max_request_batch: 100, max_ack_pending: 1000, duplicate_window: 2m, max_ha_assets: 0 }
+fn jetstream_limits(
+    node: &Node,
+    opts: &mut Options,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let Value::Map(map) = &node.value else {
+        return Err(invalid("limits", node, "expected a block"));
+    };
+    let limits = &mut opts.jetstream_limits;
+    for entry in &map.entries {
+        let key = entry.key.to_ascii_lowercase();
+        let (k, node) = (key.as_str(), &entry.node);
+        match k {
+            "max_request_batch" => limits.max_request_batch = number(k, node)?,
+            "max_ack_pending" => limits.max_ack_pending = number(k, node)?,
+            _ => other(entry, IGNORED_IN_JETSTREAM_LIMITS, warnings)?,
         }
     }
     Ok(())

@@ -124,6 +124,21 @@ fn durations_may_be_bare_seconds_or_go_durations() {
 }
 
 #[test]
+fn jetstream_limits_set_the_consumer_limits() {
+    let (opts, warnings) = load_as(
+        Path::new("js.conf"),
+        "jetstream {\n  limits {\n    max_request_batch: 100\n    max_ack_pending: 20\n    max_ha_assets: 2\n  }\n}",
+    )
+    .unwrap();
+    assert_eq!(opts.jetstream_limits.max_request_batch, 100);
+    assert_eq!(opts.jetstream_limits.max_ack_pending, 20);
+    assert_eq!(
+        warnings,
+        ["config file js.conf:5:5: ignoring 'max_ha_assets': this broker does not implement it"]
+    );
+}
+
+#[test]
 fn jetstream_is_a_switch_or_a_block() {
     assert!(load("jetstream: enabled").unwrap().jetstream);
     assert!(!load("jetstream: disabled").unwrap().jetstream);

@@ -32,6 +32,8 @@ pub struct JetStreamConfig {
     /// Whether a closed connection's unacknowledged deliveries are due for redelivery at once
     /// (`--redeliver_on_disconnect`, an extension).
     pub redeliver_on_disconnect: bool,
+    /// Server-wide consumer limits (`jetstream { limits { ... } }`).
+    pub limits: crate::options::JetStreamLimits,
 }
 
 /// Longest the broker keeps an ephemeral consumer without interest, unless it says otherwise.

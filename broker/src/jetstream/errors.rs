@@ -224,6 +224,24 @@ impl ApiError {
         ApiError::new(400, 10043, format!("sequence {seq} not found"))
     }
 
+    /// max_ack_pending above the server's or the stream's consumer limit (10121).
+    pub fn max_ack_pending_excess(limit: i64) -> ApiError {
+        ApiError::new(
+            400,
+            10121,
+            format!("consumer max ack pending exceeds system limit of {limit}"),
+        )
+    }
+
+    /// A pull consumer's max_batch above the server's `max_request_batch` (10125).
+    pub fn max_request_batch_exceeded(limit: i64) -> ApiError {
+        ApiError::new(
+            400,
+            10125,
+            format!("consumer max request batch exceeds server limit of {limit}"),
+        )
+    }
+
     /// A consumer name over the limit (10102).
     pub fn consumer_name_too_long(max: usize) -> ApiError {
         ApiError::new(

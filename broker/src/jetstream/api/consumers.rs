@@ -89,7 +89,7 @@ fn add(
     action: &str,
 ) -> Result<Arc<Consumer>, ApiError> {
     let stream_config = stream.config();
-    let mut config = config.normalize(&stream_config)?;
+    let mut config = config.normalize(&stream_config, &js.ctx.config.limits)?;
     let name = match (&config.durable_name, &config.name) {
         (d, _) if !d.is_empty() => d.clone(),
         (_, n) if !n.is_empty() => n.clone(),

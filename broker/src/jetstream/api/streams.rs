@@ -53,6 +53,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let config = config.normalize()?;
     let old = stream.config();
     config.check_update(&old)?;
+    check_consumer_limits(&stream, &old, &config)?;
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;
     let allow_direct_changed = config.allow_direct != old.allow_direct;
@@ -78,6 +79,37 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
         stream.notify_removed();
     }
     Ok(info::stream(js, &stream, &StreamInfoRequest::default()))
+}
+
+/// New `consumer_limits` that a consumer of the stream already exceeds are refused, as
+/// nats-server does (comparing with the limits as given: a zero limit is exceeded by any value).
+fn check_consumer_limits(
+    stream: &Stream,
+    old: &StreamConfig,
+    new: &StreamConfig,
+) -> Result<(), ApiError> {
+    let limits = &new.consumer_limits;
+    if old.consumer_limits == *limits {
+        return Ok(());
+    }
+    let violating: Vec<String> = stream
+        .consumers
+        .read()
+        .iter()
+        .filter(|(_, consumer)| {
+            let config = consumer.config();
+            config.inactive_threshold > limits.inactive_threshold
+                || config.max_ack_pending > limits.max_ack_pending
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if violating.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::stream_update(format!(
+        "change to limits violates consumers: {}",
+        violating.join(", ")
+    )))
 }
 
 /// `$JS.API.STREAM.INFO.<stream>`

@@ -9,6 +9,7 @@ use crate::jetstream::errors::ApiError;
 use crate::jetstream::stream::config::{is_valid_name, MAX_NAME_LEN};
 use crate::jetstream::stream::{Retention, StreamConfig};
 use crate::jetstream::subjects::collide;
+use crate::options::JetStreamLimits;
 use crate::proto::subject::{is_valid_literal_subject, is_valid_subject};
 
 /// ack_wait when none is given: 30 s.
@@ -176,8 +177,13 @@ impl ConsumerConfig {
         }
     }
 
-    /// Fills in nats-server's defaults and checks the configuration against its stream.
-    pub fn normalize(mut self, stream: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
+    /// Fills in nats-server's defaults and checks the configuration against its stream and the
+    /// server's limits.
+    pub fn normalize(
+        mut self,
+        stream: &StreamConfig,
+        limits: &JetStreamLimits,
+    ) -> Result<ConsumerConfig, ApiError> {
         self.check_names()?;
         self.check_mode()?;
         self.check_filters(stream)?;
@@ -197,8 +203,30 @@ impl ConsumerConfig {
         if self.num_replicas > 1 {
             return Err(ApiError::replicas_not_supported());
         }
-        self.fill_defaults(stream);
+        self.fill_defaults(stream, limits);
+        self.check_limits(stream, limits)?;
         Ok(self)
+    }
+
+    /// The server's and the stream's limits, against the configuration with its defaults.
+    fn check_limits(
+        &self,
+        stream: &StreamConfig,
+        limits: &JetStreamLimits,
+    ) -> Result<(), ApiError> {
+        let batch_limit = limits.max_request_batch;
+        if !self.is_push() && batch_limit > 0 && self.max_batch > batch_limit {
+            return Err(ApiError::max_request_batch_exceeded(batch_limit));
+        }
+        for limit in [
+            limits.max_ack_pending,
+            stream.consumer_limits.max_ack_pending,
+        ] {
+            if limit > 0 && self.max_ack_pending > limit {
+                return Err(ApiError::max_ack_pending_excess(limit));
+            }
+        }
+        Ok(())
     }
 
     fn check_names(&mut self) -> Result<(), ApiError> {
@@ -369,7 +397,7 @@ impl ConsumerConfig {
         Ok(())
     }
 
-    fn fill_defaults(&mut self, stream: &StreamConfig) {
+    fn fill_defaults(&mut self, stream: &StreamConfig, limits: &JetStreamLimits) {
         let acks = self.ack_policy != AckPolicy::None;
         if !self.is_push() && self.max_waiting == 0 {
             self.max_waiting = DEFAULT_MAX_WAITING;
@@ -390,7 +418,13 @@ impl ConsumerConfig {
             self.inactive_threshold = stream.consumer_limits.inactive_threshold;
         }
         if acks && self.max_ack_pending == 0 {
-            self.max_ack_pending = DEFAULT_MAX_ACK_PENDING;
+            self.max_ack_pending = match limits.max_ack_pending {
+                limit if limit > 0 => limit.min(DEFAULT_MAX_ACK_PENDING),
+                _ => DEFAULT_MAX_ACK_PENDING,
+            };
+        }
+        if !self.is_push() && self.max_batch == 0 {
+            self.max_batch = limits.max_request_batch;
         }
     }
 }

@@ -13,6 +13,7 @@
 mod accounts;
 mod acks;
 mod clients;
+mod consumer_limits;
 mod consumers;
 mod delivery;
 mod lifecycle;
@@ -58,6 +59,7 @@ pub fn scenarios() -> Vec<Scenario> {
         restart::scenarios(),
         clients::scenarios(),
         requests::scenarios(),
+        consumer_limits::scenarios(),
     ]
     .concat()
 }
