@@ -367,15 +367,18 @@ impl JetStream {
 
     /// Joins a consumer to its stream and starts it.
     pub fn attach_consumer(&self, stream: &Arc<Stream>, consumer: Arc<Consumer>) {
-        {
-            let inner = stream.inner.lock();
-            consumer.count_pending(&inner.store);
-            stream
-                .consumers
-                .write()
-                .insert(consumer.name.clone(), consumer.clone());
-        }
+        self.join_consumer(stream, &consumer);
         consumer.start();
+    }
+
+    /// Counts what is pending for `consumer` and lists it in `stream`, without starting it.
+    pub fn join_consumer(&self, stream: &Arc<Stream>, consumer: &Arc<Consumer>) {
+        let inner = stream.inner.lock();
+        consumer.count_pending(&inner.store);
+        stream
+            .consumers
+            .write()
+            .insert(consumer.name.clone(), consumer.clone());
     }
 
     /// Opens every stream (and its durable consumers) found under `dir`.

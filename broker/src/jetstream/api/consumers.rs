@@ -76,18 +76,12 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
         return Err(ApiError::replicas_not_supported());
     }
     let stream = js.lookup(stream_name)?;
-    let consumer = add(js, &stream, config, &body.action)?;
-    Ok(info::consumer(&consumer))
+    add(js, &stream, config, &body.action)
 }
 
 /// Creates, returns or updates a consumer of `stream` as `action` ("", "create", "update")
-/// allows.
-fn add(
-    js: &JetStream,
-    stream: &Arc<Stream>,
-    config: ConsumerConfig,
-    action: &str,
-) -> Result<Arc<Consumer>, ApiError> {
+/// allows; returns its info.
+fn add(js: &JetStream, stream: &Arc<Stream>, config: ConsumerConfig, action: &str) -> Outcome {
     let stream_config = stream.config();
     let mut config = config.normalize(&stream_config, &js.ctx.config.limits)?;
     let name = match (&config.durable_name, &config.name) {
@@ -108,7 +102,7 @@ fn add(
             config.name = old.name.clone();
         }
         if old == config {
-            return Ok(existing);
+            return Ok(info::consumer(&existing));
         }
         if action == "create" {
             return Err(ApiError::consumer_already_exists());
@@ -124,7 +118,7 @@ fn add(
             persist::write_consumer_meta(dir, &meta)
                 .map_err(|e| ApiError::consumer_create(format!("{e:#}")))?;
         }
-        return Ok(existing);
+        return Ok(info::consumer(&existing));
     }
     if action == "update" {
         return Err(ApiError::consumer_does_not_exist());
@@ -145,8 +139,13 @@ fn add(
     }
     let state = start_state(stream, &config);
     let consumer = Consumer::new(stream, name.clone(), config, state, created, dir);
-    js.attach_consumer(stream, consumer.clone());
-    Ok(consumer)
+    js.join_consumer(stream, &consumer);
+    // The info is taken before the consumer starts, as nats-server does: it shows what is
+    // pending at creation even if deliveries overtake the reply (the legacy `nats` crate's KV
+    // listing stops at once on a `num_pending` of 0).
+    let info = info::consumer(&consumer);
+    consumer.start();
+    Ok(info)
 }
 
 /// What may not change in an update, in nats-server's words.

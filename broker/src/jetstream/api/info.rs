@@ -91,14 +91,21 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
 /// A consumer's info.
 pub(crate) fn consumer(consumer: &Consumer) -> Value {
     let s = consumer.snapshot();
-    let pair = |p: SeqPair| json!({"consumer_seq": p.consumer_seq, "stream_seq": p.stream_seq});
+    // `last_active` is left out until there was such activity, as nats-server does.
+    let pair = |p: SeqPair, last: i64| {
+        let mut pair = json!({"consumer_seq": p.consumer_seq, "stream_seq": p.stream_seq});
+        if last > 0 {
+            pair["last_active"] = json!(format(last));
+        }
+        pair
+    };
     let mut info = json!({
         "stream_name": consumer.stream_name,
         "name": consumer.name,
         "created": format(consumer.created),
         "config": s.config,
-        "delivered": pair(s.delivered),
-        "ack_floor": pair(s.ack_floor),
+        "delivered": pair(s.delivered, s.last_delivered),
+        "ack_floor": pair(s.ack_floor, s.last_acked),
         "num_ack_pending": s.num_ack_pending,
         "num_redelivered": s.num_redelivered,
         "num_waiting": s.num_waiting,

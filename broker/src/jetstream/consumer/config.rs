@@ -311,9 +311,8 @@ impl ConsumerConfig {
             if filters[..i].iter().any(|g| collide(f, g)) {
                 return Err(ApiError::overlapping_filters());
             }
-            if !stream.subjects.iter().any(|s| collide(f, s)) {
-                return Err(ApiError::filter_not_subset());
-            }
+            // A filter need not meet the stream's subjects: nats-server 2.10 accepts one that
+            // captures nothing yet (its 10093 error is never sent).
         }
         if self.is_push()
             && stream

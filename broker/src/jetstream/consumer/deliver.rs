@@ -291,6 +291,7 @@ fn send(
     }
     inner.dirty = true;
     inner.last_sent = now;
+    inner.last_delivered = now;
     if inner.config.is_push() {
         inner.fc_bytes += size;
         if inner.config.flow_control && inner.fc_bytes >= FLOW_CONTROL_BYTES {
@@ -491,6 +492,9 @@ pub(super) fn on_ack(consumer: &Arc<Consumer>, d: &Delivery<'_>) {
     let mut inner = consumer.inner.lock();
     let policy = inner.config.ack_policy;
     let wait = inner.config.ack_wait().as_nanos() as i64;
+    if counts_as_activity(&inner, sseq, kind) {
+        inner.last_acked = now;
+    }
     let acked = match policy {
         AckPolicy::None => Vec::new(),
         AckPolicy::All => inner.acks.ack(sseq, kind, true, now, wait),
@@ -517,6 +521,20 @@ pub(super) fn on_ack(consumer: &Arc<Consumer>, d: &Delivery<'_>) {
         consumer.ctx.reply(reply, b"");
     }
     consumer.wake();
+}
+
+/// Whether an ack is one nats-server records as ack activity (`ack_floor.last_active`): an
+/// ack, `+NXT` or `+TERM` of a delivered message, not at or below the floor of an ack-all
+/// consumer; never on a consumer that does not ack.
+fn counts_as_activity(inner: &ConsumerInner, sseq: u64, kind: AckKind) -> bool {
+    let delivered = sseq <= inner.acks.delivered.stream_seq;
+    match inner.config.ack_policy {
+        AckPolicy::None => false,
+        AckPolicy::All if sseq <= inner.acks.ack_floor.stream_seq => false,
+        AckPolicy::All | AckPolicy::Explicit => {
+            delivered && matches!(kind, AckKind::Ack | AckKind::Next | AckKind::Term)
+        }
+    }
 }
 
 /// A flow control reply from the push subscriber: delivery resumes.

@@ -80,6 +80,10 @@ pub(crate) struct ConsumerInner {
     fc_bytes: u64,
     /// Which connection holds each delivery (redeliver on disconnect).
     holders: held::Holders,
+    /// When a message last went out and an ack last moved the state, Unix nanoseconds (0:
+    /// never): `last_active` of `delivered` and `ack_floor`. Not persisted, as on nats-server.
+    last_delivered: i64,
+    last_acked: i64,
     /// The state changed since it was last written.
     dirty: bool,
     last_persist: i64,
@@ -111,6 +115,8 @@ impl Consumer {
                 flow_control: None,
                 fc_bytes: 0,
                 holders: held::Holders::default(),
+                last_delivered: 0,
+                last_acked: 0,
                 dirty: false,
                 last_persist: 0,
             }),
@@ -264,6 +270,8 @@ impl Consumer {
             config: inner.config.clone(),
             delivered: inner.acks.delivered,
             ack_floor: inner.acks.ack_floor,
+            last_delivered: inner.last_delivered,
+            last_acked: inner.last_acked,
             num_ack_pending: inner.acks.pending.len() as u64,
             num_redelivered: inner.acks.num_redelivered() as u64,
             num_waiting: inner.waiting.len() as u64,
@@ -362,6 +370,9 @@ pub(crate) struct Snapshot {
     pub config: ConsumerConfig,
     pub delivered: state::SeqPair,
     pub ack_floor: state::SeqPair,
+    /// Unix nanoseconds of the last delivery and the last ack; 0 when there was none.
+    pub last_delivered: i64,
+    pub last_acked: i64,
     pub num_ack_pending: u64,
     pub num_redelivered: u64,
     pub num_waiting: u64,

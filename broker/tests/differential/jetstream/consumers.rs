@@ -14,6 +14,9 @@ pub fn scenarios() -> Vec<Scenario> {
         js_consumer_create_errors_carry_nats_server_codes,
         js_consumer_info_names_list_and_delete,
         js_overlapping_filter_subjects_are_rejected,
+        js_filters_need_not_meet_the_stream_subjects,
+        js_consumer_info_reports_the_last_delivery_and_ack,
+        js_create_reply_shows_the_consumer_before_its_first_delivery,
     ]
 }
 
@@ -272,6 +275,96 @@ fn js_overlapping_filter_subjects_are_rejected(t: &Target) -> anyhow::Result<()>
             reply["config"]["filter_subjects"] == json!(["cof.a", "cof.b"]),
             "{reply}"
         );
+        Ok(())
+    })
+}
+
+fn js_filters_need_not_meet_the_stream_subjects(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "CFN", "subjects": ["cfn.events"]})).await?;
+        // nats-server 2.10 takes filters that capture nothing of the stream, and changes them.
+        let filters = |list: Value| json!({"name": "F", "filter_subjects": list});
+        create_consumer(&c, "CFN", filters(json!(["one", "two"]))).await?;
+        let reply = create_consumer(&c, "CFN", filters(json!(["one", "three"]))).await?;
+        ensure!(
+            reply["config"]["filter_subjects"] == json!(["one", "three"]),
+            "{reply}"
+        );
+        let reply =
+            create_consumer(&c, "CFN", json!({"name": "G", "filter_subject": "cfn.x"})).await?;
+        ensure!(reply["num_pending"] == 0, "{reply}");
+        Ok(())
+    })
+}
+
+fn js_consumer_info_reports_the_last_delivery_and_ack(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "CLA", "subjects": ["cla"]})).await?;
+        publish_n(&c, "cla", "m", 2).await?;
+        create_consumer(
+            &c,
+            "CLA",
+            json!({"durable_name": "D", "ack_policy": "explicit"}),
+        )
+        .await?;
+        let last_active = |info: &Value, of: &str| info[of].get("last_active").cloned();
+        // Nothing happened yet: neither pair has `last_active`.
+        let info = consumer_info(&c, "CLA", "D").await?;
+        ensure!(last_active(&info, "delivered").is_none(), "{info}");
+        ensure!(last_active(&info, "ack_floor").is_none(), "{info}");
+        let mut inbox = pull(&c, "CLA", "D", json!({"batch": 1})).await?;
+        let msg = inbox.next(WAIT, "a pulled message").await?;
+        let info = consumer_info(&c, "CLA", "D").await?;
+        let delivered = last_active(&info, "delivered").context("delivered.last_active")?;
+        ensure!(delivered.is_string(), "{info}");
+        ensure!(last_active(&info, "ack_floor").is_none(), "{info}");
+        // A NAK is not ack activity; an ack is.
+        ack_sync(&c, &msg, "-NAK").await?;
+        let info = consumer_info(&c, "CLA", "D").await?;
+        ensure!(last_active(&info, "ack_floor").is_none(), "{info}");
+        let mut inbox = pull(&c, "CLA", "D", json!({"batch": 1})).await?;
+        let msg = inbox.next(WAIT, "the redelivery").await?;
+        ack_sync(&c, &msg, "+ACK").await?;
+        let info = consumer_info(&c, "CLA", "D").await?;
+        ensure!(
+            last_active(&info, "ack_floor").is_some_and(|v| v.is_string()),
+            "{info}"
+        );
+        Ok(())
+    })
+}
+
+fn js_create_reply_shows_the_consumer_before_its_first_delivery(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "ICR", "subjects": ["icr"]})).await?;
+        publish_n(&c, "icr", "m", 20).await?;
+        // The subscriber is there before the consumer (as the legacy client subscribes), so
+        // deliveries may overtake the reply; the reply still shows the consumer as created.
+        let mut inbox = Inbox::on(&c, "icrx.deliver").await?;
+        let reply = create_consumer(
+            &c,
+            "ICR",
+            json!({"durable_name": "D", "deliver_subject": "icrx.deliver", "ack_policy": "none"}),
+        )
+        .await?;
+        expect_fields(
+            &reply,
+            &[
+                ("/num_pending", json!(20)),
+                ("/delivered/consumer_seq", json!(0)),
+                ("/ack_floor/stream_seq", json!(0)),
+            ],
+        )?;
+        for i in 1..=20u64 {
+            let msg = inbox.next(WAIT, "a delivery").await?;
+            ensure!(AckReply::of(&msg)?.numbers().1 == i, "{}", describe(&msg));
+        }
         Ok(())
     })
 }
