@@ -228,6 +228,11 @@ impl Router {
             self.account.sublist.insert(subject, queue, sub);
         }
         drop(subs);
+        if let (Some(js), Ok(subject)) = (self.state.jetstream.get(), std::str::from_utf8(subject))
+        {
+            // A push consumer waiting for a subscriber on its deliver subject starts at once.
+            js.interest_added(&self.account.name, subject);
+        }
         if verbose {
             self.client
                 .queue_proto(|out| out.extend_from_slice(server_op::OK));

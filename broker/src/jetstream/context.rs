@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::consumer::Consumer;
+use super::subjects::matches;
 use crate::accounts::Account;
 use crate::client::{Client, InternalSink, Reached, Subscription};
 use crate::proto::server_op::Delivery;
@@ -54,6 +55,9 @@ pub(crate) struct Context {
     /// Connection id to the consumers where it holds deliveries or has pull requests waiting,
     /// so that its close reaches them and no others (redeliver on disconnect).
     holders: Mutex<HashMap<u64, Vec<Weak<Consumer>>>>,
+    /// Push consumers that found nobody on their deliver subject, by deliver subject: a new
+    /// subscription there wakes them at once, as nats-server's interest callback does.
+    awaiting_interest: Mutex<HashMap<String, Vec<Weak<Consumer>>>>,
 }
 
 impl Context {
@@ -70,6 +74,7 @@ impl Context {
             config,
             shutdown: CancellationToken::new(),
             holders: Mutex::new(HashMap::new()),
+            awaiting_interest: Mutex::new(HashMap::new()),
         }
     }
 
@@ -151,6 +156,48 @@ impl Context {
         let consumers = self.holders.lock().remove(&cid).unwrap_or_default();
         for consumer in consumers.iter().filter_map(Weak::upgrade) {
             consumer.connection_closed(cid);
+        }
+    }
+
+    /// Wakes `consumer` when a subscription on `deliver_subject` arrives. Call it before
+    /// looking for interest, so that a subscription arriving in between is not missed.
+    pub fn await_interest(&self, deliver_subject: &str, consumer: &Arc<Consumer>) {
+        let mut awaiting = self.awaiting_interest.lock();
+        let list = awaiting.entry(deliver_subject.to_string()).or_default();
+        if !list.iter().any(|w| w.as_ptr() == Arc::as_ptr(consumer)) {
+            list.push(Arc::downgrade(consumer));
+        }
+    }
+
+    /// `consumer` no longer waits for interest (it is closing).
+    pub fn stop_awaiting_interest(&self, consumer: &Consumer) {
+        let mut awaiting = self.awaiting_interest.lock();
+        awaiting.retain(|_, list| {
+            list.retain(|w| !std::ptr::eq(w.as_ptr(), consumer));
+            !list.is_empty()
+        });
+    }
+
+    /// A client subscribed to `subject` (perhaps a wildcard): the push consumers waiting for
+    /// a subscriber on a deliver subject it matches look for work.
+    pub fn interest_added(&self, subject: &str) {
+        let woken: Vec<Weak<Consumer>> = {
+            let mut awaiting = self.awaiting_interest.lock();
+            if awaiting.is_empty() {
+                return;
+            }
+            let matching: Vec<String> = awaiting
+                .keys()
+                .filter(|deliver| matches(deliver, subject))
+                .cloned()
+                .collect();
+            matching
+                .iter()
+                .flat_map(|deliver| awaiting.remove(deliver).unwrap_or_default())
+                .collect()
+        };
+        for consumer in woken.iter().filter_map(Weak::upgrade) {
+            consumer.wake();
         }
     }
 

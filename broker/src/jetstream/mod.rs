@@ -120,6 +120,14 @@ impl JetStreams {
         self.by_account.values()
     }
 
+    /// A client of `account` subscribed to `subject`: that account's push consumers waiting
+    /// for a subscriber on a deliver subject it matches start at once.
+    pub fn interest_added(&self, account: &str, subject: &str) {
+        if let Some(js) = self.by_account.get(account) {
+            js.ctx.interest_added(subject);
+        }
+    }
+
     /// A connection closed: what it held in any account is due for redelivery.
     pub fn connection_closed(&self, cid: u64) {
         for js in self.iter() {

@@ -107,7 +107,7 @@ fn add(js: &JetStream, stream: &Arc<Stream>, config: ConsumerConfig, action: &st
         if action == "create" {
             return Err(ApiError::consumer_already_exists());
         }
-        check_update(&old, &config)?;
+        check_update(js, &old, &config)?;
         existing.reconfigure(config);
         if let Some(dir) = &existing.dir {
             let meta = ConsumerMeta {
@@ -149,7 +149,11 @@ fn add(js: &JetStream, stream: &Arc<Stream>, config: ConsumerConfig, action: &st
 }
 
 /// What may not change in an update, in nats-server's words.
-fn check_update(old: &ConsumerConfig, new: &ConsumerConfig) -> Result<(), ApiError> {
+fn check_update(
+    js: &JetStream,
+    old: &ConsumerConfig,
+    new: &ConsumerConfig,
+) -> Result<(), ApiError> {
     let refuse = |what: &str| Err(ApiError::consumer_create(what.to_string()));
     if old.deliver_policy != new.deliver_policy {
         return refuse("deliver policy can not be updated");
@@ -172,15 +176,20 @@ fn check_update(old: &ConsumerConfig, new: &ConsumerConfig) -> Result<(), ApiErr
     if old.flow_control != new.flow_control {
         return refuse("flow control can not be updated");
     }
-    if old.max_waiting != new.max_waiting {
-        return refuse("max waiting can not be updated");
-    }
     if old.is_push() != new.is_push() {
         return refuse(if old.is_push() {
             "can not update push consumer to pull based"
         } else {
             "can not update pull consumer to push based"
         });
+    }
+    // A push consumer moves to another deliver subject only while nobody listens on its own.
+    if old.deliver_subject != new.deliver_subject && js.ctx.has_interest(&old.deliver_subject, None)
+    {
+        return Err(ApiError::consumer_name_exist());
+    }
+    if old.max_waiting != new.max_waiting {
+        return refuse("max waiting can not be updated");
     }
     Ok(())
 }

@@ -104,11 +104,28 @@ fn expire_requests(consumer: &Consumer, inner: &mut ConsumerInner, now: i64) {
 fn deliver(consumer: &Arc<Consumer>, stream: &Stream, inner: &mut ConsumerInner, now: i64) -> bool {
     let push = inner.config.is_push();
     if push && !has_push_interest(consumer, inner) {
-        return false;
+        // Registered first, then checked again: a subscription in between wakes the task.
+        consumer
+            .ctx
+            .await_interest(&inner.config.deliver_subject, consumer);
+        if !has_push_interest(consumer, inner) {
+            return false;
+        }
     }
     for _ in 0..ROUND {
-        if !push && inner.waiting.is_empty() {
-            return false;
+        if !push {
+            // As nats-server: a request whose requester left (nobody subscribes to its reply
+            // subject any more) is dropped rather than handed a message nobody receives.
+            while inner
+                .waiting
+                .front()
+                .is_some_and(|r| !consumer.ctx.has_interest(&r.reply, None))
+            {
+                inner.waiting.pop_front();
+            }
+            if inner.waiting.is_empty() {
+                return false;
+            }
         }
         if push && inner.flow_control.is_some() {
             return false;
@@ -311,6 +328,13 @@ fn send(
     true
 }
 
+/// Forgets the pull requests whose reply subject nobody listens on any more.
+pub(super) fn drop_abandoned_requests(consumer: &Consumer, inner: &mut ConsumerInner) {
+    inner
+        .waiting
+        .retain(|r| consumer.ctx.has_interest(&r.reply, None));
+}
+
 /// No message left: no_wait requests that got something end with 408, as nats-server.
 fn end_of_stream(consumer: &Consumer, inner: &mut ConsumerInner) {
     inner.waiting.retain(|r| {
@@ -469,6 +493,10 @@ fn check_request(
         if pending == 0 && r.expires.is_none() {
             return Some(status(404, "No Messages"));
         }
+    }
+    if inner.waiting.len() as i64 >= inner.config.max_waiting {
+        // Requests whose requester left make room first.
+        drop_abandoned_requests(consumer, inner);
     }
     if inner.waiting.len() as i64 >= inner.config.max_waiting {
         return Some(status(409, "Exceeded MaxWaiting"));

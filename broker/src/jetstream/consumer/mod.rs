@@ -211,6 +211,7 @@ impl Consumer {
         for sub in self.subs.lock().drain(..) {
             self.ctx.unsubscribe(&sub);
         }
+        self.ctx.stop_awaiting_interest(self);
         self.closed.cancel();
         self.persist_now();
     }
@@ -220,6 +221,7 @@ impl Consumer {
         for sub in self.subs.lock().drain(..) {
             self.ctx.unsubscribe(&sub);
         }
+        self.ctx.stop_awaiting_interest(self);
         self.closed.cancel();
         let waiting: Vec<PullRequest> = self.inner.lock().waiting.drain(..).collect();
         for r in waiting {
@@ -265,7 +267,9 @@ impl Consumer {
 
     /// What `CONSUMER.INFO` reports, gathered under the lock.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        // Only requests someone still waits on count, as on nats-server.
+        deliver::drop_abandoned_requests(self, &mut inner);
         Snapshot {
             config: inner.config.clone(),
             delivered: inner.acks.delivered,

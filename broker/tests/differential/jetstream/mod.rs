@@ -16,6 +16,7 @@ mod clients;
 mod consumer_limits;
 mod consumers;
 mod delivery;
+mod interest;
 mod lifecycle;
 mod limits;
 mod messages;
@@ -58,6 +59,7 @@ pub fn scenarios() -> Vec<Scenario> {
         delivery::scenarios(),
         restart::scenarios(),
         clients::scenarios(),
+        interest::scenarios(),
         requests::scenarios(),
         consumer_limits::scenarios(),
     ]
