@@ -1,0 +1,12 @@
+//! `console`: the web console of the stack; see the crate documentation and `--help`.
+
+use clap::Parser;
+use common_events::service::{shutdown, telemetry};
+use console::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    telemetry::init(config.log_json);
+    console::run(config, shutdown::signal()).await
+}
