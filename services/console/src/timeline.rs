@@ -185,10 +185,16 @@ impl Follower {
         match self.receiver.recv().await {
             Ok(entry) => Some(self.count(Item::Entry(entry))),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                // Skip what is still queued too, and continue from the newest.
-                let queued = self.receiver.len() as u64;
-                self.receiver = self.receiver.resubscribe();
-                Some(self.count(Item::Skipped(missed + queued)))
+                // Skip what is still queued too (counted), and continue from the newest.
+                let mut skipped = missed;
+                loop {
+                    match self.receiver.try_recv() {
+                        Ok(_) => skipped += 1,
+                        Err(broadcast::error::TryRecvError::Lagged(more)) => skipped += more,
+                        Err(_) => break,
+                    }
+                }
+                Some(self.count(Item::Skipped(skipped)))
             }
             Err(broadcast::error::RecvError::Closed) => None,
         }

@@ -1,1 +1,11 @@
-fn main() {}
+//! The console against a real stack (a broker with JetStream, the transaction service and an
+//! account service in-process, see `e2e_tests::stack`), once per broker: `<broker>::<scenario>`.
+
+mod flows;
+mod support;
+
+use test_support::matrix::{self, Axes};
+
+fn main() {
+    matrix::run(flows::SCENARIOS, Axes::Brokers);
+}
