@@ -1,193 +1,98 @@
 //! The worked example of docs/ordering.md, run: each way delivery order breaks a balance, shown
 //! failing with a naive handler and passing with the account service's sequence numbers.
 //!
-//! Both read the same `TransactionCreated` events from the same stream through the same
-//! listener runner. The naive handler does what a first version would: apply whatever arrives,
-//! in arrival order, and ack at once. The service applies number `last + 1` only, acks what is
-//! at or below `last` and hands back what is ahead (DESIGN decision 4). The truth is a
-//! sequential replay of the account's transactions in number order.
+//! The scenarios are the web console's ([`console::scenarios`]): the code the console runs live
+//! against a deployment runs here against this test's service, through the service's HTTP API
+//! and its broker. A run opens a fresh account, starts the naive handler on a consumer of its
+//! own (the same listener runner as the service's; apply whatever arrives, in arrival order, ack
+//! at once), publishes `TransactionCreated` for that account in the problematic order, waits
+//! until the service has consumed every number and acknowledged every delivery, and compares
+//! both with the truth, a sequential replay in number order. The service applies number
+//! `last + 1` only, acks what is at or below `last` and holds back what is ahead (DESIGN
+//! decision 4).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-use common_events::topology::{subjects, TRANSACTIONS};
-use common_events::{
-    AccountId, ConsumerSpec, Envelope, Listener, ListenerStats, MessageContext, Outcome,
-    TransactionCreated, TransactionKind,
-};
+use console::scenarios::{self, ScenarioEnv, ScenarioId, Verdict};
 use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{Scenario, Target};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{spawn_app, TestApp, Tx, BOUND};
+use crate::support::{spawn_app, TestApp, BOUND};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_redelivered_deposit_is_applied_twice_by_the_naive_handler_and_once_by_the_service),
     scenario!(a_withdrawal_arriving_before_its_deposit_is_misjudged_by_the_naive_handler_only),
 ];
 
+/// Runs the console's scenario against this test's service and broker.
+async fn run(app: &TestApp, id: ScenarioId) -> anyhow::Result<Verdict> {
+    let env = ScenarioEnv::new(app.js.clone(), app.service.url.as_str())
+        .with_ready_bound(BOUND)
+        .with_settle_bound(BOUND);
+    let verdict = scenarios::run(id, &env).await?;
+    eprintln!("{}", verdict.line);
+    Ok(verdict)
+}
+
+/// `(truth, naive, service, service's last number)`.
+fn balances(verdict: &Verdict) -> (i64, i64, i64, u64) {
+    (
+        verdict.truth,
+        verdict.naive,
+        verdict.service,
+        verdict.service_last_number,
+    )
+}
+
 /// A redelivery (the ack was lost, the handler was slower than ack_wait, or a relay
-/// re-published after the duplicate window) hands the same transaction over twice.
+/// re-published after the duplicate window) hands the same transaction over twice: deposit 100
+/// (#1), delivered twice.
 async fn a_redelivered_deposit_is_applied_twice_by_the_naive_handler_and_once_by_the_service(
     t: Target,
 ) -> anyhow::Result<()> {
     let app = spawn_app(&t).await?;
-    let account = app.open("a").await?;
-    let naive = Naive::start(&app)?;
-    let deposit = Tx::deposit(account, 1, 100);
-    app.created(&deposit).await?;
-    app.created(&deposit).await?;
-    let truth = replay(&[&deposit]);
-    assert_eq!(truth, 100);
-    naive.wait_for(2).await?;
+    let verdict = run(&app, ScenarioId::DuplicateDelivery).await?;
     assert_eq!(
-        naive.balance(account),
-        200,
-        "the naive handler applies the redelivery again"
+        balances(&verdict),
+        (100, 200, 100, 1),
+        "truth 100; the naive handler applies the redelivery again; the service once: {}",
+        verdict.line
     );
-    until_eq("the service applied it once", BOUND, (truth, 1), || {
-        app.balance(account)
-    })
-    .await?;
+    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
     until_eq("both deliveries acked", BOUND, 2, || {
         app.listener_count("acked")
     })
     .await?;
-    assert_eq!(app.balance(account).await?, (truth, 1));
-    naive.stop();
+    let account = verdict.account_id.parse()?;
+    assert_eq!(app.balance(account).await?, (100, 1));
     Ok(())
 }
 
 /// Events of one account can arrive out of number order: two replicas' publishes race, a
 /// NAKed or timed-out message comes back after later ones, the stream is replayed by a
-/// consumer that started late. Here the withdrawal (number 2) arrives before the deposit
-/// (number 1) that pays for it.
+/// consumer that started late. Here the withdrawal of 60 (number 2) arrives before the deposit
+/// of 100 (number 1) that pays for it.
 async fn a_withdrawal_arriving_before_its_deposit_is_misjudged_by_the_naive_handler_only(
     t: Target,
 ) -> anyhow::Result<()> {
     let app = spawn_app(&t).await?;
-    let account = app.open("a").await?;
-    let deposit = Tx::deposit(account, 1, 100);
-    let withdrawal = Tx::withdrawal(account, 2, 60);
-    app.created(&withdrawal).await?;
-    app.created(&deposit).await?;
-    let naive = Naive::start(&app)?;
-    let truth = replay(&[&deposit, &withdrawal]);
-    assert_eq!(truth, 40);
-    naive.wait_for(2).await?;
+    let verdict = run(&app, ScenarioId::OutOfOrder).await?;
     assert_eq!(
-        (naive.balance(account), naive.rejected()),
-        (100, 1),
-        "the naive handler rejects the withdrawal for funds that were on their way"
+        (balances(&verdict), verdict.naive_rejected),
+        ((40, 100, 40, 2), 1),
+        "truth 40; the naive handler rejects the withdrawal for funds that were on their way; \
+         the service applies both in order: {}",
+        verdict.line
     );
-    until_eq(
-        "the service applied both in order",
-        BOUND,
-        (truth, 2),
-        || app.balance(account),
-    )
-    .await?;
-    let (_, ledger) = app.get(&format!("/api/accounts/{account}/ledger")).await?;
-    let outcomes: Vec<&str> = ledger["items"]
-        .as_array()
-        .map(|items| items.iter().filter_map(|i| i["outcome"].as_str()).collect())
-        .unwrap_or_default();
+    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
+    let outcomes: Vec<&str> = verdict
+        .service_outcomes
+        .iter()
+        .map(|o| o.outcome.as_str())
+        .collect();
     assert_eq!(
         outcomes,
         ["applied", "applied"],
-        "the service rejected nothing: {ledger}"
+        "the service rejected nothing: {verdict:?}"
     );
-    naive.stop();
     Ok(())
-}
-
-/// The balance a sequential replay in number order gives.
-fn replay(txs: &[&Tx]) -> i64 {
-    let mut sorted = txs.to_vec();
-    sorted.sort_by_key(|tx| tx.number);
-    sorted.iter().fold(0, |balance, tx| match tx.kind {
-        TransactionKind::Deposit => balance + tx.amount,
-        TransactionKind::Withdrawal if balance >= tx.amount => balance - tx.amount,
-        TransactionKind::Withdrawal => balance,
-    })
-}
-
-/// The naive handler: apply whatever arrives, in arrival order; ack at once.
-#[derive(Default)]
-struct NaiveHandler {
-    balances: Mutex<HashMap<AccountId, i64>>,
-    handled: AtomicUsize,
-    rejected: AtomicUsize,
-}
-
-impl Listener for NaiveHandler {
-    type Event = TransactionCreated;
-
-    fn name(&self) -> &'static str {
-        "naive"
-    }
-
-    async fn on_message(&self, event: Envelope<TransactionCreated>, _: MessageContext) -> Outcome {
-        let tx = &event.data;
-        {
-            let mut balances = self.balances.lock().expect("not poisoned");
-            let balance = balances.entry(tx.account_id).or_default();
-            match tx.kind {
-                TransactionKind::Deposit => *balance += tx.amount.get(),
-                TransactionKind::Withdrawal if *balance >= tx.amount.get() => {
-                    *balance -= tx.amount.get();
-                }
-                TransactionKind::Withdrawal => {
-                    self.rejected.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        }
-        self.handled.fetch_add(1, Ordering::SeqCst);
-        Outcome::Ack
-    }
-}
-
-/// The naive handler running on a consumer of its own over the whole stream.
-struct Naive {
-    handler: Arc<NaiveHandler>,
-    stop: CancellationToken,
-}
-
-impl Naive {
-    fn start(app: &TestApp) -> anyhow::Result<Self> {
-        let handler = Arc::new(NaiveHandler::default());
-        let stop = CancellationToken::new();
-        let spec = ConsumerSpec {
-            concurrency: 1,
-            ..ConsumerSpec::replay(TRANSACTIONS, subjects::TRANSACTION_CREATED)
-        };
-        tokio::spawn(common_events::runner::run(
-            app.js.clone(),
-            spec,
-            handler.clone(),
-            Arc::new(ListenerStats::default()),
-            stop.clone(),
-        ));
-        Ok(Self { handler, stop })
-    }
-
-    async fn wait_for(&self, n: usize) -> anyhow::Result<()> {
-        let handled = || async { Ok(self.handler.handled.load(Ordering::SeqCst)) };
-        until_eq("the naive handler saw every delivery", BOUND, n, handled).await
-    }
-
-    fn balance(&self, account: AccountId) -> i64 {
-        let balances = self.handler.balances.lock().expect("not poisoned");
-        balances.get(&account).copied().unwrap_or_default()
-    }
-
-    fn rejected(&self) -> usize {
-        self.handler.rejected.load(Ordering::SeqCst)
-    }
-
-    fn stop(&self) {
-        self.stop.cancel();
-    }
 }
