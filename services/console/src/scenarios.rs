@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common_events::observe::{DecisionNote, DECISIONS_ALL};
+use common_events::observe::{DecisionKind, DecisionNote, DECISIONS_ALL};
 use common_events::runner::ListenerStats;
 use common_events::topology::{self, subjects, StartAt, TRANSACTIONS};
 use common_events::{
@@ -58,6 +58,10 @@ pub const OWNER_PREFIX: &str = "scenario: ";
 
 /// How often the account service is polled while a run settles.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How long an account that reached its last number must stay unchanged to count as settled
+/// when nothing else confirms it.
+const QUIET: Duration = Duration::from_secs(2);
 
 /// The scenarios there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,7 +113,7 @@ pub const CATALOG: &[ScenarioInfo] = &[
         summary: "A withdrawal of 0.60 (#2) arrives before the deposit of 1.00 (#1) that pays for \
                   it: two publishers raced, or a handed-back message came back after later ones.",
         naive_expectation: "rejects the withdrawal for funds that were on their way: 1.00",
-        service_expectation: "hands #2 back until #1 is in, then applies both in number order: \
+        service_expectation: "holds #2 back until #1 is in, then applies both in number order: \
                               0.40 at number 2",
     },
 ];
@@ -432,14 +436,23 @@ pub async fn run(id: ScenarioId, env: &ScenarioEnv) -> Result<Verdict, ScenarioE
     ));
     naive.stop(&stream).await;
 
-    let settled = settle(env, &stream, account, &plan, last_sequence, deadline).await?;
-    log.push(match settled.settled {
-        true => format!(
-            "account service settled: balance {}, last number {}, every delivery acknowledged",
+    let settled = settle(
+        env,
+        &stream,
+        &notes,
+        account,
+        &plan,
+        last_sequence,
+        deadline,
+    )
+    .await?;
+    log.push(match settled.evidence {
+        Some(evidence) => format!(
+            "account service settled: balance {}, last number {}; {evidence}",
             format_cents(settled.balance),
             settled.last
         ),
-        false => format!(
+        None => format!(
             "account service did not settle within {:?}: balance {}, last number {}",
             env.settle_bound,
             format_cents(settled.balance),
@@ -451,7 +464,8 @@ pub async fn run(id: ScenarioId, env: &ScenarioEnv) -> Result<Verdict, ScenarioE
 
     let truth = plan.truth();
     let expected_last = plan.last_number();
-    let passed = settled.settled && settled.balance == truth && settled.last == expected_last;
+    let done = settled.evidence.is_some();
+    let passed = done && settled.balance == truth && settled.last == expected_last;
     let naive_wrong = naive_balance != truth;
     let mut verdict = Verdict {
         scenario: info.slug,
@@ -465,7 +479,7 @@ pub async fn run(id: ScenarioId, env: &ScenarioEnv) -> Result<Verdict, ScenarioE
         expected_last_number: expected_last,
         service_outcomes,
         decisions,
-        settled: settled.settled && naive_done,
+        settled: done && naive_done,
         naive_wrong,
         passed,
         line: String::new(),
@@ -645,50 +659,70 @@ async fn ledger(env: &ScenarioEnv, id: AccountId) -> Result<Vec<LedgerOutcome>, 
         .collect())
 }
 
-/// What the account service ended with.
+/// What the account service ended with, and what shows it is done (`None`: it did not settle).
 struct Settled {
     balance: i64,
     last: u64,
-    settled: bool,
+    evidence: Option<&'static str>,
 }
 
-/// Polls the account until it reached the plan's last number and the service's consumer has
-/// acknowledged everything up to `last_sequence` (so a late duplicate cannot change it after the
-/// verdict), or until `deadline`.
+/// Polls the account until it reached the plan's last number and every delivery is known to be
+/// handled, so a late duplicate cannot change it after the verdict: the service's decision notes
+/// say so (one final decision per delivery), or its consumer's ack floor passed
+/// `last_sequence`, or, when neither says so (no notes, and other accounts' messages hold the
+/// ack floor back), the account did not change for [`QUIET`]. Gives up at `deadline`.
 async fn settle(
     env: &ScenarioEnv,
     stream: &jetstream::stream::Stream,
+    notes: &NoteCollector,
     account: AccountId,
     plan: &Plan,
     last_sequence: u64,
     deadline: tokio::time::Instant,
 ) -> Result<Settled, ScenarioError> {
     let durable = ConsumerSpec::account_service().durable;
+    let mut since: Option<((i64, u64), tokio::time::Instant)> = None;
     loop {
         let (balance, last) = read_account(env, account).await?.unwrap_or((0, 0));
+        let now = tokio::time::Instant::now();
         if last >= plan.last_number() {
-            let acked = match stream.consumer_info(&durable).await {
-                Ok(info) => {
+            let stable = match since {
+                Some((seen, at)) if seen == (balance, last) => now.duration_since(at),
+                _ => {
+                    since = Some(((balance, last), now));
+                    Duration::ZERO
+                }
+            };
+            let acked = || async {
+                stream.consumer_info(&durable).await.is_ok_and(|info| {
                     info.ack_floor.stream_sequence >= last_sequence
                         || (info.num_ack_pending == 0
                             && info.num_pending == 0
                             && info.delivered.stream_sequence >= last_sequence)
-                }
-                Err(_) => false,
+                })
             };
-            if acked {
+            let evidence = if notes.final_decisions() >= plan.deliveries() {
+                Some("the service's decision notes account for every delivery")
+            } else if acked().await {
+                Some("its consumer acknowledged every delivery")
+            } else if stable >= QUIET {
+                Some("no change for 2 s (neither decision notes nor the ack floor confirm it)")
+            } else {
+                None
+            };
+            if let Some(evidence) = evidence {
                 return Ok(Settled {
                     balance,
                     last,
-                    settled: true,
+                    evidence: Some(evidence),
                 });
             }
         }
-        if tokio::time::Instant::now() >= deadline {
+        if now >= deadline {
             return Ok(Settled {
                 balance,
                 last,
-                settled: false,
+                evidence: None,
             });
         }
         tokio::time::sleep(POLL).await;
@@ -831,6 +865,20 @@ impl NoteCollector {
             }
         };
         Self { notes, task }
+    }
+
+    /// How many final decisions (applied, rejected, duplicate) were noted so far.
+    fn final_decisions(&self) -> usize {
+        let notes = self.notes.lock().expect("not poisoned");
+        notes
+            .iter()
+            .filter(|note| {
+                matches!(
+                    note.decision,
+                    DecisionKind::Applied | DecisionKind::Rejected | DecisionKind::Duplicate
+                )
+            })
+            .count()
     }
 
     /// The notes collected; when the service publishes notes, waits briefly for one per
