@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -40,6 +41,16 @@ pub struct CommonConfig {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
+
+    /// How long start-up keeps retrying the database and the broker before the process gives up
+    /// and exits with an error (`30s`, `5m`, `1h`); `0` or unset: retry for ever.
+    #[arg(long, env = "CONNECT_DEADLINE", value_parser = parse_deadline, value_name = "DURATION")]
+    pub connect_deadline: Option<Duration>,
+
+    /// This replica's name in decision notes and logs [default: the host name, which is the pod
+    /// name on Kubernetes].
+    #[arg(long, env = "REPLICA_ID")]
+    pub replica_id: Option<String>,
 }
 
 impl CommonConfig {
@@ -52,6 +63,82 @@ impl CommonConfig {
         let file = self.data_dir.join(format!("{service}.db"));
         Ok(format!("sqlite://{}?mode=rwc", file.display()))
     }
+
+    /// The start-up deadline; `None` means retry for ever (`CONNECT_DEADLINE` unset or `0`).
+    pub fn connect_deadline(&self) -> Option<Duration> {
+        self.connect_deadline.filter(|d| !d.is_zero())
+    }
+
+    /// `REPLICA_ID`, else the host name, else `unknown`.
+    pub fn replica_id(&self) -> String {
+        match self.replica_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => host_name().unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
+}
+
+/// The host name: `/proc/sys/kernel/hostname` (Linux; the pod name on Kubernetes), else
+/// `$HOSTNAME`.
+pub fn host_name() -> Option<String> {
+    let from_kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    let from_env = || std::env::var("HOSTNAME").ok();
+    [from_kernel, from_env()]
+        .into_iter()
+        .flatten()
+        .map(|name| name.trim().to_owned())
+        .find(|name| !name.is_empty())
+}
+
+/// Parses `CONNECT_DEADLINE`: a duration like `30s`, `5m` or `1h 30m`; `0` (or nothing) means
+/// no deadline.
+pub fn parse_deadline(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    if value.is_empty() || value == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(value).map_err(|err| {
+        format!("{value:?} is not a duration like 30s, 5m or 1h ({err}); 0 means no deadline")
+    })
+}
+
+/// `url` (or a comma-separated list of URLs) fit for logs: passwords, NATS tokens and
+/// `password=` parameters replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***"),
+                // A lone NATS user part is a token; a lone PostgreSQL one is a user name.
+                None if !scheme.starts_with("postgres") => "***".to_owned(),
+                None => userinfo.to_owned(),
+            };
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Parses `HTTP_ADDR`-style values (`0.0.0.0:8080`, `127.0.0.1:0`).
@@ -59,4 +146,84 @@ pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
     value
         .parse()
         .map_err(|err| format!("{value:?} is not an address like 0.0.0.0:8080: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<CommonConfig, clap::Error> {
+        let argv = std::iter::once("service").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.common)
+    }
+
+    #[test]
+    fn the_connect_deadline_is_a_human_duration_and_zero_or_unset_is_unlimited() {
+        let deadline = |args: &[&str]| parse(args).unwrap().connect_deadline();
+        assert_eq!(
+            deadline(&["--connect-deadline=30s"]),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            deadline(&["--connect-deadline", "5m"]),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            deadline(&["--connect-deadline=1s 500ms"]),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(deadline(&["--connect-deadline=0"]), None);
+        assert_eq!(deadline(&["--connect-deadline=0s"]), None);
+        assert_eq!(deadline(&[]), None);
+        let err = parse(&["--connect-deadline=soon"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a duration like 30s"), "{err}");
+    }
+
+    #[test]
+    fn urls_lose_their_secrets_in_logs() {
+        for (url, shown) in [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://user:pw@nats:4222", "nats://user:***@nats:4222"),
+            ("nats://s3cret@nats:4222", "nats://***@nats:4222"),
+            (
+                "nats://a:1@h1:4222,nats://h2:4222",
+                "nats://a:***@h1:4222,nats://h2:4222",
+            ),
+            ("postgres://app@db/accounts", "postgres://app@db/accounts"),
+            (
+                "postgres://app:pw@db:5432/accounts?sslmode=require",
+                "postgres://app:***@db:5432/accounts?sslmode=require",
+            ),
+            (
+                "postgres://db/accounts?user=app&password=pw",
+                "postgres://db/accounts?user=app&password=***",
+            ),
+            (
+                "sqlite://data/account.db?mode=rwc",
+                "sqlite://data/account.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn the_replica_id_defaults_to_the_host_name() {
+        let named = parse(&["--replica-id=account-7"]).unwrap();
+        assert_eq!(named.replica_id(), "account-7");
+        let blank = parse(&["--replica-id= "]).unwrap();
+        let host = host_name().unwrap_or_else(|| "unknown".to_owned());
+        assert_eq!(blank.replica_id(), host);
+        assert!(!host.is_empty());
+    }
 }

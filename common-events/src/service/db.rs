@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which database a URL names.
@@ -33,6 +33,45 @@ pub enum DbError {
     /// A migration failed.
     #[error("running migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Whether trying again later may succeed: the server is down, starting, restarting or
+    /// unreachable, or (SQLite) the file cannot be opened yet. A malformed URL, a rejected
+    /// password or a migration that does not match the database are not.
+    pub fn is_transient(&self) -> bool {
+        use sqlx::migrate::MigrateError;
+        match self {
+            DbError::UnsupportedUrl(_) => false,
+            DbError::Connect(err) => match err {
+                sqlx::Error::Configuration(_) => false,
+                // SQLSTATE class 28: invalid authorization (a wrong user or password).
+                sqlx::Error::Database(db) => !db.code().is_some_and(|c| c.starts_with("28")),
+                _ => true,
+            },
+            DbError::Migrate(
+                MigrateError::Execute(err) | MigrateError::ExecuteMigration(err, _),
+            ) => connection_trouble(err),
+            DbError::Migrate(_) => false,
+        }
+    }
+}
+
+/// An error that says the connection, not the statement, failed.
+fn connection_trouble(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutting
+        // down, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
+    }
 }
 
 /// A cheap-to-clone database handle.
@@ -93,10 +132,17 @@ impl Backend {
 impl Db {
     /// Connects with at most `max_connections`. SQLite connections use WAL, `synchronous =
     /// normal` and a 10 s busy timeout, so several processes can share one file.
+    ///
+    /// One plain connection is tried first, so that a server that is not there fails at once
+    /// with its own error ("connection refused") rather than after the pool's acquire timeout.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let options: AnyConnectOptions = url.parse().map_err(DbError::Connect)?;
+        let probe = AnyConnection::connect_with(&options)
+            .await
+            .map_err(DbError::Connect)?;
+        let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
