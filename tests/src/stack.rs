@@ -2,11 +2,16 @@
 //! replicas sharing one database, each with its own broker connection and database pool, as
 //! separate processes would have.
 
+use std::time::Duration;
+
 use clap::Parser;
 use tempfile::TempDir;
 use test_support::{InProcess, StartedBroker, Target};
 
 use crate::client::Client;
+
+/// How long a service may take to become ready (`/readyz` 200).
+const READY: Duration = Duration::from_secs(30);
 
 /// A running stack.
 pub struct Stack {
@@ -53,7 +58,8 @@ impl Stack {
     }
 }
 
-/// Starts an account service on `nats_url` and `database_url`, rebuilding first if asked.
+/// Starts an account service on `nats_url` and `database_url`, rebuilding first if asked, and
+/// waits until it is ready.
 pub async fn start_account(
     nats_url: &str,
     database_url: &str,
@@ -69,12 +75,12 @@ pub async fn start_account(
         args.push("--rebuild".to_owned());
     }
     let app = account::Application::build(account::Config::parse_from(args)).await?;
-    Ok(InProcess::spawn(app.local_addr(), |stop| {
-        app.run_until(stop)
-    }))
+    let service = InProcess::spawn(app.local_addr(), |stop| app.run_until(stop));
+    service.wait_ready(READY).await?;
+    Ok(service)
 }
 
-/// Starts a transaction service on `nats_url` and `database_url`.
+/// Starts a transaction service on `nats_url` and `database_url`, and waits until it is ready.
 pub async fn start_transaction(nats_url: &str, database_url: &str) -> anyhow::Result<InProcess> {
     let args = [
         "transaction-service".to_owned(),
@@ -83,7 +89,7 @@ pub async fn start_transaction(nats_url: &str, database_url: &str) -> anyhow::Re
         "--http-addr=127.0.0.1:0".to_owned(),
     ];
     let app = transaction::Application::build(transaction::Config::parse_from(args)).await?;
-    Ok(InProcess::spawn(app.local_addr(), |stop| {
-        app.run_until(stop)
-    }))
+    let service = InProcess::spawn(app.local_addr(), |stop| app.run_until(stop));
+    service.wait_ready(READY).await?;
+    Ok(service)
 }

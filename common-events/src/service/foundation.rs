@@ -1,12 +1,19 @@
 //! The start-up every service shares: database (migrated), broker (streams and consumers
 //! ensured) and outbox relay.
+//!
+//! The database and the broker are connected to side by side, each retried with exponential
+//! backoff (see [`retry`](super::retry)) until it answers or `CONNECT_DEADLINE` passes, so a
+//! service may start before what it depends on.
 
 use async_nats::jetstream;
 use sqlx::migrate::Migrator;
+use tokio::time::Instant;
 
-use super::config::CommonConfig;
+use super::config::{redact_url, CommonConfig};
 use super::db::{Backend, Db, DbError};
+use super::ops::Ops;
 use super::outbox::{Relay, RelayOptions};
+use super::retry::{retry, Failure, Stop};
 use super::tasks::{connect_nats, Tasks};
 use crate::publisher::Publisher;
 use crate::topology::{self, ConsumerSpec, TopologyError};
@@ -31,6 +38,45 @@ pub enum StartError {
     /// Streams or consumers could not be created.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// `CONNECT_DEADLINE` passed before a step succeeded.
+    #[error("gave up on {what} after {attempts} attempts (CONNECT_DEADLINE={deadline}): {last}")]
+    Deadline {
+        /// The step: "the broker at nats://…".
+        what: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The deadline, as configured.
+        deadline: String,
+        /// The last attempt's error.
+        last: String,
+    },
+}
+
+impl StartError {
+    fn classify(self) -> Failure<Self> {
+        let transient = match &self {
+            StartError::DataDir(_) => false,
+            StartError::Db(err) => err.is_transient(),
+            StartError::Nats { source, .. } => {
+                use async_nats::ConnectErrorKind as Kind;
+                !matches!(
+                    source.kind(),
+                    Kind::ServerParse
+                        | Kind::Authentication
+                        | Kind::AuthorizationViolation
+                        | Kind::Tls
+                )
+            }
+            // JetStream not enabled yet, no leader yet, a timeout: all worth another try.
+            StartError::Topology(_) => true,
+            StartError::Deadline { .. } => false,
+        };
+        if transient {
+            Failure::Transient(self)
+        } else {
+            Failure::Fatal(self)
+        }
+    }
 }
 
 /// The migrations of a service, one directory per backend.
@@ -57,29 +103,26 @@ pub struct Foundation {
 
 impl Foundation {
     /// Opens and migrates the database (`<service>.db` under the data directory unless
-    /// `DATABASE_URL` is set), connects to the broker as `<service>-service` and ensures the
-    /// streams and `consumers`.
+    /// `DATABASE_URL` is set) and, side by side, connects to the broker as `<service>-service`
+    /// and ensures the streams and `consumers`. Each step is retried with backoff until it
+    /// succeeds, fails for good (a malformed URL, a rejected password, a migration that does
+    /// not match the database) or `CONNECT_DEADLINE` passes. `ops` learns of each connection as
+    /// it comes up, for `/readyz`.
+    ///
+    /// Cancel it by dropping the future.
     pub async fn connect(
         common: &CommonConfig,
         service: &str,
         migrations: Migrations,
         consumers: &[ConsumerSpec],
+        ops: &Ops,
     ) -> Result<Self, StartError> {
-        let url = common.database_url(service).map_err(StartError::DataDir)?;
-        let connections = match Backend::of_url(&url)? {
-            Backend::Sqlite => common.db_max_connections.unwrap_or(4),
-            Backend::Postgres => common.db_max_connections.unwrap_or(16),
-        };
-        let db = Db::connect(&url, connections).await?;
-        db.migrate(migrations.sqlite, migrations.postgres).await?;
+        let deadline = common.connect_deadline().map(|d| Instant::now() + d);
         let name = format!("{service}-service");
-        let (nats, js) = connect_nats(&common.nats_url, &name)
-            .await
-            .map_err(|source| StartError::Nats {
-                url: common.nats_url.clone(),
-                source,
-            })?;
-        topology::ensure(&js, consumers).await?;
+        let (db, (nats, js)) = tokio::try_join!(
+            Self::database(common, service, migrations, deadline, ops),
+            Self::broker(common, &name, consumers, deadline, ops),
+        )?;
         let options = RelayOptions {
             crash_after_publish: common.outbox_crash_after_publish,
             ..RelayOptions::default()
@@ -94,6 +137,71 @@ impl Foundation {
         })
     }
 
+    async fn database(
+        common: &CommonConfig,
+        service: &str,
+        migrations: Migrations,
+        deadline: Option<Instant>,
+        ops: &Ops,
+    ) -> Result<Db, StartError> {
+        let url = common.database_url(service).map_err(StartError::DataDir)?;
+        let connections = match Backend::of_url(&url)? {
+            Backend::Sqlite => common.db_max_connections.unwrap_or(4),
+            Backend::Postgres => common.db_max_connections.unwrap_or(16),
+        };
+        let what = format!("the database at {}", redact_url(&url));
+        let db = retry(&what, deadline, || async {
+            Db::connect(&url, connections)
+                .await
+                .map_err(|err| StartError::Db(err).classify())
+        })
+        .await
+        .map_err(|stop| gave_up(stop, &what, common))?;
+        ops.database_up(db.clone());
+        let migrating = format!("migrating {what}");
+        retry(&migrating, deadline, || async {
+            db.migrate(migrations.sqlite, migrations.postgres)
+                .await
+                .map_err(|err| StartError::Db(err).classify())
+        })
+        .await
+        .map_err(|stop| gave_up(stop, &migrating, common))?;
+        tracing::info!(database = %redact_url(&url), "database connected and migrated");
+        Ok(db)
+    }
+
+    async fn broker(
+        common: &CommonConfig,
+        name: &str,
+        consumers: &[ConsumerSpec],
+        deadline: Option<Instant>,
+        ops: &Ops,
+    ) -> Result<(async_nats::Client, jetstream::Context), StartError> {
+        let url = redact_url(&common.nats_url);
+        let what = format!("the broker at {url}");
+        let (nats, js) = retry(&what, deadline, || async {
+            connect_nats(&common.nats_url, name)
+                .await
+                .map_err(|source| {
+                    let url = url.clone();
+                    StartError::Nats { url, source }.classify()
+                })
+        })
+        .await
+        .map_err(|stop| gave_up(stop, &what, common))?;
+        ops.broker_up(nats.clone());
+        let ensuring = format!("the streams and consumers on {what}");
+        retry(&ensuring, deadline, || async {
+            topology::ensure(&js, consumers)
+                .await
+                .map_err(|err| StartError::Topology(err).classify())
+        })
+        .await
+        .map_err(|stop| gave_up(stop, &ensuring, common))?;
+        tracing::info!(broker = %url, "broker connected; streams and consumers in place");
+        Ok((nats, js))
+    }
+
     /// Background tasks with the relay already running (unless `OUTBOX_RELAY=false`).
     pub fn tasks(&self) -> Tasks {
         let mut tasks = Tasks::new();
@@ -101,5 +209,23 @@ impl Foundation {
             tasks.spawn_relay(self.relay.clone());
         }
         tasks
+    }
+}
+
+fn gave_up(stop: Stop<StartError>, what: &str, common: &CommonConfig) -> StartError {
+    match stop {
+        Stop::Fatal(err) => err,
+        Stop::Deadline { attempts, last } => StartError::Deadline {
+            what: what.to_owned(),
+            attempts,
+            deadline: common.connect_deadline().map_or_else(
+                || "none".to_owned(),
+                |d| humantime::format_duration(d).to_string(),
+            ),
+            last: last.map_or_else(
+                || "the last attempt had no answer by the deadline".to_owned(),
+                |err| err.to_string(),
+            ),
+        },
     }
 }

@@ -16,7 +16,9 @@ use crate::topology::ConsumerSpec;
 /// How long [`Tasks::shutdown`] waits: the listeners' drain plus a last outbox round.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Connects to NATS as `name` and returns the client and its JetStream context.
+/// Connects to NATS as `name` (one attempt) and returns the client and its JetStream context.
+/// Once connected, the client reconnects by itself for as long as it lives, whenever the
+/// broker goes away; losing and regaining the connection is logged.
 pub async fn connect_nats(
     url: &str,
     name: &str,
@@ -24,6 +26,18 @@ pub async fn connect_nats(
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .event_callback(|event| async move {
+            use async_nats::Event;
+            match event {
+                Event::Disconnected => {
+                    tracing::warn!("broker connection lost; reconnecting in the background");
+                }
+                Event::Connected => tracing::info!("broker connection up"),
+                Event::LameDuckMode => tracing::warn!("the broker is entering lame duck mode"),
+                other => tracing::debug!(event = %other, "broker connection event"),
+            }
+        })
         .connect(url)
         .await?;
     let js = jetstream::new(client.clone());

@@ -1,8 +1,11 @@
 //! The account service: opens accounts (publishing `AccountOpened` through the outbox) and keeps
 //! balances as a projection of `TransactionCreated`, applied in per-account number order by the
-//! listener of queue group `account-service` (DESIGN decision 4).
+//! listener of queue group `account-service` (see `docs/ordering.md`).
 //!
-//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`), [`routes`]
+//! [`run`] is the whole service: it binds the HTTP port, connects to the database and the
+//! broker (retrying until they answer), serves, and stops gracefully when `shutdown` resolves.
+//!
+//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
 //! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision), [`listener`] (the
 //! consumer around it), [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
 //! database), [`error`] (`ApiError`).
@@ -17,4 +20,4 @@ pub mod startup;
 pub mod store;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::{run, Application};

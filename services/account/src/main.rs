@@ -1,13 +1,22 @@
 //! `account-service`: see the crate documentation and `--help`.
 
-use account::{Application, Config};
+use std::process::ExitCode;
+
+use account::Config;
 use clap::Parser;
 use common_events::service::{shutdown, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_json);
-    let app = Application::build(config).await?;
-    app.run_until(shutdown::signal()).await
+    match account::run(config, shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let err = format!("{err:#}");
+            tracing::error!(error = %err, "account-service failed");
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

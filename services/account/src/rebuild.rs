@@ -29,18 +29,29 @@ pub struct RebuildReport {
 
 /// Replays both streams into `store`, which must be empty.
 pub async fn rebuild(store: &Store, js: &jetstream::Context) -> anyhow::Result<RebuildReport> {
+    rebuild_until(store, js, &CancellationToken::new()).await
+}
+
+/// [`rebuild`], abandoned when `stop` is cancelled (a shutdown during start-up); the replay
+/// tasks stop with it.
+pub async fn rebuild_until(
+    store: &Store,
+    js: &jetstream::Context,
+    stop: &CancellationToken,
+) -> anyhow::Result<RebuildReport> {
     let existing = store.account_count().await?;
     if existing > 0 {
         bail!("rebuild needs an empty database; this one has {existing} accounts");
     }
     topology::ensure(js, &[]).await?;
     let accounts = ConsumerSpec::replay(ACCOUNTS, subjects::ACCOUNT_OPENED);
-    replay(js, accounts, AccountsProjector(store.clone())).await?;
+    replay(js, accounts, AccountsProjector(store.clone()), stop).await?;
     let transactions = ConsumerSpec::replay(TRANSACTIONS, subjects::TRANSACTION_CREATED);
     let stats = replay(
         js,
         transactions,
         TransactionsListener::rebuild(store.clone()),
+        stop,
     )
     .await?;
     let report = RebuildReport {
@@ -57,10 +68,11 @@ async fn replay<L: Listener>(
     js: &jetstream::Context,
     spec: ConsumerSpec,
     listener: L,
+    stop: &CancellationToken,
 ) -> anyhow::Result<Arc<ListenerStats>> {
     let consumer = topology::ensure_consumer(js, &spec).await?;
     let stats = Arc::new(ListenerStats::default());
-    let shutdown = CancellationToken::new();
+    let shutdown = stop.child_token();
     let task = tokio::spawn(runner::run(
         js.clone(),
         spec.clone(),
@@ -68,7 +80,10 @@ async fn replay<L: Listener>(
         Arc::clone(&stats),
         shutdown.clone(),
     ));
-    let caught_up = wait_caught_up(&consumer).await;
+    let caught_up = tokio::select! {
+        caught_up = wait_caught_up(&consumer) => caught_up,
+        _ = stop.cancelled() => Err(anyhow::anyhow!("stopped before the replay caught up")),
+    };
     shutdown.cancel();
     task.await.context("the replay task panicked")??;
     let stream = js.get_stream(spec.stream.name).await?;

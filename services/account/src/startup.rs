@@ -1,5 +1,5 @@
-//! Wiring: database, broker, the `TransactionCreated` listener, outbox relay and the HTTP
-//! server, with a graceful stop.
+//! Wiring: the HTTP port first, then database and broker (retried until they answer), the
+//! `TransactionCreated` listener, the outbox relay and the API, with a graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,9 +9,11 @@ use anyhow::Context;
 use common_events::runner::ListenerStats;
 use common_events::service::foundation::{Foundation, Migrations};
 use common_events::service::ops::Ops;
-use common_events::service::server::Server;
+use common_events::service::server::{Server, Started};
 use common_events::topology::ConsumerSpec;
 use sqlx::migrate::Migrator;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::listener::TransactionsListener;
@@ -28,52 +30,35 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES,
 };
 
-/// A built service: bound to its address, connected, not yet serving.
+/// The service's name in logs and broker connections.
+pub const SERVICE: &str = "account-service";
+
+/// Runs the service until `shutdown` resolves: binds the HTTP port (a busy port fails at
+/// once), connects to the database and the broker with retries, serves, then stops gracefully.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Application::build(config).await?.run_until(shutdown).await
+}
+
+/// A service bound to its HTTP address, not yet connected.
 pub struct Application {
+    config: Config,
     server: Server,
-    store: Store,
+    store: watch::Sender<Option<Store>>,
 }
 
 impl Application {
-    /// Connects to the database (running migrations) and the broker (ensuring streams and the
-    /// consumer), rebuilds when asked, starts the listener and the relay, and binds the HTTP
-    /// address.
+    /// Binds the HTTP address. Nothing is connected yet: [`Application::run_until`] does that,
+    /// serving `/healthz` and `/readyz` meanwhile.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let spec = ConsumerSpec {
-            concurrency: config.common.listener_concurrency,
-            ..ConsumerSpec::account_service()
-        };
-        let specs = std::slice::from_ref(&spec);
-        let base = Foundation::connect(&config.common, "account", MIGRATIONS, specs).await?;
-        let store = Store::new(base.db.clone(), base.relay.clone());
-        if config.rebuild {
-            rebuild::rebuild(&store, &base.js)
-                .await
-                .context("rebuilding")?;
-        }
-        let stats = Arc::new(ListenerStats::default());
-        let mut tasks = base.tasks();
-        let listener = TransactionsListener::live(store.clone());
-        tasks.spawn_listener(&base.js, spec, listener, stats.clone());
-        let relay_stats = base.relay.stats();
-        let metrics = Arc::new(move |out: &mut String| {
-            stats.render("transactions-created", out);
-            relay_stats.render(out);
-        });
-        let ops = Ops::new(base.db.clone(), base.nats.clone(), metrics);
-        let router = ops.count_requests(routes::router(store.clone()).merge(ops.router()));
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding {}", config.http_addr))?;
-        let server = Server {
-            name: "account-service",
-            listener,
-            router,
-            tasks,
-            nats: base.nats,
-            db: base.db,
-        };
-        Ok(Self { server, store })
+        let server = Server::bind(SERVICE, config.http_addr, "HTTP_ADDR / --http-addr").await?;
+        Ok(Self {
+            config,
+            server,
+            store: watch::Sender::new(None),
+        })
     }
 
     /// The bound HTTP address (the real port when configured with port 0).
@@ -81,19 +66,69 @@ impl Application {
         self.server.local_addr()
     }
 
-    /// The store, for tests that look at the database directly.
-    pub fn store(&self) -> Store {
-        self.store.clone()
+    /// The store, once the service is connected to its database (for tests that look at the
+    /// database directly); an error when the service stops before that.
+    pub fn store(&self) -> impl Future<Output = anyhow::Result<Store>> + Send + 'static {
+        let mut store = self.store.subscribe();
+        async move {
+            let store = store
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|_| anyhow::anyhow!("the service stopped before it had a database"))?;
+            store.clone().context("waited for the store")
+        }
     }
 
-    /// Serves until `shutdown` resolves, then stops gracefully (see [`Server::run_until`]).
+    /// Connects (retrying, see [`Foundation::connect`]), rebuilds when asked, starts the
+    /// listener and the relay, serves until `shutdown` resolves, then stops gracefully (see
+    /// [`Server::run`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.server
-            .run_until(shutdown)
-            .await
-            .context("serving HTTP")
+        let Self {
+            config,
+            server,
+            store,
+        } = self;
+        let start = |ops, stop| start(config, ops, stop, &store);
+        server.run(start, shutdown).await
     }
+}
+
+async fn start(
+    config: Config,
+    ops: Ops,
+    stop: CancellationToken,
+    publish_store: &watch::Sender<Option<Store>>,
+) -> anyhow::Result<Started> {
+    let spec = ConsumerSpec {
+        concurrency: config.common.listener_concurrency,
+        ..ConsumerSpec::account_service()
+    };
+    let specs = std::slice::from_ref(&spec);
+    let base = Foundation::connect(&config.common, "account", MIGRATIONS, specs, &ops).await?;
+    let store = Store::new(base.db.clone(), base.relay.clone());
+    publish_store.send_replace(Some(store.clone()));
+    if config.rebuild {
+        rebuild::rebuild_until(&store, &base.js, &stop)
+            .await
+            .context("rebuilding")?;
+    }
+    let stats = Arc::new(ListenerStats::default());
+    let mut tasks = base.tasks();
+    let listener = TransactionsListener::live(store.clone());
+    tasks.spawn_listener(&base.js, spec, listener, stats.clone());
+    let relay_stats = base.relay.stats();
+    let metrics = Arc::new(move |out: &mut String| {
+        stats.render("transactions-created", out);
+        relay_stats.render(out);
+    });
+    Ok(Started {
+        router: routes::router(store),
+        tasks,
+        nats: base.nats,
+        db: base.db,
+        metrics,
+    })
 }

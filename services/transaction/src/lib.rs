@@ -3,7 +3,10 @@
 //! and publishes `TransactionCreated`; learns accounts from `AccountOpened` and follows
 //! `TransactionApplied` / `TransactionRejected` to set each transaction's status.
 //!
-//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`), [`routes`]
+//! [`run`] is the whole service: it binds the HTTP port, connects to the database and the
+//! broker (retrying until they answer), serves, and stops gracefully when `shutdown` resolves.
+//!
+//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
 //! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`create`] (numbering, in batches), [`error`] (`ApiError`).
 
 pub mod config;
@@ -15,4 +18,4 @@ pub mod startup;
 pub mod store;
 
 pub use config::Config;
-pub use startup::Application;
+pub use startup::{run, Application};

@@ -1,13 +1,22 @@
 //! `transaction-service`: see the crate documentation and `--help`.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use common_events::service::{shutdown, telemetry};
-use transaction::{Application, Config};
+use transaction::Config;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_json);
-    let app = Application::build(config).await?;
-    app.run_until(shutdown::signal()).await
+    match transaction::run(config, shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let err = format!("{err:#}");
+            tracing::error!(error = %err, "transaction-service failed");
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,14 +1,14 @@
-//! Wiring: database, broker, listeners, outbox relay and the HTTP server, with a graceful stop.
+//! Wiring: the HTTP port first, then database and broker (retried until they answer), the
+//! listeners, the outbox relay and the API, with a graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use common_events::runner::ListenerStats;
 use common_events::service::foundation::{Foundation, Migrations};
 use common_events::service::ops::Ops;
-use common_events::service::server::Server;
+use common_events::service::server::{Server, Started};
 use common_events::topology::ConsumerSpec;
 use sqlx::migrate::Migrator;
 
@@ -26,8 +26,21 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES,
 };
 
-/// A built service: bound to its address, connected, not yet serving.
+/// The service's name in logs and broker connections.
+pub const SERVICE: &str = "transaction-service";
+
+/// Runs the service until `shutdown` resolves: binds the HTTP port (a busy port fails at
+/// once), connects to the database and the broker with retries, serves, then stops gracefully.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Application::build(config).await?.run_until(shutdown).await
+}
+
+/// A service bound to its HTTP address, not yet connected.
 pub struct Application {
+    config: Config,
     server: Server,
 }
 
@@ -45,47 +58,11 @@ fn consumers(concurrency: usize) -> [ConsumerSpec; 3] {
 }
 
 impl Application {
-    /// Connects to the database (running migrations) and the broker (ensuring streams and
-    /// consumers), starts the listeners and the relay, and binds the HTTP address.
+    /// Binds the HTTP address. Nothing is connected yet: [`Application::run_until`] does that,
+    /// serving `/healthz` and `/readyz` meanwhile.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let specs = consumers(config.common.listener_concurrency);
-        let base = Foundation::connect(&config.common, "transaction", MIGRATIONS, &specs).await?;
-        let store = Store::new(base.db.clone(), base.relay.clone());
-        let stats: [Arc<ListenerStats>; 3] = Default::default();
-        let mut tasks = base.tasks();
-        let [accounts, applied, rejected] = specs;
-        let js = &base.js;
-        let settler = crate::listeners::settler(store.clone());
-        let [s0, s1, s2] = stats.clone();
-        tasks.spawn_listener(js, accounts, AccountsListener(store.clone()), s0);
-        tasks.spawn_listener(js, applied, AppliedListener(settler.clone()), s1);
-        tasks.spawn_listener(js, rejected, RejectedListener(settler), s2);
-        let relay_stats = base.relay.stats();
-        let metrics = Arc::new(move |out: &mut String| {
-            for (name, stats) in ["accounts", "applied", "rejected"].iter().zip(&stats) {
-                stats.render(name, out);
-            }
-            relay_stats.render(out);
-        });
-        let ops = Ops::new(base.db.clone(), base.nats.clone(), metrics);
-        let state = AppState {
-            creator: crate::create::creator(store.clone()),
-            store,
-            max_amount: config.max_amount,
-        };
-        let router = ops.count_requests(routes::router(state).merge(ops.router()));
-        let listener = tokio::net::TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding {}", config.http_addr))?;
-        let server = Server {
-            name: "transaction-service",
-            listener,
-            router,
-            tasks,
-            nats: base.nats,
-            db: base.db,
-        };
-        Ok(Self { server })
+        let server = Server::bind(SERVICE, config.http_addr, "HTTP_ADDR / --http-addr").await?;
+        Ok(Self { config, server })
     }
 
     /// The bound HTTP address (the real port when configured with port 0).
@@ -93,14 +70,47 @@ impl Application {
         self.server.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then stops gracefully (see [`Server::run_until`]).
+    /// Connects (retrying, see [`Foundation::connect`]), starts the listeners and the relay,
+    /// serves until `shutdown` resolves, then stops gracefully (see [`Server::run`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        self.server
-            .run_until(shutdown)
-            .await
-            .context("serving HTTP")
+        let Self { config, server } = self;
+        server.run(|ops, _stop| start(config, ops), shutdown).await
     }
+}
+
+async fn start(config: Config, ops: Ops) -> anyhow::Result<Started> {
+    let specs = consumers(config.common.listener_concurrency);
+    let base = Foundation::connect(&config.common, "transaction", MIGRATIONS, &specs, &ops).await?;
+    let store = Store::new(base.db.clone(), base.relay.clone());
+    let stats: [Arc<ListenerStats>; 3] = Default::default();
+    let mut tasks = base.tasks();
+    let [accounts, applied, rejected] = specs;
+    let js = &base.js;
+    let settler = crate::listeners::settler(store.clone());
+    let [s0, s1, s2] = stats.clone();
+    tasks.spawn_listener(js, accounts, AccountsListener(store.clone()), s0);
+    tasks.spawn_listener(js, applied, AppliedListener(settler.clone()), s1);
+    tasks.spawn_listener(js, rejected, RejectedListener(settler), s2);
+    let relay_stats = base.relay.stats();
+    let metrics = Arc::new(move |out: &mut String| {
+        for (name, stats) in ["accounts", "applied", "rejected"].iter().zip(&stats) {
+            stats.render(name, out);
+        }
+        relay_stats.render(out);
+    });
+    let state = AppState {
+        creator: crate::create::creator(store.clone()),
+        store,
+        max_amount: config.max_amount,
+    };
+    Ok(Started {
+        router: routes::router(state),
+        tasks,
+        nats: base.nats,
+        db: base.db,
+        metrics,
+    })
 }

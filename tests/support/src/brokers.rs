@@ -1,10 +1,17 @@
 //! The brokers the tests run against, from one table.
 
 use std::fmt;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use broker::harness::{reference_server_path, ServerKind, ServerProcess};
 use tempfile::TempDir;
+
+/// How long [`BrokerTarget::start_on`] waits for the port to accept.
+const START_ON_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A broker the suites run against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +126,94 @@ impl BrokerTarget {
             process,
             _store: store,
         })
+    }
+}
+
+impl BrokerTarget {
+    /// Starts the broker with JetStream on `127.0.0.1:port`, its store in `store` (pass the same
+    /// directory again to restart it with its streams), and waits until the port accepts. For
+    /// tests that start a service first and its broker later, on a port reserved with
+    /// [`unused_port`].
+    pub fn start_on(&self, port: u16, store: &Path) -> anyhow::Result<BrokerOnPort> {
+        let program = self.kind.program()?;
+        std::fs::create_dir_all(store)
+            .with_context(|| format!("creating the store directory {}", store.display()))?;
+        let log = store.join(format!("{}-{port}.log", self.name()));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("creating the broker log {}", log.display()))?;
+        let err = out.try_clone().context("duplicating the log handle")?;
+        let store_arg = store.to_str().context("store path is not UTF-8")?;
+        let port_arg = port.to_string();
+        let child = Command::new(&program)
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd", store_arg])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("launching {}", program.display()))?;
+        let mut broker = BrokerOnPort { child, port, log };
+        let deadline = Instant::now() + START_ON_TIMEOUT;
+        loop {
+            if let Some(status) = broker.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before accepting on port {port}; log:\n{}",
+                    self.name(),
+                    broker.log()
+                );
+            }
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(broker);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not accept on port {port} within {START_ON_TIMEOUT:?}; log:\n{}",
+                    self.name(),
+                    broker.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A port nothing listened on a moment ago, for a service to be pointed at before anything
+/// listens there.
+pub fn unused_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
+    Ok(listener
+        .local_addr()
+        .context("reading the bound port")?
+        .port())
+}
+
+/// A broker started by [`BrokerTarget::start_on`]; killed (SIGKILL) on drop.
+pub struct BrokerOnPort {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl BrokerOnPort {
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BrokerOnPort {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

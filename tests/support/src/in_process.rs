@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,7 +23,8 @@ pub struct InProcess {
     /// A client for its API.
     pub http: reqwest::Client,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    /// Taken by whoever reports how the service ended.
+    task: std::sync::Mutex<Option<JoinHandle<anyhow::Result<()>>>>,
 }
 
 impl InProcess {
@@ -40,14 +41,61 @@ impl InProcess {
             url: format!("http://{addr}"),
             http: reqwest::Client::new(),
             stop,
-            task: tokio::spawn(run(signal)),
+            task: std::sync::Mutex::new(Some(tokio::spawn(run(signal)))),
         }
+    }
+
+    fn take_task(&self) -> Option<JoinHandle<anyhow::Result<()>>> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Waits (bounded) until `/readyz` answers 200: connected and serving. A service that
+    /// ends meanwhile fails the wait with its own error.
+    pub async fn wait_ready(&self, bound: Duration) -> anyhow::Result<()> {
+        let ready = crate::wait::ready(&self.http, &self.url, bound);
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                ready = &mut ready => return ready,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if self.is_finished() {
+                        let ended = match self.take_task() {
+                            Some(task) => task.await.context("the service task panicked")?,
+                            None => Ok(()),
+                        };
+                        ended.context("the service ended before it was ready")?;
+                        bail!("the service ended before it was ready, without an error");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the service has ended (it failed to start, or it was stopped).
+    pub fn is_finished(&self) -> bool {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
+        task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits (bounded) for the service to end by itself, and returns its result.
+    pub async fn finished(self, bound: Duration) -> anyhow::Result<anyhow::Result<()>> {
+        let task = self
+            .take_task()
+            .context("the service's end was already reported")?;
+        tokio::time::timeout(bound, task)
+            .await
+            .context("the service did not end in time")?
+            .context("the service task panicked")
     }
 
     /// Stops the service gracefully and waits (bounded) for it to finish.
     pub async fn stop(self) -> anyhow::Result<()> {
+        let task = self.take_task();
         let _ = self.stop.send(());
-        tokio::time::timeout(STOP_BOUND, self.task)
+        let Some(task) = task else {
+            return Ok(());
+        };
+        tokio::time::timeout(STOP_BOUND, task)
             .await
             .context("the service did not stop in time")?
             .context("the service task panicked")?

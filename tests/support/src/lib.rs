@@ -8,7 +8,9 @@
 //! - [`in_process`]: a service on a tokio task with an HTTP client for its API.
 //! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
 //! - [`process`]: a service binary as a child process, its address read from its log.
-//! - [`wait`]: bounded waits with a clear failure message.
+//! - [`startup`]: checks of a service that waits for its database or broker, and a binary run
+//!   to its exit.
+//! - [`wait`]: bounded waits with a clear failure message, `/readyz` included.
 //!
 //! With `CI=true` a missing nats-server or PostgreSQL fails the run; elsewhere those targets are
 //! skipped with a note.
@@ -19,9 +21,10 @@ pub mod in_process;
 pub mod matrix;
 pub mod postgres;
 pub mod process;
+pub mod startup;
 pub mod wait;
 
-pub use brokers::{BrokerTarget, StartedBroker};
+pub use brokers::{unused_port, BrokerOnPort, BrokerTarget, StartedBroker};
 pub use databases::DatabaseTarget;
 pub use in_process::InProcess;
 pub use matrix::{Scenario, Target};

@@ -1,5 +1,6 @@
 //! A service binary run as a child process with JSON logs; its bound HTTP address is read from
-//! the `listening` log line (services bind port 0 in tests). Killed (SIGKILL) on drop.
+//! the `listening` log line (services bind port 0 in tests, and log it before they connect:
+//! wait for [`ServiceProcess::wait_ready`] before using the API). Killed (SIGKILL) on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -53,6 +54,16 @@ impl ServiceProcess {
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits (bounded) until `/readyz` answers 200: connected and serving.
+    pub async fn wait_ready(&self, bound: Duration) -> anyhow::Result<()> {
+        crate::wait::ready(&reqwest::Client::new(), &self.url(), bound).await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

@@ -54,3 +54,24 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// Polls `GET <base_url>/readyz` until it answers 200, for at most `bound`; on timeout the
+/// error shows the last answer (a service starts serving `/readyz` with 503 while it connects).
+pub async fn ready(http: &reqwest::Client, base_url: &str, bound: Duration) -> anyhow::Result<()> {
+    let url = format!("{base_url}/readyz");
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let seen = match http.get(&url).send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                format!("{status} {}", response.text().await.unwrap_or_default())
+            }
+            Err(err) => format!("no answer: {err}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {bound:?} waiting for {url} to answer 200; last saw {seen}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -5,6 +5,7 @@ mod api;
 mod listener;
 mod naive;
 mod rebuild;
+mod startup;
 mod support;
 
 use test_support::matrix::{self, Axes};
@@ -15,5 +16,6 @@ fn main() {
     scenarios.extend_from_slice(listener::SCENARIOS);
     scenarios.extend_from_slice(naive::SCENARIOS);
     scenarios.extend_from_slice(rebuild::SCENARIOS);
+    scenarios.extend_from_slice(startup::SCENARIOS);
     matrix::run(&scenarios, Axes::BrokersAndDatabases);
 }

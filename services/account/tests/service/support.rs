@@ -27,12 +27,17 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
-/// Starts a broker, a database and a service for `target`.
+/// Starts a broker, a database and a service for `target`, and waits until it is ready.
 pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
+    spawn_app_with(target, &[]).await
+}
+
+/// [`spawn_app`] with more flags for the service.
+pub async fn spawn_app_with(target: &Target, flags: &[&str]) -> anyhow::Result<TestApp> {
     let broker = target.broker.start()?;
     let dir = tempfile::tempdir()?;
     let database_url = target.database().fresh_url(dir.path(), "account").await?;
-    let (service, store) = start(&broker.url(), &database_url, false).await?;
+    let (service, store) = start_with(&broker.url(), &database_url, flags).await?;
     let client = async_nats::connect(broker.url()).await?;
     Ok(TestApp {
         service,
@@ -43,21 +48,47 @@ pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
     })
 }
 
-/// Starts one more service on `nats_url` and `database_url`, rebuilding first if asked.
+/// Starts one more service on `nats_url` and `database_url`, rebuilding first if asked, and
+/// waits until it is ready.
 pub async fn start(
     nats_url: &str,
     database_url: &str,
     rebuild: bool,
 ) -> anyhow::Result<(InProcess, Store)> {
+    let flags: &[&str] = if rebuild { &["--rebuild"] } else { &[] };
+    start_with(nats_url, database_url, flags).await
+}
+
+/// Starts a service on `nats_url` and `database_url` with more `flags`, and waits until it is
+/// ready (`/readyz` 200).
+pub async fn start_with(
+    nats_url: &str,
+    database_url: &str,
+    flags: &[&str],
+) -> anyhow::Result<(InProcess, Store)> {
+    let service = spawn_service(nats_url, database_url, flags).await?;
+    service.0.wait_ready(BOUND).await?;
+    let store = service.1.await?;
+    Ok((service.0, store))
+}
+
+/// Starts a service on `nats_url` and `database_url` with more `flags`, without waiting for
+/// it to connect; the store resolves once it has its database.
+pub async fn spawn_service(
+    nats_url: &str,
+    database_url: &str,
+    flags: &[&str],
+) -> anyhow::Result<(
+    InProcess,
+    impl std::future::Future<Output = anyhow::Result<Store>>,
+)> {
     let mut args = vec![
         "account-service".to_owned(),
         format!("--nats-url={nats_url}"),
         format!("--database-url={database_url}"),
         "--http-addr=127.0.0.1:0".to_owned(),
     ];
-    if rebuild {
-        args.push("--rebuild".to_owned());
-    }
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
     let app = Application::build(Config::parse_from(args)).await?;
     let store = app.store();
     let service = InProcess::spawn(app.local_addr(), |stop| app.run_until(stop));

@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod events;
+mod startup;
 mod support;
 
 use test_support::matrix::{self, Axes};
@@ -13,5 +14,6 @@ fn main() {
     scenarios.extend_from_slice(api::SCENARIOS);
     scenarios.extend_from_slice(events::SCENARIOS);
     scenarios.extend_from_slice(crash::SCENARIOS);
+    scenarios.extend_from_slice(startup::SCENARIOS);
     matrix::run(&scenarios, Axes::BrokersAndDatabases);
 }

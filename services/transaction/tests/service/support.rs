@@ -51,17 +51,10 @@ pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
     start_on(ground(target).await?).await
 }
 
-/// Starts a service on prepared ground.
+/// Starts a service on prepared ground and waits until it is ready.
 pub async fn start_on(ground: Ground) -> anyhow::Result<TestApp> {
-    let config = Config::parse_from([
-        "transaction-service".to_owned(),
-        format!("--nats-url={}", ground.broker.url()),
-        format!("--database-url={}", ground.database_url),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        "--max-amount=1000000".to_owned(),
-    ]);
-    let app = Application::build(config).await?;
-    let service = InProcess::spawn(app.local_addr(), |stop| app.run_until(stop));
+    let service = spawn_service(&ground.broker.url(), &ground.database_url, &[]).await?;
+    service.wait_ready(BOUND).await?;
     let client = async_nats::connect(ground.broker.url()).await?;
     let db = Db::connect(&ground.database_url, 2).await?;
     Ok(TestApp {
@@ -70,6 +63,27 @@ pub async fn start_on(ground: Ground) -> anyhow::Result<TestApp> {
         db,
         ground,
     })
+}
+
+/// Starts a service on `nats_url` and `database_url` with more `flags`, without waiting for it
+/// to connect.
+pub async fn spawn_service(
+    nats_url: &str,
+    database_url: &str,
+    flags: &[&str],
+) -> anyhow::Result<InProcess> {
+    let mut args = vec![
+        "transaction-service".to_owned(),
+        format!("--nats-url={nats_url}"),
+        format!("--database-url={database_url}"),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        "--max-amount=1000000".to_owned(),
+    ];
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    let app = Application::build(Config::parse_from(args)).await?;
+    Ok(InProcess::spawn(app.local_addr(), |stop| {
+        app.run_until(stop)
+    }))
 }
 
 impl TestApp {

@@ -1,0 +1,342 @@
+//! Start-up and stop: a service started before its broker or database waits for them (serving
+//! `/healthz` and a 503 `/readyz` meanwhile) and becomes ready when they come; it follows the
+//! broker going away and coming back; a busy HTTP port and a passed `CONNECT_DEADLINE` fail
+//! clearly; SIGTERM stops it promptly whether it is starting or serving.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common_events::inspect::read_all;
+use common_events::AccountOpened;
+use test_support::process::ServiceProcess;
+use test_support::scenario;
+use test_support::startup::{
+    api_says_starting, gave_up_on_the_broker, run_to_exit, stays_starting,
+};
+use test_support::wait::until_eq;
+use test_support::{eventually, unused_port, DatabaseTarget, Scenario, Target};
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{spawn_service, Tx, BOUND};
+
+pub const SCENARIOS: &[Scenario] = &[
+    scenario!(a_service_started_before_the_broker_waits_and_becomes_ready_when_the_broker_comes_up),
+    scenario!(readiness_follows_the_broker_going_away_and_coming_back),
+    scenario!(a_service_started_before_its_database_waits_and_becomes_ready_when_it_comes_up),
+    scenario!(a_busy_http_port_fails_at_once_naming_the_setting),
+    scenario!(with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error),
+    scenario!(sigterm_while_waiting_for_the_broker_stops_at_once),
+    scenario!(sigterm_with_nothing_in_flight_exits_well_under_two_seconds),
+];
+
+/// How long a service may take to become ready once what it waits for is there: the backoff
+/// between attempts reaches 5 s, the broker client's own reconnect delay a few seconds.
+const READY_AFTER: Duration = Duration::from_secs(20);
+
+const BINARY: &str = env!("CARGO_BIN_EXE_account-service");
+
+async fn a_service_started_before_the_broker_waits_and_becomes_ready_when_the_broker_comes_up(
+    t: Target,
+) -> anyhow::Result<()> {
+    let port = unused_port()?;
+    let nats_url = format!("nats://127.0.0.1:{port}");
+    let dir = tempfile::tempdir()?;
+    let database_url = t.database().fresh_url(dir.path(), "account").await?;
+    let (service, store) = spawn_service(&nats_url, &database_url, &[]).await?;
+    stays_starting(&service, "broker", "database", Duration::from_millis(1500)).await?;
+    api_says_starting(&service, "/api/accounts").await?;
+
+    let broker = t.broker.start_on(port, &dir.path().join("jetstream"))?;
+    let came = Instant::now();
+    service.wait_ready(READY_AFTER).await?;
+    eprintln!("ready {:?} after the broker came up", came.elapsed());
+    let (status, body) = service
+        .post("/api/accounts", &serde_json::json!({"owner": "late"}), &[])
+        .await?;
+    anyhow::ensure!(status == 201, "opening an account: {status} {body}");
+    // The relay runs: the outbox row reaches the stream.
+    let js = async_nats::jetstream::new(async_nats::connect(broker.url()).await?);
+    let opened = || async { Ok(read_all::<AccountOpened>(&js).await?.len()) };
+    until_eq("the AccountOpened published", BOUND, 1, opened).await?;
+    assert_eq!(store.await?.account_count().await?, 1);
+    service.stop().await
+}
+
+async fn readiness_follows_the_broker_going_away_and_coming_back(t: Target) -> anyhow::Result<()> {
+    let port = unused_port()?;
+    let dir = tempfile::tempdir()?;
+    let jetstream = dir.path().join("jetstream");
+    let mut broker = t.broker.start_on(port, &jetstream)?;
+    let database_url = t.database().fresh_url(dir.path(), "account").await?;
+    let (service, _) = spawn_service(&broker.url(), &database_url, &[]).await?;
+    service.wait_ready(BOUND).await?;
+    let app = Opened::new(&service).await?;
+
+    broker.kill();
+    eventually("/readyz to say the broker is gone", BOUND, || async {
+        let (status, body) = service.get("/readyz").await?;
+        Ok((status == 503 && body["broker"] == false && body["database"] == true).then_some(()))
+    })
+    .await?;
+    assert_eq!(service.get("/healthz").await?.0, 200);
+
+    let broker = t.broker.start_on(port, &jetstream)?;
+    let came = Instant::now();
+    service.wait_ready(READY_AFTER).await?;
+    eprintln!(
+        "ready again {:?} after the broker came back",
+        came.elapsed()
+    );
+    // The listener pulls again: a deposit published now is applied.
+    let js = async_nats::jetstream::new(async_nats::connect(broker.url()).await?);
+    app.deposit(&js, 1, 40).await?;
+    until_eq(
+        "the deposit applied after the reconnect",
+        BOUND,
+        (40, 1),
+        || app.balance(&service),
+    )
+    .await?;
+    service.stop().await
+}
+
+/// An account opened through a service, for checks after a reconnect.
+struct Opened {
+    id: common_events::AccountId,
+}
+
+impl Opened {
+    async fn new(service: &test_support::InProcess) -> anyhow::Result<Self> {
+        let (status, body) = service
+            .post("/api/accounts", &serde_json::json!({"owner": "a"}), &[])
+            .await?;
+        anyhow::ensure!(status == 201, "{status} {body}");
+        Ok(Self {
+            id: body["id"].as_str().unwrap_or_default().parse()?,
+        })
+    }
+
+    async fn deposit(
+        &self,
+        js: &async_nats::jetstream::Context,
+        number: u64,
+        amount: i64,
+    ) -> anyhow::Result<()> {
+        let tx = Tx::deposit(self.id, number, amount);
+        let event = common_events::Envelope::new(common_events::TransactionCreated {
+            transaction_id: tx.id,
+            account_id: tx.account,
+            number: tx.number,
+            kind: tx.kind,
+            amount: common_events::Amount::new(tx.amount)?,
+        });
+        common_events::Publisher::new(js.clone())
+            .publish(&event, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn balance(&self, service: &test_support::InProcess) -> anyhow::Result<(i64, i64)> {
+        let (_, body) = service.get(&format!("/api/accounts/{}", self.id)).await?;
+        let field = |name: &str| body[name].as_i64().unwrap_or(-1);
+        Ok((field("balance"), field("last_transaction_number")))
+    }
+}
+
+/// SQLite: the database file's directory appears late (a volume mounted after the process
+/// started). PostgreSQL: the server's port accepts late (a proxy in front of the test server
+/// starts late).
+async fn a_service_started_before_its_database_waits_and_becomes_ready_when_it_comes_up(
+    t: Target,
+) -> anyhow::Result<()> {
+    let broker = t.broker.start()?;
+    let dir = tempfile::tempdir()?;
+    let real_url = t.database().fresh_url(dir.path(), "account").await?;
+    let later = dir.path().join("mounted-later");
+    let (database_url, proxy_port) = match t.database() {
+        DatabaseTarget::Sqlite => {
+            let file = later.join("account.db");
+            (format!("sqlite://{}?mode=rwc", file.display()), None)
+        }
+        DatabaseTarget::Postgres => {
+            let port = unused_port()?;
+            (with_port(&real_url, port)?, Some(port))
+        }
+    };
+    let (service, _) = spawn_service(&broker.url(), &database_url, &[]).await?;
+    stays_starting(&service, "database", "broker", Duration::from_millis(1500)).await?;
+    api_says_starting(&service, "/api/accounts").await?;
+
+    let _proxy = match proxy_port {
+        Some(port) => Some(proxy(port, upstream(&real_url)?).await?),
+        None => {
+            std::fs::create_dir_all(&later)?;
+            None
+        }
+    };
+    let came = Instant::now();
+    service.wait_ready(READY_AFTER).await?;
+    eprintln!("ready {:?} after the database came up", came.elapsed());
+    let (status, body) = service
+        .post("/api/accounts", &serde_json::json!({"owner": "late"}), &[])
+        .await?;
+    anyhow::ensure!(status == 201, "opening an account: {status} {body}");
+    service.stop().await
+}
+
+/// `url` with its port replaced.
+fn with_port(url: &str, port: u16) -> anyhow::Result<String> {
+    let address = upstream(url)?;
+    let host = address
+        .rsplit_once(':')
+        .map_or(address.as_str(), |(host, _)| host);
+    Ok(url.replacen(&address, &format!("{host}:{port}"), 1))
+}
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn upstream(url: &str) -> anyhow::Result<String> {
+    let rest = url.split_once('@').map(|(_, rest)| rest);
+    let address = rest.and_then(|rest| rest.split('/').next());
+    address
+        .filter(|a| a.contains(':'))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no host:port in {url}"))
+}
+
+/// Forwards connections on `127.0.0.1:port` to `upstream` until dropped.
+async fn proxy(
+    port: u16,
+    upstream: String,
+) -> anyhow::Result<tokio_util::task::AbortOnDropHandle<()>> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let task = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                    let _ = copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    Ok(tokio_util::task::AbortOnDropHandle::new(task))
+}
+
+async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let nowhere = format!("nats://127.0.0.1:{}", unused_port()?);
+    let config = <account::Config as clap::Parser>::parse_from([
+        "account-service".to_owned(),
+        format!("--nats-url={nowhere}"),
+        "--database-url=sqlite::memory:".to_owned(),
+        format!("--http-addr={addr}"),
+    ]);
+    let began = Instant::now();
+    let ran = tokio::time::timeout(BOUND, account::run(config, std::future::pending())).await?;
+    let err = ran.expect_err("the port is taken");
+    assert_eq!(
+        format!("{err:#}"),
+        format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use")
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    Ok(())
+}
+
+async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
+    _: Target,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats_url = format!("nats://127.0.0.1:{}", unused_port()?);
+    let database = dir.path().join("account.db");
+    let env = [
+        ("NATS_URL", nats_url.clone()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        ),
+        ("CONNECT_DEADLINE", "1s".to_owned()),
+    ];
+    let exit = tokio::task::spawn_blocking(move || {
+        run_to_exit(Path::new(BINARY), &env, Duration::from_secs(15))
+    })
+    .await??;
+    gave_up_on_the_broker(&exit, &nats_url, "1s")?;
+    assert!(
+        exit.elapsed >= Duration::from_secs(1) && exit.elapsed < Duration::from_secs(5),
+        "gave up after {:?} with a 1 s deadline",
+        exit.elapsed
+    );
+    Ok(())
+}
+
+async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let database = dir.path().join("account.db");
+    let env = [
+        ("NATS_URL", format!("nats://127.0.0.1:{}", unused_port()?)),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        ),
+    ];
+    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
+    let http = reqwest::Client::new();
+    let readyz = format!("{}/readyz", service.url());
+    assert_eq!(http.get(&readyz).send().await?.status().as_u16(), 503);
+    // Let it go a few rounds of retries.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM while waiting for the broker");
+    assert!(
+        status.success(),
+        "a stop while starting exits 0, got {status}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    Ok(())
+}
+
+async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
+    t: Target,
+) -> anyhow::Result<()> {
+    let mut broker = t.broker.start()?;
+    let dir = tempfile::tempdir()?;
+    let database_url = t.database().fresh_url(dir.path(), "account").await?;
+    let env = [
+        ("NATS_URL", broker.url()),
+        ("DATABASE_URL", database_url.clone()),
+    ];
+    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
+    service.wait_ready(BOUND).await?;
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM with the broker up");
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // And with the broker gone: nothing to flush, nothing to wait for.
+    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
+    service.wait_ready(BOUND).await?;
+    broker.process().kill()?;
+    let http = reqwest::Client::new();
+    let readyz = format!("{}/readyz", service.url());
+    eventually("/readyz to notice the broker is gone", BOUND, || async {
+        Ok((http.get(&readyz).send().await?.status().as_u16() == 503).then_some(()))
+    })
+    .await?;
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM with the broker gone");
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    Ok(())
+}

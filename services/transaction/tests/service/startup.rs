@@ -1,0 +1,157 @@
+//! Start-up and stop: a service started before its broker waits for it (serving `/healthz` and
+//! a 503 `/readyz` meanwhile) and becomes ready when it comes; a busy HTTP port and a passed
+//! `CONNECT_DEADLINE` fail clearly; SIGTERM stops it promptly whether it is starting or serving.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common_events::AccountId;
+use serde_json::json;
+use test_support::process::ServiceProcess;
+use test_support::scenario;
+use test_support::startup::{
+    api_says_starting, gave_up_on_the_broker, run_to_exit, stays_starting,
+};
+use test_support::{unused_port, Scenario, Target};
+
+use crate::support::{publish_account_opened, spawn_service, BOUND};
+
+pub const SCENARIOS: &[Scenario] = &[
+    scenario!(a_service_started_before_the_broker_waits_and_becomes_ready_when_the_broker_comes_up),
+    scenario!(a_busy_http_port_fails_at_once_naming_the_setting),
+    scenario!(with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error),
+    scenario!(sigterm_while_waiting_for_the_broker_stops_at_once),
+    scenario!(sigterm_with_nothing_in_flight_exits_well_under_two_seconds),
+];
+
+/// How long a service may take to become ready once the broker is there (the backoff between
+/// attempts reaches 5 s).
+const READY_AFTER: Duration = Duration::from_secs(20);
+
+const BINARY: &str = env!("CARGO_BIN_EXE_transaction-service");
+
+async fn a_service_started_before_the_broker_waits_and_becomes_ready_when_the_broker_comes_up(
+    t: Target,
+) -> anyhow::Result<()> {
+    let port = unused_port()?;
+    let nats_url = format!("nats://127.0.0.1:{port}");
+    let dir = tempfile::tempdir()?;
+    let database_url = t.database().fresh_url(dir.path(), "transaction").await?;
+    let service = spawn_service(&nats_url, &database_url, &[]).await?;
+    stays_starting(&service, "broker", "database", Duration::from_millis(1500)).await?;
+    api_says_starting(&service, "/api/transactions").await?;
+
+    let broker = t.broker.start_on(port, &dir.path().join("jetstream"))?;
+    let came = Instant::now();
+    service.wait_ready(READY_AFTER).await?;
+    eprintln!("ready {:?} after the broker came up", came.elapsed());
+    // The listeners run: an AccountOpened published now makes the account known.
+    let js = async_nats::jetstream::new(async_nats::connect(broker.url()).await?);
+    let account = AccountId::new();
+    publish_account_opened(&js, account).await?;
+    let body = json!({"account_id": account.to_string(), "kind": "deposit", "amount": 5});
+    let created = test_support::eventually("a transaction on the new account", BOUND, || async {
+        let (status, created) = service.post("/api/transactions", &body, &[]).await?;
+        Ok((status == 201).then_some(created))
+    })
+    .await?;
+    assert_eq!(created["number"], 1);
+    service.stop().await
+}
+
+async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let nowhere = format!("nats://127.0.0.1:{}", unused_port()?);
+    let config = <transaction::Config as clap::Parser>::parse_from([
+        "transaction-service".to_owned(),
+        format!("--nats-url={nowhere}"),
+        "--database-url=sqlite::memory:".to_owned(),
+        format!("--http-addr={addr}"),
+    ]);
+    let began = Instant::now();
+    let ran = tokio::time::timeout(BOUND, transaction::run(config, std::future::pending())).await?;
+    let err = ran.expect_err("the port is taken");
+    assert_eq!(
+        format!("{err:#}"),
+        format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use")
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    Ok(())
+}
+
+async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
+    _: Target,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let nats_url = format!("nats://127.0.0.1:{}", unused_port()?);
+    let database = dir.path().join("transaction.db");
+    let env = [
+        ("NATS_URL", nats_url.clone()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        ),
+        ("CONNECT_DEADLINE", "1s".to_owned()),
+    ];
+    let exit = tokio::task::spawn_blocking(move || {
+        run_to_exit(Path::new(BINARY), &env, Duration::from_secs(15))
+    })
+    .await??;
+    gave_up_on_the_broker(&exit, &nats_url, "1s")?;
+    assert!(
+        exit.elapsed >= Duration::from_secs(1) && exit.elapsed < Duration::from_secs(5),
+        "gave up after {:?} with a 1 s deadline",
+        exit.elapsed
+    );
+    Ok(())
+}
+
+async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let database = dir.path().join("transaction.db");
+    let env = [
+        ("NATS_URL", format!("nats://127.0.0.1:{}", unused_port()?)),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        ),
+    ];
+    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
+    let readyz = format!("{}/readyz", service.url());
+    let status = reqwest::Client::new().get(&readyz).send().await?.status();
+    assert_eq!(status.as_u16(), 503);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM while waiting for the broker");
+    assert!(
+        status.success(),
+        "a stop while starting exits 0, got {status}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    Ok(())
+}
+
+async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
+    t: Target,
+) -> anyhow::Result<()> {
+    let broker = t.broker.start()?;
+    let dir = tempfile::tempdir()?;
+    let database_url = t.database().fresh_url(dir.path(), "transaction").await?;
+    let env = [("NATS_URL", broker.url()), ("DATABASE_URL", database_url)];
+    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
+    service.wait_ready(BOUND).await?;
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM");
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    Ok(())
+}
