@@ -11,6 +11,7 @@
 //! - [`publisher`]: JetStream publish with `Nats-Msg-Id` = event id, awaiting the PubAck.
 //! - [`listener`] and [`runner`]: the `Listener` trait (`on_message -> Outcome`) and the loop that
 //!   runs it with manual acks, progress, NAK delays, termination of poison messages and a drain.
+//! - [`observe`]: decision notes on core NATS, for watching the ordering protocol at work.
 //! - [`inspect`]: reading a stream's events back from the start.
 //! - [`trace`]: the W3C `traceparent` carried in headers.
 //! - [`service`]: what every service shares: database handle, outbox relay, configuration,
@@ -21,6 +22,7 @@ pub mod events;
 pub mod ids;
 pub mod inspect;
 pub mod listener;
+pub mod observe;
 pub mod publisher;
 pub mod runner;
 pub mod service;

@@ -43,6 +43,8 @@ pub struct UndecodableMessage {
     pub subject: String,
     /// Its sequence in the stream.
     pub stream_sequence: u64,
+    /// How many times it has been delivered, this time included.
+    pub delivered: i64,
     /// The raw payload.
     pub payload: Bytes,
     /// Why it did not decode.

@@ -247,6 +247,7 @@ impl<L: Listener> Worker<L> {
         let undecodable = UndecodableMessage {
             subject: context.subject,
             stream_sequence: context.stream_sequence,
+            delivered: context.delivered,
             payload: message.payload.clone(),
             error: err.to_string(),
         };

@@ -21,4 +21,9 @@ pub struct Config {
     /// TRANSACTIONS streams from the start (refused when the database has accounts).
     #[arg(long, env = "REBUILD")]
     pub rebuild: bool,
+
+    /// Publish a decision note on `observe.decisions.account-service` (core NATS, fire and
+    /// forget) for every `TransactionCreated` delivery handled.
+    #[arg(long, env = "DECISION_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub decision_notes: bool,
 }

@@ -1,10 +1,12 @@
-//! The `TransactionCreated` listener of queue group `account-service`, shared by every replica,
-//! exactly as DESIGN decision 4 says: duplicate → ack; next → apply (or reject) with the outbox
-//! row in one database transaction, then ack; gap → NAK with a short growing delay; poison →
-//! `+TERM` and a dead-letter row.
+//! The `TransactionCreated` listener of queue group `account-service`, shared by every replica
+//! (see `docs/ordering.md`): duplicate → ack; next → apply (or reject) with the outbox row in
+//! one database transaction, then ack; gap → NAK with a short growing delay; poison → `+TERM`
+//! and a dead-letter row. Each delivery handled also publishes a decision note (see
+//! [`common_events::observe`]) unless notes are switched off.
 
 use std::time::Duration;
 
+use common_events::observe::{DecisionKind, DecisionNotes};
 use common_events::service::batch::Batcher;
 use common_events::{
     AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
@@ -50,24 +52,58 @@ pub struct TransactionsListener {
     store: Store,
     recorder: Recorder,
     emit_events: bool,
+    notes: Option<DecisionNotes>,
+}
+
+/// What one delivery came to: the outcome for the runner and the note for people.
+struct Handled {
+    outcome: Outcome,
+    decision: DecisionKind,
+    last_transaction_number: Option<u64>,
+    detail: Option<String>,
+}
+
+impl Handled {
+    fn new(outcome: Outcome, decision: DecisionKind) -> Self {
+        Self {
+            outcome,
+            decision,
+            last_transaction_number: None,
+            detail: None,
+        }
+    }
+
+    fn after(mut self, state: AccountState) -> Self {
+        self.last_transaction_number = Some(state.last_transaction_number);
+        self
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
 }
 
 impl TransactionsListener {
-    /// The live listener: every applied or rejected transaction emits its event.
-    pub fn live(store: Store) -> Self {
+    /// The live listener: every applied or rejected transaction emits its event; every
+    /// delivery handled publishes a decision note when `notes` is set.
+    pub fn live(store: Store, notes: Option<DecisionNotes>) -> Self {
         Self {
             recorder: recorder(store.clone()),
             store,
             emit_events: true,
+            notes,
         }
     }
 
-    /// The rebuild listener: the stream already holds the outcomes, so none are emitted.
+    /// The rebuild listener: the stream already holds the outcomes, so none are emitted (and
+    /// no decision notes either).
     pub fn rebuild(store: Store) -> Self {
         Self {
             recorder: recorder(store.clone()),
             store,
             emit_events: false,
+            notes: None,
         }
     }
 
@@ -96,19 +132,103 @@ impl TransactionsListener {
         }
     }
 
-    async fn poison(&self, ctx: &MessageContext, payload: &[u8], reason: &str) -> Outcome {
+    async fn poison(&self, subject: &str, sequence: u64, payload: &[u8], reason: &str) -> Handled {
         tracing::error!(%reason, "invalid event; dead-lettering and terminating it");
         let stored = self
             .store
-            .dead_letter(&ctx.subject, ctx.stream_sequence, payload, reason)
+            .dead_letter(subject, sequence, payload, reason)
             .await;
         match stored {
-            Ok(()) => Outcome::Reject(reason.to_owned()),
+            Ok(()) => Handled::new(Outcome::Reject(reason.to_owned()), DecisionKind::Poison)
+                .detail(reason),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot store the dead letter; retrying");
-                Outcome::Retry(RETRY_AFTER_ERROR)
+                Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                    .detail(format!("{reason}; storing the dead letter failed: {err}"))
             }
         }
+    }
+
+    async fn handle(
+        &self,
+        envelope: &Envelope<TransactionCreated>,
+        ctx: &MessageContext,
+    ) -> Handled {
+        let event = &envelope.data;
+        if event.number == 0 {
+            let payload = serde_json::to_vec(envelope).unwrap_or_default();
+            let reason = "transaction number 0 (numbers start at 1)";
+            return self
+                .poison(&ctx.subject, ctx.stream_sequence, &payload, reason)
+                .await;
+        }
+        let state = match self.state_in_turn(event).await {
+            Ok(Some(state)) => state,
+            Ok(None) => {
+                tracing::warn!(account = %event.account_id, "transaction for an account not (yet) known; retrying");
+                let retry = Outcome::Retry(gap_delay(ctx.delivered));
+                return Handled::new(retry, DecisionKind::UnknownAccount);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the account failed; retrying");
+                return Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                    .detail(format!("reading the account: {err}"));
+            }
+        };
+        let (effect, decided) = match decide(state, event) {
+            Decision::Duplicate => {
+                return Handled::new(Outcome::Ack, DecisionKind::Duplicate).after(state);
+            }
+            Decision::Gap { expected } => {
+                tracing::debug!(expected, number = event.number, "gap; handing it back");
+                let retry = Outcome::Retry(gap_delay(ctx.delivered));
+                return Handled::new(retry, DecisionKind::Gap)
+                    .after(state)
+                    .detail(format!("expected {expected}"));
+            }
+            Decision::Apply { balance_after } => (
+                Effect::Applied { balance_after },
+                Handled::new(Outcome::Ack, DecisionKind::Applied),
+            ),
+            Decision::Reject { reason } => {
+                let decided = Handled::new(Outcome::Ack, DecisionKind::Rejected).detail(&reason);
+                (Effect::Rejected { reason }, decided)
+            }
+        };
+        let record = Record {
+            event: event.clone(),
+            effect,
+            state,
+            trace: self.emit_events.then_some(ctx.trace),
+        };
+        let handled = match self.recorder.submit(record).await.flatten() {
+            Some(true) => decided,
+            Some(false) => Handled::new(Outcome::Retry(RETRY_AFTER_RACE), DecisionKind::Race)
+                .detail("another replica changed the account first"),
+            None => Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                .detail("recording the decision failed"),
+        };
+        handled.after(state)
+    }
+
+    /// Publishes the note of one delivery (subject, stream sequence, delivery count), when
+    /// notes are on.
+    fn note(
+        &self,
+        (subject, sequence, delivered): (&str, u64, i64),
+        event: Option<&TransactionCreated>,
+        handled: &Handled,
+    ) {
+        let Some(notes) = &self.notes else { return };
+        let mut note = notes.note(subject, sequence, delivered, handled.decision);
+        if let Some(event) = event {
+            note.account_id = Some(event.account_id);
+            note.transaction_id = Some(event.transaction_id);
+            note.number = Some(event.number);
+        }
+        note.last_transaction_number = handled.last_transaction_number;
+        note.detail.clone_from(&handled.detail);
+        notes.publish(&note);
     }
 }
 
@@ -124,44 +244,10 @@ impl Listener for TransactionsListener {
         envelope: Envelope<TransactionCreated>,
         ctx: MessageContext,
     ) -> Outcome {
-        let event = &envelope.data;
-        if event.number == 0 {
-            let payload = serde_json::to_vec(&envelope).unwrap_or_default();
-            return self
-                .poison(&ctx, &payload, "transaction number 0 (numbers start at 1)")
-                .await;
-        }
-        let state = match self.state_in_turn(event).await {
-            Ok(Some(state)) => state,
-            Ok(None) => {
-                tracing::warn!(account = %event.account_id, "transaction for an account not (yet) known; retrying");
-                return Outcome::Retry(gap_delay(ctx.delivered));
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "reading the account failed; retrying");
-                return Outcome::Retry(RETRY_AFTER_ERROR);
-            }
-        };
-        let effect = match decide(state, event) {
-            Decision::Duplicate => return Outcome::Ack,
-            Decision::Gap { expected } => {
-                tracing::debug!(expected, number = event.number, "gap; handing it back");
-                return Outcome::Retry(gap_delay(ctx.delivered));
-            }
-            Decision::Apply { balance_after } => Effect::Applied { balance_after },
-            Decision::Reject { reason } => Effect::Rejected { reason },
-        };
-        let record = Record {
-            event: event.clone(),
-            effect,
-            state,
-            trace: self.emit_events.then_some(ctx.trace),
-        };
-        match self.recorder.submit(record).await.flatten() {
-            Some(true) => Outcome::Ack,
-            Some(false) => Outcome::Retry(RETRY_AFTER_RACE),
-            None => Outcome::Retry(RETRY_AFTER_ERROR),
-        }
+        let handled = self.handle(&envelope, &ctx).await;
+        let delivery = (ctx.subject.as_str(), ctx.stream_sequence, ctx.delivered);
+        self.note(delivery, Some(&envelope.data), &handled);
+        handled.outcome
     }
 
     async fn on_undecodable(&self, message: UndecodableMessage) {
@@ -177,6 +263,15 @@ impl Listener for TransactionsListener {
         if let Err(err) = stored {
             tracing::error!(error = %err, "cannot store the dead letter of an undecodable message");
         }
+        // The runner terminates it whatever happened to the dead letter.
+        let handled = Handled::new(Outcome::Reject(message.error.clone()), DecisionKind::Poison)
+            .detail(&message.error);
+        let delivery = (
+            message.subject.as_str(),
+            message.stream_sequence,
+            message.delivered,
+        );
+        self.note(delivery, None, &handled);
     }
 }
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use common_events::observe::DecisionNotes;
 use common_events::runner::ListenerStats;
 use common_events::service::foundation::{Foundation, Migrations};
 use common_events::service::ops::Ops;
@@ -30,7 +31,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES,
 };
 
-/// The service's name in logs and broker connections.
+/// The service's name in logs, broker connections and decision notes.
 pub const SERVICE: &str = "account-service";
 
 /// Runs the service until `shutdown` resolves: binds the HTTP port (a busy port fails at
@@ -115,14 +116,22 @@ async fn start(
             .await
             .context("rebuilding")?;
     }
+    let notes = config.decision_notes.then(|| {
+        let replica = config.common.replica_id();
+        tracing::info!(%replica, "publishing decision notes");
+        DecisionNotes::new(base.nats.clone(), SERVICE, replica)
+    });
     let stats = Arc::new(ListenerStats::default());
     let mut tasks = base.tasks();
-    let listener = TransactionsListener::live(store.clone());
+    let listener = TransactionsListener::live(store.clone(), notes.clone());
     tasks.spawn_listener(&base.js, spec, listener, stats.clone());
     let relay_stats = base.relay.stats();
     let metrics = Arc::new(move |out: &mut String| {
         stats.render("transactions-created", out);
         relay_stats.render(out);
+        if let Some(notes) = &notes {
+            notes.render(out);
+        }
     });
     Ok(Started {
         router: routes::router(store),

@@ -4,6 +4,7 @@
 mod api;
 mod listener;
 mod naive;
+mod notes;
 mod rebuild;
 mod startup;
 mod support;
@@ -16,6 +17,7 @@ fn main() {
     scenarios.extend_from_slice(listener::SCENARIOS);
     scenarios.extend_from_slice(naive::SCENARIOS);
     scenarios.extend_from_slice(rebuild::SCENARIOS);
+    scenarios.extend_from_slice(notes::SCENARIOS);
     scenarios.extend_from_slice(startup::SCENARIOS);
     matrix::run(&scenarios, Axes::BrokersAndDatabases);
 }
