@@ -1,4 +1,4 @@
-//! The ordering decision of DESIGN decision 4, as a pure function of the account's state and
+//! The ordering decision (see `docs/ordering.md`), as a pure function of the account's state and
 //! the incoming `TransactionCreated`:
 //!
 //! - `number <= last`: a duplicate; ack, change nothing.
