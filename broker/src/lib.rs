@@ -1,6 +1,7 @@
 //! The bundled broker: a server that speaks the NATS client protocol.
 //!
 //! A tour of the layout:
+//! - [`entry`]: the command-line entry point of the `broker` binary.
 //! - [`options`]: every setting, with its default; [`cli`] and `config_file` fill it in.
 //! - [`proto`]: the wire format, client operations in and server operations out.
 //! - [`server`]: the accept loop, connection limit and shutdown.
@@ -21,6 +22,7 @@ mod auth;
 pub mod cli;
 mod client;
 mod config_file;
+pub mod entry;
 pub mod harness;
 pub(crate) mod jetstream;
 mod jwt;

@@ -1,6 +1,7 @@
-//! The invariants of DESIGN decision 4, checked account by account: every transaction ends
-//! applied or rejected; each is applied exactly once (one ledger entry per number, numbers 1..n);
-//! the balance equals a sequential replay in number order; no balance goes negative.
+//! The invariants of the ordering protocol (docs/ordering.md), checked account by account:
+//! every transaction ends applied or rejected; each is applied exactly once (one ledger entry
+//! per number, numbers 1..n); the balance equals a sequential replay in number order; no
+//! balance goes negative.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

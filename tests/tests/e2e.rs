@@ -1,6 +1,6 @@
 //! The whole stack with two account-service replicas under a concurrent mixed load, with a
 //! replica stopped and replaced mid-load and duplicates injected afterwards, on every broker ×
-//! database target. Asserts every invariant of DESIGN decision 4.
+//! database target. Asserts every invariant of the ordering protocol (docs/ordering.md).
 
 use std::time::Duration;
 

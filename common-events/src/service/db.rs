@@ -4,6 +4,7 @@
 //! integer money and millisecond timestamps, ids as text.
 
 use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,14 @@ pub enum DbError {
     /// A migration failed.
     #[error("running migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The lock that keeps processes sharing a SQLite file from migrating at once failed.
+    #[error("locking {path} for migrations: {source}")]
+    MigrationLock {
+        /// The lock file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 impl DbError {
@@ -42,7 +51,7 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         use sqlx::migrate::MigrateError;
         match self {
-            DbError::UnsupportedUrl(_) => false,
+            DbError::UnsupportedUrl(_) | DbError::MigrationLock { .. } => false,
             DbError::Connect(err) => match err {
                 sqlx::Error::Configuration(_) => false,
                 // SQLSTATE class 28: invalid authorization (a wrong user or password).
@@ -79,6 +88,8 @@ fn connection_trouble(err: &sqlx::Error) -> bool {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file, when the database is one (not in memory).
+    sqlite_file: Option<PathBuf>,
     /// SQLite allows one writer at a time; writers of this process queue here instead of
     /// spinning in SQLite's busy handler (other processes still meet the busy timeout).
     write_gate: Arc<Mutex<()>>,
@@ -165,15 +176,22 @@ impl Db {
         Ok(Self {
             pool,
             backend,
+            sqlite_file: sqlite_file(url),
             write_gate: Arc::default(),
         })
     }
 
-    /// Runs the migrator for this backend.
+    /// Runs the migrator for this backend. Processes sharing one SQLite file (replicas on one
+    /// machine) take turns through a lock file beside it, since SQLite has no lock for
+    /// migrations as PostgreSQL's advisory lock; the later ones find the work done.
     pub async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), DbError> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlite,
             Backend::Postgres => postgres,
+        };
+        let _turn = match &self.sqlite_file {
+            Some(file) => Some(migration_lock(file).await?),
+            None => None,
         };
         migrator.run(&self.pool).await?;
         Ok(())
@@ -219,7 +237,86 @@ impl Db {
     }
 }
 
+/// The file a `sqlite:` URL names; `None` for other URLs and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Waits for and takes the exclusive lock on `<file>.migrate-lock`; released when dropped.
+async fn migration_lock(file: &Path) -> Result<std::fs::File, DbError> {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    let path = PathBuf::from(name);
+    let lock_path = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        lock.lock()?;
+        Ok::<_, std::io::Error>(lock)
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    locked.map_err(|source| DbError::MigrationLock { path, source })
+}
+
 /// Milliseconds since the Unix epoch, the timestamp format of every table.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file_and_memory_names_none() {
+        let file = |url| sqlite_file(url);
+        assert_eq!(
+            file("sqlite:///srv/data/account.db?mode=rwc"),
+            Some(PathBuf::from("/srv/data/account.db"))
+        );
+        assert_eq!(file("sqlite://data/a.db"), Some(PathBuf::from("data/a.db")));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_migration_waits_while_another_process_migrates_the_same_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let migrations = dir.path().join("migrations");
+        std::fs::create_dir(&migrations).unwrap();
+        std::fs::write(
+            migrations.join("0001_init.sql"),
+            "create table account (id text primary key);",
+        )
+        .unwrap();
+        let migrator = Migrator::new(migrations.as_path()).await.unwrap();
+        let file = dir.path().join("shared.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        // Another process's turn, held here: a separate open file, as another process has.
+        let other = migration_lock(&file).await.unwrap();
+        let waiting = tokio::spawn(async move {
+            let migrator = migrator;
+            db.migrate(&migrator, &migrator).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the migration ran during another's turn"
+        );
+        drop(other);
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the migration ran once the turn was free")
+            .unwrap()
+            .unwrap();
+    }
 }

@@ -17,8 +17,11 @@ use crate::link::BrokerLink;
 use crate::money::format_cents;
 use crate::timeline::{Entry, Timeline};
 
-/// How long to wait before following a stream again after it was missing or failed.
+/// How long to wait before following a stream again after its consumer ended.
 const RETRY: Duration = Duration::from_secs(2);
+/// How often to look for a stream that does not exist yet (the services create it as they
+/// start, and events published meanwhile should show without a long delay).
+const RETRY_MISSING: Duration = Duration::from_millis(250);
 
 /// Starts following every stream and the decision notes, once the broker is connected.
 pub fn spawn(link: BrokerLink, timeline: Arc<Timeline>, shutdown: CancellationToken) {
@@ -57,10 +60,13 @@ async fn follow_stream(
     timeline: Arc<Timeline>,
     shutdown: CancellationToken,
 ) {
-    let mut start_after: Option<u64> = None;
+    // Where to start: after the last message shown; before the first attach, at new messages,
+    // or at the stream's first message if the stream did not exist yet when the console first
+    // looked (everything in it then came after the console started).
+    let mut start = Start::New;
     let mut warned = false;
     while !shutdown.is_cancelled() {
-        match open_ordered(&js, spec, start_after).await {
+        match open_ordered(&js, spec, start).await {
             Ok(mut messages) => {
                 tracing::info!(stream = spec.name, "timeline follows the stream");
                 warned = false;
@@ -74,7 +80,7 @@ async fn follow_stream(
                         Some(Ok(message)) => {
                             let sequence = message.info().ok().map(|info| info.stream_sequence);
                             if let Some(sequence) = sequence {
-                                start_after = Some(sequence);
+                                start = Start::After(sequence);
                             }
                             let entry = event_entry(
                                 spec.name,
@@ -97,30 +103,46 @@ async fn follow_stream(
             }
             Err(err) if !warned => {
                 warned = true;
+                if start == Start::New {
+                    start = Start::First;
+                }
                 tracing::warn!(stream = spec.name, error = %err, "cannot follow the stream yet (do the services run?); retrying");
             }
             Err(err) => {
                 tracing::debug!(stream = spec.name, error = %err, "cannot follow the stream yet")
             }
         }
+        let pause = if warned { RETRY_MISSING } else { RETRY };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(RETRY) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Where a stream's ordered consumer starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// At messages published from now on.
+    New,
+    /// At the stream's first message.
+    First,
+    /// After this stream sequence.
+    After(u64),
 }
 
 async fn open_ordered(
     js: &jetstream::Context,
     spec: StreamSpec,
-    start_after: Option<u64>,
+    start: Start,
 ) -> Result<consumer::pull::Ordered, async_nats::Error> {
     let stream = js.get_stream(spec.name).await?;
-    let deliver_policy = match start_after {
-        Some(sequence) => consumer::DeliverPolicy::ByStartSequence {
+    let deliver_policy = match start {
+        Start::After(sequence) => consumer::DeliverPolicy::ByStartSequence {
             start_sequence: sequence + 1,
         },
-        None => consumer::DeliverPolicy::New,
+        Start::First => consumer::DeliverPolicy::All,
+        Start::New => consumer::DeliverPolicy::New,
     };
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {

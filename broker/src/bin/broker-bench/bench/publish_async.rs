@@ -55,7 +55,7 @@ async fn measure(target: &Target, case: &Case) -> anyhow::Result<Sample> {
     let mut count = 0u64;
     let more = |count: u64| match case.work {
         Work::Count(n) => count < n,
-        Work::For(d) => count % 1024 != 0 || start.at().elapsed() < d,
+        Work::For(d) => !count.is_multiple_of(1024) || start.at().elapsed() < d,
     };
     while more(count) {
         client
