@@ -34,7 +34,7 @@ pub use events::{
     AccountOpened, Event, TransactionApplied, TransactionCreated, TransactionRejected,
 };
 pub use ids::{AccountId, Amount, EventId, TransactionId, TransactionKind};
-pub use listener::{Listener, MessageContext, Outcome, UndecodableMessage};
+pub use listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
 pub use publisher::{PublishError, Published, Publisher};
 pub use runner::ListenerStats;
 pub use topology::{ConsumerSpec, StartAt, StreamSpec};

@@ -2,6 +2,8 @@
 //! group. The [`crate::runner`] does the JetStream work (pulling, acks, progress, drain).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +36,46 @@ pub struct MessageContext {
     pub message_id: Option<String>,
     /// The trace this handling belongs to (a child of the publisher's context, or a new root).
     pub trace: TraceContext,
+    /// The runner's `+WPI` progress acks for this delivery: how many were sent, and a switch to
+    /// stop them.
+    pub progress: ProgressAcks,
+}
+
+/// The `+WPI` progress acks the runner sends for one delivery while its handler runs (every half
+/// ack wait, so that a slow handler keeps its message): a count, and a switch to stop them.
+///
+/// [`ProgressAcks::stop`] is for fault injection only: a frozen process (a long pause, a
+/// partition) sends nothing, so the broker redelivers its message after the ack wait; a handler
+/// that plays a frozen one stops its progress acks to show that. Nothing else should call it.
+#[derive(Clone, Debug, Default)]
+pub struct ProgressAcks(Arc<ProgressState>);
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    stopped: AtomicBool,
+    sent: AtomicU64,
+}
+
+impl ProgressAcks {
+    /// Stops the progress acks of this delivery for good (fault injection only: see above).
+    pub fn stop(&self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`ProgressAcks::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    /// How many progress acks the runner has sent for this delivery so far.
+    pub fn sent(&self) -> u64 {
+        self.0.sent.load(Ordering::SeqCst)
+    }
+
+    /// Counts one progress ack sent (the runner's part).
+    pub(crate) fn count_sent(&self) {
+        self.0.sent.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// A message whose payload did not decode as the listener's event; it is terminated.

@@ -96,6 +96,13 @@ pub struct DecisionNote {
     /// A reason for people (the rejection reason, the poison's error, the expected number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many `+WPI` progress acks were sent while this delivery was handled (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_acks: Option<u64>,
+    /// The fault injected into this delivery (`slow 12000 ms`, `freeze 12000 ms`), when fault
+    /// injection is on and one fired (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: i64,
 }
@@ -162,6 +169,8 @@ impl DecisionNotes {
             last_transaction_number: None,
             decision,
             detail: None,
+            progress_acks: None,
+            fault: None,
             at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
@@ -241,6 +250,8 @@ mod tests {
             last_transaction_number: Some(1),
             decision: DecisionKind::Gap,
             detail: Some("expected 2".into()),
+            progress_acks: Some(2),
+            fault: Some("slow 12000 ms".into()),
             at_ms: 1,
         };
         let json = serde_json::to_value(&note).unwrap();

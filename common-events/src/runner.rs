@@ -1,6 +1,7 @@
 //! Runs a [`Listener`] on its durable pull consumer: manual acks, `+WPI` progress while a handler
-//! is slow, `-NAK` with a delay for retries, `+TERM` for payloads that do not decode, a tracing
-//! span per message, and a graceful drain on shutdown.
+//! is slow (unless the handler stopped them, as fault injection does), `-NAK` with a delay for
+//! retries, `+TERM` for payloads that do not decode, a tracing span per message, and a graceful
+//! drain on shutdown.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::envelope::Envelope;
-use crate::listener::{Listener, MessageContext, Outcome, UndecodableMessage};
+use crate::listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
 use crate::topology::{self, ConsumerSpec, TopologyError};
 use crate::trace::{TraceContext, TRACEPARENT};
 
@@ -257,13 +258,15 @@ impl<L: Listener> Worker<L> {
         }
     }
 
-    /// Runs the handler, sending `+WPI` every half ack wait so a slow handler keeps its message.
+    /// Runs the handler, sending `+WPI` every half ack wait so a slow handler keeps its message,
+    /// unless the handler stopped them (see [`crate::listener::ProgressAcks`]).
     async fn with_progress(
         &self,
         message: &jetstream::Message,
         event: Envelope<L::Event>,
         context: MessageContext,
     ) -> Outcome {
+        let progress = context.progress.clone();
         let handler = self.listener.on_message(event, context);
         tokio::pin!(handler);
         let period = (self.ack_wait / 2).max(Duration::from_millis(10));
@@ -272,9 +275,13 @@ impl<L: Listener> Worker<L> {
             tokio::select! {
                 outcome = &mut handler => return outcome,
                 _ = ticker.tick() => {
+                    if progress.is_stopped() {
+                        continue;
+                    }
                     self.stats.progress.fetch_add(1, Ordering::Relaxed);
-                    if let Err(err) = message.ack_with(AckKind::Progress).await {
-                        tracing::debug!(error = %err, "could not send +WPI");
+                    match message.ack_with(AckKind::Progress).await {
+                        Ok(()) => progress.count_sent(),
+                        Err(err) => tracing::debug!(error = %err, "could not send +WPI"),
                     }
                 }
             }
@@ -299,5 +306,6 @@ fn context_of(message: &jetstream::Message) -> Option<MessageContext> {
         delivered: info.delivered,
         message_id: header("Nats-Msg-Id"),
         trace,
+        progress: ProgressAcks::default(),
     })
 }

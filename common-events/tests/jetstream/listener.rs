@@ -25,6 +25,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_rejected_message_is_terminated_and_not_redelivered),
     scenario!(an_undecodable_payload_is_terminated_counted_and_the_listener_keeps_going),
     scenario!(a_slow_handler_sends_progress_and_keeps_its_message),
+    scenario!(a_handler_that_stops_its_progress_acks_is_redelivered_after_the_ack_wait),
     scenario!(shutdown_drains_a_running_handler_and_acks_it),
     scenario!(the_handler_sees_the_publishers_trace_id),
 ];
@@ -259,6 +260,99 @@ async fn a_slow_handler_sends_progress_and_keeps_its_message(t: Target) -> anyho
         "progress must prevent a redelivery"
     );
     run.settled().await
+}
+
+/// Plays a frozen handler on the first delivery (stops its progress acks, then sleeps), and
+/// records each delivery with the progress acks the runner sent for it.
+struct Freezer {
+    sleep: Duration,
+    stop_progress: bool,
+    seen: Mutex<Vec<(i64, u64)>>,
+}
+
+impl Listener for Freezer {
+    type Event = TransactionCreated;
+
+    fn name(&self) -> &'static str {
+        "freezer"
+    }
+
+    async fn on_message(&self, _: Envelope<TransactionCreated>, ctx: MessageContext) -> Outcome {
+        if ctx.delivered == 1 {
+            if self.stop_progress {
+                ctx.progress.stop();
+            }
+            tokio::time::sleep(self.sleep).await;
+        }
+        let sent = ctx.progress.sent();
+        self.seen.lock().unwrap().push((ctx.delivered, sent));
+        Outcome::Ack
+    }
+}
+
+async fn run_freezer(t: &Target, stop_progress: bool) -> anyhow::Result<Vec<(i64, u64)>> {
+    let broker = t.broker.start()?;
+    let js = connect(&broker.url()).await?;
+    let spec = ConsumerSpec {
+        ack_wait: Duration::from_secs(1),
+        ..ConsumerSpec::account_service()
+    };
+    topology::ensure(&js, std::slice::from_ref(&spec)).await?;
+    let freezer = Arc::new(Freezer {
+        sleep: Duration::from_millis(2500),
+        stop_progress,
+        seen: Mutex::default(),
+    });
+    let shutdown = CancellationToken::new();
+    let stats = Arc::new(ListenerStats::default());
+    let task = tokio::spawn(runner::run(
+        js.clone(),
+        spec.clone(),
+        Arc::clone(&freezer),
+        stats,
+        shutdown.clone(),
+    ));
+    Publisher::new(js.clone())
+        .publish(&created(1), None)
+        .await?;
+    until_eq("the first delivery to finish", BOUND, true, || async {
+        Ok(freezer.seen.lock().unwrap().iter().any(|(d, _)| *d == 1))
+    })
+    .await?;
+    until_eq("nothing pending", BOUND, (0, 0), || {
+        pending(&js, &spec.durable)
+    })
+    .await?;
+    shutdown.cancel();
+    tokio::time::timeout(BOUND, task).await???;
+    let mut seen = freezer.seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    Ok(seen)
+}
+
+/// A handler that stops its progress acks (as fault injection does, to play a frozen process)
+/// sends none, so the broker redelivers its message after the ack wait while it still runs; the
+/// same slow handler with progress acks keeps its message and reports how many were sent.
+async fn a_handler_that_stops_its_progress_acks_is_redelivered_after_the_ack_wait(
+    t: Target,
+) -> anyhow::Result<()> {
+    let frozen = run_freezer(&t, true).await?;
+    assert_eq!(
+        frozen,
+        [(1, 0), (2, 0)],
+        "delivery 1 sent no progress ack and was redelivered while it ran"
+    );
+    let slow = run_freezer(&t, false).await?;
+    assert_eq!(
+        slow.len(),
+        1,
+        "progress acks prevent the redelivery: {slow:?}"
+    );
+    assert!(
+        slow[0].1 >= 2,
+        "the context counts the progress acks sent: {slow:?}"
+    );
+    Ok(())
 }
 
 async fn shutdown_drains_a_running_handler_and_acks_it(t: Target) -> anyhow::Result<()> {

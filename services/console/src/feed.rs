@@ -285,8 +285,17 @@ pub fn note_entry(subject: &str, payload: &[u8]) -> Entry {
         .as_deref()
         .map(|d| format!(": {d}"))
         .unwrap_or_default();
+    let progress = note
+        .progress_acks
+        .map(|n| format!(", {n} progress ack{}", if n == 1 { "" } else { "s" }))
+        .unwrap_or_default();
+    let fault = note
+        .fault
+        .as_deref()
+        .map(|f| format!(", fault injected: {f}"))
+        .unwrap_or_default();
     let summary = format!(
-        "{number}{} by {} (delivery {}{last}){detail}",
+        "{number}{} by {} (delivery {}{last}{progress}{fault}){detail}",
         note.decision.as_str(),
         note.replica,
         note.delivered
@@ -366,6 +375,8 @@ mod tests {
             last_transaction_number: Some(1),
             decision: DecisionKind::Gap,
             detail: Some("expected 2".into()),
+            progress_acks: None,
+            fault: None,
             at_ms: 5,
         };
         let payload = serde_json::to_vec(&note).unwrap();
@@ -375,6 +386,25 @@ mod tests {
         assert_eq!(
             entry.summary,
             "#3 gap by account-1 (delivery 2, last was 1): expected 2"
+        );
+        let slow = DecisionNote {
+            decision: DecisionKind::Applied,
+            delivered: 1,
+            last_transaction_number: Some(0),
+            number: Some(1),
+            detail: None,
+            progress_acks: Some(2),
+            fault: Some("slow 12000 ms".into()),
+            ..note
+        };
+        let entry = note_entry(
+            "observe.decisions.account-service",
+            &serde_json::to_vec(&slow).unwrap(),
+        );
+        assert_eq!(
+            entry.summary,
+            "#1 applied by account-1 (delivery 1, last was 0, 2 progress acks, fault injected: \
+             slow 12000 ms)"
         );
     }
 }

@@ -261,6 +261,8 @@ async fn the_event_stream_delivers_an_action_s_events_and_the_history_on_connect
         last_transaction_number: Some(7),
         decision: DecisionKind::Gap,
         detail: Some("expected 8".into()),
+        progress_acks: None,
+        fault: None,
         at_ms: 1,
     };
     let nats = &rig.stack.nats;
