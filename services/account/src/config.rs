@@ -26,4 +26,25 @@ pub struct Config {
     /// forget) for every `TransactionCreated` delivery handled.
     #[arg(long, env = "DECISION_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub decision_notes: bool,
+
+    /// Fault injection, for demonstrations and tests, never in production: serve `/faults`, where
+    /// a client makes this replica slow, frozen or crash on one account's next
+    /// `TransactionCreated` delivery (the web console's scenarios do).
+    #[arg(long, env = "FAULT_INJECTION")]
+    pub fault_injection: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_injection_is_off_unless_asked_for() {
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("account-service").chain(args.iter().copied());
+            Config::try_parse_from(argv).unwrap().fault_injection
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--fault-injection"]));
+    }
 }

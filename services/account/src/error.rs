@@ -17,6 +17,16 @@ pub enum ApiError {
     /// The id names nothing (404).
     #[error("{0}")]
     NotFound(String),
+    /// `/faults` on a replica without fault injection (403).
+    #[error(
+        "fault injection is off on this replica: start it with --fault-injection \
+         (FAULT_INJECTION=true) to use /faults; it is for demonstrations and tests, never for \
+         production"
+    )]
+    FaultInjectionOff,
+    /// As many faults as allowed are armed already (409).
+    #[error("{0}")]
+    TooManyFaults(String),
     /// Something broke on our side (500); details are logged, not returned.
     #[error("internal error")]
     Internal(#[from] sqlx::Error),
@@ -29,6 +39,8 @@ impl ApiError {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::FaultInjectionOff => StatusCode::FORBIDDEN,
+            ApiError::TooManyFaults(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -38,6 +50,8 @@ impl ApiError {
             ApiError::Malformed(_) => "malformed_request",
             ApiError::Invalid(_) => "invalid_value",
             ApiError::NotFound(_) => "not_found",
+            ApiError::FaultInjectionOff => "fault_injection_off",
+            ApiError::TooManyFaults(_) => "too_many_faults",
             ApiError::Internal(_) => "internal",
         }
     }

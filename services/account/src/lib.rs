@@ -8,10 +8,12 @@
 //! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
 //! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision), [`listener`] (the
 //! consumer around it), [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
-//! database), [`error`] (`ApiError`).
+//! database), [`error`] (`ApiError`), [`faults`] (fault injection for demonstrations and tests:
+//! `--fault-injection` and `/faults`).
 
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod listener;
 pub mod ordering;
 pub mod rebuild;

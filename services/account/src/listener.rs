@@ -2,7 +2,8 @@
 //! (see `docs/ordering.md`): duplicate → ack; next → apply (or reject) with the outbox row in
 //! one database transaction, then ack; gap → NAK with a short growing delay; poison → `+TERM`
 //! and a dead-letter row. Each delivery handled also publishes a decision note (see
-//! [`common_events::observe`]) unless notes are switched off.
+//! [`common_events::observe`]) unless notes are switched off. With fault injection on (see
+//! [`crate::faults`]), an armed fault is played between the decision and the commit.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use common_events::{
     UndecodableMessage,
 };
 
+use crate::faults::{FaultKind, Faults, Injected};
 use crate::ordering::{decide, gap_delay, AccountState, Decision};
 use crate::store::{Effect, Record, Store};
 
@@ -53,6 +55,7 @@ pub struct TransactionsListener {
     recorder: Recorder,
     emit_events: bool,
     notes: Option<DecisionNotes>,
+    faults: Option<Faults>,
 }
 
 /// What one delivery came to: the outcome for the runner and the note for people.
@@ -61,6 +64,7 @@ struct Handled {
     decision: DecisionKind,
     last_transaction_number: Option<u64>,
     detail: Option<String>,
+    fault: Option<String>,
 }
 
 impl Handled {
@@ -70,6 +74,7 @@ impl Handled {
             decision,
             last_transaction_number: None,
             detail: None,
+            fault: None,
         }
     }
 
@@ -93,7 +98,14 @@ impl TransactionsListener {
             store,
             emit_events: true,
             notes,
+            faults: None,
         }
+    }
+
+    /// Plays the faults armed in `faults` (fault injection; `None` plays none).
+    pub fn with_faults(mut self, faults: Option<Faults>) -> Self {
+        self.faults = faults;
+        self
     }
 
     /// The rebuild listener: the stream already holds the outcomes, so none are emitted (and
@@ -104,6 +116,7 @@ impl TransactionsListener {
             store,
             emit_events: false,
             notes: None,
+            faults: None,
         }
     }
 
@@ -195,20 +208,48 @@ impl TransactionsListener {
                 (Effect::Rejected { reason }, decided)
             }
         };
+        let fault = self.inject(event, ctx).await;
         let record = Record {
             event: event.clone(),
             effect,
             state,
             trace: self.emit_events.then_some(ctx.trace),
         };
-        let handled = match self.recorder.submit(record).await.flatten() {
+        let mut handled = match self.recorder.submit(record).await.flatten() {
             Some(true) => decided,
             Some(false) => Handled::new(Outcome::Retry(RETRY_AFTER_RACE), DecisionKind::Race)
                 .detail("another replica changed the account first"),
             None => Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
                 .detail("recording the decision failed"),
         };
+        handled.fault = fault.map(|fault| fault.describe());
         handled.after(state)
+    }
+
+    /// Plays the fault armed for this delivery, if any (fault injection): between the decision
+    /// and the commit, a slow handler sleeps (its progress acks go on), a frozen one stops its
+    /// progress acks and sleeps, and a crash aborts the process.
+    async fn inject(&self, event: &TransactionCreated, ctx: &MessageContext) -> Option<Injected> {
+        let fault = self
+            .faults
+            .as_ref()?
+            .take(event.account_id, ctx.delivered)?;
+        let (account, number, delivered) = (event.account_id, event.number, ctx.delivered);
+        match fault.kind {
+            FaultKind::Crash => {
+                tracing::error!(%account, number, delivered, "fault injection: aborting the process before committing");
+                std::process::abort();
+            }
+            FaultKind::Slow => {
+                tracing::warn!(%account, number, delivered, delay_ms = fault.delay.as_millis() as u64, "fault injection: a slow handler (progress acks go on)");
+            }
+            FaultKind::Freeze => {
+                ctx.progress.stop();
+                tracing::warn!(%account, number, delivered, delay_ms = fault.delay.as_millis() as u64, "fault injection: a frozen handler (no progress acks)");
+            }
+        }
+        tokio::time::sleep(fault.delay).await;
+        Some(fault)
     }
 
     /// Publishes the note of one delivery (subject, stream sequence, delivery count), when
@@ -218,6 +259,7 @@ impl TransactionsListener {
         (subject, sequence, delivered): (&str, u64, i64),
         event: Option<&TransactionCreated>,
         handled: &Handled,
+        progress_acks: Option<u64>,
     ) {
         let Some(notes) = &self.notes else { return };
         let mut note = notes.note(subject, sequence, delivered, handled.decision);
@@ -228,6 +270,8 @@ impl TransactionsListener {
         }
         note.last_transaction_number = handled.last_transaction_number;
         note.detail.clone_from(&handled.detail);
+        note.fault.clone_from(&handled.fault);
+        note.progress_acks = progress_acks;
         notes.publish(&note);
     }
 }
@@ -246,7 +290,8 @@ impl Listener for TransactionsListener {
     ) -> Outcome {
         let handled = self.handle(&envelope, &ctx).await;
         let delivery = (ctx.subject.as_str(), ctx.stream_sequence, ctx.delivered);
-        self.note(delivery, Some(&envelope.data), &handled);
+        let progress_acks = Some(ctx.progress.sent()).filter(|sent| *sent > 0);
+        self.note(delivery, Some(&envelope.data), &handled, progress_acks);
         handled.outcome
     }
 
@@ -271,7 +316,7 @@ impl Listener for TransactionsListener {
             message.stream_sequence,
             message.delivered,
         );
-        self.note(delivery, None, &handled);
+        self.note(delivery, None, &handled, None);
     }
 }
 

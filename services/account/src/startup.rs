@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::faults::{self, Faults};
 use crate::listener::TransactionsListener;
 use crate::rebuild;
 use crate::routes;
@@ -116,14 +117,21 @@ async fn start(
             .await
             .context("rebuilding")?;
     }
+    let replica = config.common.replica_id();
     let notes = config.decision_notes.then(|| {
-        let replica = config.common.replica_id();
         tracing::info!(%replica, "publishing decision notes");
-        DecisionNotes::new(base.nats.clone(), SERVICE, replica)
+        DecisionNotes::new(base.nats.clone(), SERVICE, replica.clone())
+    });
+    let faults = config.fault_injection.then(|| {
+        tracing::warn!(
+            "fault injection is on (/faults): for demonstrations and tests, never in production"
+        );
+        Faults::default()
     });
     let stats = Arc::new(ListenerStats::default());
     let mut tasks = base.tasks();
-    let listener = TransactionsListener::live(store.clone(), notes.clone());
+    let listener =
+        TransactionsListener::live(store.clone(), notes.clone()).with_faults(faults.clone());
     tasks.spawn_listener(&base.js, spec, listener, stats.clone());
     let relay_stats = base.relay.stats();
     let metrics = Arc::new(move |out: &mut String| {
@@ -134,7 +142,7 @@ async fn start(
         }
     });
     Ok(Started {
-        router: routes::router(store),
+        router: routes::router(store).merge(faults::router(faults, replica)),
         tasks,
         nats: base.nats,
         db: base.db,

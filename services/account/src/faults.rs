@@ -1,0 +1,589 @@
+//! Fault injection, for demonstrations and tests, never in production: with `--fault-injection`
+//! (`FAULT_INJECTION=true`) the service serves `/faults`, where a client arms a fault for one
+//! account's `TransactionCreated` deliveries, and the listener plays it between its decision and
+//! its commit:
+//!
+//! - `slow`: the handler takes `delay_ms` longer; the runner's `+WPI` progress acks go on, so
+//!   the broker keeps the message with this handler;
+//! - `freeze`: the handler stops its progress acks and sleeps `delay_ms`, as a frozen process
+//!   (a long pause, a partition) would: past the ack wait the broker redelivers the message, and
+//!   when the handler wakes its commit is stale;
+//! - `crash`: the process aborts (`std::process::abort`, like `kill -9`: the connection drops,
+//!   the message stays unacknowledged).
+//!
+//! A fault fires on the delivery whose count equals `on_delivery` (1, the first, by default),
+//! once, on the replica that gets it; arming it on every replica is safe, since the redelivery
+//! (delivery 2) passes. Faults expire after [`FAULT_TTL`], and at most [`MAX_FAULTS`] are armed
+//! at once. They live in memory: a restart forgets them.
+//!
+//! Without the flag every `/faults` route answers `403` `fault_injection_off`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use common_events::AccountId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The most faults armed at once on one replica.
+pub const MAX_FAULTS: usize = 64;
+
+/// How long an armed fault waits for its delivery before it is dropped.
+pub const FAULT_TTL: Duration = Duration::from_secs(300);
+
+/// The longest `delay_ms` a slow or frozen handler may be given.
+pub const MAX_DELAY_MS: u64 = 300_000;
+
+/// The highest `on_delivery`.
+pub const MAX_ON_DELIVERY: i64 = 1000;
+
+/// What a fault does to the handler of the delivery it fires on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Sleeps `delay_ms`, progress acks going on.
+    Slow,
+    /// Aborts the process before committing.
+    Crash,
+    /// Stops its progress acks and sleeps `delay_ms`.
+    Freeze,
+}
+
+impl FaultKind {
+    /// `slow`, `crash` or `freeze`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Slow => "slow",
+            FaultKind::Crash => "crash",
+            FaultKind::Freeze => "freeze",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "slow" => Some(FaultKind::Slow),
+            "crash" => Some(FaultKind::Crash),
+            "freeze" => Some(FaultKind::Freeze),
+            _ => None,
+        }
+    }
+}
+
+/// A fault the listener is to play now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Injected {
+    /// What it does.
+    pub kind: FaultKind,
+    /// How long a slow or frozen handler sleeps.
+    pub delay: Duration,
+}
+
+impl Injected {
+    /// For decision notes and logs: `slow 12000 ms`, `freeze 12000 ms`, `crash`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            FaultKind::Crash => "crash".to_owned(),
+            kind => format!("{} {} ms", kind.as_str(), self.delay.as_millis()),
+        }
+    }
+}
+
+/// An armed fault, as `/faults` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// Its number on this replica.
+    pub id: u64,
+    /// The account whose deliveries it waits for.
+    pub account_id: AccountId,
+    /// What it does.
+    pub fault: FaultKind,
+    /// How long a slow or frozen handler sleeps (0 for a crash).
+    pub delay_ms: u64,
+    /// The delivery count it fires on.
+    pub on_delivery: i64,
+    /// How long until it expires.
+    pub expires_in_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Armed {
+    id: u64,
+    account_id: AccountId,
+    kind: FaultKind,
+    delay_ms: u64,
+    on_delivery: i64,
+    expires_at: Instant,
+}
+
+impl Armed {
+    fn view(&self, now: Instant) -> Fault {
+        Fault {
+            id: self.id,
+            account_id: self.account_id,
+            fault: self.kind,
+            delay_ms: self.delay_ms,
+            on_delivery: self.on_delivery,
+            expires_in_ms: u64::try_from(
+                self.expires_at.saturating_duration_since(now).as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    armed: Vec<Armed>,
+}
+
+impl Registry {
+    fn prune(&mut self, now: Instant) {
+        self.armed.retain(|fault| fault.expires_at > now);
+    }
+}
+
+/// The body of `POST /faults`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmRequest {
+    /// The account (a UUID).
+    pub account_id: String,
+    /// `slow`, `crash` or `freeze`.
+    pub fault: String,
+    /// How long a slow or frozen handler sleeps: 1 to [`MAX_DELAY_MS`]; not for a crash.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// The delivery count to fire on: 1 (the default) to [`MAX_ON_DELIVERY`].
+    #[serde(default)]
+    pub on_delivery: Option<i64>,
+}
+
+/// Why a fault was not armed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArmError {
+    /// A value is wrong (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// [`MAX_FAULTS`] are armed already (409).
+    #[error(
+        "{MAX_FAULTS} faults are armed already (the limit): clear them with DELETE /faults or \
+         wait for them to expire ({} s after arming)",
+        FAULT_TTL.as_secs()
+    )]
+    Full,
+}
+
+impl From<ArmError> for ApiError {
+    fn from(err: ArmError) -> Self {
+        match err {
+            ArmError::Invalid(message) => ApiError::Invalid(message),
+            ArmError::Full => ApiError::TooManyFaults(err.to_string()),
+        }
+    }
+}
+
+/// The faults armed on this replica; cheap to clone (shared).
+#[derive(Clone, Debug, Default)]
+pub struct Faults(Arc<Mutex<Registry>>);
+
+impl Faults {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Validates `request` and arms it.
+    pub fn arm(&self, request: ArmRequest) -> Result<Fault, ArmError> {
+        self.arm_at(request, Instant::now())
+    }
+
+    fn arm_at(&self, request: ArmRequest, now: Instant) -> Result<Fault, ArmError> {
+        let account_id: AccountId = request.account_id.trim().parse().map_err(|_| {
+            ArmError::Invalid(format!(
+                "account_id must be an account id (a UUID), not {:?}",
+                request.account_id
+            ))
+        })?;
+        let kind = FaultKind::parse(request.fault.trim()).ok_or_else(|| {
+            ArmError::Invalid(format!(
+                "fault must be \"slow\", \"crash\" or \"freeze\", not {:?}",
+                request.fault
+            ))
+        })?;
+        let delay_ms = match (kind, request.delay_ms) {
+            (FaultKind::Crash, None | Some(0)) => 0,
+            (FaultKind::Crash, Some(_)) => {
+                return Err(ArmError::Invalid(
+                    "delay_ms is for slow and freeze faults; a crash has none".into(),
+                ))
+            }
+            (_, Some(delay)) if (1..=MAX_DELAY_MS).contains(&delay) => delay,
+            _ => {
+                return Err(ArmError::Invalid(format!(
+                    "a {} fault needs delay_ms between 1 and {MAX_DELAY_MS}",
+                    kind.as_str()
+                )))
+            }
+        };
+        let on_delivery = request.on_delivery.unwrap_or(1);
+        if !(1..=MAX_ON_DELIVERY).contains(&on_delivery) {
+            return Err(ArmError::Invalid(format!(
+                "on_delivery must be between 1 (the first delivery) and {MAX_ON_DELIVERY}"
+            )));
+        }
+        let mut registry = self.registry();
+        registry.prune(now);
+        if registry.armed.len() >= MAX_FAULTS {
+            return Err(ArmError::Full);
+        }
+        registry.next_id += 1;
+        let armed = Armed {
+            id: registry.next_id,
+            account_id,
+            kind,
+            delay_ms,
+            on_delivery,
+            expires_at: now + FAULT_TTL,
+        };
+        let view = armed.view(now);
+        registry.armed.push(armed);
+        Ok(view)
+    }
+
+    /// The faults armed now.
+    pub fn list(&self) -> Vec<Fault> {
+        let now = Instant::now();
+        let mut registry = self.registry();
+        registry.prune(now);
+        registry.armed.iter().map(|fault| fault.view(now)).collect()
+    }
+
+    /// Drops the faults of `account` (every fault when `None`); how many there were.
+    pub fn clear(&self, account: Option<AccountId>) -> usize {
+        let mut registry = self.registry();
+        let before = registry.armed.len();
+        registry
+            .armed
+            .retain(|fault| account.is_some_and(|account| fault.account_id != account));
+        before - registry.armed.len()
+    }
+
+    /// The fault armed for this delivery of `account`'s message, removed (it fires once).
+    pub fn take(&self, account: AccountId, delivered: i64) -> Option<Injected> {
+        self.take_at(account, delivered, Instant::now())
+    }
+
+    fn take_at(&self, account: AccountId, delivered: i64, now: Instant) -> Option<Injected> {
+        let mut registry = self.registry();
+        registry.prune(now);
+        let index = registry
+            .armed
+            .iter()
+            .position(|fault| fault.account_id == account && fault.on_delivery == delivered)?;
+        let armed = registry.armed.remove(index);
+        Some(Injected {
+            kind: armed.kind,
+            delay: Duration::from_millis(armed.delay_ms),
+        })
+    }
+}
+
+/// What the `/faults` routes need.
+#[derive(Clone)]
+struct FaultState {
+    faults: Option<Faults>,
+    replica: String,
+}
+
+impl FaultState {
+    fn faults(&self) -> Result<&Faults, ApiError> {
+        self.faults.as_ref().ok_or(ApiError::FaultInjectionOff)
+    }
+}
+
+/// `GET`, `POST` and `DELETE /faults`: the armed faults, or `403` when `faults` is `None` (fault
+/// injection off). `replica` names this replica in the answers.
+pub fn router(faults: Option<Faults>, replica: String) -> Router {
+    Router::new()
+        .route("/faults", get(list).post(arm).delete(clear))
+        .with_state(FaultState { faults, replica })
+}
+
+async fn list(State(state): State<FaultState>) -> Result<impl IntoResponse, ApiError> {
+    let faults = state.faults()?;
+    Ok(Json(serde_json::json!({
+        "replica": state.replica,
+        "items": faults.list(),
+        "limit": MAX_FAULTS,
+        "ttl_ms": FAULT_TTL.as_millis() as u64,
+    })))
+}
+
+async fn arm(
+    State(state): State<FaultState>,
+    body: Result<Json<ArmRequest>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let faults = state.faults()?;
+    let Json(request) = body?;
+    let fault = faults.arm(request)?;
+    tracing::warn!(
+        account = %fault.account_id,
+        fault = fault.fault.as_str(),
+        delay_ms = fault.delay_ms,
+        on_delivery = fault.on_delivery,
+        "fault armed (fault injection is for demonstrations and tests only)"
+    );
+    let mut body = serde_json::to_value(&fault).unwrap_or_default();
+    body["replica"] = serde_json::Value::String(state.replica.clone());
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// The query of `DELETE /faults`.
+#[derive(Debug, Deserialize)]
+struct ClearQuery {
+    account_id: Option<String>,
+}
+
+async fn clear(
+    State(state): State<FaultState>,
+    query: Result<Query<ClearQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let faults = state.faults()?;
+    let Query(query) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let account = match query.account_id.as_deref() {
+        None => None,
+        Some(id) => Some(id.trim().parse::<AccountId>().map_err(|_| {
+            ApiError::Invalid(format!(
+                "account_id must be an account id (a UUID), not {id:?}"
+            ))
+        })?),
+    };
+    let cleared = faults.clear(account);
+    Ok(Json(
+        serde_json::json!({"replica": state.replica, "cleared": cleared}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    fn request(account: &str, fault: &str, delay_ms: Option<u64>) -> ArmRequest {
+        ArmRequest {
+            account_id: account.to_owned(),
+            fault: fault.to_owned(),
+            delay_ms,
+            on_delivery: None,
+        }
+    }
+
+    fn account() -> AccountId {
+        AccountId::new()
+    }
+
+    async fn call(router: &Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+        let builder = Request::builder().method(method).uri(uri);
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[test]
+    fn a_fault_fires_once_on_its_delivery_of_its_account_only() {
+        let faults = Faults::default();
+        let (mine, other) = (account(), account());
+        faults
+            .arm(request(&mine.to_string(), "freeze", Some(12_000)))
+            .unwrap();
+        assert_eq!(faults.take(other, 1), None, "another account");
+        assert_eq!(faults.take(mine, 2), None, "a redelivery passes");
+        let fired = faults.take(mine, 1).unwrap();
+        assert_eq!(fired.kind, FaultKind::Freeze);
+        assert_eq!(fired.describe(), "freeze 12000 ms");
+        assert_eq!(faults.take(mine, 1), None, "it fired once");
+        assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn faults_expire_after_the_ttl() {
+        let faults = Faults::default();
+        let mine = account();
+        let start = Instant::now();
+        let mut crash = request(&mine.to_string(), "crash", None);
+        crash.on_delivery = Some(3);
+        faults.arm_at(crash, start).unwrap();
+        let later = start + FAULT_TTL + Duration::from_millis(1);
+        assert_eq!(faults.take_at(mine, 3, later), None);
+        assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn at_most_max_faults_are_armed_and_clearing_makes_room() {
+        let faults = Faults::default();
+        let first = account();
+        for _ in 0..MAX_FAULTS {
+            faults
+                .arm(request(&first.to_string(), "slow", Some(10)))
+                .unwrap();
+        }
+        let other = account();
+        let full = faults.arm(request(&other.to_string(), "crash", None));
+        assert_eq!(full, Err(ArmError::Full));
+        assert!(ArmError::Full
+            .to_string()
+            .starts_with("64 faults are armed already"));
+        assert_eq!(faults.clear(Some(other)), 0);
+        assert_eq!(faults.clear(Some(first)), MAX_FAULTS);
+        faults
+            .arm(request(&other.to_string(), "crash", None))
+            .unwrap();
+        assert_eq!(faults.clear(None), 1);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        let faults = Faults::default();
+        let id = account().to_string();
+        for (bad, reason) in [
+            (request("nope", "slow", Some(1)), "account_id must be"),
+            (request(&id, "explode", None), "fault must be"),
+            (
+                request(&id, "slow", None),
+                "needs delay_ms between 1 and 300000",
+            ),
+            (request(&id, "freeze", Some(0)), "needs delay_ms"),
+            (
+                request(&id, "slow", Some(MAX_DELAY_MS + 1)),
+                "needs delay_ms",
+            ),
+            (request(&id, "crash", Some(5)), "a crash has none"),
+            (
+                ArmRequest {
+                    on_delivery: Some(0),
+                    ..request(&id, "crash", None)
+                },
+                "on_delivery must be between 1",
+            ),
+        ] {
+            match faults.arm(bad.clone()) {
+                Err(ArmError::Invalid(message)) => {
+                    assert!(message.contains(reason), "{bad:?}: {message}")
+                }
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        assert!(faults.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_routes_validate_with_4xx_json_errors_and_list_and_clear() {
+        let router = router(Some(Faults::default()), "account-9".into());
+        let id = account().to_string();
+        let (status, body) = call(
+            &router,
+            "POST",
+            "/faults",
+            Some(json!({"account_id": id, "fault": "slow", "delay_ms": 12000})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            (&body["fault"], &body["on_delivery"], &body["replica"]),
+            (&json!("slow"), &json!(1), &json!("account-9"))
+        );
+        for (bad, expected) in [
+            (json!({"account_id": id, "fault": "melt"}), 422),
+            (json!({"account_id": 5, "fault": "crash"}), 422),
+            (json!({"account_id": id, "fault": "crash", "extra": 1}), 422),
+            (
+                json!({"account_id": id, "fault": "slow", "delay_ms": -1}),
+                422,
+            ),
+            (
+                json!({"account_id": id, "fault": "crash", "on_delivery": 0}),
+                422,
+            ),
+        ] {
+            let (status, body) = call(&router, "POST", "/faults", Some(bad.clone())).await;
+            assert_eq!(status, expected, "{bad} gave {body}");
+            assert_eq!(body["error"], "invalid_value", "{body}");
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        let malformed = Request::builder()
+            .method("POST")
+            .uri("/faults")
+            .header("content-type", "application/json")
+            .body(Body::from("{\"account_id\""))
+            .unwrap();
+        let response = router.clone().oneshot(malformed).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let (status, listed) = call(&router, "GET", "/faults", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(listed["limit"], MAX_FAULTS);
+        let (status, body) = call(&router, "DELETE", "/faults?account_id=nope", None).await;
+        assert_eq!((status, &body["error"]), (422, &json!("invalid_value")));
+        let (status, body) =
+            call(&router, "DELETE", &format!("/faults?account_id={id}"), None).await;
+        assert_eq!((status, &body["cleared"]), (200, &json!(1)));
+    }
+
+    #[tokio::test]
+    async fn the_limit_is_a_409_with_a_message() {
+        let router = router(Some(Faults::default()), "account-9".into());
+        let arm = json!({"account_id": account().to_string(), "fault": "crash"});
+        for _ in 0..MAX_FAULTS {
+            let (status, _) = call(&router, "POST", "/faults", Some(arm.clone())).await;
+            assert_eq!(status, 201);
+        }
+        let (status, body) = call(&router, "POST", "/faults", Some(arm)).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (409, &json!("too_many_faults")),
+            "{body}"
+        );
+        let (status, body) = call(&router, "DELETE", "/faults", None).await;
+        assert_eq!((status, &body["cleared"]), (200, &json!(MAX_FAULTS)));
+    }
+
+    #[tokio::test]
+    async fn without_fault_injection_every_route_is_403_saying_how_to_turn_it_on() {
+        let router = router(None, "account-9".into());
+        let arm = json!({"account_id": account().to_string(), "fault": "crash"});
+        for (method, body) in [("GET", None), ("POST", Some(arm)), ("DELETE", None)] {
+            let (status, answer) = call(&router, method, "/faults", body).await;
+            assert_eq!(status, 403, "{method}: {answer}");
+            assert_eq!(answer["error"], "fault_injection_off");
+            let message = answer["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("--fault-injection") && message.contains("FAULT_INJECTION=true"),
+                "{message}"
+            );
+        }
+    }
+}
