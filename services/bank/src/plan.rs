@@ -128,7 +128,11 @@ pub fn plan(config: &StackConfig, ports: &Ports, data_dir: &Path) -> Plan {
             Component::Account,
             *port,
             data_dir.join("account.db"),
-            vec![("REPLICA_ID".into(), name.into())],
+            vec![
+                ("REPLICA_ID".into(), name.into()),
+                // The console's fault scenarios (slow handler, crashed replica, dead client).
+                ("FAULT_INJECTION".into(), "true".into()),
+            ],
         ));
     }
     let account_urls: Vec<String> = ports.accounts.iter().map(|p| http(*p)).collect();
@@ -188,6 +192,13 @@ mod tests {
         assert!(replica
             .env
             .contains(&("REPLICA_ID".to_owned(), "account-2".to_owned())));
+        assert!(replica
+            .env
+            .contains(&("FAULT_INJECTION".to_owned(), "true".to_owned())));
+        assert!(!plan.components[1]
+            .env
+            .iter()
+            .any(|(name, _)| name == "FAULT_INJECTION"));
         let console = &plan.components[4];
         assert!(console
             .args
