@@ -376,7 +376,8 @@ async fn run_scenario(
             "no account-service URL is configured".into(),
         )
     })?;
-    let env = ScenarioEnv::new(js, account_url);
+    // The ready replica first; every replica, for the scenarios that arm faults on each.
+    let env = ScenarioEnv::new(js, account_url).with_replicas(state.services.account_urls.clone());
     match scenarios::run(id, &env).await {
         Ok(verdict) => {
             state.scenario_stats.record(&verdict);

@@ -15,7 +15,9 @@
 //! - **Broker panel**: streams and consumers with pending, ack-pending and redelivered counts,
 //!   read through the JetStream API (the bundled broker or nats-server), refreshed every 2 s.
 //! - **Scenarios**: each failure mode of delivery, run live with a naive handler beside the
-//!   account service, ending in a verdict line (duplicate delivery, out-of-order arrival).
+//!   account service, ending in a verdict line (duplicate delivery, out-of-order arrival, a
+//!   slow handler, a crashed replica, a dead client; the last three arm faults on the account
+//!   replicas through their fault injection, `--fault-injection`).
 //!
 //! A tour of the crate:
 //! - [`config`]: flags and environment ([`Config`]).
@@ -28,7 +30,7 @@
 //! - [`sse`]: `GET /api/events`.
 //! - [`panel`]: the broker panel.
 //! - [`scenarios`]: the scenario runner, which needs only a JetStream context and the account
-//!   service's URL (the account service's test suite runs it too).
+//!   service's URLs (the account service's test suite runs it too).
 //! - [`api`]: the JSON API the page uses; [`upstream`]: the services' APIs; [`error`]: its errors;
 //!   [`money`]: "12.50" ↔ 1250.
 //! - [`web`]: the page (`web/index.html`, `web/app.js`, `web/app.css`, embedded).
@@ -45,7 +47,7 @@
 //! | `#ledger`, rows `tr[data-testid="ledger-row"][data-number][data-status]` | the selected account's ledger; reason in `[data-testid="ledger-reason"]` |
 //! | `#timeline`, rows `li[data-testid="timeline-row"]` | `data-id`, `data-type` (event type or `decision`), `data-account`, `data-number`, `data-decision`; `li[data-testid="timeline-skipped"][data-skipped]` marks skipped entries |
 //! | `#broker-streams`, rows `tr[data-testid="consumer-row"][data-stream][data-consumer]` | cells `[data-field="num_pending"]`, `[data-field="num_ack_pending"]`, `[data-field="num_redelivered"]` |
-//! | `#scenario-<slug>` (`duplicate-delivery`, `out-of-order`) | button `#scenario-run-<slug>`; `#scenario-truth-<slug>`, `#scenario-naive-<slug>`, `#scenario-service-<slug>` (balances), `#scenario-verdict-<slug>` (the line; `data-passed` `true`/`false`, `data-state` `running`/`done`/`error`) |
+//! | `#scenario-<slug>` (`duplicate-delivery`, `out-of-order`, `slow-handler`, `crashed-replica`, `dead-client`) | button `#scenario-run-<slug>`; `#scenario-truth-<slug>`, `#scenario-naive-<slug>`, `#scenario-service-<slug>` (balances), `#scenario-verdict-<slug>` (the line; `data-passed` `true`/`false`, `data-state` `running`/`done`/`error`), `#scenario-takes-<slug>` (how long a run takes), `#scenario-needs-<slug>` (what the stack needs, when anything) |
 
 pub mod api;
 pub mod app;

@@ -14,10 +14,11 @@
 //       data-account, data-number, data-decision;  li[data-testid="timeline-skipped"][data-skipped]
 //   #broker-streams  tr[data-testid="consumer-row"][data-stream][data-consumer]
 //       td[data-field="num_pending" | "num_ack_pending" | "num_redelivered" | ...]
-//   #scenario-<slug> (slugs "duplicate-delivery", "out-of-order"): #scenario-run-<slug>,
+//   #scenario-<slug> (slugs "duplicate-delivery", "out-of-order", "slow-handler",
+//       "crashed-replica", "dead-client"): #scenario-run-<slug>,
 //       #scenario-truth-<slug>, #scenario-naive-<slug>, #scenario-service-<slug> (data-cents),
 //       #scenario-service-last-<slug>, #scenario-verdict-<slug> (data-state "running" | "done" |
-//       "error", data-passed "true" | "false")
+//       "error", data-passed "true" | "false"), #scenario-takes-<slug>, #scenario-needs-<slug>
 "use strict";
 
 const TIMELINE_ROWS = 500;
@@ -406,6 +407,8 @@ function scenarioCard(info) {
     el("p", {}, info.summary),
     el("dl", {}, el("dt", {}, "Naive handler"), el("dd", {}, info.naive_expectation),
       el("dt", {}, "Account service"), el("dd", {}, info.service_expectation)),
+    el("p", { id: `scenario-takes-${slug}`, className: "takes" }, `A run takes ${info.takes}.`),
+    info.needs ? el("p", { id: `scenario-needs-${slug}`, className: "needs" }, `Needs ${info.needs}.`) : null,
     button,
     el("div", { className: "results" },
       result(`scenario-truth-${slug}`, "Truth"),
@@ -414,7 +417,7 @@ function scenarioCard(info) {
       result(`scenario-service-last-${slug}`, "Service's last number")),
     el("p", { id: `scenario-verdict-${slug}`, className: "verdict", role: "status", "aria-live": "polite", "data-state": "idle" }),
     el("details", {}, el("summary", {}, "What the run did"), el("ol", { id: `scenario-steps-${slug}` })));
-  button.addEventListener("click", () => runScenario(slug));
+  button.addEventListener("click", () => runScenario(info));
   return card;
 }
 
@@ -424,15 +427,23 @@ function setValue(id, text, cents_) {
   if (cents_ !== undefined) node.dataset.cents = cents_;
 }
 
-async function runScenario(slug) {
+async function runScenario(info) {
+  const slug = info.slug;
   const button = $(`scenario-run-${slug}`);
   const verdict = $(`scenario-verdict-${slug}`);
   button.disabled = true;
   verdict.dataset.state = "running";
   delete verdict.dataset.passed;
-  verdict.textContent = "Running against the stack…";
+  const began = Date.now();
+  const running = () => {
+    const so_far = Math.floor((Date.now() - began) / 1000);
+    verdict.textContent = `Running against the stack: this takes ${info.takes}` + (so_far > 0 ? ` (${so_far} s so far)…` : "…");
+  };
+  running();
+  const ticker = setInterval(running, 1000);
   for (const part of ["truth", "naive", "service", "service-last"]) setValue(`scenario-${part}-${slug}`, "–");
   const result = await api("POST", `/api/scenarios/${slug}/run`);
+  clearInterval(ticker);
   button.disabled = false;
   if (!result.ok) {
     verdict.dataset.state = "error";
@@ -446,8 +457,11 @@ async function runScenario(slug) {
   setValue(`scenario-service-last-${slug}`, String(v.service_last_number));
   const steps = v.steps.map((step) => el("li", {}, step));
   for (const note of v.decisions || []) {
+    const after = v.published_at_ms ? `, ${((note.at_ms - v.published_at_ms) / 1000).toFixed(1)} s after the publish` : "";
     steps.push(el("li", {}, `decision note: #${note.number} ${note.decision} by ${note.replica}, delivery ${note.delivered}` +
-      (note.last_transaction_number !== undefined ? `, last was ${note.last_transaction_number}` : "")));
+      (note.last_transaction_number !== undefined ? `, last was ${note.last_transaction_number}` : "") +
+      (note.progress_acks ? `, ${note.progress_acks} progress ack(s)` : "") +
+      (note.fault ? `, fault injected: ${note.fault}` : "") + after));
   }
   $(`scenario-steps-${slug}`).replaceChildren(...steps);
   verdict.dataset.state = "done";

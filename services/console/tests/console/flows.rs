@@ -20,6 +20,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(the_out_of_order_scenario_finds_the_naive_handler_wrong_and_the_service_right),
     scenario!(the_broker_panel_shows_the_account_service_consumer),
     scenario!(without_the_services_a_scenario_says_why),
+    scenario!(without_fault_injection_the_fault_scenarios_say_why_before_opening_an_account),
     scenario!(without_a_broker_the_page_is_served_and_says_so),
 ];
 
@@ -616,6 +617,63 @@ async fn without_the_services_a_scenario_says_why(t: Target) -> anyhow::Result<(
     let (_, status_body) = console.get("/api/status").await?;
     assert_eq!(status_body["broker"]["connected"], json!(true));
     assert_eq!(status_body["account_service"][0]["ready"], json!(false));
+    Ok(())
+}
+
+/// The rig's account service runs without `--fault-injection`, and alone: the fault scenarios
+/// are listed, and refuse to run with a message that says what is missing, before they open an
+/// account.
+async fn without_fault_injection_the_fault_scenarios_say_why_before_opening_an_account(
+    t: Target,
+) -> anyhow::Result<()> {
+    let rig = rig(&t).await?;
+    let (status, listed) = rig.console.get("/api/scenarios").await?;
+    assert_eq!(status, 200);
+    let slugs: Vec<&str> = listed["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|s| s["slug"].as_str())
+        .collect();
+    assert_eq!(
+        slugs,
+        [
+            "duplicate-delivery",
+            "out-of-order",
+            "slow-handler",
+            "crashed-replica",
+            "dead-client"
+        ]
+    );
+    assert!(listed["items"][2]["takes"]
+        .as_str()
+        .is_some_and(|t| t.contains("12 s")));
+    for (slug, says) in [
+        ("slow-handler", "FAULT_INJECTION=true"),
+        ("crashed-replica", "at least 2 account-service replicas"),
+        ("dead-client", "at least 2 account-service replicas"),
+    ] {
+        let path = format!("/api/scenarios/{slug}/run");
+        let (status, answer) = rig.console.post(&path, &json!({}), &[]).await?;
+        assert_eq!(
+            (status, &answer["error"]),
+            (503, &json!("scenario_unavailable")),
+            "{slug}: {answer}"
+        );
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{slug}: {message}");
+    }
+    let (_, accounts) = rig.console.get("/api/accounts").await?;
+    let owners: Vec<&str> = accounts["items"]
+        .as_array()
+        .context("accounts")?
+        .iter()
+        .filter_map(|a| a["owner"].as_str())
+        .collect();
+    assert!(
+        !owners.iter().any(|o| o.starts_with("scenario:")),
+        "{owners:?}"
+    );
     Ok(())
 }
 
