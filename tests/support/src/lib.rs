@@ -36,13 +36,22 @@ pub fn in_ci() -> bool {
 }
 
 /// Makes a [`Scenario`] from an `async fn name(target: Target) -> anyhow::Result<()>`, named
-/// after the function.
+/// after the function; `scenario!(name, only = predicate)` runs it only on the targets for which
+/// `fn predicate(&Target) -> bool` holds.
 #[macro_export]
 macro_rules! scenario {
     ($name:ident) => {
         $crate::Scenario {
             name: stringify!($name),
             run: |target| Box::pin($name(target)),
+            only: None,
+        }
+    };
+    ($name:ident, only = $only:expr) => {
+        $crate::Scenario {
+            name: stringify!($name),
+            run: |target| Box::pin($name(target)),
+            only: Some($only),
         }
     };
 }

@@ -22,6 +22,9 @@ pub struct Scenario {
     pub name: &'static str,
     /// The test itself.
     pub run: fn(Target) -> ScenarioFuture,
+    /// The targets it runs on, when not all (a slow test run on fewer, say); on the others it
+    /// has no trial.
+    pub only: Option<fn(&Target) -> bool>,
 }
 
 /// What one trial runs against.
@@ -37,6 +40,11 @@ impl Target {
     /// The database, for suites that have one.
     pub fn database(&self) -> DatabaseTarget {
         self.database.unwrap_or(DatabaseTarget::Sqlite)
+    }
+
+    /// Whether this is the `broker/database` target (`"nats-server"`, `"sqlite"`).
+    pub fn is(&self, broker: &str, database: &str) -> bool {
+        self.broker.name() == broker && self.database().name() == database
     }
 }
 
@@ -66,6 +74,9 @@ pub fn run(scenarios: &[Scenario], axes: Axes) -> ! {
             eprintln!("note: {label} unavailable ({reason}); its trials are ignored outside CI");
         }
         for scenario in scenarios {
+            if scenario.only.is_some_and(|only| !only(&target)) {
+                continue;
+            }
             let trial_target = target.clone();
             let scenario = *scenario;
             let reason = unavailable.clone();

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub service: InProcess,
     pub js: jetstream::Context,
     pub store: Store,
+    /// The service's database, for more replicas on it.
+    pub database_url: String,
     /// Declared last so it drops last: broker and files outlive the service.
     pub broker: StartedBroker,
     pub dir: TempDir,
@@ -43,6 +45,7 @@ pub async fn spawn_app_with(target: &Target, flags: &[&str]) -> anyhow::Result<T
         service,
         js: jetstream::new(client),
         store,
+        database_url,
         broker,
         dir,
     })
@@ -96,6 +99,12 @@ pub async fn spawn_service(
 }
 
 impl TestApp {
+    /// Starts another replica of the service on the same broker and database, with `flags`, and
+    /// waits until it is ready.
+    pub async fn replica(&self, flags: &[&str]) -> anyhow::Result<(InProcess, Store)> {
+        start_with(&self.broker.url(), &self.database_url, flags).await
+    }
+
     /// Opens an account through the API.
     pub async fn open(&self, owner: &str) -> anyhow::Result<AccountId> {
         let (status, body) = self
