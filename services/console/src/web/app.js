@@ -327,28 +327,41 @@ function onEntry(entry) {
   }
 }
 
+// The live feed is a WebSocket (/api/live), not an EventSource: browsers keep at most six
+// HTTP/1.1 connections per host, and an event stream per tab would leave a seventh tab waiting.
+let lastEntryId = null;
+let liveRetryMs = 500;
+
 function connectEvents() {
-  const source = new EventSource("/api/events");
   const state = $("timeline-state");
-  source.addEventListener("open", () => {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const after = lastEntryId === null ? "" : `?after=${lastEntryId}`;
+  const socket = new WebSocket(`${scheme}//${location.host}/api/live${after}`);
+  socket.addEventListener("open", () => {
+    liveRetryMs = 500;
     state.dataset.state = "up";
     state.textContent = "Live.";
   });
-  source.addEventListener("error", () => {
+  socket.addEventListener("close", () => {
     state.dataset.state = "down";
     state.textContent = "The event stream is interrupted; reconnecting…";
+    setTimeout(connectEvents, liveRetryMs);
+    liveRetryMs = Math.min(liveRetryMs * 2, 10000);
   });
-  source.addEventListener("entry", (event) => {
+  socket.addEventListener("message", (event) => {
+    let item;
     try {
-      onEntry(JSON.parse(event.data));
+      item = JSON.parse(event.data);
     } catch (err) {
-      // A row that does not parse is skipped; the next one comes anyway.
+      return; // A frame that does not parse is skipped; the next one comes anyway.
     }
-  });
-  source.addEventListener("skipped", (event) => {
-    const skipped = JSON.parse(event.data).skipped;
-    prepend(el("li", { "data-testid": "timeline-skipped", "data-skipped": skipped },
-      `This page fell behind: ${skipped} events skipped; continuing with the newest.`));
+    if (item.kind === "entry") {
+      lastEntryId = item.entry.id;
+      onEntry(item.entry);
+    } else if (item.kind === "skipped") {
+      prepend(el("li", { "data-testid": "timeline-skipped", "data-skipped": item.skipped },
+        `This page fell behind: ${item.skipped} events skipped; continuing with the newest.`));
+    }
   });
 }
 
@@ -437,7 +450,7 @@ async function runScenario(info) {
   const began = Date.now();
   const running = () => {
     const so_far = Math.floor((Date.now() - began) / 1000);
-    verdict.textContent = `Running against the stack: this takes ${info.takes}` + (so_far > 0 ? ` (${so_far} s so far)…` : "…");
+    verdict.textContent = `Running against the stack; a run takes ${info.takes}` + (so_far > 0 ? ` (${so_far} s so far)…` : "…");
   };
   running();
   const ticker = setInterval(running, 1000);
