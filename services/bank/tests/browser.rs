@@ -21,6 +21,8 @@ use common::{runtime, Bank};
 
 /// How long one step in the page may take (the stack, the browser and the build share 2 cores).
 const STEP: Duration = Duration::from_secs(30);
+/// How many tabs of the console the test opens at once.
+const TABS: usize = 8;
 /// How long a scenario may take to reach its verdict.
 const SCENARIO: Duration = Duration::from_secs(90);
 
@@ -326,6 +328,23 @@ fn the_console_drives_the_bank_and_its_scenarios_in_a_real_browser() {
             .await
             .expect("scrolling");
         screenshot(&client, "console-scenarios.png").await;
+
+        // More tabs than a browser keeps HTTP connections per host (six): each still goes live
+        // and shows the history.
+        for tab in 2..=TABS {
+            let window = client.new_window(true).await.expect("a new tab");
+            client.switch_to_window(window.handle).await.expect("switching tabs");
+            client.goto(&console).await.expect("opening the console");
+            wait_for(&client, &format!("tab {tab} goes live"), STEP, || async {
+                let state = find(&client, "#timeline-state").await?;
+                (attr(&state, "data-state").await? == "up").then_some(())
+            })
+            .await;
+        }
+        wait_for(&client, "the last tab shows alice's events", STEP, || async {
+            (count(&client, &applied).await >= 2).then_some(())
+        })
+        .await;
         client.close().await.expect("closing the browser");
     });
     let (took, status) = bank.signal_and_wait(libc::SIGINT);

@@ -12,6 +12,7 @@
 //! | `POST /api/transactions` `{"account_id","kind","amount":"12.50"}` | a deposit or withdrawal; the `Idempotency-Key` header is passed on (one is made when missing) |
 //! | `GET /api/timeline` | the kept timeline entries, oldest first |
 //! | `GET /api/events` | the timeline as server-sent events (see [`crate::sse`]) |
+//! | `GET /api/live` | the same over a WebSocket, what the page uses (see [`crate::live`]) |
 //! | `GET /api/broker?fresh=true` | the broker panel's snapshot (read now with `fresh`) |
 //! | `GET /api/scenarios` | the scenarios |
 //! | `POST /api/scenarios/{slug}/run` | runs one; answers its verdict |
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/transactions", post(create_transaction))
         .route("/api/timeline", get(timeline))
         .route("/api/events", get(crate::sse::events))
+        .route("/api/live", get(crate::live::live))
         .route("/api/broker", get(broker))
         .route("/api/scenarios", get(list_scenarios))
         .route("/api/scenarios/{slug}/run", post(run_scenario))

@@ -27,7 +27,8 @@
 //!   says "broker unreachable" meanwhile.
 //! - [`timeline`]: the ring buffer and the bounded broadcast; a slow browser skips ahead, marked.
 //! - [`feed`]: the timeline's sources on the broker.
-//! - [`sse`]: `GET /api/events`.
+//! - [`sse`]: `GET /api/events`; [`live`]: `GET /api/live`, the same over a WebSocket (the
+//!   page's feed: browsers cap event streams at six per host, WebSockets they do not).
 //! - [`panel`]: the broker panel.
 //! - [`scenarios`]: the scenario runner, which needs only a JetStream context and the account
 //!   service's URLs (the account service's test suite runs it too).
@@ -55,6 +56,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod link;
+pub mod live;
 pub mod money;
 pub mod panel;
 pub mod scenarios;
