@@ -62,10 +62,15 @@ fn off(url: &str) -> ScenarioError {
     ))
 }
 
-/// `GET /faults` on every replica answers 200 (waiting up to the ready bound for one that is
-/// starting or restarting); their names.
+/// How long [`check`] waits at least for a replica that does not answer yet: one that crashed
+/// in the previous run may be restarting (the bank restarts it after 0.5 s, doubling up to 10 s
+/// when it keeps dying).
+const RESTART_WAIT: Duration = Duration::from_secs(15);
+
+/// `GET /faults` on every replica answers 200 (waiting up to the ready bound, and at least
+/// [`RESTART_WAIT`], for one that is starting or restarting); their names.
 pub(super) async fn check(env: &ScenarioEnv) -> Result<Vec<Replica>, ScenarioError> {
-    let deadline = tokio::time::Instant::now() + env.ready_bound;
+    let deadline = tokio::time::Instant::now() + env.ready_bound.max(RESTART_WAIT);
     let mut replicas = Vec::new();
     for url in &env.account_urls {
         loop {
