@@ -1,7 +1,8 @@
 //! The web console in a real browser (headless Chromium through chromedriver, WebDriver), on
 //! the one-command stack: open an account, deposit, withdraw, watch the balance and the
-//! timeline change without a reload, and run the duplicate and out-of-order scenarios to their
-//! verdicts, which must be the ones `cargo test -p account --test service -- naive` asserts.
+//! timeline change without a reload, run the duplicate, out-of-order and crashed-replica
+//! scenarios to their verdicts, which must be the ones `cargo test -p account --test service
+//! -- naive` asserts, and open more tabs than a browser keeps connections per host.
 //!
 //! Needs `chromium` and `chromedriver` (Debian's packages; `CHROMIUM` and `CHROMEDRIVER` name
 //! other paths). Outside CI a missing browser skips the test with a note; in CI it fails.
@@ -320,6 +321,8 @@ fn the_console_drives_the_bank_and_its_scenarios_in_a_real_browser() {
         // The same scenarios and verdicts as the account service's naive tests.
         assert_eq!(run_scenario(&client, "duplicate-delivery").await, (100, 200, 100));
         assert_eq!(run_scenario(&client, "out-of-order").await, (40, 100, 40));
+        // A replica really aborts; the broker hands its message to the other, bank restarts it.
+        assert_eq!(run_scenario(&client, "crashed-replica").await, (100, 0, 100));
         client
             .execute(
                 "document.getElementById('scenario-out-of-order').scrollIntoView({block: 'end'});",
