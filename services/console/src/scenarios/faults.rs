@@ -1,18 +1,18 @@
 //! The fault scenarios' side of the account service's fault injection (`/faults`, on only with
 //! `--fault-injection`): checking every replica has it on, arming a fault for the scenario
-//! account on each, clearing it after the run, watching for a replica that stops answering, and
-//! reading what happened from the decision notes.
+//! account on each, clearing it after the run, and watching for a replica that stops answering
+//! (what the decision notes say happened is [`explain`](super::explain)'s).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common_events::observe::{DecisionKind, DecisionNote};
 use common_events::AccountId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{seconds, ScenarioEnv, ScenarioError};
+use super::verdict::seconds;
+use super::{ScenarioEnv, ScenarioError};
 
 /// A fault the account service plays on the handler of one delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,6 +34,10 @@ impl Fault {
             Fault::Crash => "crash",
             Fault::Freeze => "freeze",
         }
+    }
+    /// Whether its handler stalls (slow, freeze) for a delay, rather than crashing.
+    pub(super) fn stalls(self) -> bool {
+        matches!(self, Fault::Slow | Fault::Freeze)
     }
 }
 
@@ -248,141 +252,4 @@ impl ReplicaWatch {
         }
         (down, lines)
     }
-}
-
-/// `#1 applied by account-2 on delivery 2, 10.1 s after the publish`.
-fn describe(note: &DecisionNote, published_at_ms: i64) -> String {
-    let after = Duration::from_millis(u64::try_from(note.at_ms - published_at_ms).unwrap_or(0));
-    let number = note.number.map(|n| format!("#{n} ")).unwrap_or_default();
-    format!(
-        "{number}{} by {} on delivery {}, {} after the publish",
-        note.decision.as_str(),
-        note.replica,
-        note.delivered,
-        seconds(after)
-    )
-}
-
-/// What the decision notes (sorted by time) say happened to the faulted delivery and its
-/// redelivery, in lines for the run's log.
-pub(super) fn explain(
-    fault: Fault,
-    notes: &[DecisionNote],
-    published_at_ms: i64,
-    replicas_down: &[String],
-) -> Vec<String> {
-    if notes.is_empty() {
-        return vec![
-            "the account service published no decision notes (DECISION_NOTES=false?), so the \
-             run cannot say which replica did what"
-                .to_owned(),
-        ];
-    }
-    let faulted = notes.iter().find(|note| note.fault.is_some());
-    let applied = notes
-        .iter()
-        .find(|note| note.decision == DecisionKind::Applied);
-    let mut lines = Vec::new();
-    match fault {
-        Fault::Slow => {
-            match faulted {
-                Some(note) => lines.push(format!(
-                    "the service's handler stalled on delivery 1 ({}) and decided: {}; {} \
-                     progress ack(s) (+WPI) kept the message with it meanwhile",
-                    note.fault.as_deref().unwrap_or_default(),
-                    describe(note, published_at_ms),
-                    note.progress_acks.unwrap_or(0)
-                )),
-                None => lines.push(
-                    "no decision note names the slow fault: it did not fire (did delivery 1 go \
-                     to a replica the console did not arm?)"
-                        .to_owned(),
-                ),
-            }
-            let redelivered: Vec<String> = notes
-                .iter()
-                .filter(|note| note.delivered > 1)
-                .map(|note| describe(note, published_at_ms))
-                .collect();
-            if redelivered.is_empty() {
-                lines.push("the broker did not redeliver #1".to_owned());
-            } else {
-                lines.push(format!(
-                    "the broker redelivered #1 anyway: {}",
-                    redelivered.join("; ")
-                ));
-            }
-        }
-        Fault::Crash => {
-            if replicas_down.is_empty() {
-                lines.push(
-                    "no replica was seen to stop answering (restarted within the 100 ms between \
-                     polls, or the fault did not fire)"
-                        .to_owned(),
-                );
-            }
-            match applied {
-                Some(note) if note.delivered > 1 => lines.push(format!(
-                    "the crashed replica never acknowledged delivery 1, so the broker redelivered \
-                     #1: {}; applied once",
-                    describe(note, published_at_ms)
-                )),
-                Some(note) => lines.push(format!(
-                    "{}: the crash fault did not fire (did delivery 1 go to a replica the console \
-                     did not arm?)",
-                    describe(note, published_at_ms)
-                )),
-                None => lines.push("no decision note shows #1 applied".to_owned()),
-            }
-        }
-        Fault::Freeze => {
-            if let Some(note) = applied.filter(|note| note.fault.is_none()) {
-                let mut line = format!(
-                    "delivery 1's handler sent no progress ack, so after the ack wait the broker \
-                     redelivered #1: {}",
-                    describe(note, published_at_ms)
-                );
-                if faulted.is_some_and(|frozen| frozen.replica == note.replica) {
-                    line.push_str(
-                        " (on the frozen handler's own replica: only that handler froze, not the \
-                         process, so another of its handlers took the redelivery; a truly frozen \
-                         process could not have, and the outcome would be the same)",
-                    );
-                }
-                lines.push(line);
-            }
-            match faulted {
-                Some(note) if note.decision == DecisionKind::Race => lines.push(format!(
-                    "the frozen handler woke up and committed its stale copy: the conditional \
-                     update (where last_transaction_number = {}) matched nothing: {}; handed back",
-                    note.number.unwrap_or(1).saturating_sub(1),
-                    describe(note, published_at_ms)
-                )),
-                Some(note) => lines.push(format!(
-                    "the frozen handler woke up and decided before the redelivery did: {}",
-                    describe(note, published_at_ms)
-                )),
-                None => lines.push(
-                    "no decision note names the freeze fault: it did not fire (did delivery 1 go \
-                     to a replica the console did not arm?)"
-                        .to_owned(),
-                ),
-            }
-            let later: Vec<String> = notes
-                .iter()
-                .filter(|note| note.delivered > 2)
-                .map(|note| describe(note, published_at_ms))
-                .collect();
-            if !later.is_empty() {
-                lines.push(format!("then: {}", later.join("; ")));
-            } else if faulted.is_some_and(|note| note.decision == DecisionKind::Race) {
-                lines.push(
-                    "the broker ignored the hand-back, the redelivery having acknowledged the \
-                     message already: no further delivery"
-                        .to_owned(),
-                );
-            }
-        }
-    }
-    lines
 }
