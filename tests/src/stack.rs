@@ -10,8 +10,10 @@ use test_support::{InProcess, StartedBroker, Target};
 
 use crate::client::Client;
 
-/// How long a service may take to become ready (`/readyz` 200).
-const READY: Duration = Duration::from_secs(30);
+/// How long a service may take to become ready (`/readyz` 200). Generous: a rebuild replays
+/// every stream before it is ready, and a CI machine under load runs several such stacks at
+/// once; the bound is there to catch a start-up that hangs, not to time one.
+const READY: Duration = Duration::from_secs(180);
 
 /// A running stack.
 pub struct Stack {
