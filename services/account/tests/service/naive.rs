@@ -28,7 +28,7 @@ use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{DatabaseTarget, Scenario, Target};
 
-use crate::support::{spawn_app, spawn_app_with, TestApp, BOUND};
+use crate::support::{spawn_app, spawn_app_with, TestApp, BOUND, START_BOUND};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_redelivered_deposit_is_applied_twice_by_the_naive_handler_and_once_by_the_service),
@@ -229,7 +229,7 @@ async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not
             ("REPLICA_ID", name.to_owned()),
         ];
         let replica = ServiceProcess::start(program, &vars)?;
-        replica.wait_ready(BOUND).await?;
+        replica.wait_ready(START_BOUND).await?;
         replicas.push(replica);
     }
     let urls: Vec<String> = replicas.iter().map(ServiceProcess::url).collect();

@@ -32,7 +32,7 @@ pub const SCENARIOS: &[Scenario] = &[
 
 /// How long a service may take to become ready once what it waits for is there: the backoff
 /// between attempts reaches 5 s, the broker client's own reconnect delay a few seconds.
-const READY_AFTER: Duration = Duration::from_secs(20);
+const READY_AFTER: Duration = Duration::from_secs(60);
 
 const BINARY: &str = env!("CARGO_BIN_EXE_account-service");
 

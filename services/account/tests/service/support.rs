@@ -16,6 +16,9 @@ use test_support::{InProcess, StartedBroker, Target};
 
 /// How long waits for asynchronous effects may take.
 pub const BOUND: Duration = Duration::from_secs(15);
+/// How long a service may take to become ready: generous, to catch a hang on a loaded CI
+/// machine rather than to time a start.
+pub const START_BOUND: Duration = Duration::from_secs(60);
 
 /// A running service and what it runs on.
 pub struct TestApp {
@@ -70,7 +73,7 @@ pub async fn start_with(
     flags: &[&str],
 ) -> anyhow::Result<(InProcess, Store)> {
     let service = spawn_service(nats_url, database_url, flags).await?;
-    service.0.wait_ready(BOUND).await?;
+    service.0.wait_ready(START_BOUND).await?;
     let store = service.1.await?;
     Ok((service.0, store))
 }

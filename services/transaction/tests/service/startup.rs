@@ -26,7 +26,7 @@ pub const SCENARIOS: &[Scenario] = &[
 
 /// How long a service may take to become ready once the broker is there (the backoff between
 /// attempts reaches 5 s).
-const READY_AFTER: Duration = Duration::from_secs(20);
+const READY_AFTER: Duration = Duration::from_secs(60);
 
 const BINARY: &str = env!("CARGO_BIN_EXE_transaction-service");
 

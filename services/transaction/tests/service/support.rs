@@ -13,6 +13,9 @@ use transaction::{Application, Config};
 
 /// How long waits for asynchronous effects may take.
 pub const BOUND: Duration = Duration::from_secs(15);
+/// How long a service may take to become ready: generous, to catch a hang on a loaded CI
+/// machine rather than to time a start.
+pub const START_BOUND: Duration = Duration::from_secs(60);
 
 /// A running service and what it runs on.
 pub struct TestApp {
@@ -54,7 +57,7 @@ pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
 /// Starts a service on prepared ground and waits until it is ready.
 pub async fn start_on(ground: Ground) -> anyhow::Result<TestApp> {
     let service = spawn_service(&ground.broker.url(), &ground.database_url, &[]).await?;
-    service.wait_ready(BOUND).await?;
+    service.wait_ready(START_BOUND).await?;
     let client = async_nats::connect(ground.broker.url()).await?;
     let db = Db::connect(&ground.database_url, 2).await?;
     Ok(TestApp {
