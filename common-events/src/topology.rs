@@ -180,27 +180,45 @@ pub enum TopologyError {
     },
 }
 
-/// File-backed stream configuration for `spec`.
+/// File-backed stream configuration for `spec`, with one replica.
 pub fn stream_config(spec: StreamSpec) -> stream::Config {
+    stream_config_replicated(spec, 1)
+}
+
+/// File-backed stream configuration for `spec` with `replicas` copies (`num_replicas`; more
+/// than one needs a JetStream cluster of at least that many servers).
+pub fn stream_config_replicated(spec: StreamSpec, replicas: usize) -> stream::Config {
     stream::Config {
         name: spec.name.to_owned(),
         subjects: spec.subjects.iter().map(|s| (*s).to_owned()).collect(),
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas.max(1),
         ..Default::default()
     }
 }
 
-/// Creates every stream and the given consumers when missing; leaves existing ones alone.
-/// Retries a few times, since two replicas starting together may race to create the same one.
+/// Creates every stream (one replica) and the given consumers when missing; leaves existing
+/// ones alone. Retries a few times, since two replicas starting together may race to create the
+/// same one.
 pub async fn ensure(
     js: &jetstream::Context,
     consumers: &[ConsumerSpec],
 ) -> Result<(), TopologyError> {
+    ensure_replicated(js, consumers, 1).await
+}
+
+/// [`ensure`], creating missing streams with `stream_replicas` replicas (`STREAM_REPLICAS`).
+/// Existing streams keep the replicas they have; consumers inherit their stream's.
+pub async fn ensure_replicated(
+    js: &jetstream::Context,
+    consumers: &[ConsumerSpec],
+    stream_replicas: usize,
+) -> Result<(), TopologyError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match ensure_once(js, consumers).await {
+        match ensure_once(js, consumers, stream_replicas).await {
             Ok(()) => return Ok(()),
             Err(err) if attempt >= 3 => return Err(err),
             Err(err) => {
@@ -214,9 +232,10 @@ pub async fn ensure(
 async fn ensure_once(
     js: &jetstream::Context,
     consumers: &[ConsumerSpec],
+    stream_replicas: usize,
 ) -> Result<(), TopologyError> {
     for spec in STREAMS {
-        js.get_or_create_stream(stream_config(spec))
+        js.get_or_create_stream(stream_config_replicated(spec, stream_replicas))
             .await
             .map_err(|err| TopologyError::Stream {
                 stream: spec.name,

@@ -27,6 +27,8 @@ pub struct Stack {
     pub nats: async_nats::Client,
     /// The account services' shared database.
     pub account_database: String,
+    /// Replicas of each stream the services create (`--stream-replicas`): 3 on the cluster.
+    pub stream_replicas: usize,
     /// Declared last so they drop last.
     pub broker: StartedBroker,
     /// Holds SQLite files.
@@ -39,31 +41,50 @@ impl Stack {
         let broker = target.broker.start()?;
         let dir = tempfile::tempdir()?;
         let database = target.database();
+        let stream_replicas = target.broker.stream_replicas();
         let transaction_database = database.fresh_url(dir.path(), "transaction").await?;
         let account_database = database.fresh_url(dir.path(), "account").await?;
         let mut started = Vec::new();
         for _ in 0..replicas.max(1) {
-            started.push(start_account(&broker.url(), &account_database, false).await?);
+            started.push(
+                start_account(&broker.url(), stream_replicas, &account_database, false).await?,
+            );
         }
-        let transaction = start_transaction(&broker.url(), &transaction_database).await?;
+        let transaction =
+            start_transaction(&broker.url(), stream_replicas, &transaction_database).await?;
         let client = Client::new(&started[0].url, &transaction.url)?;
-        let nats = async_nats::connect(broker.url()).await?;
+        let nats = connect(&broker.url()).await?;
         Ok(Self {
             transaction,
             replicas: started,
             client,
             nats,
             account_database,
+            stream_replicas,
             broker,
             dir,
         })
     }
 }
 
-/// Starts an account service on `nats_url` and `database_url`, rebuilding first if asked, and
-/// waits until it is ready.
+/// A test's broker connection to `url`, a NATS URL or a comma-separated list (a cluster's nodes,
+/// between which the client fails over).
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let servers = url
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(async_nats::ConnectOptions::new()
+        .max_reconnects(None)
+        .connect(servers)
+        .await?)
+}
+
+/// Starts an account service on `nats_url` (streams it creates get `stream_replicas`) and
+/// `database_url`, rebuilding first if asked, and waits until it is ready.
 pub async fn start_account(
     nats_url: &str,
+    stream_replicas: usize,
     database_url: &str,
     rebuild: bool,
 ) -> anyhow::Result<InProcess> {
@@ -71,6 +92,7 @@ pub async fn start_account(
         "account-service".to_owned(),
         format!("--nats-url={nats_url}"),
         format!("--database-url={database_url}"),
+        format!("--stream-replicas={stream_replicas}"),
         "--http-addr=127.0.0.1:0".to_owned(),
     ];
     if rebuild {
@@ -82,12 +104,18 @@ pub async fn start_account(
     Ok(service)
 }
 
-/// Starts a transaction service on `nats_url` and `database_url`, and waits until it is ready.
-pub async fn start_transaction(nats_url: &str, database_url: &str) -> anyhow::Result<InProcess> {
+/// Starts a transaction service on `nats_url` (streams it creates get `stream_replicas`) and
+/// `database_url`, and waits until it is ready.
+pub async fn start_transaction(
+    nats_url: &str,
+    stream_replicas: usize,
+    database_url: &str,
+) -> anyhow::Result<InProcess> {
     let args = [
         "transaction-service".to_owned(),
         format!("--nats-url={nats_url}"),
         format!("--database-url={database_url}"),
+        format!("--stream-replicas={stream_replicas}"),
         "--http-addr=127.0.0.1:0".to_owned(),
     ];
     let app = transaction::Application::build(transaction::Config::parse_from(args)).await?;

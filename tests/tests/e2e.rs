@@ -1,8 +1,10 @@
 //! The whole stack with two account-service replicas under a concurrent mixed load, with a
 //! replica stopped and replaced mid-load and duplicates injected afterwards, on every broker ×
-//! database target. Asserts every invariant of the ordering protocol (docs/ordering.md).
+//! database target, and on a three-node nats-server cluster (`nats-cluster/sqlite`, streams with
+//! 3 replicas) where one node, a follower of the `TRANSACTIONS` stream and of its
+//! `account-service` consumer, is also killed (SIGKILL) mid-load and restarted. Asserts every invariant of the ordering protocol (docs/ordering.md).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common_events::inspect::read_all;
@@ -15,16 +17,22 @@ use e2e_tests::load::{self, LoadOptions};
 use e2e_tests::stack::{start_account, Stack};
 use test_support::matrix::{self, Axes};
 use test_support::wait::until_eq;
-use test_support::{scenario, Target};
+use test_support::{scenario, BrokerTarget, DatabaseTarget, NatsCluster, Target};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
 fn main() {
-    matrix::run(
+    // The cluster on SQLite only: it is the broker under test there, not the database.
+    let cluster = Target {
+        broker: BrokerTarget::cluster(),
+        database: Some(DatabaseTarget::Sqlite),
+    };
+    matrix::run_with(
         &[scenario!(
             two_replicas_under_a_concurrent_mixed_load_keep_every_invariant
         )],
         Axes::BrokersAndDatabases,
+        vec![cluster],
     );
 }
 
@@ -33,6 +41,10 @@ async fn two_replicas_under_a_concurrent_mixed_load_keep_every_invariant(
 ) -> anyhow::Result<()> {
     let mut stack = Stack::start(&t, 2).await?;
     let accounts = load::open_accounts(&stack.client, 25).await?;
+    let node_chaos = match stack.broker.cluster() {
+        Some(cluster) => Some(kill_a_node_mid_load(&mut stack, cluster).await?),
+        None => None,
+    };
     let chaos = replace_a_replica_mid_load(&mut stack)?;
     let options = LoadOptions {
         transactions: 800,
@@ -42,6 +54,11 @@ async fn two_replicas_under_a_concurrent_mixed_load_keep_every_invariant(
     let report = load::run(&stack.client, &stack.nats, &accounts, &options).await?;
     eprintln!("{}: {}", t.broker, report.summary());
     chaos.await.context("the chaos task panicked")??;
+    if let Some(node_chaos) = node_chaos {
+        node_chaos
+            .await
+            .context("the node-killing task panicked")??;
+    }
     let views = invariants::settled(&stack.client, &accounts, SETTLE).await?;
     invariants::check(&views)?;
     each_outcome_is_published_exactly_once(&stack, &views).await?;
@@ -56,12 +73,76 @@ fn replace_a_replica_mid_load(
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let second = stack.replicas.pop().context("two replicas")?;
     let (nats, database) = (stack.broker.url(), stack.account_database.clone());
+    let replicas = stack.stream_replicas;
     Ok(tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         second.stop().await?;
-        let replacement = start_account(&nats, &database, false).await?;
+        let replacement = start_account(&nats, replicas, &database, false).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         replacement.stop().await
+    }))
+}
+
+/// On the cluster: checks the services created the streams with 3 replicas, then picks a
+/// follower, a node leading neither the `TRANSACTIONS` stream nor its `account-service`
+/// consumer (with three nodes and two leaders there is always one), and a moment into the load
+/// kills it (SIGKILL), keeps it down for a second and restarts it on the same ports and store,
+/// waiting until its `/healthz` says it has caught up (its replicas of both streams included).
+///
+/// The test's own connection moves off that node first: its core-NATS subscription to the
+/// outcomes (the load tool's clock) would miss what is published while it reconnects.
+async fn kill_a_node_mid_load(
+    stack: &mut Stack,
+    cluster: NatsCluster,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let js = async_nats::jetstream::new(stack.nats.clone());
+    for name in ["ACCOUNTS", "TRANSACTIONS"] {
+        let mut stream = js.get_stream(name).await?;
+        let replicas = stream.info().await?.config.num_replicas;
+        anyhow::ensure!(
+            replicas == 3,
+            "stream {name} has {replicas} replicas, not 3"
+        );
+    }
+    let mut stream = js.get_stream("TRANSACTIONS").await?;
+    let leader_of = |c: Option<&async_nats::jetstream::stream::ClusterInfo>| {
+        c.and_then(|c| c.leader.clone()).unwrap_or_default()
+    };
+    let stream_leader = leader_of(stream.info().await?.cluster.as_ref());
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer("account-service")
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let consumer_leader = leader_of(consumer.info().await?.cluster.as_ref());
+    let victim = cluster
+        .names()
+        .into_iter()
+        .find(|n| *n != stream_leader && *n != consumer_leader)
+        .context("a follower")?;
+    let node = cluster
+        .index_of(&victim)
+        .with_context(|| format!("no node named {victim}"))?;
+    if stack.nats.server_info().server_name == victim {
+        stack.nats = e2e_tests::stack::connect(&cluster.url_without(node)).await?;
+    }
+    Ok(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            cluster.kill(node)?;
+            eprintln!(
+                "nats-cluster: killed {victim} (SIGKILL), a follower: TRANSACTIONS stream \
+                 leader {stream_leader}, account-service consumer leader {consumer_leader}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+            cluster.restart(node)?;
+            eprintln!(
+                "nats-cluster: {victim} restarted and healthy {:.1} s after the kill",
+                started.elapsed().as_secs_f64()
+            );
+            anyhow::Ok(())
+        })
+        .await?
     }))
 }
 
@@ -136,7 +217,8 @@ async fn a_rebuild_equals_the_live_state(
     } else {
         test_support::postgres::fresh_database().await?
     };
-    let rebuilt = start_account(&stack.broker.url(), &target_db, true).await?;
+    let rebuilt =
+        start_account(&stack.broker.url(), stack.stream_replicas, &target_db, true).await?;
     let client = Client::new(&rebuilt.url, &stack.client.transaction_url)?;
     let again = invariants::read(&client, accounts).await?;
     for (live, again) in live.iter().zip(&again) {

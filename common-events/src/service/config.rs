@@ -47,6 +47,11 @@ pub struct CommonConfig {
     #[arg(long, env = "CONNECT_DEADLINE", value_parser = parse_deadline, value_name = "DURATION")]
     pub connect_deadline: Option<Duration>,
 
+    /// Replicas of each stream this service creates (1..=5; more than 1 needs a JetStream
+    /// cluster of at least that many servers). Streams that exist already are left as they are.
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1, value_parser = parse_stream_replicas)]
+    pub stream_replicas: usize,
+
     /// This replica's name in decision notes and logs [default: the host name, which is the pod
     /// name on Kubernetes].
     #[arg(long, env = "REPLICA_ID")]
@@ -100,6 +105,17 @@ pub fn parse_deadline(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|err| {
         format!("{value:?} is not a duration like 30s, 5m or 1h ({err}); 0 means no deadline")
     })
+}
+
+/// Parses `STREAM_REPLICAS`: a whole number from 1 to 5 (JetStream's limit).
+pub fn parse_stream_replicas(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n @ 1..=5) => Ok(n),
+        _ => Err(format!(
+            "{value:?} is not a stream replica count: JetStream keeps 1 to 5 replicas of a \
+             stream (use 3 on a three-node cluster, 1 on a single server)"
+        )),
+    }
 }
 
 /// `url` (or a comma-separated list of URLs) fit for logs: passwords, NATS tokens and
@@ -187,6 +203,21 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("not a duration like 30s"), "{err}");
+    }
+
+    #[test]
+    fn stream_replicas_default_to_one_and_are_one_to_five() {
+        let replicas = |args: &[&str]| parse(args).map(|c| c.stream_replicas);
+        assert_eq!(replicas(&[]).unwrap(), 1);
+        assert_eq!(replicas(&["--stream-replicas=3"]).unwrap(), 3);
+        assert_eq!(replicas(&["--stream-replicas", "5"]).unwrap(), 5);
+        for bad in ["0", "6", "three", "-1"] {
+            let err = replicas(&[&format!("--stream-replicas={bad}")])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("1 to 5 replicas"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Foundation {
         ops.broker_up(nats.clone());
         let ensuring = format!("the streams and consumers on {what}");
         retry(&ensuring, deadline, || async {
-            topology::ensure(&js, consumers)
+            topology::ensure_replicated(&js, consumers, common.stream_replicas)
                 .await
                 .map_err(|err| StartError::Topology(err).classify())
         })

@@ -38,10 +38,21 @@ pub async fn connect_nats(
                 other => tracing::debug!(event = %other, "broker connection event"),
             }
         })
-        .connect(url)
+        .connect(server_addrs(url)?)
         .await?;
     let js = jetstream::new(client.clone());
     Ok((client, js))
+}
+
+/// The servers of `url`, a NATS URL or a comma-separated list of them (a cluster's nodes, so
+/// the client fails over between them).
+fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, async_nats::ConnectError> {
+    url.split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<_, _>>()
+        .map_err(|err| {
+            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, err)
+        })
 }
 
 /// A service's running background tasks.

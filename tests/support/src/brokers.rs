@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use broker::harness::{reference_server_path, ServerKind, ServerProcess};
 use tempfile::TempDir;
 
+use crate::cluster::NatsCluster;
+
 /// How long [`BrokerTarget::start_on`] waits for the port to accept.
 const START_ON_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -17,21 +19,29 @@ const START_ON_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerTarget {
     kind: ServerKind,
+    /// A three-node nats-server cluster (`nats-cluster`) rather than one process.
+    cluster: bool,
 }
 
 /// Every broker target: the reference nats-server and the bundled broker. `TEST_BROKERS`
-/// (`nats-server`, `broker`, or both comma-separated) narrows the table for a local run.
+/// (`nats-server`, `broker`, `nats-cluster`, comma-separated) narrows the table for a local
+/// run; the `nats-cluster` target ([`BrokerTarget::cluster`]) is added by the suites that
+/// run on it.
 pub fn broker_targets() -> Vec<BrokerTarget> {
     let all = [
         BrokerTarget::reference(),
         BrokerTarget::bundled(bundled_path()),
     ];
+    all.into_iter().filter(wanted).collect()
+}
+
+/// Whether `TEST_BROKERS` (when set) names `target`.
+pub fn wanted(target: &BrokerTarget) -> bool {
     match std::env::var("TEST_BROKERS") {
-        Ok(wanted) if !wanted.trim().is_empty() => all
-            .into_iter()
-            .filter(|t| wanted.split(',').any(|w| w.trim() == t.name()))
-            .collect(),
-        _ => all.into(),
+        Ok(wanted) if !wanted.trim().is_empty() => {
+            wanted.split(',').any(|w| w.trim() == target.name())
+        }
+        _ => true,
     }
 }
 
@@ -85,6 +95,26 @@ impl BrokerTarget {
     pub fn reference() -> Self {
         Self {
             kind: ServerKind::Reference,
+            cluster: false,
+        }
+    }
+
+    /// Three nats-server 2.10 processes with routes and JetStream on each (see
+    /// [`crate::cluster`]); streams get 3 replicas. Not in [`broker_targets`]: suites add it
+    /// where they want it (the end-to-end test).
+    pub fn cluster() -> Self {
+        Self {
+            kind: ServerKind::Reference,
+            cluster: true,
+        }
+    }
+
+    /// How many replicas the services should give their streams on this target.
+    pub fn stream_replicas(&self) -> usize {
+        if self.cluster {
+            crate::cluster::NODES
+        } else {
+            1
         }
     }
 
@@ -92,12 +122,17 @@ impl BrokerTarget {
     pub fn bundled(path: std::path::PathBuf) -> Self {
         Self {
             kind: ServerKind::Bundled(path),
+            cluster: false,
         }
     }
 
-    /// `nats-server` or `broker`.
+    /// `nats-server`, `nats-cluster` or `broker`.
     pub fn name(&self) -> &'static str {
-        self.kind.name()
+        if self.cluster {
+            "nats-cluster"
+        } else {
+            self.kind.name()
+        }
     }
 
     /// Why this target cannot run here, if it cannot.
@@ -115,6 +150,13 @@ impl BrokerTarget {
 
     /// Starts the broker with JetStream on free ports and a fresh store directory.
     pub fn start(&self) -> anyhow::Result<StartedBroker> {
+        if self.cluster {
+            let cluster =
+                NatsCluster::start().context("starting a three-node nats-server cluster")?;
+            return Ok(StartedBroker {
+                inner: Started::Cluster(cluster),
+            });
+        }
         let store = tempfile::Builder::new()
             .prefix("js-store-")
             .tempdir()
@@ -123,8 +165,10 @@ impl BrokerTarget {
         let process = ServerProcess::start(&self.kind, &["-js", "-sd", dir])
             .with_context(|| format!("starting {} with JetStream", self.name()))?;
         Ok(StartedBroker {
-            process,
-            _store: store,
+            inner: Started::Single {
+                process,
+                _store: store,
+            },
         })
     }
 }
@@ -223,20 +267,45 @@ impl fmt::Display for BrokerTarget {
     }
 }
 
-/// A running broker with its store; both go away on drop.
+/// A running broker with its store (or a cluster with its stores); all go away on drop.
 pub struct StartedBroker {
-    process: ServerProcess,
-    _store: TempDir,
+    inner: Started,
+}
+
+enum Started {
+    Single {
+        process: ServerProcess,
+        _store: TempDir,
+    },
+    Cluster(NatsCluster),
 }
 
 impl StartedBroker {
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://127.0.0.1:<port>`; for a cluster, every node's URL, comma-separated.
     pub fn url(&self) -> String {
-        self.process.client_url()
+        match &self.inner {
+            Started::Single { process, .. } => process.client_url(),
+            Started::Cluster(cluster) => cluster.url(),
+        }
     }
 
     /// The process, to kill or signal it.
+    ///
+    /// # Panics
+    ///
+    /// On a cluster, which has three: use [`StartedBroker::cluster`].
     pub fn process(&mut self) -> &mut ServerProcess {
-        &mut self.process
+        match &mut self.inner {
+            Started::Single { process, .. } => process,
+            Started::Cluster(_) => panic!("a cluster has three processes: use cluster()"),
+        }
+    }
+
+    /// The cluster's handle, on the `nats-cluster` target.
+    pub fn cluster(&self) -> Option<NatsCluster> {
+        match &self.inner {
+            Started::Cluster(cluster) => Some(cluster.clone()),
+            Started::Single { .. } => None,
+        }
     }
 }

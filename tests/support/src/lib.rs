@@ -2,6 +2,8 @@
 //!
 //! - [`brokers`]: the table of broker targets (today the reference nats-server with JetStream;
 //!   the bundled broker joins with one line once it has JetStream).
+//! - [`cluster`]: a three-node nats-server JetStream cluster on loopback (the `nats-cluster`
+//!   target) with a handle that kills a node and restarts it.
 //! - [`databases`]: SQLite and PostgreSQL targets, a fresh database per test.
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
@@ -16,6 +18,7 @@
 //! skipped with a note.
 
 pub mod brokers;
+pub mod cluster;
 pub mod databases;
 pub mod in_process;
 pub mod matrix;
@@ -25,6 +28,7 @@ pub mod startup;
 pub mod wait;
 
 pub use brokers::{unused_port, BrokerOnPort, BrokerTarget, StartedBroker};
+pub use cluster::NatsCluster;
 pub use databases::DatabaseTarget;
 pub use in_process::InProcess;
 pub use matrix::{Scenario, Target};

@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use crate::brokers::{broker_targets, BrokerTarget};
+use crate::brokers::{broker_targets, wanted, BrokerTarget};
 use crate::databases::{database_targets, DatabaseTarget};
 
 /// The future a scenario returns.
@@ -59,9 +59,16 @@ pub enum Axes {
 
 /// Runs `scenarios` over every target and exits with libtest's status.
 pub fn run(scenarios: &[Scenario], axes: Axes) -> ! {
+    run_with(scenarios, axes, Vec::new())
+}
+
+/// Like [`run`], with `extra` targets after the table's (the `nats-cluster` target of the
+/// end-to-end test, say); `TEST_BROKERS` narrows them too.
+pub fn run_with(scenarios: &[Scenario], axes: Axes, extra: Vec<Target>) -> ! {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
-    for target in targets(axes) {
+    let extra = extra.into_iter().filter(|t| wanted(&t.broker));
+    for target in targets(axes).into_iter().chain(extra) {
         let unavailable = target
             .broker
             .unavailable()
