@@ -148,7 +148,7 @@ pub fn plan(config: &StackConfig, ports: &Ports, data_dir: &Path) -> Plan {
         env: Vec::new(),
         url: http(ports.console),
         extra_url: None,
-        ready_url: format!("{}/healthz", http(ports.console)),
+        ready_url: format!("{}/readyz", http(ports.console)),
         data: None,
         stage: Stage::Service,
     });

@@ -188,7 +188,8 @@ struct Stack {
 struct Keeper {
     stage: Stage,
     stop: tokio::sync::watch::Sender<Option<Instant>>,
-    task: JoinHandle<()>,
+    /// `None` once awaited (a second signal may interrupt a stop halfway through).
+    task: Option<JoinHandle<()>>,
 }
 
 impl Stack {
@@ -218,7 +219,7 @@ impl Stack {
         self.keepers.push(Keeper {
             stage: planned.stage,
             stop,
-            task,
+            task: Some(task),
         });
         Ok(())
     }
@@ -242,19 +243,24 @@ impl Stack {
                 let _ = keeper.stop.send(Some(until));
             }
             for keeper in members {
-                let _ = (&mut keeper.task).await;
+                if let Some(task) = keeper.task.as_mut() {
+                    let _ = task.await;
+                    keeper.task = None;
+                }
             }
         }
     }
 
-    /// Stops everything at once (SIGKILL).
+    /// Stops everything at once, services first, the broker last: each keeper is aborted,
+    /// which drops its child, which is killed (SIGKILL) on drop.
     async fn kill(&mut self) {
-        let now = Instant::now();
-        for keeper in &self.keepers {
-            let _ = keeper.stop.send(Some(now));
-        }
-        for keeper in &mut self.keepers {
-            let _ = (&mut keeper.task).await;
+        for stage in [Stage::Service, Stage::Broker] {
+            for keeper in self.keepers.iter_mut().filter(|k| k.stage == stage) {
+                if let Some(task) = keeper.task.take() {
+                    task.abort();
+                    let _ = task.await;
+                }
+            }
         }
     }
 }

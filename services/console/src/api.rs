@@ -380,7 +380,13 @@ async fn run_scenario(
     })?;
     // The ready replica first; every replica, for the scenarios that arm faults on each.
     let env = ScenarioEnv::new(js, account_url).with_replicas(state.services.account_urls.clone());
-    match scenarios::run(id, &env).await {
+    // On a task of its own: a browser that goes away mid-run must not cancel the run halfway,
+    // which would skip its clean-up (the naive consumer, the armed faults).
+    let run = tokio::spawn(async move { scenarios::run(id, &env).await });
+    let outcome = run.await.map_err(|err| {
+        ConsoleError::Gateway("scenario_failed", format!("the run failed: {err}"))
+    })?;
+    match outcome {
         Ok(verdict) => {
             state.scenario_stats.record(&verdict);
             Ok(Json(verdict))

@@ -11,7 +11,7 @@
 //!   starting at new messages), with its number, and the decision notes the account service
 //!   publishes on `observe.decisions.>` (the account's last number at that moment, the replica,
 //!   the delivery count, the decision). The last 500 are kept for pages that open later; then
-//!   live updates over server-sent events.
+//!   live updates over a WebSocket (`/api/live`; server-sent events on `/api/events`).
 //! - **Broker panel**: streams and consumers with pending, ack-pending and redelivered counts,
 //!   read through the JetStream API (the bundled broker or nats-server), refreshed every 2 s.
 //! - **Scenarios**: each failure mode of delivery, run live with a naive handler beside the

@@ -63,6 +63,7 @@ impl Services {
     /// Clients for these base URLs (without trailing slashes).
     pub fn new(account_urls: Vec<String>, transaction_url: &str) -> Self {
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("a plain HTTP client builds");

@@ -25,6 +25,7 @@ impl ScenarioEnv {
     /// settle.
     pub fn new(js: jetstream::Context, account_url: impl Into<String>) -> Self {
         let http = reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("a plain HTTP client builds");
