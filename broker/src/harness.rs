@@ -319,26 +319,50 @@ fn launch(program: &Path, ports: (u16, u16), extra: &[&str], dir: &Path) -> anyh
         .with_context(|| format!("launching {}", program.display()))
 }
 
-/// A port that was free a moment ago and that this process has not handed out before.
+/// The lowest port [`free_port`] hands out.
+const FIRST_PICKED_PORT: u16 = 10_000;
+
+/// A loopback port that was free a moment ago and that this process has not handed out before.
 ///
-/// The OS may pick the port again for another `bind(0)` before the server binds it; two
-/// servers started at once by parallel tests would then race for one port, and the loser's
-/// readiness check could connect to the winner. Never handing a port out twice rules that out
-/// within one process (another process may still take it, which the retry in `start` covers).
-fn free_port() -> anyhow::Result<u16> {
+/// Two races are ruled out as far as a test can. A port the OS gives for `bind(0)` lies in the
+/// ephemeral range, which the kernel also uses for the local end of every outgoing connection:
+/// between picking such a port and the server binding it, any client in any test may take it (a
+/// CI run once lost a nats-server cluster node that way). So ports come from below that range
+/// (`net.ipv4.ip_local_port_range`), where only explicit binds land, starting at a random point.
+/// And a port is never handed out twice within one process, so parallel tests do not pick the
+/// same one. Another process may still bind it first; callers retry on "address already in use".
+pub fn free_port() -> anyhow::Result<u16> {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let ephemeral_start = ephemeral_range_start().unwrap_or(32_768);
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if ephemeral_start > FIRST_PICKED_PORT + 1_000 {
+        let span = ephemeral_start - FIRST_PICKED_PORT;
+        for _ in 0..1_000 {
+            let port = FIRST_PICKED_PORT + fastrand::u16(0..span);
+            if !handed_out.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+            {
+                handed_out.insert(port);
+                return Ok(port);
+            }
+        }
+    }
     for _ in 0..100 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
         let port = listener
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let mut handed_out = HANDED_OUT
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if handed_out.insert(port) {
             return Ok(port);
         }
     }
     bail!("the OS kept offering ports this process had already used")
+}
+
+/// The first port of the kernel's ephemeral range, when the system says.
+fn ephemeral_range_start() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }

@@ -1,7 +1,7 @@
 //! The brokers the tests run against, from one table.
 
 use std::fmt;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -221,13 +221,9 @@ impl BrokerTarget {
 }
 
 /// A port nothing listened on a moment ago, for a service to be pointed at before anything
-/// listens there.
+/// listens there (see [`broker::harness::free_port`] for how it avoids races).
 pub fn unused_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding port 0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the bound port")?
-        .port())
+    broker::harness::free_port()
 }
 
 /// A broker started by [`BrokerTarget::start_on`]; killed (SIGKILL) on drop.

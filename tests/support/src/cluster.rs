@@ -26,6 +26,9 @@ pub const NODES: usize = 3;
 /// How long a start or a restart waits for the cluster to be ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times [`NatsCluster::start`] tries when a node loses its port to another process.
+const START_ATTEMPTS: usize = 3;
+
 /// The cluster's name (`--cluster_name`).
 const CLUSTER_NAME: &str = "e2e";
 
@@ -57,7 +60,27 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts three nats-server processes on free loopback ports, each with JetStream and its
     /// own store, routed to one another, and waits until they agree on a meta leader.
+    ///
+    /// Ports are picked before the processes bind them, so another process can take one in
+    /// between; a start that fails that way is tried again on new ports, up to
+    /// [`START_ATTEMPTS`] times.
     pub fn start() -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(err)
+                    if attempt < START_ATTEMPTS
+                        && format!("{err:#}").contains("address already in use") =>
+                {
+                    eprintln!("cluster start attempt {attempt} lost a port race; retrying");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once() -> anyhow::Result<Self> {
         let program = reference_server_path()?;
         let dir = tempfile::Builder::new()
             .prefix("nats-cluster-")
