@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod foundation;
 pub mod http;
+pub mod nats_auth;
 pub mod ops;
 pub mod outbox;
 pub mod retry;

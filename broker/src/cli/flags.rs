@@ -31,6 +31,7 @@ pub(super) enum Flag {
     StoreDir,
     Version,
     Help,
+    Signal,
     ClusterId,
     HbInterval,
     HbTimeout,
@@ -107,6 +108,7 @@ pub(super) const SPECS: &[Spec] = &[
     ),
     spec(&["v", "version"], Flag::Version, false),
     spec(&["h", "help"], Flag::Help, false),
+    spec(&["sl", "signal"], Flag::Signal, true),
     spec(&["cid", "cluster_id"], Flag::ClusterId, true),
     spec(&["hbi", "hb_interval"], Flag::HbInterval, true),
     spec(&["hbt", "hb_timeout"], Flag::HbTimeout, true),
@@ -292,7 +294,7 @@ impl Builder {
             Flag::RedeliverOnDisconnect => opts.redeliver_on_disconnect = given.switch(),
             Flag::Ignored(kind, why) => self.ignore(given, kind, why)?,
             Flag::Refused(reason) => return Err(refused(given, reason)),
-            Flag::Config | Flag::CheckConfig | Flag::Version | Flag::Help => {}
+            Flag::Config | Flag::CheckConfig | Flag::Version | Flag::Help | Flag::Signal => {}
         }
         Ok(())
     }

@@ -6,12 +6,18 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::nats_auth::NatsAuth;
+
 /// Flags and variables common to every service; each service adds its own with `#[command(flatten)]`.
 #[derive(Args, Clone, Debug)]
 pub struct CommonConfig {
     /// The NATS server (the bundled broker or a NATS JetStream cluster).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// How to log in to the broker.
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
 
     /// `sqlite://…` or `postgres://…`; default: a SQLite file under the data directory.
     #[arg(long, env = "DATABASE_URL")]

@@ -28,13 +28,16 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     /// The broker did not answer.
-    #[error("connecting to NATS at {url}: {source} (is the broker running? set NATS_URL)")]
+    #[error("connecting to NATS at {url}: {error} ({})", nats_hint(error))]
     Nats {
         /// The configured URL.
         url: String,
-        /// The client's error.
-        source: async_nats::ConnectError,
+        /// The client's error (its own causes are in its message).
+        error: async_nats::ConnectError,
     },
+    /// The broker login settings are unusable (a missing or malformed credentials file).
+    #[error("broker login: {0}")]
+    NatsLogin(String),
     /// Streams or consumers could not be created.
     #[error(transparent)]
     Topology(#[from] TopologyError),
@@ -52,15 +55,29 @@ pub enum StartError {
     },
 }
 
+/// What to check when the broker connection fails.
+fn nats_hint(error: &async_nats::ConnectError) -> &'static str {
+    use async_nats::ConnectErrorKind as Kind;
+    match error.kind() {
+        Kind::Authentication | Kind::AuthorizationViolation => {
+            "the broker refused the login: check NATS_USER and NATS_PASSWORD, NATS_TOKEN, \
+             NATS_CREDS or NATS_NKEY"
+        }
+        Kind::ServerParse => "NATS_URL is not a NATS URL or a comma-separated list of them",
+        Kind::Tls => "a TLS problem",
+        _ => "is the broker running? set NATS_URL",
+    }
+}
+
 impl StartError {
     fn classify(self) -> Failure<Self> {
         let transient = match &self {
-            StartError::DataDir(_) => false,
+            StartError::DataDir(_) | StartError::NatsLogin(_) => false,
             StartError::Db(err) => err.is_transient(),
-            StartError::Nats { source, .. } => {
+            StartError::Nats { error, .. } => {
                 use async_nats::ConnectErrorKind as Kind;
                 !matches!(
-                    source.kind(),
+                    error.kind(),
                     Kind::ServerParse
                         | Kind::Authentication
                         | Kind::AuthorizationViolation
@@ -179,12 +196,14 @@ impl Foundation {
     ) -> Result<(async_nats::Client, jetstream::Context), StartError> {
         let url = redact_url(&common.nats_url);
         let what = format!("the broker at {url}");
+        let login = common.nats_auth.load().map_err(StartError::NatsLogin)?;
+        tracing::info!(login = login.describe(), "broker login");
         let (nats, js) = retry(&what, deadline, || async {
-            connect_nats(&common.nats_url, name)
+            connect_nats(&common.nats_url, name, &login)
                 .await
-                .map_err(|source| {
+                .map_err(|error| {
                     let url = url.clone();
-                    StartError::Nats { url, source }.classify()
+                    StartError::Nats { url, error }.classify()
                 })
         })
         .await

@@ -8,6 +8,7 @@ use async_nats::jetstream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::nats_auth::Login;
 use super::outbox::Relay;
 use crate::listener::Listener;
 use crate::runner::{self, ListenerStats};
@@ -16,14 +17,16 @@ use crate::topology::ConsumerSpec;
 /// How long [`Tasks::shutdown`] waits: the listeners' drain plus a last outbox round.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Connects to NATS as `name` (one attempt) and returns the client and its JetStream context.
+/// Connects to NATS as `name` with `login` (one attempt) and returns the client and its JetStream context.
 /// Once connected, the client reconnects by itself for as long as it lives, whenever the
 /// broker goes away; losing and regaining the connection is logged.
 pub async fn connect_nats(
     url: &str,
     name: &str,
+    login: &Login,
 ) -> Result<(async_nats::Client, jetstream::Context), async_nats::ConnectError> {
-    let client = async_nats::ConnectOptions::new()
+    let client = login
+        .apply(async_nats::ConnectOptions::new())
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
@@ -46,7 +49,7 @@ pub async fn connect_nats(
 
 /// The servers of `url`, a NATS URL or a comma-separated list of them (a cluster's nodes, so
 /// the client fails over between them).
-fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, async_nats::ConnectError> {
+pub fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, async_nats::ConnectError> {
     url.split(',')
         .map(|u| u.trim().parse::<async_nats::ServerAddr>())
         .collect::<Result<_, _>>()

@@ -64,8 +64,13 @@ impl Console {
                  process using the port? Choose another address, or port 0 for any free port"
             )
         })?;
+        let login = (config.nats_auth.load())
+            .map_err(anyhow::Error::msg)
+            .context(
+            "the broker login (NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY)",
+        )?;
         let shutdown = CancellationToken::new();
-        let link = BrokerLink::connect(&config.nats_url, shutdown.clone());
+        let link = BrokerLink::connect(&config.nats_url, login, shutdown.clone());
         let state = AppState {
             services: Services::new(config.account_urls(), &config.transaction_url),
             timeline: Arc::new(Timeline::new(config.timeline_history, config.sse_buffer)),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use common_events::service::config::parse_addr;
+use common_events::service::nats_auth::NatsAuth;
 
 /// `console`: the web console of the stack (accounts, live timeline, broker panel, scenarios).
 #[derive(Parser, Clone, Debug)]
@@ -17,6 +18,10 @@ pub struct Config {
     /// The NATS server with JetStream the services use (the bundled broker or nats-server).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    /// How to log in to the broker.
+    #[command(flatten)]
+    pub nats_auth: NatsAuth,
 
     /// The account service, one URL per replica (comma-separated in ACCOUNT_URLS); requests go
     /// to the first that answers.

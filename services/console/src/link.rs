@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use common_events::service::config::redact_url;
+use common_events::service::nats_auth::Login;
+use common_events::service::tasks::server_addrs;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -21,12 +24,13 @@ pub struct BrokerLink {
 }
 
 impl BrokerLink {
-    /// Starts connecting to `url` in the background until connected or `shutdown`.
-    pub fn connect(url: &str, shutdown: CancellationToken) -> Self {
+    /// Starts connecting to `url` (one NATS URL or a comma-separated list of a cluster's) with
+    /// `login` in the background until connected or `shutdown`.
+    pub fn connect(url: &str, login: Login, shutdown: CancellationToken) -> Self {
         let (sender, client) = watch::channel(None);
-        tokio::spawn(connect_loop(url.to_owned(), sender, shutdown));
+        tokio::spawn(connect_loop(url.to_owned(), login, sender, shutdown));
         Self {
-            url: url.to_owned(),
+            url: redact_url(url),
             client,
         }
     }
@@ -40,7 +44,7 @@ impl BrokerLink {
         }
     }
 
-    /// The broker URL.
+    /// The broker URL, passwords and tokens masked.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -72,15 +76,18 @@ impl BrokerLink {
 
 async fn connect_loop(
     url: String,
+    login: Login,
     sender: watch::Sender<Option<async_nats::Client>>,
     shutdown: CancellationToken,
 ) {
     let mut delay = FIRST_BACKOFF;
     let mut attempt = 0u32;
+    let shown = redact_url(&url);
     loop {
         attempt += 1;
-        tracing::info!(url = %url, attempt, "connecting to the broker");
-        let options = async_nats::ConnectOptions::new()
+        tracing::info!(url = %shown, attempt, "connecting to the broker");
+        let options = login
+            .apply(async_nats::ConnectOptions::new())
             .name("console")
             .event_callback(|event| async move {
                 match event {
@@ -93,11 +100,13 @@ async fn connect_loop(
             });
         let attempt_result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            result = options.connect(url.as_str()) => result,
+            result = async {
+                options.connect(server_addrs(&url)?).await
+            } => result,
         };
         match attempt_result {
             Ok(client) => {
-                tracing::info!(url = %url, attempt, "connected to the broker");
+                tracing::info!(url = %shown, attempt, "connected to the broker");
                 let _ = sender.send(Some(client));
                 // Keep the sender alive so the link does not look closed; the client reconnects
                 // by itself from now on.
@@ -106,7 +115,7 @@ async fn connect_loop(
             }
             Err(err) => {
                 tracing::warn!(
-                    url = %url,
+                    url = %shown,
                     attempt,
                     error = %err,
                     retry_in_ms = delay.as_millis() as u64,

@@ -174,6 +174,24 @@ impl BrokerTarget {
 }
 
 impl BrokerTarget {
+    /// Starts one broker process (never a cluster) with JetStream, a fresh store and the
+    /// configuration file `config` (authorization blocks and the like).
+    pub fn start_with_config(&self, config: &str) -> anyhow::Result<StartedBroker> {
+        let store = tempfile::Builder::new()
+            .prefix("js-store-")
+            .tempdir()
+            .context("creating a JetStream store directory")?;
+        let dir = store.path().to_str().context("store path is not UTF-8")?;
+        let process = ServerProcess::start_with_config(&self.kind, config, &["-js", "-sd", dir])
+            .with_context(|| format!("starting {} with a configuration file", self.name()))?;
+        Ok(StartedBroker {
+            inner: Started::Single {
+                process,
+                _store: store,
+            },
+        })
+    }
+
     /// Starts the broker with JetStream on `127.0.0.1:port`, its store in `store` (pass the same
     /// directory again to restart it with its streams), and waits until the port accepts. For
     /// tests that start a service first and its broker later, on a port reserved with

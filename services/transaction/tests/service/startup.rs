@@ -22,6 +22,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error),
     scenario!(sigterm_while_waiting_for_the_broker_stops_at_once),
     scenario!(sigterm_with_nothing_in_flight_exits_well_under_two_seconds),
+    scenario!(with_a_broker_login_the_service_becomes_ready_and_a_wrong_password_stops_it),
 ];
 
 /// How long a service may take to become ready once the broker is there (the backoff between
@@ -153,5 +154,51 @@ async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
     eprintln!("stopped {took:?} after SIGTERM");
     assert!(status.success(), "a graceful stop exits 0, got {status}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
+    Ok(())
+}
+
+/// A broker with authentication: `NATS_USER` and `NATS_PASSWORD` get the service in; a wrong
+/// password is final (no retries), and the error says which settings to check.
+async fn with_a_broker_login_the_service_becomes_ready_and_a_wrong_password_stops_it(
+    t: Target,
+) -> anyhow::Result<()> {
+    let config = "authorization { users = [ { user: transaction, password: right-one } ] }\n";
+    let broker = t.broker.start_with_config(config)?;
+    let dir = tempfile::tempdir()?;
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("tx.db").display());
+    let login = |password: &str| {
+        [
+            ("NATS_URL", broker.url()),
+            ("DATABASE_URL", database.clone()),
+            ("NATS_USER", "transaction".to_owned()),
+            ("NATS_PASSWORD", password.to_owned()),
+        ]
+    };
+    let mut service = ServiceProcess::start(Path::new(BINARY), &login("right-one"))?;
+    service.wait_ready(READY_AFTER).await?;
+    service.terminate(Duration::from_secs(5))?;
+
+    let env = login("wrong");
+    let exit = tokio::task::spawn_blocking(move || {
+        run_to_exit(Path::new(BINARY), &env, Duration::from_secs(15))
+    })
+    .await??;
+    assert!(!exit.status.success(), "exited with {}", exit.status);
+    assert!(
+        exit.stderr.contains("the broker refused the login")
+            && exit.stderr.contains("NATS_USER and NATS_PASSWORD"),
+        "stderr: {}",
+        exit.stderr
+    );
+    assert!(
+        !exit.stderr.contains("wrong"),
+        "the password leaked: {}",
+        exit.stderr
+    );
+    assert!(
+        exit.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        exit.elapsed
+    );
     Ok(())
 }

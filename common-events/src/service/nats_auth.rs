@@ -1,0 +1,223 @@
+//! How a service logs in to the broker: user and password, a token, a `.creds` file (user JWT
+//! plus nkey seed) or an nkey seed file, from flags or the environment (`NATS_USER` with
+//! `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`). At most one way may be set; none
+//! means an anonymous connection, which a broker with authentication refuses.
+//!
+//! Files are read once, at start, by [`NatsAuth::load`], so a wrong path or a malformed file
+//! stops the process with a clear error instead of failing every connection attempt later.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+/// The login flags; flattened into each service's configuration.
+#[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatsAuth {
+    /// The broker user name (with `NATS_PASSWORD`).
+    #[arg(long, env = "NATS_USER", requires = "nats_password",
+          conflicts_with_all = ["nats_token", "nats_creds", "nats_nkey"])]
+    pub nats_user: Option<String>,
+
+    /// The broker password (with `NATS_USER`).
+    #[arg(
+        long,
+        env = "NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<String>,
+
+    /// A broker token.
+    #[arg(long, env = "NATS_TOKEN", hide_env_values = true,
+          conflicts_with_all = ["nats_creds", "nats_nkey"])]
+    pub nats_token: Option<String>,
+
+    /// A NATS credentials file (`.creds`: a user JWT and its nkey seed).
+    #[arg(
+        long,
+        env = "NATS_CREDS",
+        value_name = "PATH",
+        conflicts_with = "nats_nkey"
+    )]
+    pub nats_creds: Option<PathBuf>,
+
+    /// A file holding an nkey user seed (`SU…`).
+    #[arg(long, env = "NATS_NKEY", value_name = "PATH")]
+    pub nats_nkey: Option<PathBuf>,
+}
+
+/// A login ready to use for every connection attempt: the files already read.
+#[derive(Clone, Default)]
+pub struct Login {
+    method: Method,
+}
+
+#[derive(Clone, Default)]
+enum Method {
+    #[default]
+    Anonymous,
+    UserPassword(String, String),
+    Token(String),
+    Creds(String),
+    Nkey(String),
+}
+
+impl std::fmt::Debug for Login {
+    /// Names the method, never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+impl NatsAuth {
+    /// Reads and checks the files the flags name.
+    pub fn load(&self) -> Result<Login, String> {
+        let method = if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            if user.is_empty() {
+                return Err("NATS_USER is empty".to_owned());
+            }
+            Method::UserPassword(user.clone(), password.clone())
+        } else if let Some(token) = &self.nats_token {
+            if token.is_empty() {
+                return Err("NATS_TOKEN is empty".to_owned());
+            }
+            Method::Token(token.clone())
+        } else if let Some(path) = &self.nats_creds {
+            let creds = read(path, "NATS_CREDS")?;
+            // Parses the file now, so a malformed one fails at start.
+            async_nats::ConnectOptions::with_credentials(&creds).map_err(|err| {
+                format!(
+                    "NATS_CREDS {}: not a NATS credentials file: {err}",
+                    path.display()
+                )
+            })?;
+            Method::Creds(creds)
+        } else if let Some(path) = &self.nats_nkey {
+            let seed = read(path, "NATS_NKEY")?.trim().to_owned();
+            let valid = seed.starts_with("SU") && nkeys::KeyPair::from_seed(&seed).is_ok();
+            if !valid {
+                return Err(format!(
+                    "NATS_NKEY {}: not an nkey user seed (a line starting with SU)",
+                    path.display()
+                ));
+            }
+            Method::Nkey(seed)
+        } else {
+            Method::Anonymous
+        };
+        Ok(Login { method })
+    }
+}
+
+impl Login {
+    /// `options` with this login applied.
+    pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        match &self.method {
+            Method::Anonymous => options,
+            Method::UserPassword(user, password) => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            Method::Token(token) => options.token(token.clone()),
+            // Checked by `load`; the parse cannot fail the second time.
+            Method::Creds(creds) => options
+                .credentials(creds)
+                .unwrap_or_else(|_| unreachable!("credentials were parsed when they were loaded")),
+            Method::Nkey(seed) => options.nkey(seed.clone()),
+        }
+    }
+
+    /// How this login authenticates, for logs (`user and password`, `anonymous`…).
+    pub fn describe(&self) -> &'static str {
+        match self.method {
+            Method::Anonymous => "anonymous",
+            Method::UserPassword(..) => "user and password",
+            Method::Token(_) => "token",
+            Method::Creds(_) => "credentials file",
+            Method::Nkey(_) => "nkey",
+        }
+    }
+}
+
+fn read(path: &Path, variable: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|err| format!("{variable} {}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        auth: NatsAuth,
+    }
+
+    fn parse(args: &[&str]) -> Result<NatsAuth, clap::Error> {
+        Cli::try_parse_from(std::iter::once("svc").chain(args.iter().copied())).map(|c| c.auth)
+    }
+
+    #[test]
+    fn no_flags_is_an_anonymous_login() {
+        let login = parse(&[]).unwrap().load().unwrap();
+        assert_eq!(login.describe(), "anonymous");
+    }
+
+    #[test]
+    fn user_needs_password_and_only_one_method_may_be_set() {
+        assert!(parse(&["--nats-user", "a"]).is_err());
+        assert!(parse(&["--nats-password", "p"]).is_err());
+        assert!(parse(&[
+            "--nats-user",
+            "a",
+            "--nats-password",
+            "p",
+            "--nats-token",
+            "t"
+        ])
+        .is_err());
+        assert!(parse(&["--nats-token", "t", "--nats-nkey", "/x"]).is_err());
+        assert!(parse(&["--nats-creds", "/x", "--nats-nkey", "/y"]).is_err());
+        let login = parse(&["--nats-user", "a", "--nats-password", "s3cr3t"])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(login.describe(), "user and password");
+        assert!(
+            !format!("{login:?}").contains("s3cr3t"),
+            "Debug never shows the password"
+        );
+    }
+
+    #[test]
+    fn missing_or_malformed_files_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = parse(&["--nats-creds", "/no/such/file.creds"])
+            .unwrap()
+            .load();
+        assert!(missing
+            .unwrap_err()
+            .contains("NATS_CREDS /no/such/file.creds"));
+
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "hello").unwrap();
+        let creds = parse(&["--nats-creds", bad.to_str().unwrap()])
+            .unwrap()
+            .load();
+        assert!(creds.unwrap_err().contains("not a NATS credentials file"));
+        let nkey = parse(&["--nats-nkey", bad.to_str().unwrap()])
+            .unwrap()
+            .load();
+        assert!(nkey.unwrap_err().contains("not an nkey user seed"));
+
+        let seed = dir.path().join("seed");
+        let user = nkeys::KeyPair::new_user();
+        std::fs::write(&seed, format!("{}\n", user.seed().unwrap())).unwrap();
+        let login = parse(&["--nats-nkey", seed.to_str().unwrap()])
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(login.describe(), "nkey");
+        assert!(!format!("{login:?}").contains("SU"));
+    }
+}
