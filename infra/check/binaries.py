@@ -1,0 +1,325 @@
+"""The project's binaries, as the checks ask them: what they read and what they serve.
+
+- `Binaries` finds (and, in a Cargo workspace, builds with `cargo build`) the host binary of each
+  image target, and reads the environment variables it accepts from its `--help`
+  (`[env: NAME=]`, printed by clap for each flag that has one).
+- `check_probe_paths` starts each of our containers' binaries on the host, with the container's
+  args, env and volumes, inside a network and mount namespace of its own (`netns_run.py`, as root),
+  and sends each probe: an httpGet probe passes unless nothing listens on the port, the answer is
+  404, or the answer is exactly (status and body) what the binary answers to a path no server
+  serves (a service still starting answers every path but its own /healthz and /readyz with the
+  same 503 "starting"); a tcpSocket probe passes when the port accepts. The databases and the broker are
+  unreachable in there, which is fine: the services bind HTTP first and answer /healthz 200 and
+  /readyz 503 while they retry. Third-party images are not run (the output says so).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import manifests as m
+
+HERE = Path(__file__).resolve().parent
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# Dockerfile target -> (Cargo package, binary): what each image runs.
+TARGET_BINARIES = {
+    "broker": ("broker", "broker"),
+    "account-service": ("account", "account-service"),
+    "transaction-service": ("transaction", "transaction-service"),
+    "console": ("console", "console"),
+    "load": ("e2e-tests", "load"),
+}
+
+# How long a binary gets to listen on a probe's port.
+START_TIMEOUT = 30
+
+
+class Binaries:
+    """Host builds of the binaries, from `bin_dir` or built by cargo in the workspace at `root`."""
+
+    def __init__(self, root: Path, bin_dir: Path | None):
+        self.root = root
+        self.bin_dir = bin_dir
+        self.errors: list[str] = []
+        self._built = False
+        self._env: dict[str, set | None] = {}
+
+    def directory(self) -> Path:
+        """Where the binaries are: --binaries, else the workspace's debug target directory."""
+        if self.bin_dir is not None:
+            return self.bin_dir
+        target = os.environ.get("CARGO_TARGET_DIR")
+        return Path(target) / "debug" if target else self.root / "target" / "debug"
+
+    def build(self, names: set[str]) -> None:
+        """Builds the binaries `names` (once), unless --binaries points at prebuilt ones."""
+        if self._built or self.bin_dir is not None or not names:
+            return
+        self._built = True
+        if not (self.root / "Cargo.toml").is_file():
+            self.errors.append(f"{self.root} is not a Cargo workspace: pass --binaries DIR")
+            return
+        cmd = ["cargo", "build", "--quiet"]
+        for package, binary in TARGET_BINARIES.values():
+            if binary in names:
+                cmd += ["-p", package, "--bin", binary]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            self.errors.append(f"`{' '.join(cmd)}` failed:\n{tail}")
+
+    def path(self, name: str) -> Path | None:
+        """The binary's path, or None (with the reason in `errors`)."""
+        p = self.directory() / name
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+        message = f"binary {name} not found at {p}"
+        if message not in self.errors:
+            self.errors.append(message)
+        return None
+
+    def env_vars(self, name: str) -> set | None:
+        """The variables `<name> --help` lists as `[env: NAME=]`; None if it cannot be run."""
+        if name not in self._env:
+            p = self.path(name)
+            if p is None:
+                self._env[name] = None
+            else:
+                proc = subprocess.run([str(p), "--help"], capture_output=True, text=True,
+                                      check=False, timeout=30)
+                text = proc.stdout + proc.stderr
+                self._env[name] = set(re.findall(r"\[env:\s*([A-Za-z_][A-Za-z0-9_]*)=", text))
+        return self._env[name]
+
+
+def check_probe_paths(ctx) -> list[tuple[str, str]]:
+    """Probe paths and ports our binaries do not serve, per render."""
+    runs = {}  # request key -> (request, [(render, label, [probe labels])])
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="infra-check-") as scratch:
+        count = 0
+        for r in ctx.renders:
+            for res, spec in m.pod_specs(r.resources):
+                for c in m.containers(spec):
+                    count += 1
+                    plan = plan_run(ctx, r, res, spec, c, Path(scratch) / f"run{count}")
+                    if plan is None:
+                        continue
+                    label = f"{m.ref(res)} container {c.get('name')}"
+                    if isinstance(plan, str):
+                        failures.append((r.name, f"{label}: {plan}"))
+                        continue
+                    request, labels = plan
+                    key = json.dumps(request_key(request), sort_keys=True)
+                    runs.setdefault(key, (request, []))[1].append((r.name, label, labels))
+        if not runs:
+            return failures
+        if os.geteuid() != 0:
+            return failures + [("-", "probe paths need root (unshare --net --mount): run as root")]
+        created = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            answers = pool.map(run_isolated, [req for req, _ in runs.values()])
+            for (request, users), answer in zip(runs.values(), answers):
+                created += answer.get("created") or []
+                for render, label, probe_labels in users:
+                    for message in judge(request, answer, probe_labels):
+                        failures.append((render, f"{label}: {message}"))
+        remove_created(created)
+    return failures
+
+
+def request_key(request: dict) -> dict:
+    """A run request without its scratch paths, so identical containers run once."""
+    key = dict(request)
+    key["mounts"] = [(mnt["target"], sorted(os.listdir(mnt["source"]))
+                      if os.path.isdir(mnt["source"]) else mnt["target"])
+                     for mnt in request["mounts"]]
+    key["argv"] = [Path(a).name if i == 0 else a for i, a in enumerate(request["argv"])]
+    return key
+
+
+def plan_run(ctx, render, res, spec, c, scratch: Path):
+    """The netns_run request for one container and a label per probe; None to skip it; a
+    message when it cannot be run."""
+    binary = ctx.binary_for(c)
+    handlers = [(where, h, m.probe_port(h)) for where, h in m.probes(c)]
+    handlers = [(w, h, kp) for w, h, kp in handlers if kp and kp[0] in ("httpGet", "tcpSocket")]
+    if not handlers:
+        return None
+    if binary is None:
+        ctx.note("probe-paths", render.name, f"{m.ref(res)} container {c.get('name')}: image "
+                 f"{c.get('image')} is not built here, its probes are not run")
+        return None
+    path = ctx.binaries.path(binary)
+    if path is None:
+        return None
+    probes, labels = [], []
+    for where, handler, (kind, port) in handlers:
+        number = m.resolve_port(c, port)
+        if number is None:
+            continue  # probe-ports reports it
+        body = handler[kind]
+        headers = {h["name"]: h.get("value", "") for h in body.get("httpHeaders") or []}
+        probes.append({"kind": kind, "port": number, "path": body.get("path"),
+                       "headers": headers})
+        labels.append(f"{where} {kind} {body.get('path', '')} on port {port!r}".replace("  ", " "))
+    if not probes:
+        return None
+    image = ctx.image_config(c, binary)
+    env = dict(image["env"])
+    env.update(container_env(render.resources, res, c))
+    if c.get("command"):
+        argv = list(c["command"]) + list(c.get("args") or [])
+    else:
+        argv = image["entrypoint"] + list(c["args"] if "args" in c else image["cmd"])
+    argv = [expand(a, env) for a in argv]
+    if not argv or Path(argv[0]).name != binary:
+        return f"runs {argv[:3]}, not {binary}: its probes cannot be run (start {binary} itself)"
+    argv[0] = str(path)
+    scratch.mkdir(parents=True)
+    mounts = volume_mounts(render.resources, res, spec, c, scratch)
+    workdir = c.get("workingDir") or image["workdir"]
+    (scratch / "workdir").mkdir()
+    if workdir == "/":
+        workdir = str(scratch / "workdir")  # the host's / is not the image's
+    elif workdir not in (mnt["target"] for mnt in mounts):
+        mounts.append({"source": str(scratch / "workdir"), "target": workdir})
+    request = {"argv": argv, "env": env, "cwd": workdir, "mounts": mounts, "probes": probes,
+               "timeout": START_TIMEOUT}
+    return request, labels
+
+
+def container_env(resources: list, res: dict, c: dict) -> dict:
+    """The environment Kubernetes would give the container (valueFrom resolved from the render)."""
+    pod = f"{(res.get('metadata') or {}).get('name', 'pod')}-0"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOSTNAME": pod, "HOME": "/tmp"}
+    for src in c.get("envFrom") or []:
+        prefix = src.get("prefix", "")
+        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if key in src:
+                for k, v in m.text_data(m.find(resources, kind, src[key].get("name"))).items():
+                    env[prefix + k] = v
+    fields = {"metadata.name": pod, "metadata.namespace": "default", "status.podIP": "127.0.0.1",
+              "status.hostIP": "127.0.0.1", "spec.nodeName": "node", "spec.serviceAccountName":
+              "default"}
+    for e in c.get("env") or []:
+        name, value_from = e.get("name"), e.get("valueFrom") or {}
+        if "value" in e or not value_from:
+            env[name] = expand(str(e.get("value", "")), env)
+        elif "fieldRef" in value_from:
+            env[name] = fields.get(value_from["fieldRef"].get("fieldPath"), "")
+        elif "resourceFieldRef" in value_from:
+            env[name] = "1"
+        else:
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                if key in value_from:
+                    data = m.text_data(m.find(resources, kind, value_from[key].get("name")))
+                    env[name] = data.get(value_from[key].get("key"), "")
+    return env
+
+
+def expand(text: str, env: dict) -> str:
+    """Kubernetes' `$(VAR)` expansion in args and values (`$$` escapes)."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda mt: "$" if mt.group(0) == "$$" else env.get(mt.group(1), mt.group(0)),
+                  text)
+
+
+def volume_mounts(resources, res, spec, c, scratch: Path) -> list[dict]:
+    """Each volumeMount as a scratch directory with the volume's files, to bind on its path."""
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    mounts = []
+    for i, vm in enumerate(c.get("volumeMounts") or []):
+        d = scratch / f"vol{i}"
+        d.mkdir()
+        vol = volumes.get(vm.get("name")) or {}
+        for rel, content in volume_files(resources, vol).items():
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / rel).write_text(content)
+        source = d / vm["subPath"] if vm.get("subPath") else d
+        if vm.get("subPath") and not source.exists():
+            source.mkdir(parents=True)
+        mounts.append({"source": str(source), "target": vm["mountPath"]})
+    return mounts
+
+
+def volume_files(resources: list, vol: dict) -> dict:
+    """The files (relative path -> text) a configMap, secret or projected volume holds."""
+    sources = [vol] + list((vol.get("projected") or {}).get("sources") or [])
+    files = {}
+    for src in sources:
+        if "configMap" in src:
+            ref, data = src["configMap"], m.text_data(
+                m.find(resources, "ConfigMap", src["configMap"].get("name")))
+        elif "secret" in src:
+            ref = src["secret"]
+            data = m.text_data(m.find(resources, "Secret", ref.get("secretName") or ref.get("name")))
+        else:
+            continue
+        items = ref.get("items")
+        if items:
+            files.update({it["path"]: data.get(it["key"], "") for it in items})
+        else:
+            files.update(data)
+    return files
+
+
+def run_isolated(request: dict) -> dict:
+    """Runs netns_run.py on `request` in fresh network and mount namespaces."""
+    if shutil.which("unshare") is None:
+        return {"setup_error": "unshare (util-linux) is not installed"}
+    cmd = ["unshare", "--net", "--mount", "--propagation", "private",
+           sys.executable, str(HERE / "netns_run.py")]
+    proc = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True,
+                          check=False, timeout=START_TIMEOUT * len(request["probes"]) + 60)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return {"setup_error": f"{' '.join(cmd[:5])} failed: {proc.stderr.strip()[-500:]}"}
+
+
+def judge(request: dict, answer: dict, labels: list[str]) -> list[str]:
+    """Failure messages for one run's probes."""
+    name = Path(request["argv"][0]).name
+    started = f"started as `{' '.join([name] + request['argv'][1:])}`"
+    log = "\n      ".join(ANSI.sub("", answer.get("log", "")).strip().splitlines()[-8:])
+    if answer.get("setup_error"):
+        return [f"could not run {name}: {answer['setup_error']}"]
+    exited = [r["exited"] for r in answer.get("probes") or [] if "exited" in r]
+    if exited:
+        return [f"{name} exited with code {exited[0]} before it served its probes "
+                f"({'; '.join(labels)}); {started}, its output ends:\n      {log}"]
+    failures = []
+    for label, result in zip(labels, answer.get("probes") or []):
+        status = result.get("status")
+        unknown = result.get("unknown") or {}
+        if status == 404:
+            failures.append(f"{label}: {name} answers 404 (it does not serve that path)")
+        elif unknown.get("status") == status and unknown.get("body") == result.get("body"):
+            failures.append(f"{label}: {name} answers it exactly as it answers a path it does not "
+                            f"serve ({status} {result.get('body', '')[:120]!r}): not one of its "
+                            "routes")
+        elif status is None:
+            failures.append(f"{label}: {result.get('error')}; {started}")
+    return failures
+
+
+def remove_created(paths: list[str]) -> None:
+    """Removes the empty mount points the runs created on the host, deepest first."""
+    for p in sorted(set(paths), key=len, reverse=True):
+        try:
+            if os.path.isdir(p):
+                os.rmdir(p)
+            elif os.path.isfile(p) and os.path.getsize(p) == 0:
+                os.unlink(p)
+        except OSError:
+            pass

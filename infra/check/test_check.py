@@ -1,0 +1,226 @@
+"""Each offline check fails on a deliberately broken copy of the infra, and only that check.
+
+Run from the repository root:
+
+    python3 -m unittest discover -s infra/check -v
+
+Every test copies the repository's infra (infra/Dockerfile, .dockerignore, infra/k8s and
+skaffold.yaml) into a temporary directory, breaks one thing, runs every check on the copy and
+asserts that exactly the expected check fails, with a message naming what is wrong. Where one of
+those parts is not in the repository yet, the copy takes it from `fixture/` beside this file
+(a minimal stand-in); INFRA_CHECK_FIXTURE=1 takes every part from there.
+
+The binaries are built once (`cargo build` of the five binaries in the repository), unless
+INFRA_CHECK_BINARIES names a directory with prebuilt ones.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FIXTURE = HERE / "fixture"
+sys.path.insert(0, str(HERE))
+
+import binaries as b  # noqa: E402
+import check  # noqa: E402
+
+# The parts of the repository the checks read: (paths, the file that says the part is there).
+PARTS = [
+    (["infra/Dockerfile", ".dockerignore"], "infra/Dockerfile"),
+    (["infra/k8s", "skaffold.yaml"], "skaffold.yaml"),
+]
+
+
+def source_of(marker: str) -> Path:
+    """Where a part comes from: the repository when it has it, else the fixture."""
+    if os.environ.get("INFRA_CHECK_FIXTURE") != "1" and (REPO / marker).exists():
+        return REPO
+    return FIXTURE
+
+
+def copy_infra(dest: Path) -> None:
+    """Copies the checked parts (repository or fixture) to `dest`."""
+    for paths, marker in PARTS:
+        src = source_of(marker)
+        for rel in paths:
+            s, d = src / rel, dest / rel
+            d.parent.mkdir(parents=True, exist_ok=True)
+            if s.is_dir():
+                shutil.copytree(s, d)
+            elif s.exists():
+                shutil.copy2(s, d)
+
+
+def bin_dir() -> Path:
+    """The host binaries: INFRA_CHECK_BINARIES, or built once in the repository."""
+    given = os.environ.get("INFRA_CHECK_BINARIES")
+    if given:
+        return Path(given)
+    built = b.Binaries(REPO, None)
+    built.build({binary for _, binary in b.TARGET_BINARIES.values()})
+    if built.errors:
+        raise RuntimeError("\n".join(built.errors))
+    return built.directory()
+
+
+class BrokenCopy:
+    """A copy of the infra in a temporary directory, with helpers that break one thing."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def yaml_files(self, under: str) -> list[Path]:
+        return sorted(p for p in (self.root / under).rglob("*")
+                      if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    def edit_resource(self, predicate, change) -> dict:
+        """Applies `change` to the first resource of the base that `predicate` accepts."""
+        for path in self.yaml_files("infra/k8s/base"):
+            docs = list(yaml.safe_load_all(path.read_text()))
+            for doc in docs:
+                if isinstance(doc, dict) and "kind" in doc and predicate(doc):
+                    change(doc)
+                    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+                    return doc
+        raise AssertionError("no resource in infra/k8s/base matches")
+
+    def edit_container(self, image: str, change) -> None:
+        """Applies `change` to the base's first container running the skaffold image `image`."""
+        def has(doc):
+            return any(c.get("image", "").split(":")[0] == image for c in pod(doc))
+
+        def apply(doc):
+            change(next(c for c in pod(doc) if c.get("image", "").split(":")[0] == image))
+        self.edit_resource(has, apply)
+
+    def edit_skaffold(self, change) -> None:
+        path = self.root / "skaffold.yaml"
+        docs = list(yaml.safe_load_all(path.read_text()))
+        change(docs[0])
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+def pod(doc: dict) -> list:
+    """The containers of a workload in the base (none for other kinds)."""
+    spec = doc.get("spec") or {}
+    if doc.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        return (spec.get("template") or {}).get("spec", {}).get("containers") or []
+    return []
+
+
+def http_probe(container: dict) -> dict:
+    """The container's readiness probe's httpGet (every service of ours has one)."""
+    return container["readinessProbe"]["httpGet"]
+
+
+class OfflineChecks(unittest.TestCase):
+    """One test per check: break one thing, see that check, and only it, fail."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.binaries = bin_dir()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="infra-check-test-")
+        self.copy = BrokenCopy(Path(self.tmp.name))
+        copy_infra(self.copy.root)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def failures(self) -> dict[str, list[str]]:
+        results = check.run_all(self.copy.root, self.binaries)
+        return {name: fails for name, (fails, _) in results.items() if fails}
+
+    def assert_only(self, name: str, *fragments: str) -> None:
+        """Exactly the check `name` fails, and one of its messages holds every fragment."""
+        failed = self.failures()
+        self.assertEqual(set(failed), {name}, f"failures: {failed}")
+        text = "\n".join(failed[name])
+        self.assertTrue(any(all(f in line for f in fragments) for line in failed[name]),
+                        f"no {name} message has {fragments}:\n{text}")
+
+    def test_the_unbroken_copy_passes_every_check(self):
+        self.assertEqual(self.failures(), {})
+
+    def test_an_unknown_field_fails_the_kubernetes_schema(self):
+        self.copy.edit_container("bank-account-service", lambda c: c.update(restartPolicyy="x"))
+        self.assert_only("kubernetes-schema", "restartPolicyy", "was unexpected")
+
+    def test_a_removed_api_version_fails_the_kubernetes_schema(self):
+        def pdb(doc):
+            return doc["kind"] == "PodDisruptionBudget"
+        self.copy.edit_resource(pdb, lambda doc: doc.update(apiVersion="policy/v1beta1"))
+        self.assert_only("kubernetes-schema", "policy/v1beta1", "not served by Kubernetes 1.32")
+
+    def test_a_schema_violation_in_skaffold_yaml_fails_the_skaffold_schema(self):
+        self.copy.edit_skaffold(lambda doc: doc["build"]["artifacts"][0].update(dockr={}))
+        self.assert_only("skaffold-schema", "build.artifacts.0", "dockr")
+
+    def test_a_hadolint_violation_fails_hadolint(self):
+        path = self.copy.root / "infra/Dockerfile"
+        lines = path.read_text().splitlines()
+        first_from = next(i for i, line in enumerate(lines) if line.upper().startswith("FROM "))
+        lines.insert(first_from + 1, "MAINTAINER someone@example.com")
+        path.write_text("\n".join(lines) + "\n")
+        self.assert_only("hadolint", "DL4000")
+
+    def test_an_image_that_is_no_skaffold_artifact_fails_images(self):
+        self.copy.edit_container("bank-console", lambda c: c.update(image="bank-konsole"))
+        self.assert_only("images", "bank-konsole", "is not a skaffold artifact")
+
+    def test_a_missing_dockerfile_fails_skaffold_refs(self):
+        def move(doc):
+            doc["build"]["artifacts"][0]["docker"]["dockerfile"] = "infra/Dockerfile.gone"
+        self.copy.edit_skaffold(move)
+        self.assert_only("skaffold-refs", "infra/Dockerfile.gone does not exist")
+
+    def test_a_target_that_is_no_stage_fails_skaffold_refs(self):
+        self.copy.edit_skaffold(
+            lambda doc: doc["build"]["artifacts"][0]["docker"].update(target="no-such-stage"))
+        self.assert_only("skaffold-refs", "'no-such-stage' is not a stage")
+
+    def test_a_probe_port_that_is_no_container_port_fails_probe_ports(self):
+        self.copy.edit_container("bank-transaction-service",
+                                 lambda c: http_probe(c).update(port=9999))
+        self.assert_only("probe-ports", "readinessProbe httpGet port 9999")
+
+    def test_a_target_port_that_is_no_container_port_fails_service_ports(self):
+        def selects_transaction_service(doc):
+            return doc["kind"] == "Service" and "transaction" in doc["metadata"]["name"]
+
+        def retarget(doc):
+            doc["spec"]["ports"][0]["targetPort"] = "no-such-port"
+        self.copy.edit_resource(selects_transaction_service, retarget)
+        self.assert_only("service-ports", "targetPort 'no-such-port'")
+
+    def test_a_variable_the_binary_does_not_read_fails_env(self):
+        def add(c):
+            c.setdefault("env", []).append({"name": "ACCOUNT_SERVICE_COLOUR", "value": "blue"})
+        self.copy.edit_container("bank-account-service", add)
+        self.assert_only("env", "ACCOUNT_SERVICE_COLOUR", "account-service --help")
+
+    def test_a_probe_path_the_binary_does_not_serve_fails_probe_paths(self):
+        self.copy.edit_container("bank-console", lambda c: http_probe(c).update(path="/ready"))
+        self.assert_only("probe-paths", "/ready", "console answers 404")
+
+    def test_a_probe_path_a_starting_service_does_not_serve_fails_probe_paths(self):
+        # While it waits for its database and broker, a service answers every path but its
+        # own /healthz and /readyz with one 503 "starting": the probe gets no 404, yet the
+        # path is no route of the service.
+        self.copy.edit_container("bank-account-service",
+                                 lambda c: http_probe(c).update(path="/ready"))
+        self.assert_only("probe-paths", "/ready", "not one of its routes")
+
+
+if __name__ == "__main__":
+    unittest.main()
