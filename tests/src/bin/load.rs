@@ -13,10 +13,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use common_events::service::config::redact_url;
+use common_events::service::nats_auth::NatsAuth;
+use common_events::service::tasks::server_addrs;
 use e2e_tests::client::Client;
+use e2e_tests::invariants;
 use e2e_tests::load::{self, LoadOptions};
 use test_support::process::ServiceProcess;
 use test_support::{BrokerTarget, StartedBroker};
+
+/// How long the services it starts may take to become ready.
+const READY_BOUND: Duration = Duration::from_secs(60);
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -44,14 +51,22 @@ struct Args {
     #[arg(long)]
     postgres: Option<String>,
     /// A running account service.
-    #[arg(long, requires_all = ["transaction_url", "nats_url"])]
+    #[arg(long, env = "ACCOUNT_URL", requires_all = ["transaction_url", "nats_url"])]
     account_url: Option<String>,
     /// A running transaction service.
-    #[arg(long)]
+    #[arg(long, env = "TRANSACTION_URL")]
     transaction_url: Option<String>,
-    /// The broker the running services use.
-    #[arg(long)]
+    /// The broker the running services use (watched for the outcome events).
+    #[arg(long, env = "NATS_URL")]
     nats_url: Option<String>,
+    /// How to log in to that broker (it needs to subscribe to `transactions.>`).
+    #[command(flatten)]
+    nats_auth: NatsAuth,
+    /// After the load, wait until nothing is pending and check every invariant of the ordering
+    /// protocol on the accounts it used (exactly once, numbers 1..n, balance = replay, never
+    /// negative); exit 1 on a violation.
+    #[arg(long, env = "LOAD_CHECK")]
+    check: bool,
 }
 
 /// What `load` started, kept alive until the end.
@@ -72,9 +87,12 @@ async fn main() -> anyhow::Result<()> {
                 (client, nats, Some(spawned))
             }
         };
-    let nats = async_nats::connect(&nats_url)
+    let login = args.nats_auth.load().map_err(anyhow::Error::msg)?;
+    let nats = login
+        .apply(async_nats::ConnectOptions::new().name("load"))
+        .connect(server_addrs(&nats_url)?)
         .await
-        .context("connecting to NATS")?;
+        .with_context(|| format!("connecting to NATS at {}", redact_url(&nats_url)))?;
     eprintln!("opening {} accounts", args.accounts);
     let accounts = load::open_accounts(&client, args.accounts).await?;
     let options = LoadOptions {
@@ -88,6 +106,16 @@ async fn main() -> anyhow::Result<()> {
     );
     let report = load::run(&client, &nats, &accounts, &options).await?;
     println!("{}", report.summary());
+    if args.check {
+        let views = invariants::settled(&client, &accounts, options.settle_timeout).await?;
+        invariants::check(&views)?;
+        let entries: usize = views.iter().map(|v| v.ledger.len()).sum();
+        println!(
+            "invariants hold on {} accounts ({entries} ledger entries): every transaction \
+             settled once, numbers 1..n, balance = replay, never negative",
+            views.len()
+        );
+    }
     Ok(())
 }
 
@@ -128,8 +156,12 @@ async fn spawn(args: &Args) -> anyhow::Result<(Client, String, Spawned)> {
     }
     let transaction =
         ServiceProcess::start(&sibling("transaction-service")?, &env(&transaction_db))?;
-    let client = Client::new(&services[0].url(), &transaction.url())?;
     services.push(transaction);
+    for service in &services {
+        service.wait_ready(READY_BOUND).await?;
+    }
+    let transaction = services.last().context("no transaction service")?;
+    let client = Client::new(&services[0].url(), &transaction.url())?;
     let nats = broker.url();
     Ok((
         client,
