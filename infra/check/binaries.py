@@ -2,15 +2,16 @@
 
 - `Binaries` finds (and, in a Cargo workspace, builds with `cargo build`) the host binary of each
   image target, and reads the environment variables it accepts from its `--help`
-  (`[env: NAME=]`, printed by clap for each flag that has one).
+  (`[env: NAME=]`, or `[env: NAME]` for hidden values, printed by clap for each flag with one).
 - `check_probe_paths` starts each of our containers' binaries on the host, with the container's
   args, env and volumes, inside a network and mount namespace of its own (`netns_run.py`, as root),
   and sends each probe: an httpGet probe passes unless nothing listens on the port, the answer is
   404, or the answer is exactly (status and body) what the binary answers to a path no server
   serves (a service still starting answers every path but its own /healthz and /readyz with the
-  same 503 "starting"); a tcpSocket probe passes when the port accepts. The databases and the broker are
-  unreachable in there, which is fine: the services bind HTTP first and answer /healthz 200 and
-  /readyz 503 while they retry. Third-party images are not run (the output says so).
+  same 503 "starting"); a tcpSocket probe passes when the port accepts. The databases and the
+  broker are unreachable in there, which is fine: the services bind HTTP first and answer
+  /healthz 200 and /readyz 503 while they retry. Third-party images are not run (a note says so).
+  The image's ENTRYPOINT, CMD, ENV and WORKDIR come from its Dockerfile stage.
 """
 
 from __future__ import annotations
@@ -94,10 +95,13 @@ class Binaries:
             if p is None:
                 self._env[name] = None
             else:
+                # A clean environment, so clap prints no values (`[env: NAME=]`); with
+                # hide_env_values it prints `[env: NAME]`.
                 proc = subprocess.run([str(p), "--help"], capture_output=True, text=True,
-                                      check=False, timeout=30)
+                                      check=False, timeout=30, env={"PATH": os.defpath})
                 text = proc.stdout + proc.stderr
-                self._env[name] = set(re.findall(r"\[env:\s*([A-Za-z_][A-Za-z0-9_]*)=", text))
+                names = re.findall(r"\[env:\s*([A-Za-z_][A-Za-z0-9_]*)[=\]]", text)
+                self._env[name] = set(names)
         return self._env[name]
 
 
@@ -133,6 +137,12 @@ def check_probe_paths(ctx) -> list[tuple[str, str]]:
                 for render, label, probe_labels in users:
                     for message in judge(request, answer, probe_labels):
                         failures.append((render, f"{label}: {message}"))
+                    if ctx.verbose:
+                        answers = ", ".join(
+                            f"{p} -> {r.get('status', r.get('error', r.get('exited')))}"
+                            for p, r in zip(probe_labels, answer.get("probes") or []))
+                        ctx.note("probe-paths", render, f"{label}: ran `{shown(request)}`: "
+                                 f"{answers}")
         remove_created(created)
     return failures
 
@@ -262,7 +272,8 @@ def volume_files(resources: list, vol: dict) -> dict:
                 m.find(resources, "ConfigMap", src["configMap"].get("name")))
         elif "secret" in src:
             ref = src["secret"]
-            data = m.text_data(m.find(resources, "Secret", ref.get("secretName") or ref.get("name")))
+            name = ref.get("secretName") or ref.get("name")
+            data = m.text_data(m.find(resources, "Secret", name))
         else:
             continue
         items = ref.get("items")
@@ -290,7 +301,7 @@ def run_isolated(request: dict) -> dict:
 def judge(request: dict, answer: dict, labels: list[str]) -> list[str]:
     """Failure messages for one run's probes."""
     name = Path(request["argv"][0]).name
-    started = f"started as `{' '.join([name] + request['argv'][1:])}`"
+    started = f"started as `{shown(request)}`"
     log = "\n      ".join(ANSI.sub("", answer.get("log", "")).strip().splitlines()[-8:])
     if answer.get("setup_error"):
         return [f"could not run {name}: {answer['setup_error']}"]
@@ -311,6 +322,11 @@ def judge(request: dict, answer: dict, labels: list[str]) -> list[str]:
         elif status is None:
             failures.append(f"{label}: {result.get('error')}; {started}")
     return failures
+
+
+def shown(request: dict) -> str:
+    """The command line of a run, with the binary's name instead of its host path."""
+    return " ".join([Path(request["argv"][0]).name] + request["argv"][1:])
 
 
 def remove_created(paths: list[str]) -> None:

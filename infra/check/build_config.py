@@ -94,13 +94,15 @@ def artifacts(root: Path, docs: list[dict]) -> list[Artifact]:
             if isinstance(prof, dict):
                 builds.append((f"profile {prof.get('name')}", prof.get("build")))
         for where, build in builds:
-            for art in (build or {}).get("artifacts") or [] if isinstance(build, dict) else []:
+            listed = build.get("artifacts") if isinstance(build, dict) else None
+            for art in listed or []:
                 if not isinstance(art, dict) or "image" not in art:
                     continue
                 context = root / art.get("context", ".")
                 docker = art.get("docker") if isinstance(art.get("docker"), dict) else {}
                 dockerfile = context / docker.get("dockerfile", "Dockerfile")
-                found.append(Artifact(art["image"], context, dockerfile, docker.get("target"), where))
+                target = docker.get("target")
+                found.append(Artifact(art["image"], context, dockerfile, target, where))
     return found
 
 
@@ -208,11 +210,13 @@ def check_skaffold_refs(root: Path, docs: list[dict]) -> list[str]:
 
 
 def dockerfiles(root: Path, docs: list[dict] | None) -> list[Path]:
-    """Every Dockerfile under infra/ plus every one skaffold names, each once."""
+    """Every Dockerfile under infra/ (but infra/check) and every one skaffold names, once each."""
     found = set()
     infra = root / "infra"
     if infra.is_dir():
         for p in infra.rglob("*"):
+            if (infra / "check") in p.parents:
+                continue  # the checks' own fixture
             if p.is_file() and (p.name == "Dockerfile" or p.name.startswith("Dockerfile.")):
                 found.add(p.resolve())
     for art in artifacts(root, docs or []):

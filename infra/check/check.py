@@ -12,7 +12,7 @@ and the overlays built on it) is printed once with every render it is in. The ch
     render             every kustomization (infra/k8s/base, infra/k8s/overlays/*) renders
     kubernetes-schema  every rendered resource is valid, strictly, for Kubernetes 1.32
     skaffold-schema    skaffold.yaml is valid against the skaffold v4beta14 schema
-    skaffold-refs      skaffold's Dockerfiles exist, its targets are stages, its kustomize paths exist
+    skaffold-refs      skaffold's Dockerfiles, targets (stages) and kustomize paths exist
     hadolint           hadolint passes on the Dockerfiles
     images             every image is a skaffold artifact or an allowed third-party image
     probe-ports        every probe's port is a containerPort of its container
@@ -55,8 +55,9 @@ CHECKS = [
 class Context:
     """What the checks share: the repository, its renders, skaffold's artifacts, the binaries."""
 
-    def __init__(self, root: Path, bin_dir: Path | None):
+    def __init__(self, root: Path, bin_dir: Path | None, verbose: bool = False):
         self.root = root
+        self.verbose = verbose
         self.renders: list[m.Render] = []
         self.render_failures: list[tuple[str, str]] = []
         self.skaffold, self.skaffold_error = bc.load_skaffold(root)
@@ -85,26 +86,28 @@ class Context:
         return next((art for art in self.artifacts if art.image == repo), None)
 
     def binary_for(self, container: dict) -> str | None:
-        """The binary our image runs, None for a third-party image."""
+        """The binary our image runs (by its artifact's target, or, when that target is not a
+        stage, by its image name `bank-<binary>`), None for a third-party image."""
         art = self.artifact_for(container)
         if art is None:
             return None
         if art.target in b.TARGET_BINARIES:
             return b.TARGET_BINARIES[art.target][1]
-        if art.dockerfile.is_file() and art.target in bc.dockerfile_stages(art.dockerfile):
-            self.unknown_targets.append(
-                ("-", f"artifact {art.image}: target {art.target!r} runs no binary the checks "
-                 f"know (binaries.TARGET_BINARIES has {', '.join(b.TARGET_BINARIES)})"))
-        else:
-            self.note("env", "-", f"artifact {art.image}: its target {art.target!r} is not in "
-                      "its Dockerfile (skaffold-refs), so its binary is not checked")
+        is_stage = art.dockerfile.is_file() and art.target in bc.dockerfile_stages(art.dockerfile)
+        by_name = art.image.rsplit("/", 1)[-1].removeprefix("bank-")
+        if not is_stage and by_name in b.TARGET_BINARIES:
+            return b.TARGET_BINARIES[by_name][1]
+        self.unknown_targets.append(
+            ("-", f"artifact {art.image}: target {art.target!r} runs no binary the checks know "
+             f"(binaries.TARGET_BINARIES has {', '.join(b.TARGET_BINARIES)})"))
         return None
 
     def image_config(self, container: dict, binary: str) -> dict:
         """Entrypoint, cmd, env and workdir of the container's image, from its Dockerfile; when
         that is missing, the image is taken to run the binary with no arguments."""
         art = self.artifact_for(container)
-        if art and art.target and art.dockerfile.is_file():
+        if (art and art.target and art.dockerfile.is_file()
+                and art.target in bc.dockerfile_stages(art.dockerfile)):
             return bc.image_config(art.dockerfile, art.target)
         self.note("probe-paths", "-", f"{container.get('image')}: its Dockerfile target is "
                   f"missing; run as if its ENTRYPOINT were [{binary!r}]")
@@ -162,9 +165,9 @@ def group(failures: list[tuple[str, str]]) -> list[str]:
 
 
 def run_all(root: Path, bin_dir: Path | None = None, only: list[str] | None = None,
-            report=None) -> dict[str, tuple[list[str], list[str]]]:
+            report=None, verbose: bool = False) -> dict[str, tuple[list[str], list[str]]]:
     """Runs the checks; returns {check: (failure lines, note lines)}, calling `report` on each."""
-    ctx = Context(root.resolve(), bin_dir.resolve() if bin_dir else None)
+    ctx = Context(root.resolve(), bin_dir.resolve() if bin_dir else None, verbose)
     results = {}
     for name in only or CHECKS:
         t = time.monotonic()
@@ -194,9 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--binaries", type=Path, default=None,
                         help="directory with prebuilt host binaries (default: cargo build them "
                         "in --root and use target/debug)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say how each binary was run and what each probe got")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    results = run_all(args.root, args.binaries, args.only, report=print_result)
+    results = run_all(args.root, args.binaries, args.only, report=print_result,
+                      verbose=args.verbose)
     failed = [name for name, (failures, _) in results.items() if failures]
     took = f"{time.monotonic() - started:.1f}s"
     if failed:

@@ -8,7 +8,8 @@ Every test copies the repository's infra (infra/Dockerfile, .dockerignore, infra
 skaffold.yaml) into a temporary directory, breaks one thing, runs every check on the copy and
 asserts that exactly the expected check fails, with a message naming what is wrong. Where one of
 those parts is not in the repository yet, the copy takes it from `fixture/` beside this file
-(a minimal stand-in); INFRA_CHECK_FIXTURE=1 takes every part from there.
+(a minimal stand-in); INFRA_CHECK_FIXTURE=1 takes every part from there, and
+INFRA_CHECK_SOURCE=DIR takes them from another copy of the repository.
 
 The binaries are built once (`cargo build` of the five binaries in the repository), unless
 INFRA_CHECK_BINARIES names a directory with prebuilt ones.
@@ -41,9 +42,11 @@ PARTS = [
 
 
 def source_of(marker: str) -> Path:
-    """Where a part comes from: the repository when it has it, else the fixture."""
-    if os.environ.get("INFRA_CHECK_FIXTURE") != "1" and (REPO / marker).exists():
-        return REPO
+    """Where a part comes from: the repository (or INFRA_CHECK_SOURCE) when it has it, else the
+    fixture."""
+    source = Path(os.environ.get("INFRA_CHECK_SOURCE") or REPO)
+    if os.environ.get("INFRA_CHECK_FIXTURE") != "1" and (source / marker).exists():
+        return source
     return FIXTURE
 
 
@@ -102,11 +105,37 @@ class BrokenCopy:
             change(next(c for c in pod(doc) if c.get("image", "").split(":")[0] == image))
         self.edit_resource(has, apply)
 
+    def add_to_base(self, name: str, text: str) -> None:
+        """Adds a file of resources to the base kustomization."""
+        base = self.root / "infra/k8s/base"
+        (base / name).write_text(text)
+        path = base / "kustomization.yaml"
+        kustomization = yaml.safe_load(path.read_text())
+        kustomization.setdefault("resources", []).append(name)
+        path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+
     def edit_skaffold(self, change) -> None:
         path = self.root / "skaffold.yaml"
         docs = list(yaml.safe_load_all(path.read_text()))
         change(docs[0])
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+# Two APIs Kubernetes no longer serves (removed in 1.22 and 1.25), as a broken copy adds them.
+REMOVED_APIS = """\
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata: {name: legacy}
+spec:
+  backend: {serviceName: console, servicePort: 80}
+---
+apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata: {name: legacy}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: legacy}}
+"""
 
 
 def pod(doc: dict) -> list:
@@ -156,11 +185,11 @@ class OfflineChecks(unittest.TestCase):
         self.copy.edit_container("bank-account-service", lambda c: c.update(restartPolicyy="x"))
         self.assert_only("kubernetes-schema", "restartPolicyy", "was unexpected")
 
-    def test_a_removed_api_version_fails_the_kubernetes_schema(self):
-        def pdb(doc):
-            return doc["kind"] == "PodDisruptionBudget"
-        self.copy.edit_resource(pdb, lambda doc: doc.update(apiVersion="policy/v1beta1"))
-        self.assert_only("kubernetes-schema", "policy/v1beta1", "not served by Kubernetes 1.32")
+    def test_removed_api_versions_fail_the_kubernetes_schema(self):
+        self.copy.add_to_base("legacy.yaml", REMOVED_APIS)
+        self.assert_only("kubernetes-schema", "extensions/v1beta1 kind Ingress",
+                         "not served by Kubernetes 1.32")
+        self.assert_only("kubernetes-schema", "policy/v1beta1 kind PodDisruptionBudget")
 
     def test_a_schema_violation_in_skaffold_yaml_fails_the_skaffold_schema(self):
         self.copy.edit_skaffold(lambda doc: doc["build"]["artifacts"][0].update(dockr={}))
