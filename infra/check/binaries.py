@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import manifests as m
@@ -51,7 +52,9 @@ class Binaries:
         self.root = root
         self.bin_dir = bin_dir
         self.errors: list[str] = []
+        self._build_failed = False
         self._built = False
+        self.build_note: str | None = None
         self._env: dict[str, set | None] = {}
 
     def directory(self) -> Path:
@@ -68,15 +71,19 @@ class Binaries:
         self._built = True
         if not (self.root / "Cargo.toml").is_file():
             self.errors.append(f"{self.root} is not a Cargo workspace: pass --binaries DIR")
+            self._build_failed = True
             return
         cmd = ["cargo", "build", "--quiet"]
         for package, binary in TARGET_BINARIES.values():
             if binary in names:
                 cmd += ["-p", package, "--bin", binary]
+        started = time.monotonic()
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, check=False)
+        self.build_note = f"`{' '.join(cmd)}` took {time.monotonic() - started:.1f}s"
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
             self.errors.append(f"`{' '.join(cmd)}` failed:\n{tail}")
+            self._build_failed = True
 
     def path(self, name: str) -> Path | None:
         """The binary's path, or None (with the reason in `errors`)."""
@@ -84,7 +91,7 @@ class Binaries:
         if p.is_file() and os.access(p, os.X_OK):
             return p
         message = f"binary {name} not found at {p}"
-        if message not in self.errors:
+        if not self._build_failed and message not in self.errors:
             self.errors.append(message)
         return None
 

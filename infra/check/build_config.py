@@ -5,7 +5,8 @@
   version in its repository, `docs-v2/content/en/schemas/v4beta14.json`), so the check needs no
   network and nothing outside the repository.
 - `check_skaffold_refs`: every artifact's Dockerfile exists and its `target` is a stage of it,
-  and every kustomize path skaffold deploys exists.
+  and every kustomize path skaffold deploys exists; `check_port_forwards`: every port-forward to
+  a Service names a Service, and a port of it, that the deployed render has.
 - `check_hadolint`: hadolint on every Dockerfile under infra/ and every one skaffold names.
 - `dockerfile_stages` and `artifacts`: what the cross-checks need from both files.
 """
@@ -206,6 +207,42 @@ def check_skaffold_refs(root: Path, docs: list[dict]) -> list[str]:
     for where, p in kustomize_paths(docs):
         if not (root / p).is_dir():
             failures.append(f"{where}: kustomize path {p} does not exist")
+    return failures
+
+
+def check_port_forwards(root: Path, docs: list[dict], renders: dict) -> list[str]:
+    """Port-forwards to a Service that the deployed render lacks, or to a port it does not have.
+
+    `renders` maps a kustomization's resolved directory to its rendered resources; a profile
+    deploys its own kustomize paths (or the top level's) with its own portForward list (or the
+    top level's)."""
+    failures = []
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        top_paths = ((doc.get("manifests") or {}).get("kustomize") or {}).get("paths") or []
+        deployments = [("top level", top_paths, doc.get("portForward") or [])]
+        for prof in doc.get("profiles") or []:
+            paths = ((prof.get("manifests") or {}).get("kustomize") or {}).get("paths")
+            forwards = prof.get("portForward") or doc.get("portForward") or []
+            deployments.append((f"profile {prof.get('name')}", paths or top_paths, forwards))
+        for where, paths, forwards in deployments:
+            resources = [res for p in paths for res in renders.get((root / p).resolve(), [])]
+            if not resources:
+                continue
+            for fwd in forwards:
+                if str(fwd.get("resourceType", "")).lower() != "service":
+                    continue
+                name, port = fwd.get("resourceName"), fwd.get("port")
+                svc = next((r for r in resources if r.get("kind") == "Service"
+                            and (r.get("metadata") or {}).get("name") == name), None)
+                ports = [p.get("port") for p in ((svc or {}).get("spec") or {}).get("ports") or []]
+                if svc is None:
+                    failures.append(f"portForward to service {name} ({where}): "
+                                    f"{', '.join(paths)} renders no Service {name}")
+                elif port not in ports and port not in [str(p) for p in ports]:
+                    failures.append(f"portForward to service {name} port {port} ({where}): the "
+                                    f"Service has ports {', '.join(map(str, ports))}")
     return failures
 
 

@@ -12,7 +12,8 @@ and the overlays built on it) is printed once with every render it is in. The ch
     render             every kustomization (infra/k8s/base, infra/k8s/overlays/*) renders
     kubernetes-schema  every rendered resource is valid, strictly, for Kubernetes 1.32
     skaffold-schema    skaffold.yaml is valid against the skaffold v4beta14 schema
-    skaffold-refs      skaffold's Dockerfiles, targets (stages) and kustomize paths exist
+    skaffold-refs      skaffold's Dockerfiles, targets (stages), kustomize paths and
+                       port-forwarded Service ports exist
     hadolint           hadolint passes on the Dockerfiles
     images             every image is a skaffold artifact or an allowed third-party image
     probe-ports        every probe's port is a containerPort of its container
@@ -135,8 +136,12 @@ def run_check(name: str, ctx: Context) -> list[tuple[str, str]]:
     if name == "skaffold-schema":
         return no_skaffold or [("skaffold.yaml", f) for f in bc.check_skaffold_schema(ctx.skaffold)]
     if name == "skaffold-refs":
-        return no_skaffold or [("skaffold.yaml", f)
-                               for f in bc.check_skaffold_refs(ctx.root, ctx.skaffold)]
+        if no_skaffold:
+            return no_skaffold
+        renders = {r.path.resolve(): r.resources for r in ctx.renders}
+        found = bc.check_skaffold_refs(ctx.root, ctx.skaffold)
+        found += bc.check_port_forwards(ctx.root, ctx.skaffold, renders)
+        return [("skaffold.yaml", f) for f in found]
     if name == "hadolint":
         files = bc.dockerfiles(ctx.root, ctx.skaffold)
         return [("Dockerfile", f) for f in bc.check_hadolint(ctx.root, files)]
@@ -148,6 +153,8 @@ def run_check(name: str, ctx: Context) -> list[tuple[str, str]]:
         return cross.check_service_ports(ctx)
     if name in ("env", "probe-paths"):
         ctx.binaries.build(ctx.our_binaries())
+        if ctx.binaries.build_note and name == "env":
+            ctx.note(name, "-", ctx.binaries.build_note)
         found = cross.check_env(ctx) if name == "env" else b.check_probe_paths(ctx)
         return [("binaries", e) for e in ctx.binaries.errors] + ctx.unknown_targets + found
     raise ValueError(name)

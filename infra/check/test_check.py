@@ -218,6 +218,17 @@ class OfflineChecks(unittest.TestCase):
             lambda doc: doc["build"]["artifacts"][0]["docker"].update(target="no-such-stage"))
         self.assert_only("skaffold-refs", "'no-such-stage' is not a stage")
 
+    def test_a_port_forward_to_a_port_the_service_lacks_fails_skaffold_refs(self):
+        self.copy.edit_skaffold(lambda doc: doc["portForward"][0].update(port=9997))
+        self.assert_only("skaffold-refs", "port 9997", "the Service has ports")
+
+    def test_an_overlay_that_does_not_render_fails_render(self):
+        path = self.copy.root / "infra/k8s/overlays/dev/kustomization.yaml"
+        kustomization = yaml.safe_load(path.read_text())
+        kustomization.setdefault("resources", []).append("no-such-file.yaml")
+        path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        self.assert_only("render", "overlays/dev", "no-such-file.yaml")
+
     def test_a_probe_port_that_is_no_container_port_fails_probe_ports(self):
         self.copy.edit_container("bank-transaction-service",
                                  lambda c: http_probe(c).update(port=9999))
