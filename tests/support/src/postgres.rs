@@ -255,7 +255,7 @@ mod docker {
     use anyhow::Context;
     use testcontainers_modules::postgres::Postgres;
     use testcontainers_modules::testcontainers::runners::SyncRunner;
-    use testcontainers_modules::testcontainers::{Container, ImageExt};
+    use testcontainers_modules::testcontainers::{Container, Image, ImageExt};
 
     use super::Server;
 
@@ -284,7 +284,9 @@ mod docker {
     pub fn start(engine: &str) -> anyhow::Result<Server> {
         let engine = engine.to_owned();
         let container = std::thread::spawn(move || {
-            Postgres::default()
+            let image = Postgres::default();
+            let name = format!("{}:{}", image.name(), image.tag());
+            image
                 .with_host_auth()
                 .with_cmd([
                     "postgres",
@@ -296,7 +298,12 @@ mod docker {
                     "synchronous_commit=off",
                 ])
                 .start()
-                .with_context(|| format!("starting a postgres container on {engine}"))
+                .with_context(|| {
+                    format!(
+                        "starting a {name} container on {engine} (where no registry can be \
+                         reached, infra/offline/postgres-image.sh makes that image locally)"
+                    )
+                })
         })
         .join()
         .map_err(|_| anyhow::anyhow!("the container start panicked"))??;
@@ -312,10 +319,13 @@ mod docker {
         })
     }
 
+    /// Removes the container (and its anonymous volumes) at exit. On a thread of its own: by the
+    /// time `atexit` handlers run, the main thread's thread-locals, tokio's among them, are gone,
+    /// and the blocking runner panics without them.
     extern "C" fn remove_at_exit() {
         let container = CONTAINER.lock().ok().and_then(|mut c| c.take());
         if let Some(container) = container {
-            let _ = container.rm();
+            let _ = std::thread::spawn(move || container.rm()).join();
         }
     }
 }
