@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import json
 import os
 import re
@@ -40,6 +41,9 @@ TARGET_BINARIES = {
     "console": ("console", "console"),
     "load": ("e2e-tests", "load"),
 }
+
+# Held while binaries run, so that two check runs on one machine take turns.
+LOCK_FILE = Path(tempfile.gettempdir()) / "infra-check-probe-paths.lock"
 
 # How long a binary gets to listen on a probe's port.
 START_TIMEOUT = 30
@@ -114,44 +118,47 @@ class Binaries:
 
 def check_probe_paths(ctx) -> list[tuple[str, str]]:
     """Probe paths and ports our binaries do not serve, per render."""
-    runs = {}  # request key -> (request, [(render, label, [probe labels])])
-    failures = []
     with tempfile.TemporaryDirectory(prefix="infra-check-") as scratch:
-        count = 0
-        for r in ctx.renders:
-            for res, spec in m.pod_specs(r.resources):
-                for c in m.containers(spec):
-                    count += 1
-                    plan = plan_run(ctx, r, res, spec, c, Path(scratch) / f"run{count}")
-                    if plan is None:
-                        continue
-                    label = f"{m.ref(res)} container {c.get('name')}"
-                    if isinstance(plan, str):
-                        failures.append((r.name, f"{label}: {plan}"))
-                        continue
-                    request, labels = plan
-                    key = json.dumps(request_key(request), sort_keys=True)
-                    runs.setdefault(key, (request, []))[1].append((r.name, label, labels))
+        runs, failures = plan_runs(ctx, Path(scratch))
         if not runs:
             return failures
         if os.geteuid() != 0:
             return failures + [("-", "probe paths need root (unshare --net --mount): run as root")]
-        created = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-            answers = pool.map(run_isolated, [req for req, _ in runs.values()])
-            for (request, users), answer in zip(runs.values(), answers):
-                created += answer.get("created") or []
-                for render, label, probe_labels in users:
-                    for message in judge(request, answer, probe_labels):
-                        failures.append((render, f"{label}: {message}"))
-                    if ctx.verbose:
-                        answers = ", ".join(
-                            f"{p} -> {r.get('status', r.get('error', r.get('exited')))}"
-                            for p, r in zip(probe_labels, answer.get("probes") or []))
-                        ctx.note("probe-paths", render, f"{label}: ran `{shown(request)}`: "
-                                 f"{answers}")
-        remove_created(created)
+        # One check run at a time on a machine: a run removes the mount points it created on
+        # the host, which must not pull them from under another run's namespaces.
+        with open(LOCK_FILE, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+                answers = list(pool.map(run_isolated, [req for req, _ in runs.values()]))
+            remove_created([p for a in answers for p in a.get("created") or []])
+    for (request, users), answer in zip(runs.values(), answers):
+        for render, label, probe_labels in users:
+            for message in judge(request, answer, probe_labels):
+                failures.append((render, f"{label}: {message}"))
+            if ctx.verbose:
+                got = ", ".join(f"{p} -> {r.get('status', r.get('error', r.get('exited')))}"
+                                for p, r in zip(probe_labels, answer.get("probes") or []))
+                ctx.note("probe-paths", render, f"{label}: ran `{shown(request)}`: {got}")
     return failures
+
+
+def plan_runs(ctx, scratch: Path):
+    """The runs to make, {key: (request, [(render, label, probe labels)])} with identical
+    containers (the base's, in every overlay) run once, and the containers that cannot run."""
+    runs, failures, count = {}, [], 0
+    for r in ctx.renders:
+        for res, spec in m.pod_specs(r.resources):
+            for c in m.containers(spec):
+                count += 1
+                plan = plan_run(ctx, r, res, spec, c, scratch / f"run{count}")
+                label = f"{m.ref(res)} container {c.get('name')}"
+                if isinstance(plan, str):
+                    failures.append((r.name, f"{label}: {plan}"))
+                elif plan is not None:
+                    request, labels = plan
+                    key = json.dumps(request_key(request), sort_keys=True)
+                    runs.setdefault(key, (request, []))[1].append((r.name, label, labels))
+    return runs, failures
 
 
 def request_key(request: dict) -> dict:
@@ -320,14 +327,14 @@ def judge(request: dict, answer: dict, labels: list[str]) -> list[str]:
     for label, result in zip(labels, answer.get("probes") or []):
         status = result.get("status")
         unknown = result.get("unknown") or {}
-        if status == 404:
+        if status is None:
+            failures.append(f"{label}: {result.get('error')}; {started}")
+        elif status == 404:
             failures.append(f"{label}: {name} answers 404 (it does not serve that path)")
         elif unknown.get("status") == status and unknown.get("body") == result.get("body"):
             failures.append(f"{label}: {name} answers it exactly as it answers a path it does not "
                             f"serve ({status} {result.get('body', '')[:120]!r}): not one of its "
                             "routes")
-        elif status is None:
-            failures.append(f"{label}: {result.get('error')}; {started}")
     return failures
 
 

@@ -253,6 +253,13 @@ class OfflineChecks(unittest.TestCase):
         self.copy.edit_container("bank-console", lambda c: http_probe(c).update(path="/ready"))
         self.assert_only("probe-paths", "/ready", "console answers 404")
 
+    def test_a_service_listening_elsewhere_than_its_probe_port_fails_probe_paths(self):
+        def listen_elsewhere(c):
+            env = [e for e in c.get("env") or [] if e["name"] != "HTTP_ADDR"]
+            c["env"] = env + [{"name": "HTTP_ADDR", "value": "0.0.0.0:8099"}]
+        self.copy.edit_container("bank-transaction-service", listen_elsewhere)
+        self.assert_only("probe-paths", "nothing listens on port", "listens on 8099")
+
     def test_a_probe_path_a_starting_service_does_not_serve_fails_probe_paths(self):
         # While it waits for its database and broker, a service answers every path but its
         # own /healthz and /readyz with one 503 "starting": the probe gets no 404, yet the
