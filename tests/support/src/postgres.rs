@@ -1,8 +1,19 @@
 //! A throwaway PostgreSQL for tests, once per test binary, stopped at exit: `TEST_DATABASE_URL`
 //! when set; otherwise a `postgres` container (testcontainers) when a Docker engine answers;
-//! otherwise a local cluster made with `initdb` and started with `pg_ctl` on a free port.
-//! `TEST_POSTGRES=local` skips the container, `TEST_POSTGRES=docker` insists on it. Each test
-//! gets its own database (`test_<random>`).
+//! otherwise, or when the container does not start, a local cluster made with `initdb` and
+//! started with `pg_ctl` on a free port. `TEST_POSTGRES=local` skips the container,
+//! `TEST_POSTGRES=docker` insists on it (CI sets it, so a broken container path fails rather than
+//! falling back). Each test gets its own database (`test_<random>`).
+//!
+//! The container is testcontainers-modules' `Postgres` with its default image,
+//! `postgres:11-alpine`, which the engine pulls where a registry answers. Where none does (CI),
+//! `infra/offline/postgres-image.sh` builds a local image under that tag first: Debian bookworm's
+//! PostgreSQL 15 with an entry point like the official image's, so this code is the same online
+//! and offline. testcontainers-rs starts no reaper container (no Ryuk to pull or turn off): this
+//! module removes its container at exit, and a binary killed before that leaves it behind
+//! (`docker ps --filter label=org.testcontainers.managed-by=testcontainers`). bollard 0.20
+//! sends its requests without an API version in the path, so the engine answers at its own
+//! version: Debian's dockerd 20.10 (API 1.41) works although bollard's stubs are for 1.52.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -47,6 +58,28 @@ fn server() -> anyhow::Result<String> {
         .map_err(|err| anyhow::anyhow!("no PostgreSQL for tests: {err}"))
 }
 
+/// Which server `TEST_POSTGRES` asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Unset: a container where a Docker engine answers and one starts, else a local cluster.
+    Auto,
+    /// `local`: a local cluster, never a container.
+    Local,
+    /// `docker`: a container, or an error.
+    Docker,
+}
+
+impl Mode {
+    fn from_env() -> anyhow::Result<Mode> {
+        match std::env::var("TEST_POSTGRES").as_deref() {
+            Err(_) | Ok("") => Ok(Mode::Auto),
+            Ok("local") => Ok(Mode::Local),
+            Ok("docker") => Ok(Mode::Docker),
+            Ok(other) => bail!("TEST_POSTGRES={other}: expected local or docker"),
+        }
+    }
+}
+
 fn start() -> anyhow::Result<Server> {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
         let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
@@ -54,14 +87,27 @@ fn start() -> anyhow::Result<Server> {
             base_url: base.to_owned(),
         });
     }
-    let mode = std::env::var("TEST_POSTGRES").unwrap_or_default();
-    if mode != "local" {
-        match docker::engine() {
-            Some(engine) => return docker::start(&engine),
-            None if mode == "docker" => bail!("TEST_POSTGRES=docker, but no Docker engine answers"),
-            None => {}
+    let mode = Mode::from_env()?;
+    if mode != Mode::Local {
+        match (docker::engine(), mode) {
+            (Some(engine), Mode::Docker) => return docker::start(&engine),
+            (Some(engine), _) => match docker::start(&engine) {
+                Ok(server) => return Ok(server),
+                Err(err) => eprintln!(
+                    "note: {err:#}; using a local initdb cluster instead \
+                     (TEST_POSTGRES=docker makes this an error)"
+                ),
+            },
+            (None, Mode::Docker) => bail!("TEST_POSTGRES=docker, but no Docker engine answers"),
+            (None, _) => {}
         }
     }
+    start_local()
+}
+
+/// A cluster made with `initdb` in a temporary directory and started with `pg_ctl` on a free
+/// port; stopped and deleted at exit.
+fn start_local() -> anyhow::Result<Server> {
     let bin = postgres_bin_dir()?;
     let dir = tempfile::Builder::new()
         .prefix("pg-test-")
