@@ -65,17 +65,21 @@ CFG
   printf '%s\n' "deb $MIRROR $SUITE main" >"$dir/etc/apt/sources.list"
 }
 
-# rust_toolchain DIR: the host's default toolchain and rustup, laid out as the official image
+# rust_toolchain DIR NAME: the host's toolchain NAME and rustup, laid out as the official image
 # has them (DIR/usr/local/rustup, DIR/usr/local/cargo/bin).
 rust_toolchain() {
-  local dir=$1 rustup_home=${RUSTUP_HOME:-$HOME/.rustup} cargo_home=${CARGO_HOME:-$HOME/.cargo}
-  local name source
-  name=$(rustup default | awk '{print $1}')
+  local dir=$1 name=$2 rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+  local cargo_home=${CARGO_HOME:-$HOME/.cargo} source
   source=$(readlink -f "$rustup_home/toolchains/$name")
   mkdir -p "$dir/usr/local/rustup/toolchains/$name" "$dir/usr/local/cargo/bin"
-  tar -C "$source" --exclude=./share/doc -cf - . | tar -C "$dir/usr/local/rustup/toolchains/$name" -xf -
-  printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\nauto_self_update = "disable"\n' \
-    "$name" >"$dir/usr/local/rustup/settings.toml"
+  tar -C "$source" --exclude=./share/doc -cf - . \
+    | tar -C "$dir/usr/local/rustup/toolchains/$name" -xf -
+  cat >"$dir/usr/local/rustup/settings.toml" <<TOML
+version = "12"
+default_toolchain = "$name"
+profile = "minimal"
+auto_self_update = "disable"
+TOML
   cp "$cargo_home/bin/rustup" "$dir/usr/local/cargo/bin/rustup"
   for tool in cargo cargo-clippy cargo-fmt clippy-driver rustc rustdoc rustfmt; do
     ln -sf rustup "$dir/usr/local/cargo/bin/$tool"
@@ -100,8 +104,10 @@ else
   rootfs_tarball bookworm-build gcc,libc6-dev,pkg-config,ca-certificates
   staging=$(mktemp -d "$CACHE/rust.XXXXXX")
   trap 'rm -rf "$staging" "$staging.tar"' EXIT
-  rust_toolchain "$staging"
-  version=$("$staging"/usr/local/rustup/toolchains/*/bin/rustc --version | awk '{print $2}')
+  toolchain=$(rustup default | awk '{print $1}')
+  rust_toolchain "$staging" "$toolchain"
+  version=$("$staging/usr/local/rustup/toolchains/$toolchain/bin/rustc" --version)
+  version=$(awk '{print $2}' <<<"$version")
   log "importing $RUST_IMAGE (Rust $version)"
   # One tarball, one layer: a copy of the root file system with the toolchain appended.
   cp "$CACHE/bookworm-build.tar" "$staging.tar"
