@@ -337,7 +337,8 @@ def main() -> int:
             check_published(stack)
             check_permissions(stack)
             run_load(stack, args.transactions, args.accounts)
-            for pod in reversed(all_pods):
+            # Clients first, then what they depend on: Deployments, then StatefulSets.
+            for pod in sorted(all_pods, key=lambda p: p.kind == "StatefulSet"):
                 began = time.monotonic()
                 stack.stop(pod)
                 log(f"{pod.name} stopped in {time.monotonic() - began:.1f}s")
