@@ -149,6 +149,11 @@ def check_env(ctx) -> list[tuple[str, str]]:
                 binary = ctx.binary_for(c)
                 if binary is None:
                     continue
+                command = c.get("command") or []
+                if command and command[0].rsplit("/", 1)[-1] != binary:
+                    ctx.note("env", r.name, f"{m.ref(res)} container {c.get('name')}: runs "
+                             f"{command[0]}, not {binary}: its variables are not checked")
+                    continue
                 reads = ctx.binaries.env_vars(binary)
                 if reads is None:
                     continue  # the binary could not be had; check_binaries says so
