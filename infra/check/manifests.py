@@ -13,6 +13,7 @@ and so does a kind/apiVersion the Kubernetes version no longer serves (a removed
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,28 +203,34 @@ def text_data(obj: dict | None) -> dict:
 
 
 def check_kubernetes_schema(renders: list[Render]) -> list[tuple[str, str]]:
-    """Validates every rendered resource, strictly; returns (render, message) per failure."""
-    import kubernetes_validate as kv  # imported here so --help works without it
-
+    """Validates every rendered resource, strictly; returns (render, message) per failure.
+    A resource the base and its overlays render alike is validated once."""
     failures = []
+    verdicts: dict[str, str | None] = {}
     for r in renders:
         for res in r.resources:
             if not isinstance(res, dict) or "kind" not in res or "apiVersion" not in res:
                 failures.append((r.name, f"a document without kind/apiVersion: {str(res)[:80]}"))
                 continue
-            try:
-                kv.validate(res, KUBERNETES_VERSION, strict=True)
-            except kv.ValidationError as err:
-                where = ".".join(str(p) for p in err.path) or "(top level)"
-                failures.append((r.name, f"{ref(res)}: {where}: {err.message}"))
-            except kv.SchemaNotFoundError:
-                failures.append(
-                    (
-                        r.name,
-                        f"{ref(res)}: apiVersion {res['apiVersion']} kind {res['kind']} is not "
-                        f"served by Kubernetes {KUBERNETES_VERSION} (a removed or unknown API; "
-                        "use the current apiVersion, e.g. networking.k8s.io/v1 Ingress, "
-                        "policy/v1 PodDisruptionBudget)",
-                    )
-                )
+            key = json.dumps(res, sort_keys=True, default=str)
+            if key not in verdicts:
+                verdicts[key] = schema_error(res)
+            if verdicts[key]:
+                failures.append((r.name, f"{ref(res)}: {verdicts[key]}"))
     return failures
+
+
+def schema_error(res: dict) -> str | None:
+    """Why one resource is not valid for KUBERNETES_VERSION in strict mode, or None."""
+    import kubernetes_validate as kv  # imported here so --help works without it
+
+    try:
+        kv.validate(res, KUBERNETES_VERSION, strict=True)
+    except kv.ValidationError as err:
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        return f"{where}: {err.message}"
+    except kv.SchemaNotFoundError:
+        return (f"apiVersion {res['apiVersion']} kind {res['kind']} is not served by Kubernetes "
+                f"{KUBERNETES_VERSION} (a removed or unknown API; use the current apiVersion, "
+                "e.g. networking.k8s.io/v1 Ingress, policy/v1 PodDisruptionBudget)")
+    return None
