@@ -59,6 +59,8 @@ class Binaries:
         self._build_failed = False
         self._built = False
         self.build_note: str | None = None
+        self.stale: list[str] = []
+        self._newest: tuple[float, str] | None | bool = False
         self._env: dict[str, set | None] = {}
 
     def directory(self) -> Path:
@@ -93,11 +95,33 @@ class Binaries:
         """The binary's path, or None (with the reason in `errors`)."""
         p = self.directory() / name
         if p.is_file() and os.access(p, os.X_OK):
+            newer = self.newest_source()
+            if self.bin_dir is not None and newer and newer[0] > p.stat().st_mtime:
+                note = (f"{p} is older than {newer[1]}: with --binaries, rebuild first or the "
+                        "answers may be stale")
+                if note not in self.stale:
+                    self.stale.append(note)
             return p
         message = f"binary {name} not found at {p}"
         if not self._build_failed and message not in self.errors:
             self.errors.append(message)
         return None
+
+    def newest_source(self) -> tuple[float, str] | None:
+        """(mtime, path) of the workspace's most recently changed Rust source or manifest."""
+        if self._newest is False:
+            self._newest = None
+            if (self.root / "Cargo.toml").is_file():
+                for dirpath, dirnames, filenames in os.walk(self.root):
+                    dirnames[:] = [d for d in dirnames if d not in ("target", ".git", "infra")]
+                    for f in filenames:
+                        if f.endswith(".rs") or f in ("Cargo.toml", "Cargo.lock"):
+                            path = os.path.join(dirpath, f)
+                            mtime = os.stat(path).st_mtime
+                            if self._newest is None or mtime > self._newest[0]:
+                                rel = os.path.relpath(path, self.root)
+                                self._newest = (mtime, rel)
+        return self._newest
 
     def env_vars(self, name: str) -> set | None:
         """The variables `<name> --help` lists as `[env: NAME=]`; None if it cannot be run."""

@@ -158,6 +158,8 @@ def run_check(name: str, ctx: Context) -> list[tuple[str, str]]:
         if ctx.binaries.build_note and name == "env":
             ctx.note(name, "-", ctx.binaries.build_note)
         found = cross.check_env(ctx) if name == "env" else b.check_probe_paths(ctx)
+        for stale in ctx.binaries.stale:
+            ctx.note(name, "-", stale)
         return [("binaries", e) for e in ctx.binaries.errors] + ctx.unknown_targets + found
     raise ValueError(name)
 
