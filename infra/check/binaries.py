@@ -186,13 +186,21 @@ def plan_runs(ctx, scratch: Path):
 
 
 def request_key(request: dict) -> dict:
-    """A run request without its scratch paths, so identical containers run once."""
+    """A run request with its scratch paths replaced by what they hold, so identical
+    containers run once."""
     key = dict(request)
-    key["mounts"] = [(mnt["target"], sorted(os.listdir(mnt["source"]))
-                      if os.path.isdir(mnt["source"]) else mnt["target"])
-                     for mnt in request["mounts"]]
+    key["mounts"] = [(mnt["target"], tree(Path(mnt["source"]))) for mnt in request["mounts"]]
     key["argv"] = [Path(a).name if i == 0 else a for i, a in enumerate(request["argv"])]
+    key.pop("cwd")  # a scratch directory where the image's is /; "workdir" stays
     return key
+
+
+def tree(path: Path) -> dict | str:
+    """A scratch file's text, or a directory's files and their texts."""
+    if path.is_file():
+        return path.read_text(errors="replace")
+    return {str(p.relative_to(path)): p.read_text(errors="replace")
+            for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def plan_run(ctx, render, res, spec, c, scratch: Path):
@@ -208,19 +216,8 @@ def plan_run(ctx, render, res, spec, c, scratch: Path):
                  f"{c.get('image')} is not built here, its probes are not run")
         return None
     path = ctx.binaries.path(binary)
-    if path is None:
-        return None
-    probes, labels = [], []
-    for where, handler, (kind, port) in handlers:
-        number = m.resolve_port(c, port)
-        if number is None:
-            continue  # probe-ports reports it
-        body = handler[kind]
-        headers = {h["name"]: h.get("value", "") for h in body.get("httpHeaders") or []}
-        probes.append({"kind": kind, "port": number, "path": body.get("path"),
-                       "headers": headers})
-        labels.append(f"{where} {kind} {body.get('path', '')} on port {port!r}".replace("  ", " "))
-    if not probes:
+    probes, labels = probe_requests(c, handlers)
+    if path is None or not probes:
         return None
     image = ctx.image_config(c, binary)
     env = dict(image["env"])
@@ -235,15 +232,30 @@ def plan_run(ctx, render, res, spec, c, scratch: Path):
     argv[0] = str(path)
     scratch.mkdir(parents=True)
     mounts = volume_mounts(render.resources, res, spec, c, scratch)
-    workdir = c.get("workingDir") or image["workdir"]
+    workdir = cwd = c.get("workingDir") or image["workdir"]
     (scratch / "workdir").mkdir()
     if workdir == "/":
-        workdir = str(scratch / "workdir")  # the host's / is not the image's
+        cwd = str(scratch / "workdir")  # the host's / is not the image's
     elif workdir not in (mnt["target"] for mnt in mounts):
         mounts.append({"source": str(scratch / "workdir"), "target": workdir})
-    request = {"argv": argv, "env": env, "cwd": workdir, "mounts": mounts, "probes": probes,
-               "timeout": START_TIMEOUT}
+    request = {"argv": argv, "env": env, "cwd": cwd, "workdir": workdir, "mounts": mounts,
+               "probes": probes, "timeout": START_TIMEOUT}
     return request, labels
+
+
+def probe_requests(c: dict, handlers: list) -> tuple[list[dict], list[str]]:
+    """What netns_run sends for each probe whose port resolves, and a label for each."""
+    probes, labels = [], []
+    for where, handler, (kind, port) in handlers:
+        number = m.resolve_port(c, port)
+        if number is None:
+            continue  # probe-ports reports it
+        body = handler[kind]
+        headers = {h["name"]: h.get("value", "") for h in body.get("httpHeaders") or []}
+        probes.append({"kind": kind, "port": number, "path": body.get("path"),
+                       "headers": headers})
+        labels.append(f"{where} {kind} {body.get('path', '')} on port {port!r}".replace("  ", " "))
+    return probes, labels
 
 
 def container_env(resources: list, res: dict, c: dict) -> dict:
