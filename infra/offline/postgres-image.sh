@@ -20,6 +20,8 @@ SUITE=bookworm
 PG_MAJOR=15
 IMAGE=postgres:11-alpine
 HONEST_IMAGE=bank-offline/postgres:$PG_MAJOR-$SUITE
+# The image infra/k8s/base/postgres names; the container run of the manifests uses this one.
+MANIFEST_IMAGE=postgres:$PG_MAJOR-$SUITE
 ROOTFS_IMAGE=bank-offline/postgresql-rootfs:$PG_MAJOR-$SUITE
 ROOTFS=$CACHE/$SUITE-postgresql-$PG_MAJOR.tar
 FORCE=${FORCE:-0}
@@ -65,7 +67,8 @@ package_version() {
         found && $1 == "Version:" { print $2; found = 0 }'
 }
 
-if have_image "$IMAGE"; then
+if have_image "$IMAGE" && have_image "$MANIFEST_IMAGE" \
+  && [[ $($DOCKER run --rm --entrypoint id "$IMAGE" -u postgres) == 999 ]]; then
   log "$IMAGE is there ($($DOCKER image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}}' "$IMAGE"))"
   exit 0
 fi
@@ -78,12 +81,12 @@ old_id=$($DOCKER image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 log "importing $ROOTFS_IMAGE"
 $DOCKER import --change 'CMD ["bash"]' "$ROOTFS" "$ROOTFS_IMAGE" >/dev/null
 
-log "building $IMAGE and $HONEST_IMAGE (PostgreSQL $version)"
+log "building $IMAGE, $MANIFEST_IMAGE and $HONEST_IMAGE (PostgreSQL $version)"
 DOCKER_BUILDKIT=1 $DOCKER build --progress=plain \
   --build-arg BASE_IMAGE="$ROOTFS_IMAGE" \
   --build-arg PG_MAJOR="$PG_MAJOR" \
   --build-arg PG_VERSION="$version" \
-  -t "$IMAGE" -t "$HONEST_IMAGE" "$here/postgres" >"$CACHE/postgres-image.build.log" 2>&1 \
+  -t "$IMAGE" -t "$HONEST_IMAGE" -t "$MANIFEST_IMAGE" "$here/postgres" >"$CACHE/postgres-image.build.log" 2>&1 \
   || { tail -n 30 "$CACHE/postgres-image.build.log" >&2; exit 1; }
 # The root file system stays in the image's first layer; its own tag is not needed, nor is the
 # image FORCE=1 replaced (kept if a container still uses it).

@@ -196,7 +196,10 @@ impl Foundation {
     ) -> Result<(async_nats::Client, jetstream::Context), StartError> {
         let url = redact_url(&common.nats_url);
         let what = format!("the broker at {url}");
-        let login = common.nats_auth.load().map_err(StartError::NatsLogin)?;
+        let login = common
+            .nats_auth
+            .load_for(&common.nats_url)
+            .map_err(StartError::NatsLogin)?;
         tracing::info!(login = login.describe(), "broker login");
         let (nats, js) = retry(&what, deadline, || async {
             connect_nats(&common.nats_url, name, &login)

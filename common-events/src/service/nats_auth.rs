@@ -44,12 +44,31 @@ pub struct NatsAuth {
     /// A file holding an nkey user seed (`SU…`).
     #[arg(long, env = "NATS_NKEY", value_name = "PATH")]
     pub nats_nkey: Option<PathBuf>,
+
+    /// The prefix of this client's reply subjects. A broker that limits each user's
+    /// subscriptions gives every user its own (`_INBOX.account-service`), so that no user can
+    /// read another's replies.
+    #[arg(long, env = "NATS_INBOX_PREFIX", default_value = DEFAULT_INBOX_PREFIX)]
+    pub nats_inbox_prefix: String,
 }
 
+/// NATS clients' usual reply prefix.
+pub const DEFAULT_INBOX_PREFIX: &str = "_INBOX";
+
 /// A login ready to use for every connection attempt: the files already read.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Login {
     method: Method,
+    inbox_prefix: String,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Self {
+            method: Method::Anonymous,
+            inbox_prefix: DEFAULT_INBOX_PREFIX.to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -70,8 +89,42 @@ impl std::fmt::Debug for Login {
 }
 
 impl NatsAuth {
+    /// Reads and checks the files the flags name; a user and password (or a token) written in
+    /// the first URL of `nats_url` (`nats://user:password@host:4222`) count as a login too.
+    pub fn load_for(&self, nats_url: &str) -> Result<Login, String> {
+        let mut login = self.load()?;
+        let first = nats_url.split(',').next().unwrap_or_default().trim();
+        let Ok(addr) = first.parse::<async_nats::ServerAddr>() else {
+            return Ok(login);
+        };
+        let from_url = match (addr.username(), addr.password()) {
+            (Some(user), Some(password)) => Method::UserPassword(user.into(), password.into()),
+            (Some(token), None) => Method::Token(token.into()),
+            _ => return Ok(login),
+        };
+        if !matches!(login.method, Method::Anonymous) {
+            return Err(format!(
+                "NATS_URL carries a login and {} is set too: use one of them",
+                login.describe()
+            ));
+        }
+        login.method = from_url;
+        Ok(login)
+    }
+
     /// Reads and checks the files the flags name.
     pub fn load(&self) -> Result<Login, String> {
+        let prefix = self.nats_inbox_prefix.trim();
+        let valid_prefix = !prefix.is_empty()
+            && prefix
+                .split('.')
+                .all(|t| !t.is_empty() && !t.contains(['*', '>', ' ', '\t']));
+        if !valid_prefix {
+            return Err(format!(
+                "NATS_INBOX_PREFIX {prefix:?} is not a subject prefix (tokens separated by dots, \
+                 no wildcards or spaces)"
+            ));
+        }
         let method = if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
             if user.is_empty() {
                 return Err("NATS_USER is empty".to_owned());
@@ -105,13 +158,17 @@ impl NatsAuth {
         } else {
             Method::Anonymous
         };
-        Ok(Login { method })
+        Ok(Login {
+            method,
+            inbox_prefix: prefix.to_owned(),
+        })
     }
 }
 
 impl Login {
     /// `options` with this login applied.
     pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
+        let options = options.custom_inbox_prefix(&self.inbox_prefix);
         match &self.method {
             Method::Anonymous => options,
             Method::UserPassword(user, password) => {
@@ -187,6 +244,43 @@ mod tests {
             !format!("{login:?}").contains("s3cr3t"),
             "Debug never shows the password"
         );
+    }
+
+    #[test]
+    fn a_login_in_the_url_counts_unless_another_is_set() {
+        let none = parse(&[]).unwrap();
+        let login = none
+            .load_for("nats://svc:s3cr3t@broker:4222,nats://b:4222")
+            .unwrap();
+        assert_eq!(login.describe(), "user and password");
+        assert_eq!(
+            none.load_for("nats://tok@broker:4222").unwrap().describe(),
+            "token"
+        );
+        assert_eq!(
+            none.load_for("nats://broker:4222").unwrap().describe(),
+            "anonymous"
+        );
+        let both = parse(&["--nats-token", "t"]).unwrap();
+        let err = both.load_for("nats://svc:pw@broker:4222").unwrap_err();
+        assert!(
+            err.contains("NATS_URL carries a login and token is set too"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_inbox_prefix_must_be_a_subject_prefix() {
+        assert!(parse(&[]).unwrap().load().is_ok());
+        for bad in ["", "_INBOX.>", "a..b", "with space"] {
+            let err = parse(&["--nats-inbox-prefix", bad])
+                .unwrap()
+                .load()
+                .unwrap_err();
+            assert!(err.contains("NATS_INBOX_PREFIX"), "{bad}: {err}");
+        }
+        let ok = parse(&["--nats-inbox-prefix", "_INBOX.account-service"]).unwrap();
+        assert!(ok.load().is_ok());
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Console {
                  process using the port? Choose another address, or port 0 for any free port"
             )
         })?;
-        let login = (config.nats_auth.load())
+        let login = (config.nats_auth.load_for(&config.nats_url))
             .map_err(anyhow::Error::msg)
             .context(
             "the broker login (NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY)",

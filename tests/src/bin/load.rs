@@ -87,7 +87,10 @@ async fn main() -> anyhow::Result<()> {
                 (client, nats, Some(spawned))
             }
         };
-    let login = args.nats_auth.load().map_err(anyhow::Error::msg)?;
+    let login = args
+        .nats_auth
+        .load_for(&nats_url)
+        .map_err(anyhow::Error::msg)?;
     let nats = login
         .apply(async_nats::ConnectOptions::new().name("load"))
         .connect(server_addrs(&nats_url)?)
