@@ -2,7 +2,7 @@
 //! SIGUSR1 reopens (as nats-server does) so that log rotation works.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -96,12 +96,16 @@ pub fn init(opts: &Options) -> anyhow::Result<Option<LogFile>> {
             }
             Ok(Some(file))
         }
-        (None, true) => {
-            builder.with_writer(io::stderr).init();
-            Ok(None)
-        }
-        (None, false) => {
-            builder.with_writer(io::stderr).without_time().init();
+        (None, time) => {
+            // Colours only on a terminal, never in a file, a pipe or a container's log.
+            let builder = builder
+                .with_ansi(io::stderr().is_terminal())
+                .with_writer(io::stderr);
+            if time {
+                builder.init()
+            } else {
+                builder.without_time().init()
+            }
             Ok(None)
         }
     }

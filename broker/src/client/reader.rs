@@ -236,6 +236,7 @@ impl Connection {
                     .is_some_and(|p| !p.can_publish(publish.subject))
                 {
                     let subject = String::from_utf8_lossy(publish.subject);
+                    self.log_violation("publish", &subject);
                     self.send_err(&format!("Permissions Violation for Publish to {subject:?}"));
                     return Ok(());
                 }
@@ -273,6 +274,7 @@ impl Connection {
         if let Some(perms) = &self.perms {
             if !perms.can_subscribe(subject) {
                 let subject = String::from_utf8_lossy(subject);
+                self.log_violation("subscription", &subject);
                 let text = match queue {
                     Some(q) => {
                         let q = String::from_utf8_lossy(q);
@@ -370,6 +372,19 @@ impl Connection {
                 .queue_proto(|out| out.extend_from_slice(server_op::OK));
             self.router.mark_own_flush();
         }
+    }
+
+    /// Logs a refused publish or subscription with the user, as nats-server does, so an
+    /// operator sees a service whose permissions are too narrow (or a client probing them).
+    fn log_violation(&self, kind: &str, subject: &str) {
+        let user = self.client.meta.lock().user.clone();
+        tracing::warn!(
+            cid = self.client.id,
+            addr = %self.client.addr,
+            user = %user,
+            subject,
+            "{kind} permissions violation"
+        );
     }
 
     fn send_err(&mut self, text: &str) {

@@ -21,6 +21,7 @@ pub fn scenarios() -> Vec<Scenario> {
         client_that_never_sends_connect_is_closed_with_authentication_timeout,
         nkey_user_logs_in_by_signing_the_nonce_and_a_stranger_is_refused,
         permissions_refuse_publishes_and_subscriptions_and_filter_wildcard_deliveries,
+        a_permissions_violation_is_logged_with_the_user_and_the_subject,
     ]
 }
 
@@ -255,6 +256,48 @@ authorization {
   ]
 }
 "#;
+
+/// An operator sees who was refused what in the server's log (nats-server: `Publish Violation -
+/// User "a", Subject "other"`; the broker words it its own way with the same facts).
+fn a_permissions_violation_is_logged_with_the_user_and_the_subject(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config(PERMISSIONS_CONFIG, &[])?;
+    let port = server.port();
+    block_on(async move {
+        let a = r#"{"verbose":false,"pedantic":false,"user":"a","pass":"a"}"#;
+        let mut a = RawClient::connect_with(port, a).await?;
+        a.send("PUB not.allowed.subject 1\r\nx\r\nSUB hidden 1\r\n")
+            .await?;
+        a.ping_until_pong().await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = server.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().contains("violation"))
+            .collect();
+        let names = |subject: &str| {
+            lines.iter().any(|l| {
+                let user = l.contains(r#"User "a""#) || l.contains("user=a ");
+                l.contains(subject) && user && l.contains("ublish")
+            })
+        };
+        let subscription = lines
+            .iter()
+            .any(|l| l.contains("hidden") && l.to_ascii_lowercase().contains("subscription"));
+        if names("not.allowed.subject") && subscription {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no violation lines naming the user and subjects; log:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
 
 fn permissions_refuse_publishes_and_subscriptions_and_filter_wildcard_deliveries(
     t: &Target,
