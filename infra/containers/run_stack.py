@@ -213,6 +213,35 @@ def check_published(stack: Stack) -> None:
         log(f"{workload}: {path} answers 200 on 127.0.0.1:{port}")
 
 
+def get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+def check_console(stack: Stack) -> None:
+    """The console follows both streams and the decision notes under its own broker user, shows
+    the load in its timeline, and its broker panel shows the services' consumers."""
+    pod = by_workload(stack.pods, "console")[0]
+    port = stack.host_port(pod, pod.ports["http"])
+    deadline = time.monotonic() + 30
+    while True:
+        ready = get_json(port, "/readyz")
+        if ready.get("timeline_sources") == 3:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the console follows {ready} sources, not 3:\n{stack.logs(pod)}")
+        time.sleep(0.5)
+    items = get_json(port, "/api/timeline")["items"]
+    if not items:
+        raise RuntimeError("the console's timeline is empty after the load")
+    panel = json.dumps(get_json(port, "/api/broker?fresh=true"))
+    for consumer in ("account-service", "transaction-service-accounts"):
+        if consumer not in panel:
+            raise RuntimeError(f"the console's broker panel lacks {consumer}: {panel[:500]}")
+    log(f"console: timeline follows 3 sources, {len(items)} recent entries, panel shows the "
+        "services' consumers")
+
+
 def nats_exchange(port: int, user: str, password: str, lines: list[str]) -> str:
     """Connects as `user`, sends `lines` then PING, and returns what came back up to PONG."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
@@ -244,7 +273,13 @@ def check_permissions(stack: Stack) -> None:
         "account-service": ["transactions.created"],
         "transaction-service": ["accounts.opened", "transactions.applied",
                                 "transactions.rejected"],
-        "console": ["accounts.opened", "transactions.created", "transactions.applied"],
+        "console": ["accounts.opened", "transactions.created", "transactions.applied",
+                    # the services' consumers: neither changed, deleted nor pulled from, and
+                    # the unnamed create (the name in the body) is refused altogether
+                    "$JS.API.CONSUMER.CREATE.TRANSACTIONS.account-service",
+                    "$JS.API.CONSUMER.CREATE.TRANSACTIONS",
+                    "$JS.API.CONSUMER.DELETE.TRANSACTIONS.account-service",
+                    "$JS.API.CONSUMER.MSG.NEXT.TRANSACTIONS.account-service"],
     }
     port = stack.host_port(broker, broker.ports["client"])
     for user, subjects in forbidden.items():
@@ -337,6 +372,7 @@ def main() -> int:
             check_published(stack)
             check_permissions(stack)
             run_load(stack, args.transactions, args.accounts)
+            check_console(stack)
             # Clients first, then what they depend on: Deployments, then StatefulSets.
             for pod in sorted(all_pods, key=lambda p: p.kind == "StatefulSet"):
                 began = time.monotonic()

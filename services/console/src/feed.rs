@@ -144,8 +144,13 @@ async fn open_ordered(
         Start::First => consumer::DeliverPolicy::All,
         Start::New => consumer::DeliverPolicy::New,
     };
+    // A name of its own puts it in the subject of the create request
+    // (`$JS.API.CONSUMER.CREATE.<stream>.<name>`), so a broker's permissions can let the console
+    // create its readers while denying the services' durable consumer names.
+    let name = format!("console-{}", uuid::Uuid::new_v4().simple());
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
+            name: Some(name),
             description: Some("web console timeline".into()),
             deliver_policy,
             ..Default::default()
