@@ -5,7 +5,10 @@
 #   postgres:11-alpine                    testcontainers-modules' default Postgres image, so the
 #                                         tests run it unchanged (it is not 11 and not Alpine:
 #                                         its labels say so)
+#   postgres:15-bookworm                  the image infra/k8s names, for the container run of
+#                                         the manifests (infra/containers/run_stack.py)
 #   bank-offline/postgres:15-bookworm     the same image under a name that says what it is
+# The postgres user is 999:999, as in the official image (the manifests run it as that user).
 # Idempotent: an existing postgres:11-alpine is kept (FORCE=1 remakes it); the root file system
 # tarball is kept in the cache directory so a remade image skips debootstrap.
 # Run as root, with the engine up (engine.sh). Environment: BANK_OFFLINE_CACHE (default
