@@ -1,8 +1,11 @@
-//! The process signals the broker answers, as nats-server does: SIGINT and SIGTERM shut down,
-//! SIGUSR2 enters lame duck mode, SIGUSR1 reopens the log file, and SIGHUP (a configuration
+//! The process signals the broker answers, as nats-server does: SIGINT and SIGTERM shut down
+//! (SIGTERM not during lame duck mode, which then runs to its end), SIGUSR2 enters lame duck mode, SIGUSR1 reopens the log file, and SIGHUP (a configuration
 //! reload in nats-server) is answered with a warning. Every handler is installed before the
 //! listeners are bound, so no signal can arrive while its default action would still kill the
 //! process.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -49,14 +52,34 @@ impl Signals {
             hangup,
         } = self;
         tokio::spawn(answer_others(reopen_log, hangup, log_file));
+        // As nats-server: once lame duck mode has begun, SIGTERM no longer cuts it short (an
+        // orchestrator's preStop hook puts the broker in lame duck mode and SIGTERM follows at
+        // once); SIGINT still stops at once.
+        let in_lame_duck = Arc::new(AtomicBool::new(false));
+        let entered = Arc::clone(&in_lame_duck);
         let shutdown = async move {
-            tokio::select! {
-                _ = interrupt.recv() => tracing::info!("Trapped \"interrupt\" signal"),
-                _ = terminate.recv() => tracing::info!("Trapped \"terminated\" signal"),
+            loop {
+                tokio::select! {
+                    _ = interrupt.recv() => {
+                        tracing::info!("Trapped \"interrupt\" signal");
+                        return;
+                    }
+                    _ = terminate.recv() => {
+                        if !in_lame_duck.load(Ordering::SeqCst) {
+                            tracing::info!("Trapped \"terminated\" signal");
+                            return;
+                        }
+                        tracing::info!(
+                            "Trapped \"terminated\" signal in lame duck mode: it goes on to its \
+                             end (SIGINT stops at once)"
+                        );
+                    }
+                }
             }
         };
         let lame_duck = async move {
             lame_duck.recv().await;
+            entered.store(true, Ordering::SeqCst);
             tracing::info!("Trapped \"user defined signal 2\" signal");
         };
         (shutdown, lame_duck)

@@ -15,6 +15,7 @@ pub fn scenarios() -> Vec<Scenario> {
         sigterm_stops_the_server_after_delivering_what_was_published_before_it,
         lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and_exits,
         the_signal_flag_puts_a_running_server_in_lame_duck_mode,
+        sigterm_during_lame_duck_mode_does_not_cut_it_short,
         the_signal_flag_refuses_an_unknown_command_and_a_missing_process,
         sigusr1_reopens_a_rotated_log_file_and_sighup_leaves_the_server_running,
     ]
@@ -178,6 +179,34 @@ fn the_signal_flag_puts_a_running_server_in_lame_duck_mode(t: &Target) -> anyhow
             other => bail!("expected an INFO with ldm, got {other:?}"),
         }
         told.until_closed().await.context("closing the client")?;
+        server.wait_exit(EXIT_BOUND)?;
+        Ok(())
+    });
+    with_log(&server, result)
+}
+
+/// What a Kubernetes pod's stop does: the preStop hook enters lame duck mode and SIGTERM follows
+/// at once. The clients still get the whole grace period, and the server then exits by itself.
+fn sigterm_during_lame_duck_mode_does_not_cut_it_short(t: &Target) -> anyhow::Result<()> {
+    let mut server = t.start_with_config(LAME_DUCK_CONFIG, &[])?;
+    let port = server.port();
+    let result = block_on(async {
+        let modern = r#"{"verbose":false,"pedantic":false,"protocol":1}"#;
+        let mut told = RawClient::connect_with(port, modern).await?;
+        server.signal(libc::SIGUSR2)?;
+        let signalled = Instant::now();
+        match told.expect().await.context("the lame duck INFO")? {
+            ServerOp::Info(info) => ensure!(info["ldm"] == true, "INFO without ldm: {info}"),
+            other => bail!("expected an INFO with ldm, got {other:?}"),
+        }
+        server.signal(libc::SIGTERM)?;
+        told.until_closed().await.context("closing the client")?;
+        ensure!(
+            signalled.elapsed() >= Duration::from_millis(400),
+            "SIGTERM cut lame duck mode short: the client was closed {:?} after SIGUSR2, before \
+             the 500 ms grace period",
+            signalled.elapsed()
+        );
         server.wait_exit(EXIT_BOUND)?;
         Ok(())
     });
