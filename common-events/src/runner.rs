@@ -22,6 +22,11 @@ use crate::trace::{TraceContext, TRACEPARENT};
 /// How long a shutdown spends handing back messages pulled but not started.
 const HAND_BACK_TIME: Duration = Duration::from_millis(200);
 
+/// How often the broker confirms an idle pull request is still alive. Two missed in a row mean
+/// the request is lost (a broker restarted, a consumer's leader moved) and the runner pulls
+/// anew, so this bounds how long a lost pull stalls delivery.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// How long a shutdown waits for handlers that are still running.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,7 +74,7 @@ pub async fn run<L: Listener>(
     stats: Arc<ListenerStats>,
     shutdown: CancellationToken,
 ) -> Result<(), TopologyError> {
-    let consumer = topology::ensure_consumer(&js, &spec).await?;
+    let mut consumer = topology::ensure_consumer(&js, &spec).await?;
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut handlers = JoinSet::new();
     let worker = Worker {
@@ -88,10 +93,20 @@ pub async fn run<L: Listener>(
         )
         .await;
         if let Err(err) = pulled {
-            tracing::warn!(listener = worker.listener.name(), error = %err, "pulling messages failed; retrying");
+            tracing::warn!(listener = worker.listener.name(), error = %err, "pulling messages failed; pulling anew");
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            // The consumer may be gone (deleted, or lost with a broker's store): make sure it
+            // is there before pulling again. If that fails too, the next round tries again.
+            match topology::ensure_consumer(&js, &spec).await {
+                Ok(ensured) => consumer = ensured,
+                Err(err) => tracing::warn!(
+                    listener = worker.listener.name(),
+                    error = %err,
+                    "the consumer could not be checked; retrying"
+                ),
             }
         }
     }
@@ -111,7 +126,7 @@ async fn pump<L: Listener>(
     let open = consumer
         .stream()
         .max_messages_per_batch(spec.concurrency.max(1))
-        .heartbeat(Duration::from_secs(5))
+        .heartbeat(PULL_HEARTBEAT)
         .expires(Duration::from_secs(30))
         .messages();
     // Opening waits for the broker; a shutdown must not.
@@ -132,8 +147,22 @@ async fn pump<L: Listener>(
         let message = match message {
             Some(Ok(message)) => message,
             Some(Err(err)) => {
-                tracing::debug!(error = %err, "pull consumer reported an error");
-                continue;
+                use async_nats::jetstream::consumer::pull::MessagesErrorKind as Kind;
+                match err.kind() {
+                    // The pull request in flight is lost (a broker restarted, a stream's leader
+                    // moved, the consumer went away): this stream would wait for its answer for
+                    // ever, so a fresh one pulls anew.
+                    Kind::MissingHeartbeat
+                    | Kind::NoResponders
+                    | Kind::Pull
+                    | Kind::ConsumerDeleted
+                    | Kind::PushBasedConsumer
+                    | Kind::RequestLimitExceeded => return Err(err.into()),
+                    Kind::Other => {
+                        tracing::debug!(error = %err, "pull consumer reported an error");
+                        continue;
+                    }
+                }
             }
             None => return Err("the consumer's message stream ended".into()),
         };
