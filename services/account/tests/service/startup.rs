@@ -161,7 +161,7 @@ async fn a_service_started_before_its_database_waits_and_becomes_ready_when_it_c
         }
         DatabaseTarget::Postgres => {
             let port = unused_port()?;
-            (with_port(&real_url, port)?, Some(port))
+            (on_loopback_port(&real_url, port)?, Some(port))
         }
     };
     let (service, _) = spawn_service(&broker.url(), &database_url, &[]).await?;
@@ -185,13 +185,12 @@ async fn a_service_started_before_its_database_waits_and_becomes_ready_when_it_c
     service.stop().await
 }
 
-/// `url` with its port replaced.
-fn with_port(url: &str, port: u16) -> anyhow::Result<String> {
+/// `url` pointed at `127.0.0.1:port`, where the test's proxy listens. The host changes too: the
+/// real server may be on another address (testcontainers hands out the Docker bridge's gateway
+/// when the tests run inside a container), and the proxy only listens on loopback.
+fn on_loopback_port(url: &str, port: u16) -> anyhow::Result<String> {
     let address = upstream(url)?;
-    let host = address
-        .rsplit_once(':')
-        .map_or(address.as_str(), |(host, _)| host);
-    Ok(url.replacen(&address, &format!("{host}:{port}"), 1))
+    Ok(url.replacen(&address, &format!("127.0.0.1:{port}"), 1))
 }
 
 /// `host:port` of a `postgres://user@host:port/db` URL.
