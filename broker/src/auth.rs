@@ -5,6 +5,7 @@ use base64::Engine;
 
 use crate::options::{AccountConfig, Auth, Options, User};
 use crate::proto::connect::ConnectInfo;
+use crate::secret::same;
 
 /// Random bytes in a nonce, as nats-server: 11, sent as 15 base64url characters.
 const NONCE_BYTES: usize = 11;
@@ -53,7 +54,7 @@ pub(crate) fn login<'a>(opts: &'a Options, connect: &ConnectInfo, nonce: &str) -
             if connect
                 .auth_token
                 .as_deref()
-                .is_some_and(|t| same(t, token)) =>
+                .is_some_and(|t| token.admits(t)) =>
         {
             Login::Anonymous
         }
@@ -105,7 +106,13 @@ fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
 fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
     match user {
         User::Password(u) => match (connect.user.as_deref(), connect.pass.as_deref()) {
-            (Some(name), Some(pass)) => same(&u.user, name) & same(&u.pass, pass),
+            (Some(name), Some(pass)) => {
+                let named = same(&u.user, name);
+                // Plain passwords are compared for every user; a bcrypt hash, milliseconds of
+                // work by design, only for the user named (nats-server looks the name up first).
+                let admitted = (named || !u.pass.is_costly()) && u.pass.admits(pass);
+                named & admitted
+            }
             _ => false,
         },
         User::NKey(key) => {
@@ -131,13 +138,27 @@ pub(crate) fn signed(key: &str, nonce: &str, sig: Option<&str>) -> bool {
         .is_ok_and(|pair| pair.verify(nonce.as_bytes(), &sig).is_ok())
 }
 
-/// Compares without stopping at the first difference.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// One line for each configured password or token that looks like a bcrypt hash but is not a
+/// valid one, for the start-up log: it refuses every login (nats-server starts with it too).
+pub(crate) fn malformed_hashes(opts: &Options) -> Vec<String> {
+    let token = match &opts.auth {
+        Auth::Token(token) => Some(("the token".to_string(), token)),
+        _ => None,
+    };
+    let passwords = users(opts).filter_map(|(user, _)| match user {
+        User::Password(u) => Some((format!("the password of user {}", u.user), &u.pass)),
+        User::NKey(_) => None,
+    });
+    token
+        .into_iter()
+        .chain(passwords)
+        .filter_map(|(what, secret)| {
+            let why = secret.malformed()?;
+            Some(format!(
+                "{what} is not a valid bcrypt hash ({why}): it refuses every login"
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,6 +168,13 @@ mod tests {
 
     fn connect(json: &str) -> ConnectInfo {
         ConnectInfo::parse(json.as_bytes()).unwrap()
+    }
+
+    fn user(name: &str, pass: &str) -> User {
+        User::Password(UserPass {
+            user: name.into(),
+            pass: pass.into(),
+        })
     }
 
     #[test]
@@ -159,16 +187,54 @@ mod tests {
 
     #[test]
     fn any_configured_user_may_log_in_with_its_own_password() {
-        let user = |u: &str, p: &str| {
-            User::Password(UserPass {
-                user: u.into(),
-                pass: p.into(),
-            })
-        };
         let auth = Auth::Users(vec![user("a", "pa"), user("b", "pb")]);
         assert!(allows(&auth, &connect(r#"{"user":"b","pass":"pb"}"#), ""));
         assert!(!allows(&auth, &connect(r#"{"user":"a","pass":"pb"}"#), ""));
         assert!(!allows(&auth, &connect(r#"{"user":"a"}"#), ""));
+    }
+
+    #[test]
+    fn a_bcrypt_password_admits_the_password_and_not_the_hash() {
+        let hash = bcrypt::hash("pb", 4).unwrap();
+        let auth = Auth::Users(vec![user("a", "pa"), user("b", &hash)]);
+        let login = |u: &str, p: &str| {
+            let json = serde_json::json!({ "user": u, "pass": p }).to_string();
+            allows(&auth, &connect(&json), "")
+        };
+        assert!(login("b", "pb"));
+        assert!(!login("b", &hash), "the hash itself");
+        assert!(!login("b", "pa") && !login("a", "pb") && !login("a", &hash));
+        assert!(login("a", "pa"), "a plain password beside a hashed one");
+    }
+
+    #[test]
+    fn a_bcrypt_token_admits_the_token_and_not_the_hash() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let auth = Auth::Token(hash.as_str().into());
+        let login = |t: &str| {
+            let json = serde_json::json!({ "auth_token": t }).to_string();
+            allows(&auth, &connect(&json), "")
+        };
+        assert!(login("s3cret"));
+        assert!(!login(&hash) && !login("s3cre"));
+    }
+
+    #[test]
+    fn malformed_hashes_are_named_for_the_log() {
+        let good = bcrypt::hash("pw", 4).unwrap();
+        let opts = Options {
+            auth: Auth::Users(vec![user("a", "$2a$11$short"), user("b", &good)]),
+            accounts: vec![AccountConfig {
+                name: "X".into(),
+                users: vec![user("c", "$2b$03$short"), user("d", "plain")],
+                ..AccountConfig::default()
+            }],
+            ..Options::default()
+        };
+        let lines = malformed_hashes(&opts);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("the password of user a is not a valid bcrypt hash ("));
+        assert!(lines[1].starts_with("the password of user c "), "{lines:?}");
     }
 
     #[test]

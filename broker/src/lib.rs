@@ -10,8 +10,9 @@
 //! - [`harness`]: runs this broker or the reference `nats-server` on free ports, for tests and
 //!   benchmarks.
 //! - `accounts`: isolated subject spaces; `$G` for everyone without an account of their own.
-//! - `auth`: logging in with a token, a password or an nkey; `trust` and `jwt`: operator mode,
-//!   where users log in with a JWT signed by an account that a trusted operator signed.
+//! - `auth`: logging in with a token, a password or an nkey (`secret`: plain or bcrypt);
+//!   `trust` and `jwt`: operator mode, where users log in with a JWT signed by an account that a
+//!   trusted operator signed.
 //! - `permissions`: what each user may publish and subscribe to.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
@@ -32,6 +33,7 @@ mod monitor;
 pub mod options;
 mod permissions;
 pub mod proto;
+mod secret;
 pub mod server;
 pub mod signals;
 pub mod store;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::secret::Secret;
+
 /// Default client port, as nats-server.
 pub const DEFAULT_PORT: u16 = 4222;
 /// Largest message payload a client may publish (`max_payload`), as nats-server: 1 MiB.
@@ -46,8 +48,8 @@ pub enum Auth {
     /// Anyone.
     #[default]
     None,
-    /// Clients must send this `auth_token` in CONNECT.
-    Token(String),
+    /// Clients must send this `auth_token` in CONNECT (or one its bcrypt hash admits).
+    Token(Secret),
     /// Clients must log in as one of these users.
     Users(Vec<User>),
 }
@@ -120,8 +122,8 @@ pub struct SubjectRules {
 pub struct UserPass {
     /// The `user` field of CONNECT.
     pub user: String,
-    /// The `pass` field of CONNECT.
-    pub pass: String,
+    /// What the `pass` field of CONNECT must be, or be admitted by.
+    pub pass: Secret,
 }
 
 /// Everything that shapes one broker process.

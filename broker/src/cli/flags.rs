@@ -320,10 +320,11 @@ impl Builder {
     pub(super) fn finish(mut self) -> Result<(Options, Vec<String>), CliError> {
         self.opts.auth = match (self.token, self.user, self.pass) {
             (None, None, None) => self.opts.auth,
-            (Some(token), None, None) => Auth::Token(token),
-            (None, Some(user), Some(pass)) => {
-                Auth::Users(vec![User::Password(UserPass { user, pass })])
-            }
+            (Some(token), None, None) => Auth::Token(token.into()),
+            (None, Some(user), Some(pass)) => Auth::Users(vec![User::Password(UserPass {
+                user,
+                pass: pass.into(),
+            })]),
             (Some(_), Some(_), _) => return Err(CliError::Conflict("auth", "user")),
             (Some(_), None, Some(_)) => return Err(CliError::Conflict("auth", "pass")),
             (None, Some(_), None) => return Err(CliError::Requires("user", "pass")),

@@ -148,7 +148,8 @@ pub enum CliError {
 }
 
 /// Parses the arguments after the program name into what to do, plus warnings about settings
-/// that were accepted but ignored (for the caller to log once logging is set up).
+/// that were accepted but ignored or will not work (for the caller to log once logging is set
+/// up).
 pub fn parse_args<I: IntoIterator<Item = String>>(
     args: I,
 ) -> Result<(Command, Vec<String>), CliError> {
@@ -173,6 +174,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     }
     let (opts, flag_warnings) = builder.finish()?;
     warnings.extend(flag_warnings);
+    warnings.extend(crate::auth::malformed_hashes(&opts));
     let opts = Box::new(opts);
     let command = if scan.check {
         Command::CheckConfig(opts)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::flags::SPECS;
 use super::*;
-use crate::options::{Auth, StoreType, User, UserPass};
+use crate::options::{Auth, Secret, StoreType, User, UserPass};
 
 fn args(line: &str) -> Vec<String> {
     line.split_whitespace().map(String::from).collect()
@@ -78,6 +78,25 @@ fn flags_take_one_or_two_dashes_and_a_separate_or_inline_value() {
     assert_eq!(o.pid_file, Some(PathBuf::from("/tmp/b.pid")));
     assert_eq!(opts("-net 10.0.0.1").host, "10.0.0.1");
     assert_eq!(opts("--server_name x").server_name.as_deref(), Some("x"));
+}
+
+#[test]
+fn a_bcrypt_pass_or_token_on_the_command_line_is_a_hash_and_a_malformed_one_is_warned_about() {
+    let hash = "$2y$04$Tw8DFKvbt2jcr9K8n1nyBOEOP7u9ZbItQ/X6c5L9YbxvnUGcmHBDa";
+    let (o, warnings) = run(&format!("--user a --pass {hash}"));
+    let a = UserPass {
+        user: "a".into(),
+        pass: Secret::Bcrypt(hash.into()),
+    };
+    assert_eq!(o.auth, Auth::Users(vec![User::Password(a)]));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (o, warnings) = run("--auth $2a$11$cut");
+    assert_eq!(o.auth, Auth::Token(Secret::Bcrypt("$2a$11$cut".into())));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("the token is not a valid bcrypt hash ("),
+        "{warnings:?}"
+    );
 }
 
 #[test]

@@ -370,10 +370,11 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
     }
     opts.auth = match (token, user, pass, users) {
         (None, None, None, None) => Auth::None,
-        (Some(token), None, None, None) => Auth::Token(token),
-        (None, Some(user), Some(pass), None) => {
-            Auth::Users(vec![User::Password(UserPass { user, pass })])
-        }
+        (Some(token), None, None, None) => Auth::Token(token.into()),
+        (None, Some(user), Some(pass), None) => Auth::Users(vec![User::Password(UserPass {
+            user,
+            pass: pass.into(),
+        })]),
         (None, None, None, Some(users)) => Auth::Users(users),
         (Some(_), ..) => return Err(invalid(key, node, "a token cannot be combined with users")),
         (None, _, _, Some(_)) => {

@@ -225,12 +225,21 @@ impl Parser<'_> {
     }
 
     // $NAME: a key defined earlier in this block or an enclosing one, else the environment.
+    // An unquoted `$2a$...` is not a variable but a bcrypt hash, as nats-server reads it.
     fn variable(&mut self) -> Result<Node, ConfigError> {
         let at = self.cursor.at();
         self.cursor.bump();
         let name = self.cursor.read_bare();
         if name.is_empty() {
             return Err(self.cursor.error("expected a variable name after '$'"));
+        }
+        if name.starts_with("2a$") {
+            let text = format!("${name}");
+            return Ok(Node {
+                value: Value::String(text.clone()),
+                at,
+                text,
+            });
         }
         let defined = self
             .scopes

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::parse::{decode, parse_text};
 use super::*;
-use crate::options::{Auth, User, UserPass};
+use crate::options::{Auth, Secret, User, UserPass};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -183,6 +183,33 @@ fn authorization_takes_a_token_a_user_or_a_list_of_users() {
     };
     let many_users = vec![User::Password(alice), User::Password(bob)];
     assert_eq!(many.auth, Auth::Users(many_users));
+}
+
+#[test]
+fn a_bcrypt_password_is_read_quoted_or_bare_as_nats_server_reads_it() {
+    // Any valid-looking hash will do: the parser does not verify it.
+    let hash = "$2a$04$Tw8DFKvbt2jcr9K8n1nyBOEOP7u9ZbItQ/X6c5L9YbxvnUGcmHBDa";
+    let quoted = load(&format!(
+        "authorization {{ user: a, password: \"{hash}\" }}"
+    ))
+    .unwrap();
+    let bare = load(&format!(
+        "authorization {{\n users = [ {{user: a, password: {hash}}} ]\n}}"
+    ));
+    let a = UserPass {
+        user: "a".into(),
+        pass: Secret::Bcrypt(hash.into()),
+    };
+    assert_eq!(quoted.auth, Auth::Users(vec![User::Password(a.clone())]));
+    assert_eq!(bare.unwrap().auth, Auth::Users(vec![User::Password(a)]));
+    let token = load(&format!("authorization {{ token: '{hash}' }}")).unwrap();
+    assert_eq!(token.auth, Auth::Token(Secret::Bcrypt(hash.into())));
+    // Only `$2a$` is special-cased; another bare `$...` is a variable, as on nats-server.
+    let other = error(&format!(
+        "authorization {{ token: {} }}",
+        hash.replace("2a", "2b")
+    ));
+    assert!(other.contains("variable '2b$04$"), "{other}");
 }
 
 #[test]

@@ -43,7 +43,10 @@ pub(super) fn user_list(
             }
         }
         let login = match (user, pass, nkey) {
-            (Some(user), Some(pass), None) => User::Password(UserPass { user, pass }),
+            (Some(user), Some(pass), None) => User::Password(UserPass {
+                user,
+                pass: pass.into(),
+            }),
             (None, None, Some(nkey)) => User::NKey(nkey),
             _ => {
                 return Err(invalid(

@@ -28,7 +28,7 @@ pub fn scenarios() -> Vec<Scenario> {
 const VIOLATION: &str = "Authorization Violation";
 
 /// Expects `CONNECT <options>` to be accepted: a PING gets only a PONG.
-async fn accepted(port: u16, options: &str) -> anyhow::Result<()> {
+pub(crate) async fn accepted(port: u16, options: &str) -> anyhow::Result<()> {
     let mut c = RawClient::connect(port).await?;
     c.send(format!("CONNECT {options}\r\n")).await?;
     let ops = c
@@ -43,7 +43,7 @@ async fn accepted(port: u16, options: &str) -> anyhow::Result<()> {
 }
 
 /// Expects `CONNECT <options>` to get `-ERR 'Authorization Violation'` and a close.
-async fn rejected(port: u16, options: &str) -> anyhow::Result<()> {
+pub(crate) async fn rejected(port: u16, options: &str) -> anyhow::Result<()> {
     let mut c = RawClient::connect(port).await?;
     c.send(format!("CONNECT {options}\r\nPING\r\n")).await?;
     c.expect_err_and_close(VIOLATION)
@@ -65,7 +65,7 @@ fn info_advertises_auth_required_only_when_auth_is_on(t: &Target) -> anyhow::Res
 }
 
 /// Checks a token-protected server: the right token only.
-async fn check_token(port: u16, token: &str) -> anyhow::Result<()> {
+pub(crate) async fn check_token(port: u16, token: &str) -> anyhow::Result<()> {
     accepted(
         port,
         &format!(r#"{{"verbose":false,"auth_token":"{token}"}}"#),
@@ -91,7 +91,7 @@ fn token_from_the_config_file_admits_only_the_right_token(t: &Target) -> anyhow:
 }
 
 /// Checks a server with exactly this user/password pair.
-async fn check_user(port: u16, user: &str, pass: &str) -> anyhow::Result<()> {
+pub(crate) async fn check_user(port: u16, user: &str, pass: &str) -> anyhow::Result<()> {
     let login = |u: &str, p: &str| format!(r#"{{"verbose":false,"user":"{u}","pass":"{p}"}}"#);
     accepted(port, &login(user, pass)).await?;
     rejected(port, &login(user, "wrong")).await?;

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod auth;
+mod bcrypt;
 mod corpus;
 mod creds;
 mod edges;
@@ -67,6 +68,7 @@ fn all_scenarios() -> Vec<Scenario> {
         limits::scenarios(),
         liveness::scenarios(),
         auth::scenarios(),
+        bcrypt::scenarios(),
         accounts::scenarios(),
         operator::scenarios(),
         corpus::scenarios(),
