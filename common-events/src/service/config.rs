@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::db::SqliteSynchronous;
 use super::nats_auth::NatsAuth;
 
 /// Flags and variables common to every service; each service adds its own with `#[command(flatten)]`.
@@ -31,6 +32,18 @@ pub struct CommonConfig {
     /// connections mean fewer thread hand-offs; 16 on PostgreSQL].
     #[arg(long, env = "DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
+
+    /// SQLite's durability: `full` fsyncs at every commit, so an answered write survives a power
+    /// loss; `normal` is faster but may lose the last commits on power loss. Ignored on
+    /// PostgreSQL.
+    #[arg(
+        long,
+        env = "SQLITE_SYNCHRONOUS",
+        default_value = "full",
+        value_parser = parse_sqlite_synchronous,
+        value_name = "full|normal"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
 
     /// Handlers run at once per listener on this replica.
     #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 32)]
@@ -108,9 +121,13 @@ pub fn parse_deadline(value: &str) -> Result<Duration, String> {
     if value.is_empty() || value == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(value).map_err(|err| {
-        format!("{value:?} is not a duration like 30s, 5m or 1h ({err}); 0 means no deadline")
-    })
+    parse_duration(value).map_err(|err| format!("{err}; 0 means no deadline"))
+}
+
+/// Parses a duration setting: `30s`, `5m`, `1h 30m`, `7days` (humantime's units).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim())
+        .map_err(|err| format!("{value:?} is not a duration like 30s, 5m or 1h ({err})"))
 }
 
 /// Parses `STREAM_REPLICAS`: a whole number from 1 to 5 (JetStream's limit).
@@ -122,6 +139,11 @@ pub fn parse_stream_replicas(value: &str) -> Result<usize, String> {
              stream (use 3 on a three-node cluster, 1 on a single server)"
         )),
     }
+}
+
+/// Parses `SQLITE_SYNCHRONOUS`: `full` or `normal`.
+pub fn parse_sqlite_synchronous(value: &str) -> Result<SqliteSynchronous, String> {
+    value.parse()
 }
 
 /// `url` (or a comma-separated list of URLs) fit for logs: passwords, NATS tokens and
@@ -224,6 +246,19 @@ mod tests {
                 .to_string();
             assert!(err.contains("1 to 5 replicas"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn sqlite_synchronous_defaults_to_full_and_refuses_other_modes() {
+        let mode = |args: &[&str]| parse(args).map(|c| c.sqlite_synchronous);
+        assert_eq!(mode(&[]).unwrap(), SqliteSynchronous::Full);
+        let normal = mode(&["--sqlite-synchronous=normal"]).unwrap();
+        assert_eq!(normal, SqliteSynchronous::Normal);
+        let err = mode(&["--sqlite-synchronous=off"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a SQLite synchronous mode"), "{err}");
     }
 
     #[test]

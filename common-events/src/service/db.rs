@@ -83,6 +83,63 @@ fn connection_trouble(err: &sqlx::Error) -> bool {
     }
 }
 
+/// How SQLite makes a commit durable: its `synchronous` pragma (`SQLITE_SYNCHRONOUS`). In WAL
+/// mode, `full` fsyncs the log at every commit, so a commit that was answered survives a power
+/// loss; `normal` fsyncs only at checkpoints, so the last commits before a power loss (not a
+/// process crash) may be lost. PostgreSQL ignores it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// An fsync at every commit (the default; group commit amortises it).
+    #[default]
+    Full,
+    /// An fsync at checkpoints only: faster, not durable against power loss.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value, as SQLite spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "full",
+            SqliteSynchronous::Normal => "normal",
+        }
+    }
+}
+
+impl std::str::FromStr for SqliteSynchronous {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(SqliteSynchronous::Full),
+            "normal" => Ok(SqliteSynchronous::Normal),
+            _ => Err(format!(
+                "{value:?} is not a SQLite synchronous mode: use full (an fsync at every commit, \
+                 the default) or normal (faster; the last commits may be lost on power loss)"
+            )),
+        }
+    }
+}
+
+/// How to open the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbOptions {
+    /// The most connections in the pool.
+    pub max_connections: u32,
+    /// SQLite's durability (ignored on PostgreSQL).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+impl DbOptions {
+    /// `max_connections` connections and the durable default.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            sqlite_synchronous: SqliteSynchronous::default(),
+        }
+    }
+}
+
 /// A cheap-to-clone database handle.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -141,12 +198,21 @@ impl Backend {
 }
 
 impl Db {
-    /// Connects with at most `max_connections`. SQLite connections use WAL, `synchronous =
-    /// normal` and a 10 s busy timeout, so several processes can share one file.
+    /// Connects with at most `max_connections` and the durable default ([`Db::connect_with`]).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_with(url, DbOptions::new(max_connections)).await
+    }
+
+    /// Connects as `options` say. SQLite connections use WAL, the configured `synchronous` mode
+    /// and a 10 s busy timeout, so several processes can share one file.
     ///
     /// One plain connection is tried first, so that a server that is not there fails at once
     /// with its own error ("connection refused") rather than after the pool's acquire timeout.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbError> {
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Self, DbError> {
+        let DbOptions {
+            max_connections,
+            sqlite_synchronous,
+        } = options;
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let options: AnyConnectOptions = url.parse().map_err(DbError::Connect)?;
@@ -160,12 +226,13 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute(
-                            "pragma journal_mode = wal; pragma synchronous = normal; \
+                        let pragmas = format!(
+                            "pragma journal_mode = wal; pragma synchronous = {}; \
                              pragma busy_timeout = 10000; pragma foreign_keys = on; \
                              pragma cache_size = -16000; pragma mmap_size = 268435456",
-                        )
-                        .await?;
+                            sqlite_synchronous.as_str()
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -285,6 +352,57 @@ mod tests {
         assert_eq!(file("sqlite://data/a.db"), Some(PathBuf::from("data/a.db")));
         assert_eq!(file("sqlite::memory:"), None);
         assert_eq!(file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn sqlite_synchronous_is_full_or_normal_and_anything_else_says_which() {
+        assert_eq!(SqliteSynchronous::default(), SqliteSynchronous::Full);
+        assert_eq!("full".parse(), Ok(SqliteSynchronous::Full));
+        assert_eq!(" NORMAL ".parse(), Ok(SqliteSynchronous::Normal));
+        for bad in ["", "off", "extra", "2", "fast"] {
+            let err = bad.parse::<SqliteSynchronous>().unwrap_err();
+            assert!(
+                err.contains("use full") && err.contains("or normal"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pooled_sqlite_connections_use_the_synchronous_mode_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        // SQLite's numbers for the modes: 1 normal, 2 full.
+        for (mode, number) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
+            let options = DbOptions {
+                max_connections: 2,
+                sqlite_synchronous: mode,
+            };
+            let db = Db::connect_with(&url, options).await.unwrap();
+            // Both connections of the pool, held at once, so neither is the other.
+            let mut first = db.pool().acquire().await.unwrap();
+            let mut second = db.pool().acquire().await.unwrap();
+            for conn in [&mut first, &mut second] {
+                let in_effect: i64 = sqlx::query_scalar("pragma synchronous")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap();
+                assert_eq!(in_effect, number, "{mode:?}");
+            }
+            drop((first, second));
+            db.close().await;
+        }
+        let default = Db::connect(
+            &format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display()),
+            1,
+        )
+        .await
+        .unwrap();
+        let in_effect: i64 = sqlx::query_scalar("pragma synchronous")
+            .fetch_one(default.pool())
+            .await
+            .unwrap();
+        assert_eq!(in_effect, 2, "the default is full");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use sqlx::migrate::Migrator;
 use tokio::time::Instant;
 
 use super::config::{redact_url, CommonConfig};
-use super::db::{Backend, Db, DbError};
+use super::db::{Backend, Db, DbError, DbOptions};
 use super::ops::Ops;
 use super::outbox::{Relay, RelayOptions};
 use super::retry::{retry, Failure, Stop};
@@ -162,13 +162,17 @@ impl Foundation {
         ops: &Ops,
     ) -> Result<Db, StartError> {
         let url = common.database_url(service).map_err(StartError::DataDir)?;
-        let connections = match Backend::of_url(&url)? {
+        let max_connections = match Backend::of_url(&url)? {
             Backend::Sqlite => common.db_max_connections.unwrap_or(4),
             Backend::Postgres => common.db_max_connections.unwrap_or(16),
         };
+        let options = DbOptions {
+            max_connections,
+            sqlite_synchronous: common.sqlite_synchronous,
+        };
         let what = format!("the database at {}", redact_url(&url));
         let db = retry(&what, deadline, || async {
-            Db::connect(&url, connections)
+            Db::connect_with(&url, options)
                 .await
                 .map_err(|err| StartError::Db(err).classify())
         })
