@@ -22,6 +22,20 @@ pub(crate) fn get<'a>(block: &'a [u8], name: &str) -> Option<&'a str> {
     })
 }
 
+/// A sequence header (`Nats-Expected-Last-Sequence`, `-Last-Subject-Sequence`) read as
+/// nats-server reads it: `None` when absent or empty (nothing to check); decimal digits as their
+/// number, wrapping past `u64::MAX` as Go's arithmetic does; anything else (a sign, a letter) as
+/// `u64::MAX`, which no stream's last sequence equals, so the check fails rather than the
+/// request.
+pub(crate) fn sequence(block: &[u8], name: &str) -> Option<u64> {
+    let text = get(block, name).filter(|text| !text.is_empty())?;
+    let number = text.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
+    });
+    Some(number.unwrap_or(u64::MAX))
+}
+
 /// Builds a header block.
 #[derive(Debug, Clone)]
 pub(crate) struct HeaderBlock(Vec<u8>);
@@ -75,6 +89,21 @@ mod tests {
         assert_eq!(get(block, "nats-msg-id"), None);
         assert_eq!(get(b"NATS/1.0\r\n\r\n", MSG_ID), None);
         assert_eq!(get(b"\xff\xfe", MSG_ID), None);
+    }
+
+    #[test]
+    fn sequence_headers_read_as_nats_server_reads_them() {
+        let block = |value: &str| format!("NATS/1.0\r\n{EXPECTED_LAST_SEQ}: {value}\r\n\r\n");
+        let seq = |value: &str| sequence(block(value).as_bytes(), EXPECTED_LAST_SEQ);
+        assert_eq!(seq("42"), Some(42));
+        assert_eq!(seq("0"), Some(0));
+        assert_eq!(seq(""), None, "empty: no check");
+        assert_eq!(sequence(b"NATS/1.0\r\n\r\n", EXPECTED_LAST_SEQ), None);
+        for junk in ["abc", "-1", "+1", "1x", "0x1", "1 2"] {
+            assert_eq!(seq(junk), Some(u64::MAX), "{junk:?}");
+        }
+        assert_eq!(seq("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(seq("18446744073709551618"), Some(2), "2^64 + 2 wraps");
     }
 
     #[test]

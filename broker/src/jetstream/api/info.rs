@@ -20,6 +20,7 @@ pub(crate) struct StreamInfoRequest {
     /// List the deleted sequences.
     pub deleted_details: bool,
     /// Where the subject list starts, when there are more than [`MAX_SUBJECT_DETAILS`].
+    #[serde(deserialize_with = "super::go_offset")]
     pub offset: usize,
     /// Whether the reply carries the paging members (`STREAM.INFO` only).
     #[serde(skip)]

@@ -230,16 +230,22 @@ impl InternalSink for NotEnabled {
     }
 }
 
-/// Refuses a body other than nothing or an empty JSON object (10038), as nats-server's
-/// `isEmptyRequest` does for the endpoints that take no request.
+/// Refuses a body other than nothing or an empty JSON object (10038), for the endpoints that
+/// take no request.
 pub(crate) fn expect_empty(payload: &[u8]) -> Result<(), ApiError> {
-    if payload.is_empty() {
-        return Ok(());
+    match is_empty_request(payload) {
+        true => Ok(()),
+        false => Err(ApiError::not_empty_request()),
     }
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(members)) if members.is_empty() => Ok(()),
-        _ => Err(ApiError::not_empty_request()),
-    }
+}
+
+/// nats-server's `isEmptyRequest`: no bytes at all, or a JSON object without members.
+pub(crate) fn is_empty_request(payload: &[u8]) -> bool {
+    payload.is_empty()
+        || matches!(
+            serde_json::from_slice::<Value>(payload),
+            Ok(Value::Object(members)) if members.is_empty()
+        )
 }
 
 /// Parses a JSON body; an empty body is `T::default()`. As Go's decoder, which clients are
@@ -276,6 +282,7 @@ fn drop_nulls(value: &mut Value) {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub(crate) struct Paged {
+    #[serde(deserialize_with = "go_offset")]
     pub offset: usize,
     /// NAMES: only streams with a subject matching this.
     pub subject: String,
@@ -288,6 +295,49 @@ impl Paged {
     }
 }
 
+/// An `offset` as nats-server decodes it, into a Go `int`: past `i64::MAX` the request is not
+/// valid JSON to it (10025), whatever it asks for.
+pub(crate) fn go_offset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde::de::Error;
+    let offset = <u64 as serde::Deserialize>::deserialize(d)?;
+    i64::try_from(offset)
+        .ok()
+        .and_then(|offset| usize::try_from(offset).ok())
+        .ok_or_else(|| D::Error::custom(format!("offset {offset} overflows Go's int")))
+}
+
 /// Items per page of NAMES (1024) and LIST (256) responses, as nats-server.
 pub(crate) const NAMES_PAGE: usize = 1024;
 pub(crate) const LIST_PAGE: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_is_read_within_gos_int_and_refused_past_it() {
+        let paged = |body: &str| parse_body::<Paged>(body.as_bytes()).map(|p| p.offset);
+        assert_eq!(paged("{}").unwrap(), 0);
+        assert_eq!(paged(r#"{"offset": 7}"#).unwrap(), 7);
+        let largest = format!(r#"{{"offset": {}}}"#, i64::MAX);
+        assert_eq!(paged(&largest).unwrap(), i64::MAX as usize);
+        for body in [
+            r#"{"offset": 9223372036854775808}"#,
+            r#"{"offset": 18446744073709551615}"#,
+            r#"{"offset": -1}"#,
+            r#"{"offset": 1.5}"#,
+        ] {
+            assert_eq!(paged(body).unwrap_err().err_code, 10025, "{body}");
+        }
+    }
+
+    #[test]
+    fn an_empty_request_is_no_bytes_or_an_object_without_members() {
+        for empty in ["", "{}", " { } "] {
+            assert!(is_empty_request(empty.as_bytes()), "{empty:?}");
+        }
+        for not in [" ", "null", "[]", r#"{"seq": 0}"#, "{"] {
+            assert!(!is_empty_request(not.as_bytes()), "{not:?}");
+        }
+    }
+}

@@ -7,16 +7,16 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::{parse_body, Outcome, Request};
+use super::{is_empty_request, parse_body, Outcome, Request};
 use crate::client::InternalSink;
 use crate::jetstream::context::Outgoing;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::HeaderBlock;
-use crate::jetstream::stream::Stream;
+use crate::jetstream::stream::{Storage, Stream};
 use crate::jetstream::time::format;
 use crate::jetstream::JetStream;
 use crate::proto::server_op::Delivery;
-use crate::store::StoredMsg;
+use crate::store::{StoredMsg, StreamState};
 
 /// `{"seq"}`, `{"last_by_subj"}` or `{"next_by_subj", "seq"}`.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -72,12 +72,23 @@ pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
     struct DeleteRequest {
         seq: u64,
     }
-    let stream = js.lookup(req.token(5))?;
+    if is_empty_request(&req.payload) {
+        return Err(ApiError::bad_request());
+    }
     let request: DeleteRequest = parse_body(&req.payload)?;
+    let stream = js.lookup(req.token(5))?;
     let removed = {
         let mut inner = stream.inner.lock();
-        if inner.config.sealed || inner.config.deny_delete {
+        if inner.config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        if inner.config.deny_delete {
             return Err(ApiError::msg_delete_failed("message delete not permitted"));
+        }
+        if inner.config.storage == Storage::File {
+            if let Some(refusal) = outside_file_range(request.seq, &inner.store.state()) {
+                return Err(ApiError::msg_delete_failed(refusal));
+            }
         }
         let removed = inner
             .store
@@ -91,6 +102,19 @@ pub(crate) fn delete(js: &Arc<JetStream>, req: &Request) -> Outcome {
     }
     stream.notify_removed();
     Ok(json!({"success": true}))
+}
+
+/// Why nats-server's file store fails a delete of `seq` outright (500, not the 400 of a
+/// sequence it does not hold): 0, or a sequence outside the stored range, with its store's
+/// words. Its memory store answers those as not found like any other.
+fn outside_file_range(seq: u64, state: &StreamState) -> Option<&'static str> {
+    let outside = seq < state.first_seq || seq > state.last_seq || state.msgs == 0;
+    match seq {
+        0 => Some("no message found"),
+        seq if outside && seq <= state.last_seq => Some("no message found"),
+        _ if outside => Some("stream store EOF"),
+        _ => None,
+    }
 }
 
 /// Serves `$JS.API.DIRECT.GET.<stream>[.<subject>]` for one stream, on the requester's task.
@@ -145,5 +169,35 @@ impl InternalSink for DirectGet {
             headers: Some(&h),
             payload,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(first_seq: u64, last_seq: u64, msgs: u64) -> StreamState {
+        StreamState {
+            first_seq,
+            last_seq,
+            msgs,
+            ..StreamState::default()
+        }
+    }
+
+    #[test]
+    fn a_file_store_refuses_deletes_outside_its_range_as_nats_servers_does() {
+        let empty = state(0, 0, 0);
+        assert_eq!(outside_file_range(0, &empty), Some("no message found"));
+        assert_eq!(outside_file_range(1, &empty), Some("stream store EOF"));
+        // Messages 2..=4 stored, with 3 deleted.
+        let stored = state(2, 4, 2);
+        assert_eq!(outside_file_range(1, &stored), Some("no message found"));
+        assert_eq!(outside_file_range(2, &stored), None);
+        assert_eq!(outside_file_range(3, &stored), None, "a gap is looked up");
+        assert_eq!(outside_file_range(5, &stored), Some("stream store EOF"));
+        let purged = state(5, 4, 0);
+        assert_eq!(outside_file_range(4, &purged), Some("no message found"));
+        assert_eq!(outside_file_range(5, &purged), Some("stream store EOF"));
     }
 }

@@ -173,8 +173,7 @@ impl StreamInner {
                 return Ok(Some(seq));
             }
         }
-        if let Some(expected) = get(h, headers::EXPECTED_LAST_SUBJECT_SEQ) {
-            let expected = parse_seq(expected)?;
+        if let Some(expected) = headers::sequence(h, headers::EXPECTED_LAST_SUBJECT_SEQ) {
             let last = match self.store.get_last_by_subject(subject) {
                 Ok(Some(m)) => m.seq,
                 Ok(None) => 0,
@@ -184,9 +183,9 @@ impl StreamInner {
                 return Err(ApiError::wrong_last_sequence(last));
             }
         }
-        if let Some(expected) = get(h, headers::EXPECTED_LAST_SEQ) {
+        if let Some(expected) = headers::sequence(h, headers::EXPECTED_LAST_SEQ) {
             let last = self.store.state().last_seq;
-            if parse_seq(expected)? != last {
+            if expected != last {
                 return Err(ApiError::wrong_last_sequence(last));
             }
         }
@@ -222,10 +221,6 @@ impl StreamInner {
         self.store.delete(seq)?;
         Ok(seq)
     }
-}
-
-fn parse_seq(text: &str) -> Result<u64, ApiError> {
-    text.trim().parse().map_err(|_| ApiError::bad_request())
 }
 
 /// A store refusal as the PubAck error nats-server sends.

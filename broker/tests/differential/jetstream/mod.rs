@@ -16,6 +16,7 @@ mod clients;
 mod consumer_limits;
 mod consumers;
 mod delivery;
+mod error_codes;
 mod interest;
 mod lifecycle;
 mod limits;
@@ -62,6 +63,7 @@ pub fn scenarios() -> Vec<Scenario> {
         interest::scenarios(),
         requests::scenarios(),
         consumer_limits::scenarios(),
+        error_codes::scenarios(),
     ]
     .concat()
 }
