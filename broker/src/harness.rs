@@ -91,7 +91,21 @@ impl ServerProcess {
             .prefix("nats-harness-")
             .tempdir()
             .context("creating a temporary directory for the server log")?;
-        Self::start_in(kind, extra_args, dir)
+        Self::start_in(kind, extra_args, &[], dir)
+    }
+
+    /// Starts `kind` with `extra_args` and these environment variables set (a test seam such
+    /// as the bundled broker's simulated full disk).
+    pub fn start_with_env(
+        kind: &ServerKind,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("nats-harness-")
+            .tempdir()
+            .context("creating a temporary directory for the server log")?;
+        Self::start_in(kind, extra_args, env, dir)
     }
 
     /// Writes `config` to `server.conf` in the server's temporary directory and starts `kind`
@@ -113,16 +127,22 @@ impl ServerProcess {
             .context("temporary directory path is not UTF-8")?;
         let mut args = vec!["-c", path];
         args.extend_from_slice(extra_args);
-        Self::start_in(kind, &args, dir)
+        Self::start_in(kind, &args, &[], dir)
     }
 
-    fn start_in(kind: &ServerKind, extra_args: &[&str], dir: TempDir) -> anyhow::Result<Self> {
+    fn start_in(
+        kind: &ServerKind,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        dir: TempDir,
+    ) -> anyhow::Result<Self> {
         let program = kind.program()?;
         let dir = Arc::new(dir);
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let ports = (free_port()?, free_port()?);
-            match launch(&program, ports, extra_args, dir.path()) {
+            let launched = launch(&program, ports, extra_args, env, dir.path());
+            match launched {
                 Ok(child) => {
                     let mut server = ServerProcess {
                         kind: kind.clone(),
@@ -293,7 +313,13 @@ enum Retry {
 
 const LOG_FILE: &str = "server.log";
 
-fn launch(program: &Path, ports: (u16, u16), extra: &[&str], dir: &Path) -> anyhow::Result<Child> {
+fn launch(
+    program: &Path,
+    ports: (u16, u16),
+    extra: &[&str],
+    env: &[(&str, &str)],
+    dir: &Path,
+) -> anyhow::Result<Child> {
     let log_path = dir.join(LOG_FILE);
     let log = File::create(&log_path)
         .with_context(|| format!("creating the server log {}", log_path.display()))?;
@@ -311,6 +337,7 @@ fn launch(program: &Path, ports: (u16, u16), extra: &[&str], dir: &Path) -> anyh
             &ports.1.to_string(),
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);

@@ -202,6 +202,12 @@ pub struct Options {
     pub redeliver_on_disconnect: bool,
     /// Server-wide consumer limits (`jetstream { limits { ... } }` in the config file).
     pub jetstream_limits: JetStreamLimits,
+    /// Most bytes in memory streams (`jetstream { max_memory_store }`); 75% of the system's
+    /// memory when `None` or negative, as nats-server.
+    pub jetstream_max_memory: Option<i64>,
+    /// Most bytes in file streams (`jetstream { max_file_store }`); 75% of the disk space
+    /// available to the store directory when `None` or negative, as nats-server.
+    pub jetstream_max_store: Option<i64>,
     /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
     pub cluster_id: Option<String>,
     /// Directory to write `<name>_<pid>.ports` into once listening (`--ports_file_dir`).
@@ -265,6 +271,8 @@ impl Default for Options {
             sync: crate::store::SyncPolicy::Always,
             redeliver_on_disconnect: true,
             jetstream_limits: Default::default(),
+            jetstream_max_memory: None,
+            jetstream_max_store: None,
             cluster_id: None,
             ports_file_dir: None,
             pid_file: None,

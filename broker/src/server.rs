@@ -336,11 +336,16 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("nats"));
     crate::jetstream::JetStreamConfig {
-        store_dir,
+        store_dir: store_dir.clone(),
         sync: opts.sync,
         max_streams: None,
         max_memory: -1,
         max_storage: -1,
+        resources: crate::jetstream::Resources::new(
+            &store_dir.join("jetstream"),
+            opts.jetstream_max_memory,
+            opts.jetstream_max_store,
+        ),
         redeliver_on_disconnect: opts.redeliver_on_disconnect,
         limits: opts.jetstream_limits,
     }

@@ -27,16 +27,8 @@ const IGNORED: &[&str] = &[
     "syslog",
 ];
 
-/// JetStream limits the broker does not enforce; streams carry their own limits.
-const IGNORED_IN_JETSTREAM: &[&str] = &[
-    "max_file",
-    "max_file_store",
-    "max_mem",
-    "max_mem_store",
-    "max_memory_store",
-    "max_outstanding_catchup",
-    "sync_interval",
-];
+/// JetStream settings without meaning on a single server.
+const IGNORED_IN_JETSTREAM: &[&str] = &["max_outstanding_catchup"];
 
 /// Applies every top-level entry of `map` onto `opts`, in file order (a repeated key: the last
 /// wins), collecting warnings about ignored settings.
@@ -279,6 +271,12 @@ fn jetstream(
             "store_dir" | "store" | "storedir" => opts.store_dir = Some(path(k, node)?),
             "sync_interval" | "sync" => opts.sync = sync_interval(k, node)?,
             "limits" => jetstream_limits(node, opts, warnings)?,
+            "max_memory_store" | "max_mem_store" | "max_mem" => {
+                opts.jetstream_max_memory = Some(storage_size(k, node)?);
+            }
+            "max_file_store" | "max_file" => {
+                opts.jetstream_max_store = Some(storage_size(k, node)?)
+            }
             _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
         }
     }
@@ -309,6 +307,16 @@ fn jetstream_limits(
         }
     }
     Ok(())
+}
+
+// max_file_store: 10GB | 1073741824; a negative size means "size it from the machine"
+fn storage_size(key: &str, node: &Node) -> Result<i64, ConfigError> {
+    let n = match node.value {
+        Value::Integer(n) => Some(n),
+        Value::String(_) => parse_size(&node.text),
+        _ => None,
+    };
+    n.ok_or_else(|| invalid(key, node, "expected a size such as 10GB or 1073741824"))
 }
 
 // sync_interval: always | <duration>, as nats-server (and never, as --sync)

@@ -150,16 +150,30 @@ fn jetstream_is_a_switch_or_a_block() {
     .unwrap();
     assert!(opts.jetstream);
     assert_eq!(opts.store_dir, Some(PathBuf::from("/data/js")));
-    assert_eq!(
-        warnings,
-        ["config file js.conf:3:3: ignoring 'max_mem': this broker does not implement it"]
-    );
+    assert_eq!(opts.jetstream_max_memory, Some(1_000_000_000));
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert!(
         !load("jetstream: { store: /d, enabled: false }")
             .unwrap()
             .jetstream
     );
     assert!(error("jetstream: maybe").contains("expected enabled, disabled"));
+}
+
+#[test]
+fn jetstream_storage_limits_take_sizes_and_refuse_words() {
+    let opts = load("jetstream { max_file_store: 10MB, max_memory_store: 4096 }").unwrap();
+    assert_eq!(opts.jetstream_max_store, Some(10 << 20));
+    assert_eq!(opts.jetstream_max_memory, Some(4096));
+    let opts = load("jetstream { max_file: -1, max_mem_store: 1K }").unwrap();
+    assert_eq!(
+        opts.jetstream_max_store,
+        Some(-1),
+        "negative: sized from the disk"
+    );
+    assert_eq!(opts.jetstream_max_memory, Some(1000));
+    assert!(error("jetstream { max_file_store: lots }").contains("expected a size"));
+    assert!(error("jetstream { max_mem: [1] }").contains("expected a size"));
 }
 
 #[test]

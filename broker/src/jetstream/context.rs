@@ -26,10 +26,13 @@ pub struct JetStreamConfig {
     pub sync: SyncPolicy,
     /// Most streams; `None` for no limit.
     pub max_streams: Option<usize>,
-    /// Most bytes of memory storage, reported in `$JS.API.INFO`.
+    /// The account's own limit on memory storage, reported in `$JS.API.INFO`: -1, none, as
+    /// nats-server reports an account without JetStream limits of its own.
     pub max_memory: i64,
-    /// Most bytes of file storage, reported in `$JS.API.INFO`.
+    /// The account's own limit on file storage, likewise -1.
     pub max_storage: i64,
+    /// The server's `max_memory` and `max_storage`, and what all accounts use of them.
+    pub resources: super::Resources,
     /// Whether a closed connection's unacknowledged deliveries are due for redelivery at once
     /// (`--redeliver_on_disconnect`, an extension).
     pub redeliver_on_disconnect: bool,

@@ -152,6 +152,8 @@ api_errors! {
     not_enabled => 503, 10076, "JetStream not enabled";
     /// JetStream is off for this account.
     not_enabled_for_account => 503, 10039, "JetStream not enabled for account";
+    /// The server's storage of this kind holds more than its limit: publishes are refused.
+    insufficient_resources => 503, 10023, "insufficient resources";
     /// Storage is full.
     storage_exceeded => 500, 10047, "insufficient storage resources available";
     /// Memory storage is full.

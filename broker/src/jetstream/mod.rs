@@ -20,6 +20,7 @@ mod context;
 mod errors;
 mod headers;
 pub(crate) mod persist;
+mod resources;
 pub(crate) mod stream;
 mod subjects;
 pub(crate) mod time;
@@ -44,6 +45,7 @@ use context::Context;
 pub use context::JetStreamConfig;
 use errors::ApiError;
 use persist::{ConsumerMeta, StreamMeta};
+pub use resources::Resources;
 use stream::{Storage, Stream, StreamConfig};
 
 /// JetStream of every account that has it. As nats-server: with no accounts configured, the
@@ -268,6 +270,16 @@ impl JetStream {
             }
         }
         self.check_overlap(&config, None)?;
+        let reserved: i64 = self
+            .streams
+            .read()
+            .values()
+            .map(|s| s.config())
+            .filter(|c| c.storage == config.storage)
+            .map(|c| c.max_bytes.max(0))
+            .sum();
+        let resources = &self.ctx.config.resources;
+        resources.check_reservation(config.storage, config.max_bytes, reserved)?;
         let created = time::now_nanos();
         let (store, dir) = self
             .open_store(&config, created, true)
@@ -291,6 +303,7 @@ impl JetStream {
         let limits = config.limits();
         if config.storage == Storage::Memory {
             let mut store = Store::memory(limits);
+            store.track_usage(self.ctx.config.resources.gauge(Storage::Memory));
             apply_first_seq(&mut store, config)?;
             return Ok((store, None));
         }
@@ -312,6 +325,7 @@ impl JetStream {
         };
         let mut store = Store::open_file(&persist::msgs_dir(&dir), file, limits)
             .with_context(|| format!("opening the store of stream {}", config.name))?;
+        store.track_usage(self.ctx.config.resources.gauge(Storage::File));
         if fresh {
             apply_first_seq(&mut store, config)?;
         }

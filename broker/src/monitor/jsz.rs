@@ -160,13 +160,14 @@ fn totals(state: &ServerState, usage: &Usage, accounts: usize) -> Value {
     })
 }
 
-/// JetStream's configuration as nats-server reports it: `store_dir` is the `jetstream`
-/// directory inside the one given; `--sync always` reads `sync_always` (with nats-server's
-/// default interval), `--sync interval=<d>` reads `sync_interval`, `--sync never` neither.
+/// JetStream's configuration as nats-server reports it: the server's limits (configured or
+/// sized from the machine), `store_dir` the `jetstream` directory inside the one given;
+/// `--sync always` reads `sync_always` (with nats-server's default interval),
+/// `--sync interval=<d>` reads `sync_interval`, `--sync never` neither.
 fn config(cfg: &JetStreamConfig) -> Value {
     let mut v = json!({
-        "max_memory": cfg.max_memory,
-        "max_storage": cfg.max_storage,
+        "max_memory": cfg.resources.max_memory,
+        "max_storage": cfg.resources.max_storage,
         "store_dir": cfg.store_dir.join("jetstream"),
     });
     match cfg.sync {

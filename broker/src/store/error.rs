@@ -44,6 +44,14 @@ pub enum StoreError {
     /// A purge with both `up_to_seq` and `keep`, which nats-server refuses too.
     #[error("purge takes a sequence or a keep count, not both")]
     InvalidPurge,
+    /// The file system is full (`ENOSPC`, or a quota). What could not be written was undone,
+    /// so the store goes on as if that operation had not happened; a later one succeeds once
+    /// there is room again. The text is nats-server's for the same failure.
+    #[error("write {}: no space left on device", path.display())]
+    StorageFull {
+        /// The file that could not be written.
+        path: PathBuf,
+    },
     /// The file system failed; the store refuses writes until it is opened again.
     #[error("store i/o on {path}: {source}")]
     Io {
@@ -68,9 +76,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Wraps an I/O error with the path it concerns.
+    /// Wraps an I/O error with the path it concerns; a full disk is [`StoreError::StorageFull`].
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io { path, source }
+        move |source| match super::file::is_full(&source) {
+            true => StoreError::StorageFull { path },
+            false => StoreError::Io { path, source },
+        }
+    }
+
+    /// Whether this is [`StoreError::StorageFull`].
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::StorageFull { .. })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::subjects::Sid;
+use super::subjects::{Sid, SubjectIndex};
 use super::{StoreError, StoredMsg, SyncHandle, SyncPolicy};
 
 /// A live message as the backend's index knows it, without reading its body.
@@ -89,4 +89,15 @@ pub(crate) trait Log: Send {
 
     /// When the caller should call [`Log::sync`].
     fn sync_policy(&self) -> SyncPolicy;
+
+    /// Whether a write found the disk full and left memory ahead of the files.
+    fn needs_rewind(&self) -> bool {
+        false
+    }
+
+    /// Forgets what is not on disk: reads the files again, filling `subjects` (uncounted),
+    /// and returns where the stream stands on disk. Only the file backend needs it.
+    fn rewind(&mut self, _subjects: &mut SubjectIndex) -> Result<Last, StoreError> {
+        Err(StoreError::Failed)
+    }
 }

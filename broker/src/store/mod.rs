@@ -12,13 +12,20 @@
 //! - `file/`: the backend of `storage: file` streams, a directory of segments: `segment.rs` (one
 //!   append-only file), `record.rs` (the checksummed record layout), `index.rs` (the in-memory
 //!   sequence index of a segment), `recovery.rs` (rebuilding everything on open, cutting a torn
-//!   tail). `docs/storage.md` describes the format byte by byte.
+//!   tail), `disk.rs` (every write, and the seam where tests fill the disk). `docs/storage.md`
+//!   describes the format byte by byte.
+//! - `gauge.rs`: bytes stored by all the streams of a server, which each [`Store`] keeps up to
+//!   date for JetStream's `max_storage` and `max_memory`.
+//!
+//! A full disk is not fatal: what could not be written is undone ([`StoreError::StorageFull`])
+//! and the store goes on; any other write failure makes it refuse writes until reopened.
 //!
 //! Sequences start at 1 and are never reused: deletes leave gaps, purges move `first_seq` and
 //! keep `last_seq`.
 
 mod error;
 mod file;
+mod gauge;
 mod limits;
 mod log;
 mod memory;
@@ -31,7 +38,8 @@ mod tests;
 use bytes::Bytes;
 
 pub use error::{Limit, StoreError};
-pub use file::{FileConfig, SyncHandle, SyncPolicy};
+pub use file::{FileConfig, SyncHandle, SyncPolicy, FREE_FILE_VAR};
+pub use gauge::UsageGauge;
 pub use limits::{Discard, Limits};
 pub use stream::Store;
 

@@ -15,12 +15,18 @@ impl Store {
     /// Deletes the message at `seq`; false when there is none. An interior delete leaves a gap
     /// (`num_deleted`); deleting the first message moves `first_seq`.
     pub fn delete(&mut self, seq: u64) -> Result<bool, StoreError> {
-        self.remove_seq(seq)
+        let result = self.remove_seq(seq);
+        self.settle(result)
     }
 
     /// Purges messages and returns how many went. See [`Purge`] for the request; without a
     /// filter, `up_to_seq` past the end makes it the next sequence (nats-server's compact).
     pub fn purge(&mut self, req: &Purge) -> Result<u64, StoreError> {
+        let result = self.purge_unsettled(req);
+        self.settle(result)
+    }
+
+    fn purge_unsettled(&mut self, req: &Purge) -> Result<u64, StoreError> {
         let up_to = req.up_to_seq.filter(|&s| s > 0);
         let keep = req.keep.filter(|&k| k > 0);
         if up_to.is_some() && keep.is_some() {
@@ -79,7 +85,10 @@ impl Store {
         let cutoff = now_nanos.saturating_sub(max_age);
         let last = self.log.expired_through(self.state.first_seq, cutoff)?;
         let removed = match last {
-            Some(last) => self.remove_below(last + 1)?,
+            Some(last) => {
+                let result = self.remove_below(last + 1);
+                self.settle(result)?
+            }
             None => 0,
         };
         Ok(Expired {
@@ -156,7 +165,7 @@ impl Store {
         }
         self.log.remove(seq)?;
         self.state.msgs -= 1;
-        self.state.bytes -= e.size;
+        self.count_bytes(0, e.size);
         match self.subjects.remove(e.sid, seq) {
             Removed::Done => {}
             Removed::NeedFirst => {
@@ -199,7 +208,7 @@ impl Store {
         }
         self.log.remove_below(floor, last)?;
         self.state.msgs -= removed;
-        self.state.bytes -= bytes;
+        self.count_bytes(0, bytes);
         self.state.last_seq = last.seq;
         self.state.first_seq = match self.log.entries(floor).next() {
             Some(e) => e.seq,

@@ -11,6 +11,7 @@ use super::memory::MemoryLog;
 use super::subjects::{Filter, Matcher, SubjectIndex};
 use super::{
     FileConfig, Limits, StoreError, StoredMsg, StreamState, SubjectState, SyncHandle, SyncPolicy,
+    UsageGauge,
 };
 use crate::proto::subject::is_valid_literal_subject;
 
@@ -21,6 +22,10 @@ pub struct Store {
     pub(super) limits: Limits,
     pub(super) subjects: SubjectIndex,
     pub(super) state: Counters,
+    /// Where this store's bytes are counted with other stores' (JetStream's server limits).
+    gauge: Option<UsageGauge>,
+    /// The first sequence a rewind after a full disk took back, until the caller asks.
+    rewound: Option<u64>,
 }
 
 /// The counters [`StreamState`] is made from.
@@ -42,6 +47,8 @@ impl Store {
             limits,
             subjects: SubjectIndex::default(),
             state: Counters::default(),
+            gauge: None,
+            rewound: None,
         }
     }
 
@@ -60,6 +67,8 @@ impl Store {
                 last_ts: last.ts,
                 ..Counters::default()
             },
+            gauge: None,
+            rewound: None,
         };
         store.rebuild_counters()?;
         store.enforce_all()?;
@@ -79,6 +88,79 @@ impl Store {
         self.state.first_seq = first.unwrap_or_else(|| self.empty_first());
         self.state.first_ts = self.first_ts()?;
         Ok(())
+    }
+
+    /// Counts this store's bytes in `gauge` from now on (and no longer once it is dropped).
+    pub fn track_usage(&mut self, gauge: UsageGauge) {
+        gauge.add(self.state.bytes);
+        if let Some(old) = self.gauge.replace(gauge) {
+            old.sub(self.state.bytes);
+        }
+    }
+
+    /// Counts bytes that came in and went out.
+    pub(super) fn count_bytes(&mut self, added: u64, removed: u64) {
+        self.state.bytes = self.state.bytes + added - removed;
+        if let Some(gauge) = &self.gauge {
+            gauge.add(added);
+            gauge.sub(removed);
+        }
+    }
+
+    /// Passes on the result of a write; when the disk was full and left memory ahead of the
+    /// files, the store first goes back to what the files hold ([`Store::rewind`]).
+    pub(super) fn settle<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() && self.log.needs_rewind() {
+            self.rewind();
+        }
+        result
+    }
+
+    /// Reads the files again, as a reopen would, keeping the sequence moving forward: the
+    /// messages that never reached the disk are gone and their sequences are not reused.
+    fn rewind(&mut self) {
+        let (high_seq, high_ts) = (self.state.last_seq, self.state.last_ts);
+        let mut subjects = SubjectIndex::default();
+        let last = match self.log.rewind(&mut subjects) {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::error!("could not read the store back after a full disk: {e}");
+                return;
+            }
+        };
+        let old_bytes = self.state.bytes;
+        self.subjects = subjects;
+        self.state = Counters {
+            last_seq: last.seq.max(high_seq),
+            last_ts: if high_seq > last.seq {
+                high_ts
+            } else {
+                last.ts
+            },
+            ..Counters::default()
+        };
+        if let Err(e) = self.rebuild_counters() {
+            tracing::error!("could not count the store after a full disk: {e}");
+        }
+        let new_bytes = self.state.bytes;
+        if let Some(gauge) = &self.gauge {
+            gauge.add(new_bytes);
+            gauge.sub(old_bytes);
+        }
+        if high_seq > last.seq {
+            self.rewound = Some(last.seq + 1);
+        }
+        tracing::warn!(
+            from_seq = last.seq + 1,
+            to_seq = high_seq,
+            "disk full: messages not yet written were taken back"
+        );
+    }
+
+    /// The first sequence whose message a full disk took back since the last call, if any:
+    /// the caller forgets what it knew of those messages (their `Nats-Msg-Id`s).
+    pub fn take_rewound(&mut self) -> Option<u64> {
+        self.rewound.take()
     }
 
     /// The timestamp of the message at `first_seq`, 0 when there is none.
@@ -103,7 +185,8 @@ impl Store {
     /// the next [`Store::expire`].
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), StoreError> {
         self.limits = limits;
-        self.enforce_all()
+        let result = self.enforce_all();
+        self.settle(result)
     }
 
     /// When the caller should [`Store::sync`]: the file store's configured policy, `Never`
@@ -123,6 +206,17 @@ impl Store {
     /// Stores a message and returns its sequence. Empty headers are stored as none. A message
     /// a limit refuses (`discard: new`, `max_msg_size`) is not stored and takes no sequence.
     pub fn append(
+        &mut self,
+        subject: &str,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+        timestamp_nanos: i64,
+    ) -> Result<u64, StoreError> {
+        let result = self.append_admitted(subject, headers, payload, timestamp_nanos);
+        self.settle(result)
+    }
+
+    fn append_admitted(
         &mut self,
         subject: &str,
         headers: Option<&[u8]>,
@@ -165,8 +259,8 @@ impl Store {
             (st.first_seq, st.first_ts) = (seq, timestamp_nanos);
         }
         st.msgs += 1;
-        st.bytes += size;
         (st.last_seq, st.last_ts) = (seq, timestamp_nanos);
+        self.count_bytes(size, 0);
         self.subjects.add(sid, seq);
         self.enforce_subject(sid)?;
         self.enforce_totals()?;
@@ -291,14 +385,16 @@ impl Store {
     /// the process, not of the machine. Call before acknowledging under `SyncPolicy::Interval`
     /// or `Never`.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.log.flush()
+        let result = self.log.flush();
+        self.settle(result)
     }
 
     /// Makes everything appended, deleted and purged so far durable (file store: fsync of the
     /// active segment, and of the directory when segments came or went). One call covers any
     /// number of appends: the caller's group commit.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.log.sync()
+        let result = self.log.sync();
+        self.settle(result)
     }
 
     /// Makes a change answered right away (an API delete or purge) as durable as the policy
@@ -314,7 +410,17 @@ impl Store {
     /// everything out now and returns the fsync, which covers every append made before this
     /// call. Appends made meanwhile need a later sync.
     pub fn prepare_sync(&mut self) -> Result<SyncHandle, StoreError> {
-        self.log.prepare_sync()
+        let result = self.log.prepare_sync();
+        self.settle(result)
+    }
+}
+
+impl Drop for Store {
+    /// Its bytes no longer count (the stream was deleted, or the server stops).
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.sub(self.state.bytes);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/jsz`: JetStream's configuration and usage on the monitoring port, with nats-server's
 //! fields. Values that differ by nature (ids, times, limits computed from the machine) are only
-//! checked for their type; counts are checked exactly.
+//! checked for their type and sign; counts are checked exactly.
 //!
 //! The JetStream series of `/metrics` are a broker extension (nats-server has no `/metrics`).
 
@@ -117,6 +117,13 @@ fn jsz_reports_config_usage_and_api_counts(t: &Target) -> anyhow::Result<()> {
         let info = RawClient::connect(port).await?.info;
         let jsz = get_json(http_port, "/jsz").await?;
         top_level(&jsz, &info["server_id"])?;
+        // Sized from the machine: 75% of its memory and of the store's free disk.
+        for field in ["max_memory", "max_storage"] {
+            ensure!(
+                jsz["config"][field].as_i64() > Some(0),
+                "config.{field}: {jsz}"
+            );
+        }
         let store_dir = jsz["config"]["store_dir"].as_str().unwrap_or_default();
         ensure!(store_dir.ends_with("/jetstream"), "store_dir: {jsz}");
         for absent in ["disabled", "account_details", "meta_cluster"] {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Stream;
+use crate::jetstream::errors::ApiError;
 use crate::jetstream::time::now_nanos;
-use crate::store::SyncPolicy;
+use crate::store::{StoreError, SyncPolicy};
 
 /// How often the maintenance task syncs a file stream when the policy gives no interval: the
 /// messages published without a reply subject (fire and forget) are on disk within this.
@@ -28,7 +29,11 @@ pub(super) async fn run(stream: Arc<Stream>) {
                     break;
                 }
                 let acks = std::mem::take(&mut inner.awaiting_sync);
-                (inner.store.prepare_sync(), acks)
+                let handle = inner.store.prepare_sync();
+                if handle.is_err() {
+                    inner.forget_rewound();
+                }
+                (handle, acks)
             };
             let synced = match handle {
                 Ok(handle) => tokio::task::spawn_blocking(move || handle.sync())
@@ -41,18 +46,45 @@ pub(super) async fn run(stream: Arc<Stream>) {
                     }),
                 Err(e) => Err(e),
             };
-            match synced {
-                Ok(()) => {
-                    for (reply, ack) in acks {
-                        stream.ctx.reply(&reply, &ack);
-                    }
-                }
-                Err(e) => {
-                    // No PubAck: the publisher retries, and the duplicate window keeps that
-                    // from storing twice what did reach the disk.
-                    tracing::error!(stream = %stream.name, "fsync failed, {} PubAcks withheld: {e}", acks.len());
-                }
-            }
+            answer(&stream, acks, synced);
+        }
+    }
+}
+
+/// A PubAck waiting for the fsync that makes its message durable.
+#[derive(Debug)]
+pub(super) struct AwaitingAck {
+    /// The publisher's reply subject.
+    pub reply: String,
+    /// The PubAck.
+    pub body: Vec<u8>,
+    /// Whether it acknowledges a message (stored, a duplicate) rather than refuses one.
+    pub acknowledges: bool,
+}
+
+/// Sends the PubAcks that waited for a sync, as its outcome allows:
+/// - synced: each as it is;
+/// - the disk was full: their messages were taken back from the store, so each publisher
+///   hears that its message was not stored (503 with the disk's error, as nats-server);
+/// - any other failure: no PubAck, the publisher retries, and the duplicate window keeps that
+///   from storing twice what did reach the disk.
+///
+/// Refusals go out in every case.
+pub(super) fn answer(stream: &Stream, acks: Vec<AwaitingAck>, synced: Result<(), StoreError>) {
+    let refusal = match &synced {
+        Ok(()) => None,
+        Err(e) if e.is_storage_full() => Some(stream.error_ack(ApiError::store_failed(e))),
+        Err(e) => {
+            let withheld = acks.iter().filter(|a| a.acknowledges).count();
+            tracing::error!(stream = %stream.name, "fsync failed, {withheld} PubAcks withheld: {e}");
+            None
+        }
+    };
+    for ack in acks {
+        match (&synced, &refusal) {
+            (Err(_), Some(refusal)) if ack.acknowledges => stream.ctx.reply(&ack.reply, refusal),
+            (Err(_), None) if ack.acknowledges => {}
+            _ => stream.ctx.reply(&ack.reply, &ack.body),
         }
     }
 }

@@ -42,6 +42,14 @@ impl Dedup {
         }
     }
 
+    /// Forgets the ids of messages from `seq` on: a full disk took them back, and a retry
+    /// must store them again rather than be told they are duplicates.
+    pub fn forget_from(&mut self, seq: u64) {
+        self.ids.retain(|_, s| *s < seq);
+        let ids = &self.ids;
+        self.order.retain(|(_, id)| ids.contains_key(id));
+    }
+
     /// Ids currently remembered.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use super::commit::AwaitingAck;
 use super::{Retention, Storage, Stream, StreamInner};
 use crate::client::InternalSink;
 use crate::jetstream::errors::ApiError;
@@ -36,23 +37,31 @@ impl InternalSink for Stream {
             .filter(|r| !r.is_empty());
         let mut inner = self.inner.lock();
         let can_respond = reply.is_some() && !inner.config.no_ack;
-        let interested = self.has_interest(&inner, subject);
-        let result = inner.ingest(subject, d.headers, d.payload, interested);
-        let stored = matches!(result, Ok(Ingested::Stored(_)));
-        let body = self.pub_ack_body(&result);
+        let admission = Admission {
+            interested: self.has_interest(&inner, subject),
+            resources_exceeded: self.ctx.config.resources.exceeded(inner.config.storage),
+        };
+        let mut result = inner.ingest(subject, d.headers, d.payload, admission);
         let file = inner.config.storage == Storage::File;
         let group_commit = file && self.ctx.config.sync == SyncPolicy::Always;
-        let mut deferred = false;
-        if let (true, Some(reply)) = (can_respond, reply) {
-            if group_commit && (stored || !inner.awaiting_sync.is_empty()) {
-                inner.awaiting_sync.push((reply.to_string(), body.clone()));
-                deferred = true;
-            }
-        }
-        if stored && file && !deferred {
+        let deferred = can_respond
+            && group_commit
+            && (matches!(result, Ok(Ingested::Stored(_))) || !inner.awaiting_sync.is_empty());
+        if matches!(result, Ok(Ingested::Stored(_))) && file && !deferred {
+            // The PubAck says the message reached the operating system: only if it did.
             if let Err(e) = inner.store.flush() {
                 tracing::error!(stream = %self.name, "writing a message: {e}");
+                inner.forget_rewound();
+                result = Err(store_error(e));
             }
+        }
+        let body = self.pub_ack_body(&result);
+        if let (true, Some(reply)) = (deferred, reply) {
+            inner.awaiting_sync.push(AwaitingAck {
+                reply: reply.to_string(),
+                body: body.clone(),
+                acknowledges: result.is_ok(),
+            });
         }
         drop(inner);
         if deferred {
@@ -78,6 +87,11 @@ impl Stream {
             .any(|c| c.filter_matches(subject))
     }
 
+    /// The PubAck of a publish refused with `error`.
+    pub(super) fn error_ack(&self, error: ApiError) -> Vec<u8> {
+        self.pub_ack_body(&Err(error))
+    }
+
     fn pub_ack_body(&self, result: &Result<Ingested, ApiError>) -> Vec<u8> {
         let name = &self.name;
         let body = match result {
@@ -97,13 +111,22 @@ impl Stream {
     }
 }
 
+/// What the server says of a message before the stream looks at it.
+struct Admission {
+    /// Someone would consume it (always, but under interest retention).
+    interested: bool,
+    /// The server's storage of the stream's kind is past its limit (`max_storage`,
+    /// `max_memory`).
+    resources_exceeded: bool,
+}
+
 impl StreamInner {
     fn ingest(
         &mut self,
         subject: &str,
         hdrs: Option<&[u8]>,
         payload: &[u8],
-        interested: bool,
+        admission: Admission,
     ) -> Result<Ingested, ApiError> {
         if self.config.sealed {
             return Err(ApiError::stream_sealed());
@@ -126,15 +149,18 @@ impl StreamInner {
         if hdrs.map_or(0, <[u8]>::len) > MAX_HEADER_LEN {
             return Err(ApiError::header_too_big());
         }
-        if !interested {
-            let seq = self.skip(subject, now).map_err(store_error)?;
+        if admission.resources_exceeded {
+            return Err(ApiError::insufficient_resources());
+        }
+        if !admission.interested {
+            let seq = self.skip(subject, now).map_err(|e| self.refused(e))?;
             self.remember(msg_id, seq, now);
             return Ok(Ingested::Skipped(seq));
         }
         let seq = self
             .store
             .append(subject, hdrs, payload, now)
-            .map_err(store_error)?;
+            .map_err(|e| self.refused(e))?;
         self.remember(msg_id, seq, now);
         if let Some(all) = rollup {
             let purge = Purge {
@@ -147,6 +173,19 @@ impl StreamInner {
             }
         }
         Ok(Ingested::Stored(seq))
+    }
+
+    /// A store refusal as the PubAck error, after forgetting what a full disk took back.
+    fn refused(&mut self, e: StoreError) -> ApiError {
+        self.forget_rewound();
+        store_error(e)
+    }
+
+    /// Forgets the message ids of messages a full disk took back from the store.
+    pub(super) fn forget_rewound(&mut self) {
+        if let Some(seq) = self.store.take_rewound() {
+            self.dedup.forget_from(seq);
+        }
     }
 
     fn remember(&mut self, msg_id: Option<&str>, seq: u64, now: i64) {

@@ -52,8 +52,8 @@ pub(crate) struct StreamInner {
     dedup: Dedup,
     /// The `Nats-Msg-Id` of the last stored message, for `Nats-Expected-Last-Msg-Id`.
     last_msg_id: String,
-    /// PubAcks waiting for the next fsync: (reply subject, body).
-    awaiting_sync: Vec<(String, Vec<u8>)>,
+    /// PubAcks waiting for the next fsync.
+    awaiting_sync: Vec<commit::AwaitingAck>,
 }
 
 impl Stream {
@@ -122,15 +122,14 @@ impl Stream {
         }
         self.closed.cancel();
         let mut inner = self.inner.lock();
-        if let Err(e) = inner.store.sync() {
+        let synced = inner.store.sync();
+        if let Err(e) = &synced {
             tracing::error!(stream = %self.name, "syncing on close: {e}");
+            inner.forget_rewound();
         }
-        // Whatever waited for an fsync is now on disk.
         let acks = std::mem::take(&mut inner.awaiting_sync);
         drop(inner);
-        for (reply, ack) in acks {
-            self.ctx.reply(&reply, &ack);
-        }
+        commit::answer(self, acks, synced);
     }
 
     /// The configuration.

@@ -110,6 +110,14 @@ impl SlotIndex {
         self.max_ts = self.max_ts.max(ts);
     }
 
+    /// Takes back the last slot pushed (an append that could not be written).
+    pub fn pop(&mut self) {
+        if let Some(slot) = self.slots.pop() {
+            self.live -= u64::from(slot.live());
+            self.low = self.low.min(self.slots.len());
+        }
+    }
+
     fn pos(&self, seq: u64) -> Option<usize> {
         let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
         (i < self.slots.len()).then_some(i)

@@ -4,6 +4,7 @@
 //! a segment whose messages are all gone is deleted once no record in it still hides a message
 //! of an older segment. On open, `recovery.rs` reads every segment back.
 
+mod disk;
 mod index;
 mod record;
 mod recovery;
@@ -16,12 +17,19 @@ use std::time::Duration;
 use super::log::{Entry, Last, Log, NewMsg};
 use super::subjects::SubjectIndex;
 use super::{StoreError, StoredMsg};
+pub(crate) use disk::is_full;
+#[cfg(test)]
+pub(crate) use disk::set_free;
+pub use disk::FREE_FILE_VAR;
 use record::{Kind, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
 use segment::Segment;
 pub use segment::SyncHandle;
 
 /// Buffered appends are written out once they pass this many bytes, even without a flush.
 const WRITE_BUFFER: usize = 256 * 1024;
+/// An emptied active segment larger than this is cut back when it is the only segment, so
+/// that a purge gives the disk its space at once (a full disk needs it).
+const CUT_EMPTY_ACTIVE: u64 = 64 * 1024;
 
 /// When the stream layer makes appends durable. The store records it; the caller acts on it
 /// around [`Store::sync`](super::Store::sync) (group commit).
@@ -64,6 +72,12 @@ pub(crate) struct FileLog {
     last: Last,
     dir_dirty: bool,
     failed: bool,
+    /// A write found the disk full with records still buffered: memory is ahead of the files
+    /// and the store must [`Log::rewind`].
+    rewind_needed: bool,
+    /// The disk was full at the last rewind: appends are written at once, and taken back alone
+    /// when that fails, until one gets through.
+    full: bool,
 }
 
 impl FileLog {
@@ -86,6 +100,8 @@ impl FileLog {
             last,
             dir_dirty: false,
             failed: false,
+            rewind_needed: false,
+            full: false,
         };
         Ok((log, last))
     }
@@ -101,7 +117,8 @@ impl FileLog {
         (seq < self.segments[i].index.next_seq()).then_some(i)
     }
 
-    /// Runs a write, and refuses every later one once a write has failed.
+    /// Runs a write. A full disk that leaves records buffered asks for a rewind; any other
+    /// failure makes the store refuse every later write until it is opened again.
     fn guarded<T>(
         &mut self,
         op: impl FnOnce(&mut FileLog) -> Result<T, StoreError>,
@@ -110,7 +127,13 @@ impl FileLog {
             return Err(StoreError::Failed);
         }
         let result = op(self);
-        self.failed = result.is_err();
+        match &result {
+            Ok(_) => {}
+            Err(e) if e.is_storage_full() => {
+                self.rewind_needed = self.active().pending_len() > 0;
+            }
+            Err(_) => self.failed = true,
+        }
         result
     }
 
@@ -119,8 +142,30 @@ impl FileLog {
         self.active().sync()?;
         let segment = Segment::create(&self.dir, base, last_ts)?;
         self.segments.push(segment);
+        self.dir_dirty = true;
         sync_dir(&self.dir)?;
         self.dir_dirty = false;
+        Ok(())
+    }
+
+    /// Appends a message record to the active segment. While the disk is full it is written
+    /// at once, and taken back if that fails, so nothing unwritable stays buffered.
+    fn append_record(&mut self, msg: &NewMsg) -> Result<(), StoreError> {
+        let full = self.full;
+        let active = self.active();
+        assert_eq!(active.index.next_seq(), msg.seq, "appends follow the index");
+        let from = active.pending_len();
+        let subject = msg.subject.as_bytes();
+        active.append_msg(msg.sid, msg.ts, subject, msg.headers, msg.payload);
+        if full || active.pending_len() >= WRITE_BUFFER {
+            if let Err(e) = active.flush() {
+                if full {
+                    active.unappend_msg(from);
+                }
+                return Err(e);
+            }
+        }
+        self.full = false;
         Ok(())
     }
 
@@ -131,7 +176,7 @@ impl FileLog {
             .iter()
             .all(|s| s.index.live() > 0)
         {
-            return Ok(());
+            return self.cut_empty_active();
         }
         // Deletion records reach the file before the files they stand for go.
         self.active().flush()?;
@@ -146,7 +191,22 @@ impl FileLog {
                 i += 1;
             }
         }
-        Ok(())
+        self.cut_empty_active()
+    }
+
+    /// Cuts the active segment back to a compaction record when it is the only segment, has
+    /// no live message and is large: nothing in it is needed but where the stream stands.
+    fn cut_empty_active(&mut self) -> Result<(), StoreError> {
+        let last = self.last;
+        let [active] = self.segments.as_mut_slice() else {
+            return Ok(());
+        };
+        if active.index.live() > 0 || active.len() <= CUT_EMPTY_ACTIVE {
+            return Ok(());
+        }
+        // The records deleting its messages reach the disk before the messages go.
+        active.sync()?;
+        active.cut_to_floor(last.seq + 1, last.ts)
     }
 }
 
@@ -183,18 +243,16 @@ impl Log for FileLog {
         self.guarded(|log| {
             let size = record::record_len(body, 0, 0) as u64;
             let active = log.active();
-            if active.len() > SEGMENT_HEADER_LEN as u64
-                && active.len() + size > log.config.segment_size
+            // Sequences skipped by a rewind start a segment of their own (a gap between
+            // segments is allowed, within one it is not).
+            let gap = active.index.next_seq() < msg.seq;
+            if gap
+                || active.len() > SEGMENT_HEADER_LEN as u64
+                    && active.len() + size > log.config.segment_size
             {
                 log.roll(msg.seq, log.last.ts)?;
             }
-            let active = log.active();
-            assert_eq!(active.index.next_seq(), msg.seq, "appends follow the index");
-            let subject = msg.subject.as_bytes();
-            active.append_msg(msg.sid, msg.ts, subject, msg.headers, msg.payload);
-            if active.pending_len() >= WRITE_BUFFER {
-                active.flush()?;
-            }
+            log.append_record(msg)?;
             log.last = Last {
                 seq: msg.seq,
                 ts: msg.ts,
@@ -277,10 +335,9 @@ impl Log for FileLog {
                 s.index.delete_below(floor);
             }
             log.last = last;
+            // The record says where the stream stands; a floor past the end gets its segment
+            // with the next append (a write less while the disk may be full).
             log.active().append_marker(Kind::Compact, floor, last.ts);
-            if floor > log.active().index.next_seq() {
-                log.roll(floor, last.ts)?;
-            }
             log.reclaim()
         })
     }
@@ -313,5 +370,24 @@ impl Log for FileLog {
 
     fn sync_policy(&self) -> SyncPolicy {
         self.config.sync
+    }
+
+    fn needs_rewind(&self) -> bool {
+        self.rewind_needed && !self.failed
+    }
+
+    /// Cuts the active segment back to what was written whole and reads the directory again,
+    /// as opening it would.
+    fn rewind(&mut self, subjects: &mut SubjectIndex) -> Result<Last, StoreError> {
+        let result = self.active().discard_unwritten().and_then(|()| {
+            let (segments, last) = recovery::recover(&self.dir, subjects)?;
+            self.segments = segments;
+            self.last = last;
+            Ok(last)
+        });
+        self.rewind_needed = false;
+        self.full = result.is_ok();
+        self.failed = result.is_err();
+        result
     }
 }

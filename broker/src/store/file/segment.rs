@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::disk;
 use super::index::{Slot, SlotIndex};
 use super::record::{self, Kind, RecordHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::store::subjects::Sid;
@@ -128,7 +129,11 @@ impl Segment {
             .open(&path)
             .map_err(err)?;
         let mut segment = Segment::from_parts(path, file, SlotIndex::new(base), 0);
-        segment.write_header(last_ts)?;
+        if let Err(e) = segment.write_header(last_ts) {
+            // A half-made segment would stop the next attempt (`create_new`): it goes.
+            let _ = std::fs::remove_file(&segment.path);
+            return Err(e);
+        }
         Ok(segment)
     }
 
@@ -149,7 +154,7 @@ impl Segment {
         let header = record::encode_segment_header(self.index.base(), last_ts);
         let io = || -> io::Result<()> {
             self.file.set_len(0)?;
-            self.file.write_all_at(&header, 0)?;
+            disk::write_all_at(&self.file, &header, 0)?;
             self.file.sync_data()
         };
         io().map_err(StoreError::io(&self.path))?;
@@ -207,11 +212,50 @@ impl Segment {
             return Ok(());
         }
         let at = self.written;
-        self.file
-            .write_all_at(&self.pending, at)
-            .map_err(StoreError::io(&self.path))?;
+        // A failed write keeps `pending` and `written` as they were: whatever part reached
+        // the file lies past `written`, where the next write or a recovery's cut replaces it.
+        disk::write_all_at(&self.file, &self.pending, at).map_err(StoreError::io(&self.path))?;
         self.written += self.pending.len() as u64;
         self.pending.clear();
+        Ok(())
+    }
+
+    /// Takes back the message record just appended (from `pending_from`, the buffer's length
+    /// before it), when it could not be written.
+    pub fn unappend_msg(&mut self, pending_from: usize) {
+        self.pending.truncate(pending_from);
+        self.index.pop();
+    }
+
+    /// Drops what is buffered and cuts the file back to what was written whole, so that the
+    /// file is exactly the records written before a failed write.
+    pub fn discard_unwritten(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.file
+            .set_len(self.written)
+            .map_err(StoreError::io(&self.path))
+    }
+
+    /// Gives back the space of a segment whose messages are all gone: it becomes its header
+    /// and one compaction record (`floor`, `ts`), written over its first record before the
+    /// rest is cut, so that every state a crash can leave reads back as that floor. Its index
+    /// starts over, so the next message starts a new segment. Call with nothing buffered.
+    pub fn cut_to_floor(&mut self, floor: u64, ts: i64) -> Result<(), StoreError> {
+        let mut marker = Vec::new();
+        record::encode_marker(&mut marker, Kind::Compact, floor, ts);
+        let at = SEGMENT_HEADER_LEN as u64;
+        let end = at + marker.len() as u64;
+        let io = || -> io::Result<()> {
+            disk::write_all_at(&self.file, &marker, at)?;
+            self.file.sync_data()?;
+            self.file.set_len(end)?;
+            self.file.sync_data()
+        };
+        io().map_err(StoreError::io(&self.path))?;
+        self.written = end;
+        self.index = SlotIndex::new(self.index.base());
+        self.foreign_max = None;
+        self.note_marker(Kind::Compact, floor);
         Ok(())
     }
 

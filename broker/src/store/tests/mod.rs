@@ -1,6 +1,7 @@
 //! Store tests, written once and run over both backends (`memory::…` and `file::…`), plus the
 //! file store's own: recovery, torn tails, and a property test against a model.
 
+mod disk_full;
 mod file;
 mod limits;
 mod model;
@@ -15,6 +16,14 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 
 use super::{FileConfig, Limits, Store, StoredMsg};
+
+/// The file store settings of the tests: small segments, so that they cross boundaries.
+pub(super) fn config() -> FileConfig {
+    FileConfig {
+        segment_size: 4096,
+        ..FileConfig::default()
+    }
+}
 
 /// Which backend a shared test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +43,7 @@ pub(super) struct Fixture {
 impl Fixture {
     /// A fresh store with small segments, so tests cross segment boundaries.
     pub fn new(backend: Backend, limits: Limits) -> Fixture {
-        let config = FileConfig {
-            segment_size: 4096,
-            ..FileConfig::default()
-        };
-        Fixture::with_config(backend, limits, config)
+        Fixture::with_config(backend, limits, config())
     }
 
     pub fn with_config(backend: Backend, limits: Limits, config: FileConfig) -> Fixture {

@@ -25,6 +25,7 @@ mod publish;
 mod pull;
 mod push;
 mod requests;
+mod resources;
 mod restart;
 mod retention;
 mod streams;
@@ -63,6 +64,7 @@ pub fn scenarios() -> Vec<Scenario> {
         interest::scenarios(),
         requests::scenarios(),
         consumer_limits::scenarios(),
+        resources::scenarios(),
         error_codes::scenarios(),
     ]
     .concat()
