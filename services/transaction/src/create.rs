@@ -1,15 +1,22 @@
 //! Creating transactions, in batches: each request is numbered `previous + 1` for its account
 //! and stored with its `TransactionCreated` outbox row; a batch shares one database transaction
-//! (group commit). A request that fails (unknown account, reused key) leaves nothing behind (a
-//! key it claimed is removed again), so it needs no savepoint; a database error fails the whole
-//! batch.
+//! (group commit).
+//!
+//! A request that fails by the rules (unknown account, reused key) leaves nothing behind (a key
+//! it claimed is removed again), so it needs no savepoint. A request the database refuses fails
+//! the whole database transaction, though: then the batch is rolled back and written again with
+//! a savepoint around each request, so only that request fails. The common case pays for no
+//! savepoint. A failed commit is not retried: it may have committed (a connection lost while
+//! committing), and writing the batch again would create its transactions twice.
 
 use common_events::service::batch::Batcher;
 use common_events::service::db::now_millis;
 use common_events::service::outbox;
 use common_events::{Envelope, TraceContext, TransactionCreated, TransactionId};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Connection};
 
+use crate::key::IdempotencyKey;
+use crate::retention::KeyRetention;
 use crate::store::{
     pending_record, Created, NewTransaction, Store, StoreError, TransactionRecord, COLUMNS,
 };
@@ -23,62 +30,133 @@ pub struct CreateRequest {
     /// The validated transaction.
     pub new: NewTransaction,
     /// The `Idempotency-Key`, if any.
-    pub key: Option<String>,
+    pub key: Option<IdempotencyKey>,
     /// The request's trace context, carried by the event.
     pub trace: TraceContext,
 }
 
-/// Creates transactions through a batching task.
-pub type Creator = Batcher<CreateRequest, Result<Created, StoreError>>;
+/// What one request of a batch came to.
+pub type CreateResult = Result<Created, StoreError>;
 
-/// Starts the batching task over `store`.
-pub fn creator(store: Store) -> Creator {
+/// Creates transactions through a batching task.
+pub type Creator = Batcher<CreateRequest, CreateResult>;
+
+/// Starts the batching task over `store`; keys name their transaction for `retention`.
+pub fn creator(store: Store, retention: KeyRetention) -> Creator {
     Batcher::spawn(BATCH, move |requests| {
         let store = store.clone();
-        async move {
-            let count = requests.len();
-            match store.create_batch(&requests).await {
-                Ok(results) => results,
-                Err(err) => {
-                    tracing::error!(error = %err, count, "writing a batch of transactions failed");
-                    (0..count).map(|_| Err(StoreError::Batch)).collect()
-                }
-            }
-        }
+        async move { store.create_batch(&requests, retention).await }
     })
 }
 
+/// How a batch is written: all in one go, or each request on its own savepoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isolation {
+    Shared,
+    Savepoints,
+}
+
+/// Why writing a batch failed.
+enum Failure {
+    /// A statement failed; nothing was committed, so the batch may be written again.
+    Statement(sqlx::Error),
+    /// Beginning or committing failed: nothing to tell apart (and a commit may have happened).
+    Transaction(sqlx::Error),
+}
+
 impl Store {
-    /// Creates every request in one database transaction; the outer error fails them all.
+    /// Creates every request, one result each, in order: in one database transaction, and if a
+    /// statement fails, once more with a savepoint per request so that only the requests the
+    /// database refuses fail (with [`StoreError::Db`]). When the database transaction itself
+    /// cannot begin or commit, every request fails with [`StoreError::Batch`].
     pub async fn create_batch(
         &self,
         requests: &[CreateRequest],
-    ) -> Result<Vec<Result<Created, StoreError>>, sqlx::Error> {
-        let mut tx = self.db.begin_write().await?;
+        retention: KeyRetention,
+    ) -> Vec<CreateResult> {
+        let count = requests.len();
+        let failed = match self.write(requests, retention, Isolation::Shared).await {
+            Ok(results) => return results,
+            Err(Failure::Statement(err)) => {
+                tracing::warn!(
+                    error = %err, count,
+                    "a batch of transactions failed; writing it again, a savepoint per request"
+                );
+                match self.write(requests, retention, Isolation::Savepoints).await {
+                    Ok(results) => return results,
+                    Err(Failure::Statement(err) | Failure::Transaction(err)) => err,
+                }
+            }
+            Err(Failure::Transaction(err)) => err,
+        };
+        tracing::error!(error = %failed, count, "writing a batch of transactions failed");
+        (0..count).map(|_| Err(StoreError::Batch)).collect()
+    }
+
+    async fn write(
+        &self,
+        requests: &[CreateRequest],
+        retention: KeyRetention,
+        isolation: Isolation,
+    ) -> Result<Vec<CreateResult>, Failure> {
+        let mut tx = self.db.begin_write().await.map_err(Failure::Transaction)?;
+        let cutoff = retention.cutoff(now_millis());
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            results.push(create_one(&mut tx, request).await?);
+            let result = match isolation {
+                Isolation::Shared => create_one(&mut tx, request, cutoff).await,
+                Isolation::Savepoints => create_on_savepoint(&mut tx, request, cutoff).await,
+            };
+            match result {
+                Ok(result) => results.push(result),
+                Err(err) => {
+                    let _ = tx.rollback().await;
+                    return Err(Failure::Statement(err));
+                }
+            }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(Failure::Transaction)?;
         self.relay.wake();
         Ok(results)
     }
 }
 
+/// [`create_one`] inside a savepoint: a statement the database refuses rolls back this request
+/// only and becomes its result. Only failing to roll back to the savepoint is an error.
+async fn create_on_savepoint(
+    conn: &mut AnyConnection,
+    request: &CreateRequest,
+    cutoff: i64,
+) -> Result<CreateResult, sqlx::Error> {
+    let mut savepoint = conn.begin().await?;
+    match create_one(&mut savepoint, request, cutoff).await {
+        Ok(result) => {
+            savepoint.commit().await?;
+            Ok(result)
+        }
+        Err(err) => {
+            savepoint.rollback().await?;
+            Ok(Err(StoreError::Db(err)))
+        }
+    }
+}
+
+/// Writes one request; keys created before `cutoff` are expired (free for a new transaction).
 async fn create_one(
     conn: &mut AnyConnection,
     request: &CreateRequest,
-) -> Result<Result<Created, StoreError>, sqlx::Error> {
+    cutoff: i64,
+) -> Result<CreateResult, sqlx::Error> {
     let new = &request.new;
     let id = TransactionId::new();
     if let Some(key) = &request.key {
-        if let Some(first) = replay(conn, key, new).await? {
+        if let Some(first) = replay(conn, key, new, cutoff).await? {
             return Ok(first);
         }
-        if !claim_key(conn, key, id).await? {
+        if !claim_key(conn, key, id, cutoff).await? {
             // Another replica's batch claimed the key and has committed since: its result.
-            let first = replay(conn, key, new).await?;
-            return Ok(first.unwrap_or_else(|| Err(StoreError::KeyReused(key.clone()))));
+            let first = replay(conn, key, new, cutoff).await?;
+            return Ok(first.unwrap_or(Err(StoreError::KeyReused)));
         }
     }
     let number: Option<i64> = sqlx::query_scalar(
@@ -90,7 +168,7 @@ async fn create_one(
     let Some(number) = number else {
         if let Some(key) = &request.key {
             sqlx::query("delete from idempotency_key where key = $1")
-                .bind(key)
+                .bind(key.as_str())
                 .execute(&mut *conn)
                 .await?;
         }
@@ -134,38 +212,47 @@ async fn insert(
     Ok(())
 }
 
-/// Inserts the idempotency key for `id`; false when it exists already. On PostgreSQL a
-/// concurrent claim of the same key waits here until the other transaction ends.
+/// Claims `key` for `id`: inserts it, or takes over an expired row (created before `cutoff`);
+/// false when a live one exists. On PostgreSQL a concurrent claim of the same key waits here
+/// until the other transaction ends.
 async fn claim_key(
     conn: &mut AnyConnection,
-    key: &str,
+    key: &IdempotencyKey,
     id: TransactionId,
+    cutoff: i64,
 ) -> Result<bool, sqlx::Error> {
     let claimed = sqlx::query(
         "insert into idempotency_key (key, transaction_id, created_at) values ($1, $2, $3) \
-         on conflict (key) do nothing",
+         on conflict (key) do update \
+         set transaction_id = excluded.transaction_id, created_at = excluded.created_at \
+         where idempotency_key.created_at < $4",
     )
-    .bind(key)
+    .bind(key.as_str())
     .bind(id.to_string())
     .bind(now_millis())
+    .bind(cutoff)
     .execute(conn)
     .await?;
     Ok(claimed.rows_affected() == 1)
 }
 
-/// The first result for `key`, if it was used before: the same transaction when the request
-/// matches, [`StoreError::KeyReused`] when it does not.
+/// The first result for `key`, if it was used since `cutoff`: the same transaction when the
+/// request matches, [`StoreError::KeyReused`] when it does not.
 async fn replay(
     conn: &mut AnyConnection,
-    key: &str,
+    key: &IdempotencyKey,
     new: &NewTransaction,
-) -> Result<Option<Result<Created, StoreError>>, sqlx::Error> {
+    cutoff: i64,
+) -> Result<Option<CreateResult>, sqlx::Error> {
     let sql = format!(
-        "select {COLUMNS} from transaction_record \
-         where id = (select transaction_id from idempotency_key where key = $1)"
+        "select {COLUMNS} from transaction_record where id = \
+         (select transaction_id from idempotency_key where key = $1 and created_at >= $2)"
     );
-    let Some(record): Option<TransactionRecord> =
-        sqlx::query_as(&sql).bind(key).fetch_optional(conn).await?
+    let Some(record): Option<TransactionRecord> = sqlx::query_as(&sql)
+        .bind(key.as_str())
+        .bind(cutoff)
+        .fetch_optional(conn)
+        .await?
     else {
         return Ok(None);
     };
@@ -173,7 +260,7 @@ async fn replay(
         && record.kind == new.kind.as_str()
         && record.amount == new.amount.get();
     if !same {
-        return Ok(Some(Err(StoreError::KeyReused(key.to_owned()))));
+        return Ok(Some(Err(StoreError::KeyReused)));
     }
     Ok(Some(Ok(Created {
         record,

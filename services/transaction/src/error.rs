@@ -5,12 +5,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common_events::service::http::{body_problem, error_response, BodyProblem};
 
+use crate::key::KeyError;
 use crate::store::StoreError;
 
 /// Everything an API call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The body is not JSON or not an object (400).
+    /// The body is not JSON or not an object, or a header is malformed (400).
     #[error("{0}")]
     Malformed(String),
     /// A value is out of range or of the wrong type (422).
@@ -67,6 +68,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<KeyError> for ApiError {
+    fn from(err: KeyError) -> Self {
+        ApiError::Malformed(err.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -74,7 +81,7 @@ impl From<StoreError> for ApiError {
                 "unknown account {id}: accounts appear here moments after they are opened, \
                  so retry shortly if it was just created"
             )),
-            StoreError::KeyReused(_) => ApiError::KeyReused(err.to_string()),
+            StoreError::KeyReused => ApiError::KeyReused(err.to_string()),
             StoreError::Db(err) => ApiError::Internal(err.into()),
             StoreError::Batch => ApiError::Internal(anyhow::anyhow!("the write batch failed")),
         }

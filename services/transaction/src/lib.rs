@@ -7,12 +7,16 @@
 //! broker (retrying until they answer), serves, and stops gracefully when `shutdown` resolves.
 //!
 //! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
-//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`create`] (numbering, in batches), [`error`] (`ApiError`).
+//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`create`] (numbering,
+//! in batches), [`key`] (the `Idempotency-Key` header), [`retention`] (how long keys hold, and
+//! the sweep of old ones), [`error`] (`ApiError`).
 
 pub mod config;
 pub mod create;
 pub mod error;
+pub mod key;
 pub mod listeners;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -14,6 +14,7 @@ use common_events::service::http::request_trace;
 
 use crate::create::{CreateRequest, Creator};
 use crate::error::ApiError;
+use crate::key::IdempotencyKey;
 use crate::store::{NewTransaction, Store, StoreError};
 
 /// What the handlers share.
@@ -75,20 +76,9 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(request) = body?;
     let new = request.validate(state.max_amount)?;
-    let key = headers
-        .get("idempotency-key")
-        .map(|value| {
-            value
-                .to_str()
-                .map_err(|_| ApiError::Malformed("Idempotency-Key must be ASCII".into()))
-        })
-        .transpose()?;
+    let key = IdempotencyKey::from_headers(&headers)?;
     let trace = request_trace(&headers);
-    let request = CreateRequest {
-        new,
-        key: key.map(str::to_owned),
-        trace,
-    };
+    let request = CreateRequest { new, key, trace };
     let created = state
         .creator
         .submit(request)

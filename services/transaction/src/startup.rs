@@ -11,9 +11,11 @@ use common_events::service::ops::Ops;
 use common_events::service::server::{Server, Started};
 use common_events::topology::ConsumerSpec;
 use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::listeners::{AccountsListener, AppliedListener, RejectedListener};
+use crate::retention::sweep_keys;
 use crate::routes::{self, AppState};
 use crate::store::Store;
 
@@ -77,11 +79,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self { config, server } = self;
-        server.run(|ops, _stop| start(config, ops), shutdown).await
+        server
+            .run(|ops, stop| start(config, ops, stop), shutdown)
+            .await
     }
 }
 
-async fn start(config: Config, ops: Ops) -> anyhow::Result<Started> {
+async fn start(config: Config, ops: Ops, stop: CancellationToken) -> anyhow::Result<Started> {
     let specs = consumers(config.common.listener_concurrency);
     let base = Foundation::connect(&config.common, "transaction", MIGRATIONS, &specs, &ops).await?;
     let store = Store::new(base.db.clone(), base.relay.clone());
@@ -101,8 +105,10 @@ async fn start(config: Config, ops: Ops) -> anyhow::Result<Started> {
         }
         relay_stats.render(out);
     });
+    let retention = config.idempotency_key_retention;
+    tokio::spawn(sweep_keys(base.db.clone(), retention, stop));
     let state = AppState {
-        creator: crate::create::creator(store.clone()),
+        creator: crate::create::creator(store.clone(), retention),
         store,
         max_amount: config.max_amount,
     };

@@ -52,10 +52,14 @@ pub enum StoreError {
     /// No `AccountOpened` for this account has arrived (yet).
     #[error("unknown account {0}")]
     UnknownAccount(AccountId),
-    /// An idempotency key came back with a different request.
-    #[error("idempotency key {0:?} was first used for a different request")]
-    KeyReused(String),
-    /// The database failed.
+    /// An idempotency key came back with a different request (the key is not repeated: a
+    /// client may treat keys as secrets).
+    #[error(
+        "this Idempotency-Key was first used for a different request (another account, kind \
+         or amount); send a new key for a new transaction"
+    )]
+    KeyReused,
+    /// The database failed, or refused this request.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     /// The batch this request was written in failed (the error is logged once).

@@ -98,6 +98,12 @@ async fn an_idempotency_key_reused_for_another_request_is_422(t: Target) -> anyh
     let (status, error) = app.post(&other, Some("key-2")).await?;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["error"], "idempotency_key_reused");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("send a new key"), "{message}");
+    assert!(
+        !message.contains("key-2"),
+        "the key is not echoed: {message}"
+    );
     Ok(())
 }
 

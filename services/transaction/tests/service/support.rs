@@ -54,9 +54,19 @@ pub async fn spawn_app(target: &Target) -> anyhow::Result<TestApp> {
     start_on(ground(target).await?).await
 }
 
+/// Starts a service for `target` with more `flags`.
+pub async fn spawn_app_with(target: &Target, flags: &[&str]) -> anyhow::Result<TestApp> {
+    start_with(ground(target).await?, flags).await
+}
+
 /// Starts a service on prepared ground and waits until it is ready.
 pub async fn start_on(ground: Ground) -> anyhow::Result<TestApp> {
-    let service = spawn_service(&ground.broker.url(), &ground.database_url, &[]).await?;
+    start_with(ground, &[]).await
+}
+
+/// Starts a service with more `flags` on prepared ground and waits until it is ready.
+async fn start_with(ground: Ground, flags: &[&str]) -> anyhow::Result<TestApp> {
+    let service = spawn_service(&ground.broker.url(), &ground.database_url, flags).await?;
     service.wait_ready(START_BOUND).await?;
     let client = async_nats::connect(ground.broker.url()).await?;
     let db = Db::connect(&ground.database_url, 2).await?;
