@@ -11,6 +11,8 @@
 //! - `consumer/`: one consumer: configuration, ack state, push and pull delivery.
 //! - `context.rs`: what streams and consumers need of the server (publishing, subscribing).
 //! - `usage.rs`: what JetStream holds and has served, for `/jsz` and `/metrics`.
+//! - `resources.rs`: the server's `max_storage` and `max_memory`, sized from the machine or
+//!   configured, which stream creation and publishing are held to.
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 
