@@ -4,7 +4,8 @@
 //!    with an error that names the setting.
 //! 2. [`Server::run`] serves `/healthz`, `/readyz` and `/metrics` at once, and answers every
 //!    other path with `503 {"error": "starting", …}` while the service's start-up (connecting
-//!    to the database and the broker, with retries) runs.
+//!    to the database and the broker, with retries) runs. Every route has the body limit and
+//!    the JSON error bodies of [`json_api`].
 //! 3. Once start-up hands back a [`Started`], the API opens, listeners and relay run, and
 //!    `/readyz` turns 200.
 //! 4. On shutdown it stops accepting, finishes in-flight requests, drains the background
@@ -26,7 +27,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tower::ServiceExt;
 
 use super::db::Db;
-use super::http::error_response;
+use super::http::{error_response, json_api};
 use super::ops::{MetricsFn, Ops};
 use super::tasks::Tasks;
 
@@ -143,7 +144,7 @@ impl Server {
             let api = gate.clone();
             async move { api.call(request).await }
         });
-        let router = ops.count_requests(router);
+        let router = ops.count_requests(json_api(router));
         let http = axum::serve(self.listener, router)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future();

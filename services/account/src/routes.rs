@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use common_events::AccountId;
 use serde::Deserialize;
 
-use common_events::service::http::request_trace;
+use common_events::service::http::{check_text, request_trace};
 
 use crate::error::ApiError;
 use crate::store::Store;
@@ -46,6 +46,7 @@ async fn open(
             "owner must be 1 to {MAX_OWNER_LEN} characters"
         )));
     }
+    check_text("owner", owner).map_err(ApiError::Invalid)?;
     let trace = request_trace(&headers);
     let account = store.open(owner, trace).await?;
     let location = format!("/api/accounts/{}", account.id);
@@ -95,9 +96,9 @@ async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(page) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
     let limit = page.limit()?;
-    let items = store
-        .list(page.after.as_deref().unwrap_or(""), limit)
-        .await?;
+    let after = page.after.as_deref().unwrap_or("");
+    check_text("after", after).map_err(ApiError::Invalid)?;
+    let items = store.list(after, limit).await?;
     let full = items.len() as i64 == limit;
     let next_after = full.then(|| items.last().map(|a| a.id.clone())).flatten();
     Ok(Json(

@@ -137,7 +137,8 @@ impl Console {
     }
 }
 
-/// Every route: the page, the API and the operational ones.
+/// Every route: the page, the API and the operational ones, with the services' body limit and
+/// JSON error bodies.
 pub fn router(state: AppState) -> Router {
     let ops = Router::new()
         .route(
@@ -147,9 +148,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
-    crate::web::router()
+    let routes = crate::web::router()
         .merge(crate::api::router(state))
-        .merge(ops)
+        .merge(ops);
+    common_events::service::http::json_api(routes)
 }
 
 /// Ready when the broker connection is up (the page is served either way). The body also says

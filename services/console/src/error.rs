@@ -11,9 +11,14 @@ use serde_json::Value;
 /// Everything a console API call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    /// The body is not JSON or not an object (400 `malformed_request`).
+    /// The request is malformed outside its body: a header that is not ASCII (400
+    /// `malformed_request`).
     #[error("{0}")]
     Malformed(String),
+    /// The JSON body was refused: not JSON (400), wrong values (422), too long (413), not sent
+    /// as JSON (415).
+    #[error(transparent)]
+    Body(#[from] BodyProblem),
     /// A value is wrong (422 `invalid_value`).
     #[error("{0}")]
     Invalid(String),
@@ -55,6 +60,7 @@ impl ConsoleError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::Body(problem) => problem.status(),
             ConsoleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Conflict(..) => StatusCode::CONFLICT,
@@ -70,6 +76,7 @@ impl ConsoleError {
     fn code(&self) -> &'static str {
         match self {
             ConsoleError::Malformed(_) => "malformed_request",
+            ConsoleError::Body(problem) => problem.code(),
             ConsoleError::Invalid(_) => "invalid_value",
             ConsoleError::NotFound(_) => "not_found",
             ConsoleError::Conflict(code, _)
@@ -104,10 +111,7 @@ impl IntoResponse for ConsoleError {
 
 impl From<JsonRejection> for ConsoleError {
     fn from(rejection: JsonRejection) -> Self {
-        match body_problem(rejection) {
-            BodyProblem::Invalid(message) => ConsoleError::Invalid(message),
-            BodyProblem::Malformed(message) => ConsoleError::Malformed(message),
-        }
+        ConsoleError::Body(body_problem(rejection))
     }
 }
 

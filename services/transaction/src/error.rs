@@ -11,9 +11,13 @@ use crate::store::StoreError;
 /// Everything an API call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The body is not JSON or not an object, or a header is malformed (400).
+    /// A malformed header, such as a bad `Idempotency-Key` (400).
     #[error("{0}")]
     Malformed(String),
+    /// The JSON body was refused: not JSON (400), wrong values (422), too long (413), not sent
+    /// as JSON (415).
+    #[error(transparent)]
+    Body(#[from] BodyProblem),
     /// A value is out of range or of the wrong type (422).
     #[error("{0}")]
     Invalid(String),
@@ -33,6 +37,7 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
+            ApiError::Body(problem) => problem.status(),
             ApiError::Invalid(_) | ApiError::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -42,6 +47,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Malformed(_) => "malformed_request",
+            ApiError::Body(problem) => problem.code(),
             ApiError::Invalid(_) => "invalid_value",
             ApiError::NotFound(_) => "not_found",
             ApiError::KeyReused(_) => "idempotency_key_reused",
@@ -61,10 +67,7 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        match body_problem(rejection) {
-            BodyProblem::Invalid(message) => ApiError::Invalid(message),
-            BodyProblem::Malformed(message) => ApiError::Malformed(message),
-        }
+        ApiError::Body(body_problem(rejection))
     }
 }
 

@@ -130,6 +130,87 @@ impl InProcess {
             .body(body);
         read(request.send().await?).await
     }
+
+    /// Any request: status, `Allow` header and JSON body (or the text as a JSON string).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Option<String>, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.body(body).send().await?;
+        let allow = response.headers().get("allow");
+        let allow = allow.and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (status, body) = read(response).await?;
+        Ok((status, allow, body))
+    }
+
+    /// Checks the HTTP rules every service shares (`common_events::service::http::json_api`)
+    /// on `path`, a route served with `POST` and not `DELETE` whose body has a string `field`:
+    /// a body over the limit is `413`, one not sent as JSON `415`, one not UTF-8 `400`, an
+    /// unknown route `404`, a method a route does not serve `405` with its `Allow` header;
+    /// each with the JSON error body.
+    pub async fn check_http_rules(&self, path: &str, field: &str) -> anyhow::Result<()> {
+        let long = format!("{{\"pad\": \"{}\"}}", "x".repeat(70_000)).into_bytes();
+        let mut truncated_utf8 = format!("{{\"{field}\": \"").into_bytes();
+        truncated_utf8.extend_from_slice(b"\xe2\x82\"}");
+        let (json, text) = ("application/json", "text/plain");
+        // Method, path, content type ("" for none), body; the status and error code expected.
+        let cases = [
+            ("POST", path, json, long, 413, "body_too_large"),
+            (
+                "POST",
+                path,
+                text,
+                b"{}".to_vec(),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                "POST",
+                path,
+                "",
+                b"{}".to_vec(),
+                415,
+                "unsupported_media_type",
+            ),
+            ("POST", path, json, truncated_utf8, 400, "malformed_request"),
+            ("GET", "/api/nowhere", "", vec![], 404, "not_found"),
+            ("DELETE", path, "", vec![], 405, "method_not_allowed"),
+        ];
+        for (method, path, content_type, body, status, code) in cases {
+            let headers: &[_] = match content_type {
+                "" => &[],
+                some => &[("content-type", some)],
+            };
+            let (got, allow, answer) = self.send(method, path, headers, body).await?;
+            let what = format!("{method} {path} as {content_type:?}: {got} {answer}");
+            anyhow::ensure!(
+                (got, answer["error"].as_str()) == (status, Some(code)),
+                "{what}"
+            );
+            let message = answer["message"].as_str().unwrap_or_default();
+            anyhow::ensure!(!message.is_empty(), "{what}");
+            if status == 405 {
+                let allow = allow.unwrap_or_default();
+                anyhow::ensure!(allow.contains("POST"), "{what}: Allow {allow}");
+                anyhow::ensure!(message.contains("POST"), "{what}");
+            }
+        }
+        let (status, allow, answer) = self.send("POST", "/healthz", &[], vec![]).await?;
+        anyhow::ensure!(
+            status == 405 && answer["error"] == "method_not_allowed",
+            "{answer}"
+        );
+        anyhow::ensure!(allow.is_some_and(|a| a.contains("GET")), "/healthz Allow");
+        Ok(())
+    }
 }
 
 async fn read(response: reqwest::Response) -> anyhow::Result<(u16, Value)> {

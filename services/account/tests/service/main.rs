@@ -2,6 +2,7 @@
 //! broker × database target (`<broker>/<database>::<scenario>`).
 
 mod api;
+mod hostile;
 mod listener;
 mod naive;
 mod notes;
@@ -14,6 +15,7 @@ use test_support::matrix::{self, Axes};
 fn main() {
     let mut scenarios = Vec::new();
     scenarios.extend_from_slice(api::SCENARIOS);
+    scenarios.extend_from_slice(hostile::SCENARIOS);
     scenarios.extend_from_slice(listener::SCENARIOS);
     scenarios.extend_from_slice(naive::SCENARIOS);
     scenarios.extend_from_slice(rebuild::SCENARIOS);

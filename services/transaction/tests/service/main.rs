@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod events;
+mod hostile;
 mod idempotency;
 mod startup;
 mod support;
@@ -13,6 +14,7 @@ use test_support::matrix::{self, Axes};
 fn main() {
     let mut scenarios = Vec::new();
     scenarios.extend_from_slice(api::SCENARIOS);
+    scenarios.extend_from_slice(hostile::SCENARIOS);
     scenarios.extend_from_slice(events::SCENARIOS);
     scenarios.extend_from_slice(idempotency::SCENARIOS);
     scenarios.extend_from_slice(crash::SCENARIOS);
