@@ -129,6 +129,39 @@ mod tests {
         assert!(parse_key_retention("365days").is_ok());
     }
 
+    #[tokio::test]
+    async fn the_sweep_deletes_every_expired_key_in_bounded_batches_and_keeps_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        let migrations = crate::startup::MIGRATIONS;
+        db.migrate(migrations.sqlite, migrations.postgres)
+            .await
+            .unwrap();
+        let expired = 2 * SWEEP_BATCH + 500;
+        sqlx::query(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < $1) \
+             insert into idempotency_key (key, transaction_id, created_at) \
+             select 'old-' || i, 'gone', i from n",
+        )
+        .bind(expired)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        sqlx::query("insert into idempotency_key values ('live', 'kept', 1000000)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let deleted = sweep_once(&db, 1_000_000, &stop).await.unwrap();
+        assert_eq!(deleted, expired as u64, "three batches");
+        let left: Vec<String> = sqlx::query_scalar("select key from idempotency_key")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, ["live"]);
+    }
+
     #[test]
     fn a_retention_that_is_not_a_duration_or_out_of_range_says_what_is_accepted() {
         for bad in ["0", "0s", "500ms", "366days", "100years"] {
