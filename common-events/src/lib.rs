@@ -11,6 +11,7 @@
 //! - [`publisher`]: JetStream publish with `Nats-Msg-Id` = event id, awaiting the PubAck.
 //! - [`listener`] and [`runner`]: the `Listener` trait (`on_message -> Outcome`) and the loop that
 //!   runs it with manual acks, progress, NAK delays, termination of poison messages and a drain.
+//! - [`log_limit`]: at most one line per interval for trouble a bad producer can repeat.
 //! - [`observe`]: decision notes on core NATS, for watching the ordering protocol at work.
 //! - [`inspect`]: reading a stream's events back from the start.
 //! - [`trace`]: the W3C `traceparent` carried in headers.
@@ -22,6 +23,7 @@ pub mod events;
 pub mod ids;
 pub mod inspect;
 pub mod listener;
+pub mod log_limit;
 pub mod observe;
 pub mod publisher;
 pub mod runner;

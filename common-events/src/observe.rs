@@ -40,8 +40,14 @@ pub enum DecisionKind {
     Duplicate,
     /// Ahead of the next number: handed back to wait for its predecessor.
     Gap,
-    /// For an account this replica does not know (yet).
+    /// For an account the service does not have: terminated and dead-lettered.
     UnknownAccount,
+    /// A gap open too long (or too many open): taken off the broker and kept in the database
+    /// until its predecessor arrives.
+    Parked,
+    /// A number the account already consumed for another transaction: terminated,
+    /// dead-lettered and rejected.
+    Conflict,
     /// Another replica changed the account first; handed back, a duplicate next time.
     Race,
     /// Undecodable or invalid: terminated and dead-lettered.
@@ -59,6 +65,8 @@ impl DecisionKind {
             DecisionKind::Duplicate => "duplicate",
             DecisionKind::Gap => "gap",
             DecisionKind::UnknownAccount => "unknown_account",
+            DecisionKind::Parked => "parked",
+            DecisionKind::Conflict => "conflict",
             DecisionKind::Race => "race",
             DecisionKind::Poison => "poison",
             DecisionKind::Error => "error",

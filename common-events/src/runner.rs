@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::envelope::Envelope;
 use crate::listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
+use crate::log_limit::LogLimiter;
 use crate::topology::{self, ConsumerSpec, TopologyError};
 use crate::trace::{TraceContext, TRACEPARENT};
 
@@ -81,6 +82,7 @@ pub async fn run<L: Listener>(
         listener,
         stats,
         ack_wait: spec.ack_wait,
+        logs: Arc::default(),
     };
     while !shutdown.is_cancelled() {
         let pulled = pump(
@@ -215,6 +217,15 @@ struct Worker<L> {
     listener: Arc<L>,
     stats: Arc<ListenerStats>,
     ack_wait: Duration,
+    /// One producer can send thousands of rejected or undecodable messages a second: their
+    /// log lines are rate-limited (the counters in [`ListenerStats`] still count each).
+    logs: Arc<WorkerLogs>,
+}
+
+#[derive(Default)]
+struct WorkerLogs {
+    rejected: LogLimiter,
+    undecodable: LogLimiter,
 }
 
 impl<L> Clone for Worker<L> {
@@ -223,6 +234,7 @@ impl<L> Clone for Worker<L> {
             listener: Arc::clone(&self.listener),
             stats: Arc::clone(&self.stats),
             ack_wait: self.ack_wait,
+            logs: Arc::clone(&self.logs),
         }
     }
 }
@@ -256,7 +268,9 @@ impl<L: Listener> Worker<L> {
             Outcome::Ack => (AckKind::Ack, &self.stats.acked),
             Outcome::Retry(delay) => (AckKind::Nak(Some(*delay)), &self.stats.retried),
             Outcome::Reject(reason) => {
-                tracing::warn!(%reason, "handler rejected the message; terminating it");
+                if let Some(suppressed) = self.logs.rejected.allow() {
+                    tracing::warn!(%reason, suppressed, "handler rejected the message; terminating it");
+                }
                 (AckKind::Term, &self.stats.rejected)
             }
         };
@@ -273,7 +287,9 @@ impl<L: Listener> Worker<L> {
         err: crate::envelope::DecodeError,
     ) {
         self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(error = %err, "payload does not decode; terminating the message");
+        if let Some(suppressed) = self.logs.undecodable.allow() {
+            tracing::error!(error = %err, suppressed, "payload does not decode; terminating the message");
+        }
         let undecodable = UndecodableMessage {
             subject: context.subject,
             stream_sequence: context.stream_sequence,

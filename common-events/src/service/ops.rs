@@ -24,6 +24,10 @@ use super::db::Db;
 /// Renders a service's own metrics into Prometheus text.
 pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Adds a service's own facts to the `/readyz` body (things people should see, such as parked
+/// messages, that do not make the service unready).
+pub type DetailFn = Arc<dyn Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync>;
+
 /// How long `/readyz` waits for the database to answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -39,6 +43,7 @@ struct Inner {
     db: OnceLock<Db>,
     nats: OnceLock<async_nats::Client>,
     metrics: OnceLock<MetricsFn>,
+    detail: OnceLock<DetailFn>,
     serving: AtomicBool,
     requests: Mutex<BTreeMap<u16, u64>>,
 }
@@ -75,6 +80,11 @@ impl Ops {
         self.inner.serving.store(true, Ordering::Release);
     }
 
+    /// `detail` adds the service's own facts to every `/readyz` body from now on.
+    pub fn readiness_detail(&self, detail: DetailFn) {
+        let _ = self.inner.detail.set(detail);
+    }
+
     /// Whether start-up is over.
     pub fn is_serving(&self) -> bool {
         self.inner.serving.load(Ordering::Acquire)
@@ -95,6 +105,9 @@ impl Ops {
         let mut body = serde_json::json!({"database": database, "broker": broker});
         if !serving {
             body["starting"] = serde_json::Value::Bool(true);
+        }
+        if let (Some(detail), Some(fields)) = (self.inner.detail.get(), body.as_object_mut()) {
+            detail(fields);
         }
         (serving && database && broker, body)
     }

@@ -96,6 +96,16 @@ impl Tasks {
         });
     }
 
+    /// Runs a background task of the service's own (a periodic sweep, say): `task` gets the
+    /// shutdown token and must return soon after it is cancelled.
+    pub fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.set.spawn(task(self.shutdown.clone()));
+    }
+
     /// Runs the outbox relay until shutdown.
     pub fn spawn_relay(&mut self, relay: Relay) {
         self.set.spawn(relay.run(self.shutdown.clone()));

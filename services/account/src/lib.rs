@@ -6,8 +6,9 @@
 //! broker (retrying until they answer), serves, and stops gracefully when `shutdown` resolves.
 //!
 //! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
-//! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision), [`listener`] (the
-//! consumer around it), [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
+//! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision and when a gap is parked),
+//! [`listener`] (the consumer around it), [`parked`] (parked transactions and conflicts),
+//! [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
 //! database), [`error`] (`ApiError`), [`faults`] (fault injection for demonstrations and tests:
 //! `--fault-injection` and `/faults`).
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod faults;
 pub mod listener;
 pub mod ordering;
+pub mod parked;
 pub mod rebuild;
 pub mod routes;
 pub mod startup;

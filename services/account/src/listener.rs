@@ -1,21 +1,27 @@
 //! The `TransactionCreated` listener of queue group `account-service`, shared by every replica
 //! (see `docs/ordering.md`): duplicate → ack; next → apply (or reject) with the outbox row in
-//! one database transaction, then ack; gap → NAK with a short growing delay; poison → `+TERM`
-//! and a dead-letter row. Each delivery handled also publishes a decision note (see
-//! [`common_events::observe`]) unless notes are switched off. With fault injection on (see
-//! [`crate::faults`]), an armed fault is played between the decision and the commit.
+//! one database transaction, then ack; gap → NAK with a short growing delay, and parked (see
+//! [`crate::parked`]) once it stayed open too long or too many gaps are open; a number already
+//! consumed by another transaction → conflict; poison (undecodable, invalid, or for an account
+//! the service does not have) → `+TERM` and a dead-letter row. Each delivery handled also
+//! publishes a decision note (see [`common_events::observe`]) unless notes are switched off.
+//! With fault injection on (see [`crate::faults`]), an armed fault is played between the
+//! decision and the commit.
 
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use common_events::log_limit::LogLimiter;
 use common_events::observe::{DecisionKind, DecisionNotes};
 use common_events::service::batch::Batcher;
 use common_events::{
-    AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
+    AccountId, AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
     UndecodableMessage,
 };
 
 use crate::faults::{FaultKind, Faults, Injected};
-use crate::ordering::{decide, gap_delay, AccountState, Decision};
+use crate::ordering::{decide, gap_delay, AccountState, Decision, GapPolicy, OpenGaps};
+use crate::parked::{Conflict, Parked};
 use crate::store::{Effect, Record, Store};
 
 /// How long a message waits before a retry after a database error.
@@ -25,13 +31,16 @@ const RETRY_AFTER_RACE: Duration = Duration::from_millis(5);
 /// How long a handler waits in-process for a missing predecessor (committed by a sibling
 /// handler or another replica) before handing its message back with a NAK.
 const GAP_WAIT: Duration = Duration::from_millis(100);
+/// Only the first deliveries of a gap wait in-process: a predecessor that has not come by then
+/// is not in flight, and waiting would only hold a handler that other accounts need.
+const GAP_WAIT_DELIVERIES: i64 = 2;
 /// How often that wait re-reads the account (another replica's commit sends no notification).
 const GAP_POLL: Duration = Duration::from_millis(20);
 
 /// The most records written in one database transaction.
 const RECORD_BATCH: usize = 64;
 
-/// Records decided transactions in batches; `None` when the batch failed.
+/// Records decided transactions in batches; `None` when recording failed.
 type Recorder = Batcher<Record, Option<bool>>;
 
 fn recorder(store: Store) -> Recorder {
@@ -40,8 +49,24 @@ fn recorder(store: Store) -> Recorder {
         async move {
             match store.record_batch(&records).await {
                 Ok(done) => done.into_iter().map(Some).collect(),
+                Err(err) if records.len() > 1 => {
+                    // One record must not fail the others: record them one by one.
+                    tracing::warn!(error = %err, count = records.len(), "recording a batch failed; recording each alone");
+                    let mut answers = Vec::with_capacity(records.len());
+                    for record in records {
+                        let alone = store.record_batch(std::slice::from_ref(&record)).await;
+                        answers.push(match alone {
+                            Ok(done) => done.first().copied(),
+                            Err(err) => {
+                                tracing::warn!(error = %err, account = %record.event.account_id, number = record.event.number, "recording a transaction failed");
+                                None
+                            }
+                        });
+                    }
+                    answers
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, count = records.len(), "recording a batch failed");
+                    tracing::warn!(error = %err, "recording a transaction failed");
                     vec![None; records.len()]
                 }
             }
@@ -49,10 +74,39 @@ fn recorder(store: Store) -> Recorder {
     })
 }
 
+/// Parks gap messages in batches; `None` when parking failed.
+type Parker = Batcher<Parked, Option<bool>>;
+
+fn parker(store: Store) -> Parker {
+    Batcher::spawn(RECORD_BATCH, move |items: Vec<Parked>| {
+        let store = store.clone();
+        async move {
+            match store.park_batch(&items).await {
+                Ok(fresh) => fresh.into_iter().map(Some).collect(),
+                Err(err) => {
+                    tracing::warn!(error = %err, count = items.len(), "parking failed");
+                    vec![None; items.len()]
+                }
+            }
+        }
+    })
+}
+
+/// Log lines a flood of bad messages could repeat: one per kind every few seconds.
+#[derive(Default)]
+struct Logs {
+    poison: LogLimiter,
+    parked: LogLimiter,
+    conflict: LogLimiter,
+}
+
 /// Applies `TransactionCreated` events to the account projection.
 pub struct TransactionsListener {
     store: Store,
     recorder: Recorder,
+    parker: Parker,
+    gaps: OpenGaps,
+    logs: Logs,
     emit_events: bool,
     notes: Option<DecisionNotes>,
     faults: Option<Faults>,
@@ -95,11 +149,20 @@ impl TransactionsListener {
     pub fn live(store: Store, notes: Option<DecisionNotes>) -> Self {
         Self {
             recorder: recorder(store.clone()),
+            parker: parker(store.clone()),
+            gaps: OpenGaps::default(),
+            logs: Logs::default(),
             store,
             emit_events: true,
             notes,
             faults: None,
         }
+    }
+
+    /// Parks gaps by `policy` (the default is [`GapPolicy::default`]).
+    pub fn with_gap_policy(mut self, policy: GapPolicy) -> Self {
+        self.gaps = OpenGaps::new(policy);
+        self
     }
 
     /// Plays the faults armed in `faults` (fault injection; `None` plays none).
@@ -112,21 +175,25 @@ impl TransactionsListener {
     /// no decision notes either).
     pub fn rebuild(store: Store) -> Self {
         Self {
-            recorder: recorder(store.clone()),
-            store,
             emit_events: false,
-            notes: None,
-            faults: None,
+            ..Self::live(store, None)
         }
     }
 
-    /// The account's state once `event` is not ahead of it (or after [`GAP_WAIT`]); `None`
-    /// when the account does not exist.
+    /// The account's state once `event` is not ahead of it (or after [`GAP_WAIT`], for its first
+    /// [`GAP_WAIT_DELIVERIES`] deliveries; at once after that); `None` when the account does
+    /// not exist.
     async fn state_in_turn(
         &self,
         event: &TransactionCreated,
+        delivered: i64,
     ) -> Result<Option<AccountState>, sqlx::Error> {
-        let deadline = tokio::time::Instant::now() + GAP_WAIT;
+        let wait = if delivered <= GAP_WAIT_DELIVERIES {
+            GAP_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let progressed = self.store.progress().notified();
             tokio::pin!(progressed);
@@ -146,7 +213,9 @@ impl TransactionsListener {
     }
 
     async fn poison(&self, subject: &str, sequence: u64, payload: &[u8], reason: &str) -> Handled {
-        tracing::error!(%reason, "invalid event; dead-lettering and terminating it");
+        if let Some(suppressed) = self.logs.poison.allow() {
+            tracing::error!(%reason, suppressed, "invalid event; dead-lettering and terminating it");
+        }
         let stored = self
             .store
             .dead_letter(subject, sequence, payload, reason)
@@ -175,13 +244,9 @@ impl TransactionsListener {
                 .poison(&ctx.subject, ctx.stream_sequence, &payload, reason)
                 .await;
         }
-        let state = match self.state_in_turn(event).await {
+        let state = match self.state_in_turn(event, ctx.delivered).await {
             Ok(Some(state)) => state,
-            Ok(None) => {
-                tracing::warn!(account = %event.account_id, "transaction for an account not (yet) known; retrying");
-                let retry = Outcome::Retry(gap_delay(ctx.delivered));
-                return Handled::new(retry, DecisionKind::UnknownAccount);
-            }
+            Ok(None) => return self.unknown_account(envelope, ctx).await,
             Err(err) => {
                 tracing::warn!(error = %err, "reading the account failed; retrying");
                 return Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
@@ -189,10 +254,15 @@ impl TransactionsListener {
             }
         };
         let (effect, decided) = match decide(state, event) {
-            Decision::Duplicate => {
-                return Handled::new(Outcome::Ack, DecisionKind::Duplicate).after(state);
-            }
+            Decision::Duplicate => return self.seen_before(envelope, ctx, state).await,
             Decision::Gap { expected } => {
+                // An account with parked transactions waits for the same missing number:
+                // its other gaps join them at once.
+                let parked_with_others = self.store.parking().has_parked(event.account_id);
+                if self.gaps.should_park(ctx.stream_sequence, Instant::now()) || parked_with_others
+                {
+                    return self.park(event, ctx, state, expected).await;
+                }
                 tracing::debug!(expected, number = event.number, "gap; handing it back");
                 let retry = Outcome::Retry(gap_delay(ctx.delivered));
                 return Handled::new(retry, DecisionKind::Gap)
@@ -216,7 +286,13 @@ impl TransactionsListener {
             trace: self.emit_events.then_some(ctx.trace),
         };
         let mut handled = match self.recorder.submit(record).await.flatten() {
-            Some(true) => decided,
+            Some(true) => {
+                self.gaps.closed(ctx.stream_sequence);
+                if self.store.parking().parked_now.load(Ordering::Relaxed) > 0 {
+                    self.unpark_soon(event.account_id);
+                }
+                decided
+            }
             Some(false) => Handled::new(Outcome::Retry(RETRY_AFTER_RACE), DecisionKind::Race)
                 .detail("another replica changed the account first"),
             None => Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
@@ -224,6 +300,120 @@ impl TransactionsListener {
         };
         handled.fault = fault.map(|fault| fault.describe());
         handled.after(state)
+    }
+
+    /// An event for an account this service does not have: the account service opens every
+    /// account itself, so no later delivery will find it either. Dead-lettered, not retried.
+    async fn unknown_account(
+        &self,
+        envelope: &Envelope<TransactionCreated>,
+        ctx: &MessageContext,
+    ) -> Handled {
+        let payload = serde_json::to_vec(envelope).unwrap_or_default();
+        let reason = format!("unknown account {}", envelope.data.account_id);
+        let mut handled = self
+            .poison(&ctx.subject, ctx.stream_sequence, &payload, &reason)
+            .await;
+        if matches!(handled.outcome, Outcome::Reject(_)) {
+            self.gaps.closed(ctx.stream_sequence);
+            let stats = self.store.parking();
+            stats.unknown_account.fetch_add(1, Ordering::Relaxed);
+            handled.decision = DecisionKind::UnknownAccount;
+        }
+        handled
+    }
+
+    /// A number at or below the account's last: a duplicate when the ledger has this
+    /// transaction under it, a conflict when it has another.
+    async fn seen_before(
+        &self,
+        envelope: &Envelope<TransactionCreated>,
+        ctx: &MessageContext,
+        state: AccountState,
+    ) -> Handled {
+        let event = &envelope.data;
+        self.gaps.closed(ctx.stream_sequence);
+        let recorded = match self
+            .store
+            .recorded_transaction(event.account_id, event.number)
+            .await
+        {
+            Ok(recorded) => recorded,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the ledger failed; retrying");
+                return Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                    .detail(format!("reading the ledger: {err}"));
+            }
+        };
+        let recorded = match recorded {
+            Some(recorded) if recorded != event.transaction_id.to_string() => recorded,
+            _ => return Handled::new(Outcome::Ack, DecisionKind::Duplicate).after(state),
+        };
+        let conflict = Conflict {
+            event,
+            recorded: &recorded,
+            subject: &ctx.subject,
+            stream_sequence: ctx.stream_sequence,
+            trace: self.emit_events.then_some(ctx.trace),
+        };
+        let reason = conflict.reason();
+        match self.store.record_conflict(&conflict).await {
+            Ok(_) => {
+                if let Some(suppressed) = self.logs.conflict.allow() {
+                    tracing::error!(%reason, transaction = %event.transaction_id, suppressed, "conflict: dead-lettered and rejected");
+                }
+                Handled::new(Outcome::Reject(reason.clone()), DecisionKind::Conflict)
+                    .after(state)
+                    .detail(reason)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot store the conflict; retrying");
+                Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                    .detail(format!("{reason}; storing it failed: {err}"))
+            }
+        }
+    }
+
+    /// Takes a gap off the broker into the parked table (see [`crate::parked`]).
+    async fn park(
+        &self,
+        event: &TransactionCreated,
+        ctx: &MessageContext,
+        state: AccountState,
+        expected: u64,
+    ) -> Handled {
+        let parked = Parked {
+            event: event.clone(),
+            trace: self.emit_events.then_some(ctx.trace),
+            subject: ctx.subject.clone(),
+            stream_sequence: ctx.stream_sequence,
+        };
+        if self.parker.submit(parked).await.flatten().is_none() {
+            return Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
+                .after(state)
+                .detail("parking failed");
+        }
+        self.gaps.closed(ctx.stream_sequence);
+        let policy = self.gaps.policy();
+        if let Some(suppressed) = self.logs.parked.allow() {
+            tracing::warn!(account = %event.account_id, number = event.number, expected, open_gaps = self.gaps.open(), park_after = ?policy.park_after, suppressed, "a gap stayed open too long, or too many are open; parked it until its predecessor arrives");
+        }
+        // The predecessor may have been recorded while this was being parked.
+        self.unpark_soon(event.account_id);
+        let detail = format!("expected {expected}; parked until it arrives");
+        Handled::new(Outcome::Reject(detail.clone()), DecisionKind::Parked)
+            .after(state)
+            .detail(detail)
+    }
+
+    /// Applies the account's parked transactions whose turn has come, in the background.
+    fn unpark_soon(&self, account: AccountId) {
+        let (store, emit) = (self.store.clone(), self.emit_events);
+        tokio::spawn(async move {
+            if let Err(err) = store.unpark(account, emit).await {
+                tracing::warn!(%account, error = %err, "unparking failed; the sweep tries again");
+            }
+        });
     }
 
     /// Plays the fault armed for this delivery, if any (fault injection): between the decision

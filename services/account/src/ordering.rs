@@ -5,9 +5,12 @@
 //! - `number == last + 1`: the next one; apply it (or reject it for insufficient funds, which
 //!   still consumes the number).
 //! - `number > last + 1`: a gap; hand it back with a short, growing delay so the predecessor can
-//!   arrive first.
+//!   arrive first, until [`OpenGaps`] says to park it (it stayed open too long, or too many gaps
+//!   are open on this replica).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use common_events::{TransactionCreated, TransactionKind};
 
@@ -76,6 +79,101 @@ pub fn gap_delay(delivered: i64) -> Duration {
     Duration::from_millis(10 << exponent).min(Duration::from_secs(1))
 }
 
+/// How long a gap may stay open before it is parked, unless `GAP_PARK_AFTER` says otherwise.
+pub const DEFAULT_GAP_PARK_AFTER: Duration = Duration::from_secs(120);
+/// How many gaps a replica hands back at once before it parks new ones, unless
+/// `MAX_OPEN_GAPS` says otherwise. Handed-back messages hold the consumer's in-flight slots
+/// (1,024 across all replicas), so this stays well below that.
+pub const DEFAULT_MAX_OPEN_GAPS: usize = 256;
+/// A gap this replica has not seen for this long was settled elsewhere (another replica
+/// applied or parked it) and is forgotten.
+const GAP_FORGET: Duration = Duration::from_secs(30);
+/// The most gaps remembered; past it every new gap is parked.
+const GAP_MEMORY: usize = 100_000;
+
+/// When a gap stops being handed back and is parked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GapPolicy {
+    /// A gap open this long is parked.
+    pub park_after: Duration,
+    /// With this many gaps open on this replica, a new one is parked at once.
+    pub max_open: usize,
+}
+
+impl Default for GapPolicy {
+    fn default() -> Self {
+        Self {
+            park_after: DEFAULT_GAP_PARK_AFTER,
+            max_open: DEFAULT_MAX_OPEN_GAPS,
+        }
+    }
+}
+
+/// The gaps this replica is handing back, by stream sequence: when each was first and last
+/// seen.
+#[derive(Debug, Default)]
+pub struct OpenGaps {
+    policy: GapPolicy,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    gaps: HashMap<u64, (Instant, Instant)>,
+    pruned: Option<Instant>,
+}
+
+impl OpenGaps {
+    /// No gaps open yet, parked by `policy`.
+    pub fn new(policy: GapPolicy) -> Self {
+        Self {
+            policy,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> GapPolicy {
+        self.policy
+    }
+
+    /// Notes that the message with stream sequence `sequence` is a gap at `now`; true when it
+    /// is to be parked rather than handed back.
+    pub fn should_park(&self, sequence: u64, now: Instant) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen
+            .pruned
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+        {
+            seen.gaps
+                .retain(|_, (_, last)| now.saturating_duration_since(*last) < GAP_FORGET);
+            seen.pruned = Some(now);
+        }
+        if seen.gaps.len() >= GAP_MEMORY && !seen.gaps.contains_key(&sequence) {
+            return true;
+        }
+        let (first, _) = *seen
+            .gaps
+            .entry(sequence)
+            .and_modify(|(_, last)| *last = now)
+            .or_insert((now, now));
+        let open_for = now.saturating_duration_since(first);
+        open_for >= self.policy.park_after || seen.gaps.len() > self.policy.max_open
+    }
+
+    /// The message with stream sequence `sequence` is no longer a gap here (applied, a
+    /// duplicate, parked or dead-lettered).
+    pub fn closed(&self, sequence: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.gaps.remove(&sequence);
+    }
+
+    /// How many gaps are open.
+    pub fn open(&self) -> usize {
+        self.seen.lock().map_or(0, |seen| seen.gaps.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +232,59 @@ mod tests {
             &event(1, TransactionKind::Deposit, 5),
         );
         assert!(matches!(decision, Decision::Reject { .. }));
+    }
+
+    #[test]
+    fn a_gap_is_parked_once_it_stayed_open_for_the_bound() {
+        let policy = GapPolicy {
+            park_after: Duration::from_secs(60),
+            max_open: 10,
+        };
+        let gaps = OpenGaps::new(policy);
+        let start = Instant::now();
+        assert!(!gaps.should_park(7, start));
+        assert!(!gaps.should_park(7, start + Duration::from_secs(20)));
+        assert!(!gaps.should_park(7, start + Duration::from_secs(40)));
+        assert!(gaps.should_park(7, start + Duration::from_secs(60)));
+        gaps.closed(7);
+        assert_eq!(gaps.open(), 0);
+    }
+
+    #[test]
+    fn past_the_most_open_gaps_new_ones_are_parked_at_once() {
+        let gaps = OpenGaps::new(GapPolicy {
+            park_after: Duration::from_secs(60),
+            max_open: 3,
+        });
+        let now = Instant::now();
+        for sequence in 1..=3 {
+            assert!(!gaps.should_park(sequence, now), "gap {sequence}");
+        }
+        assert!(gaps.should_park(4, now), "the fourth open gap");
+        gaps.closed(4);
+        assert!(
+            !gaps.should_park(2, now),
+            "an open one is still handed back"
+        );
+        gaps.closed(1);
+        assert!(!gaps.should_park(5, now), "room again");
+    }
+
+    #[test]
+    fn a_gap_not_seen_for_a_while_is_forgotten_and_its_clock_restarts() {
+        let gaps = OpenGaps::new(GapPolicy {
+            park_after: Duration::from_secs(60),
+            max_open: 1,
+        });
+        let start = Instant::now();
+        assert!(!gaps.should_park(1, start));
+        // Settled by another replica: never seen here again.
+        let later = start + GAP_FORGET + Duration::from_secs(1);
+        assert!(
+            !gaps.should_park(2, later),
+            "gap 1 was forgotten, so 2 fits"
+        );
+        assert_eq!(gaps.open(), 1);
     }
 
     #[test]

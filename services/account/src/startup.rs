@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::faults::{self, Faults};
 use crate::listener::TransactionsListener;
+use crate::parked;
 use crate::rebuild;
 use crate::routes;
 use crate::store::Store;
@@ -130,12 +131,19 @@ async fn start(
     });
     let stats = Arc::new(ListenerStats::default());
     let mut tasks = base.tasks();
-    let listener =
-        TransactionsListener::live(store.clone(), notes.clone()).with_faults(faults.clone());
+    let listener = TransactionsListener::live(store.clone(), notes.clone())
+        .with_gap_policy(config.gap_policy())
+        .with_faults(faults.clone());
     tasks.spawn_listener(&base.js, spec, listener, stats.clone());
+    let sweeping = store.clone();
+    tasks.spawn(move |stop| parked::sweep(sweeping, stop));
+    let parking = Arc::clone(store.parking());
+    let detail = Arc::clone(&parking);
+    ops.readiness_detail(Arc::new(move |body| detail.readiness(body)));
     let relay_stats = base.relay.stats();
     let metrics = Arc::new(move |out: &mut String| {
         stats.render("transactions-created", out);
+        parking.render(out);
         relay_stats.render(out);
         if let Some(notes) = &notes {
             notes.render(out);

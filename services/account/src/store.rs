@@ -1,5 +1,5 @@
 //! The account service's database: accounts (the projection), the ledger of consumed numbers,
-//! dead letters and the outbox.
+//! dead letters, the outbox, and parked transactions (see [`crate::parked`]).
 
 use common_events::service::db::{now_millis, Db};
 use common_events::service::outbox::{self, Relay};
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::ordering::AccountState;
+use crate::parked::{insert_dead_letter, ParkingStats};
 
 /// An account as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -80,6 +81,7 @@ pub struct Store {
     db: Db,
     relay: Relay,
     progress: Arc<Notify>,
+    parking: Arc<ParkingStats>,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, owner, balance, last_transaction_number";
@@ -91,7 +93,25 @@ impl Store {
             db,
             relay,
             progress: Arc::default(),
+            parking: Arc::default(),
         }
+    }
+
+    /// Parking and conflict counters.
+    pub fn parking(&self) -> &Arc<ParkingStats> {
+        &self.parking
+    }
+
+    /// Wakes the outbox relay after a commit that wrote events.
+    pub(crate) fn wake_relay(&self) {
+        self.relay.wake();
+    }
+
+    /// After a commit that recorded transactions: wakes the relay and the handlers waiting for
+    /// a predecessor.
+    pub(crate) fn recorded(&self) {
+        self.relay.wake();
+        self.progress.notify_waiters();
     }
 
     /// The database.
@@ -213,8 +233,7 @@ impl Store {
         }
         tx.commit().await?;
         if done.contains(&true) {
-            self.relay.wake();
-            self.progress.notify_waiters();
+            self.recorded();
         }
         Ok(done)
     }
@@ -228,17 +247,8 @@ impl Store {
         reason: &str,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "insert into dead_letter (subject, stream_sequence, payload, reason, created_at) \
-             values ($1, $2, $3, $4, $5)",
-        )
-        .bind(subject)
-        .bind(i64::try_from(stream_sequence).unwrap_or(i64::MAX))
-        .bind(payload.to_vec())
-        .bind(reason)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
+        let sequence = i64::try_from(stream_sequence).unwrap_or(i64::MAX);
+        insert_dead_letter(&mut tx, subject, sequence, payload, reason).await?;
         tx.commit().await
     }
 
@@ -250,7 +260,12 @@ impl Store {
     }
 }
 
-async fn record_one(conn: &mut sqlx::AnyConnection, record: &Record) -> Result<bool, sqlx::Error> {
+/// Records one decided transaction in `conn`'s database transaction; false, changing nothing,
+/// when its account moved on meanwhile.
+pub(crate) async fn record_one(
+    conn: &mut sqlx::AnyConnection,
+    record: &Record,
+) -> Result<bool, sqlx::Error> {
     let (event, effect) = (&record.event, &record.effect);
     let balance_after = match effect {
         Effect::Applied { balance_after } => *balance_after,

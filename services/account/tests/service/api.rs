@@ -101,7 +101,10 @@ async fn health_readiness_metrics_and_openapi_are_served(t: Target) -> anyhow::R
     let (status, ready) = app.get("/readyz").await?;
     assert_eq!(
         (status, ready),
-        (200, json!({"database": true, "broker": true}))
+        (
+            200,
+            json!({"database": true, "broker": true, "parked_transactions": 0})
+        )
     );
     let (status, metrics) = app.get("/metrics").await?;
     assert_eq!(status, 200);

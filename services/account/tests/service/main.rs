@@ -6,6 +6,7 @@ mod hostile;
 mod listener;
 mod naive;
 mod notes;
+mod parking;
 mod rebuild;
 mod startup;
 mod support;
@@ -20,6 +21,7 @@ fn main() {
     scenarios.extend_from_slice(naive::SCENARIOS);
     scenarios.extend_from_slice(rebuild::SCENARIOS);
     scenarios.extend_from_slice(notes::SCENARIOS);
+    scenarios.extend_from_slice(parking::SCENARIOS);
     scenarios.extend_from_slice(startup::SCENARIOS);
     matrix::run(&scenarios, Axes::BrokersAndDatabases);
 }

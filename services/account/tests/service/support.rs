@@ -129,15 +129,8 @@ impl TestApp {
     /// Publishes `TransactionCreated` (a new event id each time, so a repeat is not dropped by
     /// the stream's deduplication but reaches the listener).
     pub async fn created(&self, tx: &Tx) -> anyhow::Result<()> {
-        let event = Envelope::new(TransactionCreated {
-            transaction_id: tx.id,
-            account_id: tx.account,
-            number: tx.number,
-            kind: tx.kind,
-            amount: Amount::new(tx.amount)?,
-        });
         Publisher::new(self.js.clone())
-            .publish(&event, None)
+            .publish(&tx.event()?, None)
             .await?;
         Ok(())
     }
@@ -170,6 +163,17 @@ pub struct Tx {
 }
 
 impl Tx {
+    /// Its `TransactionCreated`, in a new envelope (a new event id each time).
+    pub fn event(&self) -> anyhow::Result<Envelope<TransactionCreated>> {
+        Ok(Envelope::new(TransactionCreated {
+            transaction_id: self.id,
+            account_id: self.account,
+            number: self.number,
+            kind: self.kind,
+            amount: Amount::new(self.amount)?,
+        }))
+    }
+
     /// A deposit with a new id.
     pub fn deposit(account: AccountId, number: u64, amount: i64) -> Self {
         Self {
@@ -187,5 +191,36 @@ impl Tx {
             kind: TransactionKind::Withdrawal,
             ..Self::deposit(account, number, amount)
         }
+    }
+}
+
+impl TestApp {
+    /// A metric without labels from `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<i64> {
+        let (_, text) = self.service.get("/metrics").await?;
+        let text = text.as_str().unwrap_or_default();
+        let value = text.lines().find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        });
+        Ok(value.unwrap_or(0))
+    }
+
+    /// Publishes every transaction of `txs`, awaiting the acks together.
+    pub async fn created_all(&self, txs: &[Tx]) -> anyhow::Result<()> {
+        let publisher = Publisher::new(self.js.clone());
+        for chunk in txs.chunks(256) {
+            let sends = chunk.iter().map(|tx| {
+                let publisher = publisher.clone();
+                async move {
+                    publisher.publish(&tx.event()?, None).await?;
+                    anyhow::Ok(())
+                }
+            });
+            for sent in futures_util::future::join_all(sends).await {
+                sent?;
+            }
+        }
+        Ok(())
     }
 }

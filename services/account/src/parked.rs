@@ -1,0 +1,585 @@
+//! Parking (see `docs/ordering.md`): a `TransactionCreated` whose predecessor has not arrived in
+//! time, or that arrives while too many gaps are open, leaves the broker (`+TERM`) for the
+//! `parked_transaction` table, so that it no longer holds one of the consumer's in-flight slots
+//! and blocks every other account. It is applied from there, in number order, when its
+//! predecessor is recorded: at once by the replica that records the predecessor, and by a
+//! sweep every [`SWEEP_EVERY`] that catches what another replica or a crash left.
+//!
+//! Conflicts are found here too: a `TransactionCreated` whose number the account already
+//! consumed for another transaction. It is dead-lettered once, and a `TransactionRejected` with a
+//! reason starting `conflict:` tells the transaction service, so it never stays pending.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common_events::service::db::now_millis;
+use common_events::service::outbox;
+use common_events::{
+    AccountId, Amount, Envelope, TraceContext, TransactionCreated, TransactionRejected,
+};
+use sqlx::AnyConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::ordering::{decide, AccountState, Decision};
+use crate::store::{record_one, Effect, Record, Store};
+
+/// How often the sweep looks for parked transactions whose turn has come.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// The most accounts one sweep unparks (the next sweep takes the rest).
+const SWEEP_ACCOUNTS: i64 = 256;
+/// The most parked transactions applied in one database transaction.
+const UNPARK_BATCH: usize = 64;
+/// The most accounts remembered as having parked transactions (past it, gaps of the others are
+/// parked by the usual rules only).
+const PARKED_ACCOUNTS: usize = 10_000;
+
+/// A `TransactionCreated` to park, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Parked {
+    /// The event.
+    pub event: TransactionCreated,
+    /// The trace its outcome event continues; `None` emits no outcome (rebuilds).
+    pub trace: Option<TraceContext>,
+    /// The subject it was published on.
+    pub subject: String,
+    /// Its sequence in the stream.
+    pub stream_sequence: u64,
+}
+
+/// A transaction that claims a number its account consumed for another transaction.
+#[derive(Clone, Debug)]
+pub struct Conflict<'a> {
+    /// The claimant.
+    pub event: &'a TransactionCreated,
+    /// The transaction the account recorded under that number.
+    pub recorded: &'a str,
+    /// Where the claimant came from (a dead letter is kept once per message).
+    pub subject: &'a str,
+    /// Its sequence in the stream.
+    pub stream_sequence: u64,
+    /// The trace of the `TransactionRejected` to emit; `None` emits none (rebuilds).
+    pub trace: Option<TraceContext>,
+}
+
+impl Conflict<'_> {
+    /// The reason people and the transaction service see.
+    pub fn reason(&self) -> String {
+        format!(
+            "conflict: number {} of account {} is already transaction {}",
+            self.event.number, self.event.account_id, self.recorded
+        )
+    }
+}
+
+/// What parking and conflicts came to, for `/metrics` and `/readyz`.
+#[derive(Debug, Default)]
+pub struct ParkingStats {
+    /// Parked now (refreshed from the database by every sweep).
+    pub parked_now: AtomicI64,
+    /// Parked since start.
+    pub parked: AtomicU64,
+    /// Applied (or rejected for funds) from the parked table since start.
+    pub unparked: AtomicU64,
+    /// Conflicts dead-lettered since start.
+    pub conflicts: AtomicU64,
+    /// Events for accounts the service does not have, dead-lettered since start.
+    pub unknown_account: AtomicU64,
+    /// Accounts with parked transactions: their other gaps wait for the same missing
+    /// predecessor, so they are parked at once, and apply in one run when it arrives.
+    accounts: Mutex<HashSet<AccountId>>,
+}
+
+impl ParkingStats {
+    /// Appends Prometheus text lines.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let gauge = self.parked_now.load(Ordering::Relaxed);
+        let _ = writeln!(out, "account_parked_transactions {gauge}");
+        for (name, counter) in [
+            ("account_parked_total", &self.parked),
+            ("account_unparked_total", &self.unparked),
+            ("account_conflicts_total", &self.conflicts),
+            ("account_unknown_account_total", &self.unknown_account),
+        ] {
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Whether `account` has parked transactions (as far as this replica knows: what it parked,
+    /// and what the last sweep saw).
+    pub fn has_parked(&self, account: AccountId) -> bool {
+        self.accounts
+            .lock()
+            .is_ok_and(|accounts| accounts.contains(&account))
+    }
+
+    fn remember(&self, account: AccountId) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            if accounts.len() < PARKED_ACCOUNTS {
+                accounts.insert(account);
+            }
+        }
+    }
+
+    fn forget(&self, account: AccountId) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            accounts.remove(&account);
+        }
+    }
+
+    fn replace_accounts(&self, parked: HashSet<AccountId>) {
+        if let Ok(mut accounts) = self.accounts.lock() {
+            *accounts = parked;
+        }
+    }
+
+    /// Adds the parked count to a `/readyz` body.
+    pub fn readiness(&self, body: &mut serde_json::Map<String, serde_json::Value>) {
+        let parked = self.parked_now.load(Ordering::Relaxed);
+        body.insert("parked_transactions".into(), parked.into());
+    }
+}
+
+/// What one unparking pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unparked {
+    /// Applied or rejected for funds (their number consumed).
+    pub recorded: u64,
+    /// Dropped as duplicates of what the account already recorded.
+    pub duplicates: u64,
+    /// Dead-lettered as conflicts.
+    pub conflicts: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ParkedRow {
+    account_id: String,
+    number: i64,
+    transaction_id: String,
+    kind: String,
+    amount: i64,
+    traceparent: Option<String>,
+    subject: String,
+    stream_sequence: i64,
+}
+
+impl ParkedRow {
+    fn decode(&self) -> Result<Parked, String> {
+        let event = TransactionCreated {
+            transaction_id: self.transaction_id.parse().map_err(|e| format!("{e}"))?,
+            account_id: self.account_id.parse().map_err(|e| format!("{e}"))?,
+            number: u64::try_from(self.number).map_err(|e| e.to_string())?,
+            kind: self.kind.parse().map_err(|e| format!("{e}"))?,
+            amount: Amount::new(self.amount).map_err(|e| e.to_string())?,
+        };
+        Ok(Parked {
+            event,
+            trace: self.traceparent.as_deref().and_then(TraceContext::parse),
+            subject: self.subject.clone(),
+            stream_sequence: u64::try_from(self.stream_sequence).unwrap_or(0),
+        })
+    }
+}
+
+const PARKED_COLUMNS: &str = "account_id, number, transaction_id, kind, amount, traceparent, \
+                              subject, stream_sequence";
+
+impl Store {
+    /// Parks `items` in one database transaction; each answer is whether it was new (a
+    /// redelivered message that was parked before is not parked twice).
+    pub async fn park_batch(&self, items: &[Parked]) -> Result<Vec<bool>, sqlx::Error> {
+        let mut tx = self.db().begin_write().await?;
+        let mut fresh = Vec::with_capacity(items.len());
+        for item in items {
+            let event = &item.event;
+            let inserted = sqlx::query(
+                "insert into parked_transaction (account_id, number, transaction_id, kind, \
+                 amount, traceparent, subject, stream_sequence, parked_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 on conflict (account_id, number, transaction_id) do nothing",
+            )
+            .bind(event.account_id.to_string())
+            .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+            .bind(event.transaction_id.to_string())
+            .bind(event.kind.as_str())
+            .bind(event.amount.get())
+            .bind(item.trace.map(|trace| trace.to_string()))
+            .bind(&item.subject)
+            .bind(i64::try_from(item.stream_sequence).unwrap_or(i64::MAX))
+            .bind(now_millis())
+            .execute(&mut *tx)
+            .await?;
+            fresh.push(inserted.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        let added = fresh.iter().filter(|new| **new).count() as u64;
+        let stats = self.parking();
+        stats.parked.fetch_add(added, Ordering::Relaxed);
+        stats.parked_now.fetch_add(added as i64, Ordering::Relaxed);
+        for item in items {
+            stats.remember(item.event.account_id);
+        }
+        Ok(fresh)
+    }
+
+    /// How many transactions are parked.
+    pub async fn parked_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("select count(*) from parked_transaction")
+            .fetch_one(self.db().pool())
+            .await
+    }
+
+    /// The parked transactions of an account, in number order (for tests and people).
+    pub async fn parked(&self, account: AccountId) -> Result<Vec<Parked>, sqlx::Error> {
+        let sql = format!(
+            "select {PARKED_COLUMNS} from parked_transaction where account_id = $1 \
+             order by number, parked_at, transaction_id"
+        );
+        let rows: Vec<ParkedRow> = sqlx::query_as(&sql)
+            .bind(account.to_string())
+            .fetch_all(self.db().pool())
+            .await?;
+        Ok(rows.iter().filter_map(|row| row.decode().ok()).collect())
+    }
+
+    /// The transaction recorded under `number` of `account`, if any.
+    pub async fn recorded_transaction(
+        &self,
+        account: AccountId,
+        number: u64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let mut conn = self.db().pool().acquire().await?;
+        recorded_in(&mut conn, account, number).await
+    }
+
+    /// Dead-letters a conflict and, when it has a trace, emits its `TransactionRejected`, in one
+    /// database transaction; false when this message was dead-lettered before (a redelivery).
+    pub async fn record_conflict(&self, conflict: &Conflict<'_>) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db().begin_write().await?;
+        let new = insert_conflict(&mut tx, conflict).await?;
+        tx.commit().await?;
+        if new {
+            self.conflict_recorded();
+        }
+        Ok(new)
+    }
+
+    fn conflict_recorded(&self) {
+        self.parking().conflicts.fetch_add(1, Ordering::Relaxed);
+        self.wake_relay();
+    }
+
+    /// Applies the parked transactions of `account` whose turn has come, in number order and
+    /// up to [`UNPARK_BATCH`] per database transaction, until the next number is not parked;
+    /// drops the ones that turn out to be duplicates and dead-letters conflicts. `emit` writes
+    /// outcome events (not in rebuilds).
+    pub async fn unpark(&self, account: AccountId, emit: bool) -> Result<Unparked, sqlx::Error> {
+        let mut done = Unparked::default();
+        let sql = format!(
+            "select {PARKED_COLUMNS} from parked_transaction where account_id = $1 \
+             and number <= $2 order by number, parked_at, transaction_id limit $3"
+        );
+        loop {
+            let Some(mut state) = self.state(account).await? else {
+                return Ok(done);
+            };
+            let last = i64::try_from(state.last_transaction_number).unwrap_or(i64::MAX);
+            let rows: Vec<ParkedRow> = sqlx::query_as(&sql)
+                .bind(account.to_string())
+                .bind(last.saturating_add(UNPARK_BATCH as i64))
+                .bind(2 * UNPARK_BATCH as i64)
+                .fetch_all(self.db().pool())
+                .await?;
+            let mut tx = self.db().begin_write().await?;
+            let mut pass = Unparked::default();
+            let mut handled = Vec::new();
+            let mut raced = false;
+            for row in &rows {
+                if row.number > last_of(state).saturating_add(1) {
+                    break;
+                }
+                match row.decode() {
+                    Ok(mut parked) => {
+                        if !emit {
+                            parked.trace = None;
+                        }
+                        match unpark_one(&mut tx, &parked, state).await? {
+                            None => {
+                                raced = true;
+                                break;
+                            }
+                            Some((UnparkOutcome::Recorded, after)) => {
+                                state = after;
+                                pass.recorded += 1;
+                            }
+                            Some((UnparkOutcome::Duplicate, _)) => pass.duplicates += 1,
+                            Some((UnparkOutcome::Conflict(reason), _)) => {
+                                tracing::error!(%account, number = row.number, transaction = %row.transaction_id, %reason, "conflicting parked transaction dead-lettered");
+                                pass.conflicts += 1;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        // Only this service writes the table; a row it cannot read is kept
+                        // for people as a dead letter rather than blocking the account.
+                        tracing::error!(%account, number = row.number, %error, "unreadable parked row; dead-lettering it");
+                        let reason = format!("unreadable parked transaction: {error}");
+                        dead_letter_row(&mut tx, row, &reason).await?;
+                    }
+                }
+                delete_row(&mut tx, row).await?;
+                handled.push(row);
+            }
+            if raced {
+                // Another replica recorded one of these numbers meanwhile: look again.
+                tx.rollback().await?;
+                continue;
+            }
+            if handled.is_empty() {
+                tx.rollback().await?;
+                if rows.is_empty() {
+                    self.parking().forget(account);
+                }
+                return Ok(done);
+            }
+            tx.commit().await?;
+            let stats = self.parking();
+            stats
+                .parked_now
+                .fetch_sub(handled.len() as i64, Ordering::Relaxed);
+            stats.unparked.fetch_add(pass.recorded, Ordering::Relaxed);
+            stats.conflicts.fetch_add(pass.conflicts, Ordering::Relaxed);
+            self.recorded();
+            done.recorded += pass.recorded;
+            done.duplicates += pass.duplicates;
+            done.conflicts += pass.conflicts;
+        }
+    }
+
+    /// Accounts with a parked transaction whose turn has come.
+    async fn accounts_to_unpark(&self) -> Result<Vec<AccountId>, sqlx::Error> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "select distinct p.account_id from parked_transaction p \
+             join account a on a.id = p.account_id \
+             where p.number <= a.last_transaction_number + 1 limit $1",
+        )
+        .bind(SWEEP_ACCOUNTS)
+        .fetch_all(self.db().pool())
+        .await?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// One sweep: refreshes the parked count and unparks every account whose turn has come.
+    pub async fn sweep_parked(&self, emit: bool) -> Result<Unparked, sqlx::Error> {
+        let parked = self.parked_count().await?;
+        self.parking().parked_now.store(parked, Ordering::Relaxed);
+        let mut total = Unparked::default();
+        if parked == 0 {
+            self.parking().replace_accounts(HashSet::new());
+            return Ok(total);
+        }
+        let accounts: Vec<String> =
+            sqlx::query_scalar("select distinct account_id from parked_transaction limit $1")
+                .bind(PARKED_ACCOUNTS as i64)
+                .fetch_all(self.db().pool())
+                .await?;
+        let accounts = accounts.iter().filter_map(|id| id.parse().ok()).collect();
+        self.parking().replace_accounts(accounts);
+        for account in self.accounts_to_unpark().await? {
+            let done = self.unpark(account, emit).await?;
+            total.recorded += done.recorded;
+            total.duplicates += done.duplicates;
+            total.conflicts += done.conflicts;
+        }
+        if total.recorded > 0 {
+            tracing::info!(?total, "sweep applied parked transactions");
+        }
+        Ok(total)
+    }
+}
+
+/// Runs [`Store::sweep_parked`] every [`SWEEP_EVERY`] until `stop` is cancelled.
+pub async fn sweep(store: Store, stop: CancellationToken) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(err) = store.sweep_parked(true).await {
+            tracing::warn!(error = %err, "sweeping parked transactions failed; trying again");
+        }
+    }
+}
+
+enum UnparkOutcome {
+    Recorded,
+    Duplicate,
+    Conflict(String),
+}
+
+fn last_of(state: AccountState) -> i64 {
+    i64::try_from(state.last_transaction_number).unwrap_or(i64::MAX)
+}
+
+/// Handles one parked transaction in `tx`, the account being in `state`: what it came to and
+/// the account's state after it; `None` when the account moved on meanwhile.
+async fn unpark_one(
+    tx: &mut AnyConnection,
+    parked: &Parked,
+    state: AccountState,
+) -> Result<Option<(UnparkOutcome, AccountState)>, sqlx::Error> {
+    let event = &parked.event;
+    let (effect, after) = match decide(state, event) {
+        Decision::Duplicate => {
+            let recorded = recorded_in(tx, event.account_id, event.number).await?;
+            let outcome = match recorded {
+                Some(recorded) if recorded != event.transaction_id.to_string() => {
+                    let conflict = Conflict {
+                        event,
+                        recorded: &recorded,
+                        subject: &parked.subject,
+                        stream_sequence: parked.stream_sequence,
+                        trace: parked.trace,
+                    };
+                    insert_conflict(tx, &conflict).await?;
+                    UnparkOutcome::Conflict(conflict.reason())
+                }
+                _ => UnparkOutcome::Duplicate,
+            };
+            return Ok(Some((outcome, state)));
+        }
+        // Unparking only looks at numbers up to the next one.
+        Decision::Gap { .. } => return Ok(None),
+        Decision::Apply { balance_after } => (
+            Effect::Applied { balance_after },
+            AccountState {
+                balance: balance_after,
+                last_transaction_number: event.number,
+            },
+        ),
+        Decision::Reject { reason } => (
+            Effect::Rejected { reason },
+            AccountState {
+                last_transaction_number: event.number,
+                ..state
+            },
+        ),
+    };
+    let record = Record {
+        event: event.clone(),
+        effect,
+        state,
+        trace: parked.trace,
+    };
+    Ok(record_one(tx, &record)
+        .await?
+        .then_some((UnparkOutcome::Recorded, after)))
+}
+
+async fn recorded_in(
+    conn: &mut AnyConnection,
+    account: AccountId,
+    number: u64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select transaction_id from ledger_entry where account_id = $1 and number = $2",
+    )
+    .bind(account.to_string())
+    .bind(i64::try_from(number).unwrap_or(i64::MAX))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Dead-letters `conflict` unless its message was, and emits its `TransactionRejected` when it
+/// has a trace; whether it was new.
+async fn insert_conflict(
+    tx: &mut AnyConnection,
+    conflict: &Conflict<'_>,
+) -> Result<bool, sqlx::Error> {
+    let sequence = i64::try_from(conflict.stream_sequence).unwrap_or(i64::MAX);
+    let seen: Option<i64> = sqlx::query_scalar(
+        "select id from dead_letter where subject = $1 and stream_sequence = $2 limit 1",
+    )
+    .bind(conflict.subject)
+    .bind(sequence)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if seen.is_some() {
+        return Ok(false);
+    }
+    let event = conflict.event;
+    let reason = conflict.reason();
+    let payload = serde_json::to_vec(&Envelope::new(event.clone())).unwrap_or_default();
+    insert_dead_letter(tx, conflict.subject, sequence, &payload, &reason).await?;
+    if let Some(trace) = conflict.trace {
+        let rejected = Envelope::new(TransactionRejected {
+            transaction_id: event.transaction_id,
+            account_id: event.account_id,
+            number: event.number,
+            kind: event.kind,
+            amount: event.amount,
+            reason,
+        })
+        .correlated(event.transaction_id.0);
+        outbox::insert(tx, &rejected.encode(Some(trace))).await?;
+    }
+    Ok(true)
+}
+
+async fn dead_letter_row(
+    tx: &mut AnyConnection,
+    row: &ParkedRow,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    let payload = format!(
+        "parked row: account {} number {} transaction {} kind {} amount {}",
+        row.account_id, row.number, row.transaction_id, row.kind, row.amount
+    );
+    insert_dead_letter(
+        tx,
+        &row.subject,
+        row.stream_sequence,
+        payload.as_bytes(),
+        reason,
+    )
+    .await
+}
+
+/// Inserts one dead letter.
+pub(crate) async fn insert_dead_letter(
+    conn: &mut AnyConnection,
+    subject: &str,
+    stream_sequence: i64,
+    payload: &[u8],
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into dead_letter (subject, stream_sequence, payload, reason, created_at) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(subject)
+    .bind(stream_sequence)
+    .bind(payload.to_vec())
+    .bind(reason)
+    .bind(now_millis())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn delete_row(tx: &mut AnyConnection, row: &ParkedRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "delete from parked_transaction where account_id = $1 and number = $2 \
+         and transaction_id = $3",
+    )
+    .bind(&row.account_id)
+    .bind(row.number)
+    .bind(&row.transaction_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
