@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use common_events::service::config::{parse_addr, CommonConfig};
+use common_events::service::config::{parse_addr, parse_duration, CommonConfig};
 
 use crate::ordering::GapPolicy;
 
@@ -61,8 +61,7 @@ impl Config {
 
 /// Parses `GAP_PARK_AFTER`: a positive duration.
 fn parse_park_after(value: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(value.trim())
-        .map_err(|err| format!("{value:?} is not a duration like 90s or 5m ({err})"))?;
+    let duration = parse_duration(value)?;
     if duration.is_zero() {
         return Err("must be longer than 0: a gap needs time for its predecessor to arrive".into());
     }
