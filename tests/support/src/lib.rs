@@ -4,6 +4,8 @@
 //!   the bundled broker joins with one line once it has JetStream).
 //! - [`cluster`]: a three-node nats-server JetStream cluster on loopback (the `nats-cluster`
 //!   target) with a handle that kills a node and restarts it.
+//! - [`corpus`]: fuzz corpora run as tests: the fuzz targets' checks, a seeded mutator, a
+//!   service's database without a broker.
 //! - [`databases`]: SQLite and PostgreSQL targets, a fresh database per test.
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
@@ -19,6 +21,7 @@
 
 pub mod brokers;
 pub mod cluster;
+pub mod corpus;
 pub mod databases;
 pub mod in_process;
 pub mod matrix;
