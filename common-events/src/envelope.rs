@@ -56,6 +56,15 @@ pub enum DecodeError {
         /// The newest version this code reads.
         supported: u32,
     },
+    /// A text field holds a NUL character, which no database the services use can store
+    /// (PostgreSQL refuses it in text): a handler would fail on it at every delivery.
+    #[error("{event_type}.{field} contains a NUL character")]
+    Nul {
+        /// The event type.
+        event_type: &'static str,
+        /// The field.
+        field: String,
+    },
 }
 
 /// An event ready to publish or to store in an outbox: subject, id and JSON bytes.
@@ -119,6 +128,12 @@ impl<T: Event> Envelope<T> {
                 supported: T::SCHEMA_VERSION,
             });
         }
+        if let Some(field) = nul_in(&envelope.data) {
+            return Err(DecodeError::Nul {
+                event_type: T::TYPE,
+                field,
+            });
+        }
         Ok(Envelope {
             id: envelope.id,
             event_type: envelope.event_type,
@@ -130,11 +145,38 @@ impl<T: Event> Envelope<T> {
     }
 }
 
+/// The first field of an event's data (a top-level string) holding a NUL character.
+fn nul_in(data: &serde_json::Value) -> Option<String> {
+    let fields = data.as_object()?;
+    fields
+        .iter()
+        .find(|(_, value)| value.as_str().is_some_and(|text| text.contains('\0')))
+        .map(|(name, _)| name.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::{AccountOpened, TransactionCreated};
     use crate::ids::{AccountId, Amount, TransactionId, TransactionKind};
+
+    #[test]
+    fn a_nul_in_a_text_field_does_not_decode() {
+        let opened = Envelope::new(AccountOpened {
+            account_id: AccountId::new(),
+            owner: "al\0ice".into(),
+        });
+        let payload = serde_json::to_vec(&opened).unwrap();
+        let err = Envelope::<AccountOpened>::decode(&payload).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Nul { ref field, .. } if field == "owner"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "AccountOpened.owner contains a NUL character"
+        );
+    }
 
     fn created() -> Envelope<TransactionCreated> {
         Envelope::new(TransactionCreated {

@@ -237,9 +237,14 @@ impl TransactionsListener {
         ctx: &MessageContext,
     ) -> Handled {
         let event = &envelope.data;
-        if event.number == 0 {
+        let invalid = match event.number {
+            0 => Some("transaction number 0 (numbers start at 1)"),
+            n if i64::try_from(n).is_err() => Some("transaction number past 2^63 - 1"),
+            _ => None,
+        };
+        if let Some(reason) = invalid {
             let payload = serde_json::to_vec(envelope).unwrap_or_default();
-            let reason = "transaction number 0 (numbers start at 1)";
+            self.gaps.closed(ctx.stream_sequence);
             return self
                 .poison(&ctx.subject, ctx.stream_sequence, &payload, reason)
                 .await;

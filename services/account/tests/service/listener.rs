@@ -125,12 +125,13 @@ async fn poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_
         .await?
         .await?;
     app.created(&Tx::deposit(account, 0, 5)).await?;
+    app.created(&Tx::deposit(account, u64::MAX, 5)).await?;
     app.created(&Tx::deposit(account, 1, 5)).await?;
     until_eq("the valid deposit applied", BOUND, (5, 1), || {
         app.balance(account)
     })
     .await?;
-    until_eq("three dead letters", BOUND, 3, || async {
+    until_eq("four dead letters", BOUND, 4, || async {
         Ok(app.store.dead_letter_count().await?)
     })
     .await?;
@@ -138,5 +139,5 @@ async fn poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_
         app.listener_count("undecodable")
     })
     .await?;
-    until_eq("one rejected", BOUND, 1, || app.listener_count("rejected")).await
+    until_eq("two rejected", BOUND, 2, || app.listener_count("rejected")).await
 }
