@@ -111,9 +111,11 @@ async fn json_errors(request: Request, next: Next) -> Response {
         }
     };
     let mut answer = error_response(status, code, message);
+    let own = answer.headers().clone();
     for (name, value) in &parts.headers {
-        if !answer.headers().contains_key(name) && name != header::CONTENT_LENGTH {
-            answer.headers_mut().insert(name, value.clone());
+        // Every value of a repeated header (`Vary`, `Set-Cookie`) is kept.
+        if !own.contains_key(name) && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
         }
     }
     answer

@@ -293,7 +293,7 @@ impl TransactionsListener {
         let mut handled = match self.recorder.submit(record).await.flatten() {
             Some(true) => {
                 self.gaps.closed(ctx.stream_sequence);
-                if self.store.parking().parked_now.load(Ordering::Relaxed) > 0 {
+                if self.store.parking().has_parked(event.account_id) {
                     self.unpark_soon(event.account_id);
                 }
                 decided

@@ -88,6 +88,10 @@ pub const DEFAULT_MAX_OPEN_GAPS: usize = 256;
 /// A gap this replica has not seen for this long was settled elsewhere (another replica
 /// applied or parked it) and is forgotten.
 const GAP_FORGET: Duration = Duration::from_secs(30);
+/// A gap seen within this long is being handed back now (its redelivery delay is at most 1 s):
+/// only those count against `MAX_OPEN_GAPS`. One another replica settled stops counting soon,
+/// although its first sighting is remembered for [`GAP_FORGET`].
+const GAP_RECENT: Duration = Duration::from_secs(3);
 /// The most gaps remembered; past it every new gap is parked.
 const GAP_MEMORY: usize = 100_000;
 
@@ -121,6 +125,8 @@ pub struct OpenGaps {
 struct Seen {
     gaps: HashMap<u64, (Instant, Instant)>,
     pruned: Option<Instant>,
+    /// How many were seen within [`GAP_RECENT`] (counted at each prune, kept up since).
+    recent: usize,
 }
 
 impl OpenGaps {
@@ -147,30 +153,42 @@ impl OpenGaps {
         {
             seen.gaps
                 .retain(|_, (_, last)| now.saturating_duration_since(*last) < GAP_FORGET);
+            seen.recent = seen
+                .gaps
+                .values()
+                .filter(|(_, last)| now.saturating_duration_since(*last) < GAP_RECENT)
+                .count();
             seen.pruned = Some(now);
         }
         if seen.gaps.len() >= GAP_MEMORY && !seen.gaps.contains_key(&sequence) {
             return true;
         }
-        let (first, _) = *seen
-            .gaps
-            .entry(sequence)
-            .and_modify(|(_, last)| *last = now)
-            .or_insert((now, now));
+        let (first, last) = match seen.gaps.get(&sequence) {
+            Some(&(first, last)) => (first, Some(last)),
+            None => (now, None),
+        };
+        if last.is_none_or(|last| now.saturating_duration_since(last) >= GAP_RECENT) {
+            seen.recent += 1;
+        }
+        seen.gaps.insert(sequence, (first, now));
         let open_for = now.saturating_duration_since(first);
-        open_for >= self.policy.park_after || seen.gaps.len() > self.policy.max_open
+        open_for >= self.policy.park_after || seen.recent > self.policy.max_open
     }
 
     /// The message with stream sequence `sequence` is no longer a gap here (applied, a
     /// duplicate, parked or dead-lettered).
     pub fn closed(&self, sequence: u64) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.gaps.remove(&sequence);
+        if let Some((_, last)) = seen.gaps.remove(&sequence) {
+            if last.elapsed() < GAP_RECENT {
+                seen.recent = seen.recent.saturating_sub(1);
+            }
+        }
     }
 
-    /// How many gaps are open.
+    /// How many gaps are being handed back (seen within the last few seconds).
     pub fn open(&self) -> usize {
-        self.seen.lock().map_or(0, |seen| seen.gaps.len())
+        self.seen.lock().map_or(0, |seen| seen.recent)
     }
 }
 
@@ -268,6 +286,22 @@ mod tests {
         );
         gaps.closed(1);
         assert!(!gaps.should_park(5, now), "room again");
+    }
+
+    #[test]
+    fn a_gap_another_replica_settled_soon_stops_counting_against_the_limit() {
+        let gaps = OpenGaps::new(GapPolicy {
+            park_after: Duration::from_secs(10),
+            max_open: 1,
+        });
+        let start = Instant::now();
+        assert!(!gaps.should_park(1, start));
+        // Gap 1 went to another replica and was applied there: never seen here again.
+        let later = start + GAP_RECENT + Duration::from_secs(1);
+        assert!(!gaps.should_park(2, later), "gap 1 no longer counts");
+        assert!(gaps.should_park(3, later), "gap 2 does");
+        // Gap 1's first sighting is still remembered, for its parking clock.
+        assert!(gaps.should_park(1, start + Duration::from_secs(10)));
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl ParkingStats {
     /// Appends Prometheus text lines.
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let gauge = self.parked_now.load(Ordering::Relaxed);
+        let gauge = self.parked_now.load(Ordering::Relaxed).max(0);
         let _ = writeln!(out, "account_parked_transactions {gauge}");
         for (name, counter) in [
             ("account_parked_total", &self.parked),
@@ -137,7 +137,7 @@ impl ParkingStats {
 
     /// Adds the parked count to a `/readyz` body.
     pub fn readiness(&self, body: &mut serde_json::Map<String, serde_json::Value>) {
-        let parked = self.parked_now.load(Ordering::Relaxed);
+        let parked = self.parked_now.load(Ordering::Relaxed).max(0);
         body.insert("parked_transactions".into(), parked.into());
     }
 }
@@ -292,12 +292,26 @@ impl Store {
                 .bind(2 * UNPARK_BATCH as i64)
                 .fetch_all(self.db().pool())
                 .await?;
+            if rows
+                .first()
+                .is_none_or(|row| row.number > last.saturating_add(1))
+            {
+                if rows.is_empty() {
+                    self.parking().forget(account);
+                }
+                return Ok(done);
+            }
             let mut tx = self.db().begin_write().await?;
             let mut pass = Unparked::default();
             let mut handled = Vec::new();
             let mut raced = false;
             for row in &rows {
                 if row.number > last_of(state).saturating_add(1) {
+                    break;
+                }
+                if !delete_row(&mut tx, row).await? {
+                    // Another replica took this row meanwhile.
+                    raced = true;
                     break;
                 }
                 match row.decode() {
@@ -329,7 +343,6 @@ impl Store {
                         dead_letter_row(&mut tx, row, &reason).await?;
                     }
                 }
-                delete_row(&mut tx, row).await?;
                 handled.push(row);
             }
             if raced {
@@ -339,9 +352,6 @@ impl Store {
             }
             if handled.is_empty() {
                 tx.rollback().await?;
-                if rows.is_empty() {
-                    self.parking().forget(account);
-                }
                 return Ok(done);
             }
             tx.commit().await?;
@@ -445,8 +455,11 @@ async fn unpark_one(
                         stream_sequence: parked.stream_sequence,
                         trace: parked.trace,
                     };
-                    insert_conflict(tx, &conflict).await?;
-                    UnparkOutcome::Conflict(conflict.reason())
+                    if insert_conflict(tx, &conflict).await? {
+                        UnparkOutcome::Conflict(conflict.reason())
+                    } else {
+                        UnparkOutcome::Duplicate
+                    }
                 }
                 _ => UnparkOutcome::Duplicate,
             };
@@ -501,17 +514,25 @@ async fn insert_conflict(
     conflict: &Conflict<'_>,
 ) -> Result<bool, sqlx::Error> {
     let sequence = i64::try_from(conflict.stream_sequence).unwrap_or(i64::MAX);
-    let seen: Option<i64> = sqlx::query_scalar(
-        "select id from dead_letter where subject = $1 and stream_sequence = $2 limit 1",
+    let event = conflict.event;
+    // The primary key makes this the one place that decides "first time": a second replica or
+    // a redelivery inserts nothing (on PostgreSQL it waits for the first to commit).
+    let claimed = sqlx::query(
+        "insert into conflict (subject, stream_sequence, account_id, number, transaction_id, \
+         recorded_at) values ($1, $2, $3, $4, $5, $6) \
+         on conflict (subject, stream_sequence) do nothing",
     )
     .bind(conflict.subject)
     .bind(sequence)
-    .fetch_optional(&mut *tx)
+    .bind(event.account_id.to_string())
+    .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+    .bind(event.transaction_id.to_string())
+    .bind(now_millis())
+    .execute(&mut *tx)
     .await?;
-    if seen.is_some() {
+    if claimed.rows_affected() != 1 {
         return Ok(false);
     }
-    let event = conflict.event;
     let reason = conflict.reason();
     let payload = serde_json::to_vec(&Envelope::new(event.clone())).unwrap_or_default();
     insert_dead_letter(tx, conflict.subject, sequence, &payload, &reason).await?;
@@ -564,15 +585,17 @@ pub(crate) async fn insert_dead_letter(
     .bind(subject)
     .bind(stream_sequence)
     .bind(payload.to_vec())
-    .bind(reason)
+    // A reason may quote the bad input; PostgreSQL refuses a NUL in text.
+    .bind(reason.replace('\0', "\\0"))
     .bind(now_millis())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-async fn delete_row(tx: &mut AnyConnection, row: &ParkedRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Deletes a parked row; false when it was gone (another replica unparked it).
+async fn delete_row(tx: &mut AnyConnection, row: &ParkedRow) -> Result<bool, sqlx::Error> {
+    let deleted = sqlx::query(
         "delete from parked_transaction where account_id = $1 and number = $2 \
          and transaction_id = $3",
     )
@@ -581,5 +604,5 @@ async fn delete_row(tx: &mut AnyConnection, row: &ParkedRow) -> Result<(), sqlx:
     .bind(&row.transaction_id)
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(deleted.rows_affected() == 1)
 }

@@ -4,9 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use account::parked::Conflict;
 use common_events::inspect::read_all;
-use common_events::topology::TRANSACTIONS;
-use common_events::{AccountId, TransactionId, TransactionRejected};
+use common_events::topology::{subjects, TRANSACTIONS};
+use common_events::{
+    AccountId, TraceContext, TransactionCreated, TransactionId, TransactionRejected,
+};
 use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{Scenario, Target};
@@ -217,8 +220,7 @@ async fn a_consumed_number_claimed_by_another_transaction_is_a_conflict_not_a_du
     assert_eq!(app.store.dead_letter_count().await?, 1);
     assert_eq!(app.balance(account).await?, (1_000_000, 1));
 
-    // A true duplicate (same transaction, same number) is still only a duplicate, and a
-    // redelivered conflict is not dead-lettered twice.
+    // A true duplicate (same transaction, same number) is still only a duplicate.
     app.created(&forged).await?;
     until_eq("the duplicate acked", BOUND, 2, || {
         app.listener_count("acked")
@@ -226,6 +228,25 @@ async fn a_consumed_number_claimed_by_another_transaction_is_a_conflict_not_a_du
     .await?;
     assert_eq!(app.metric("account_conflicts_total").await?, 1);
     assert_eq!(app.store.dead_letter_count().await?, 1);
+
+    // The conflicting message met again (a redelivery after a crash between the commit and
+    // the +TERM, or a second replica) is not dead-lettered or rejected twice.
+    let created = read_all::<TransactionCreated>(&app.js).await?;
+    let (sequence, envelope) = created
+        .iter()
+        .find(|(_, e)| e.data.transaction_id == real.id)
+        .ok_or_else(|| anyhow::anyhow!("the real TransactionCreated is in the stream"))?;
+    let recorded = forged.id.to_string();
+    let again = Conflict {
+        event: &envelope.data,
+        recorded: &recorded,
+        subject: subjects::TRANSACTION_CREATED,
+        stream_sequence: *sequence,
+        trace: Some(TraceContext::new_root()),
+    };
+    assert!(!app.store.record_conflict(&again).await?, "met before");
+    assert_eq!(app.store.dead_letter_count().await?, 1);
+    assert_eq!(app.metric("account_conflicts_total").await?, 1);
     Ok(())
 }
 
