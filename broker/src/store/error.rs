@@ -44,9 +44,13 @@ pub enum StoreError {
     /// A purge with both `up_to_seq` and `keep`, which nats-server refuses too.
     #[error("purge takes a sequence or a keep count, not both")]
     InvalidPurge,
-    /// The file system is full (`ENOSPC`, or a quota). What could not be written was undone,
-    /// so the store goes on as if that operation had not happened; a later one succeeds once
-    /// there is room again. The text is nats-server's for the same failure.
+    /// A write found the file system full (`ENOSPC`, or a quota). What could not be written
+    /// was undone, so the store goes on as if that operation had not happened, and messages
+    /// appended before it but not yet written are taken back too ([`Store::take_rewound`]);
+    /// a later write succeeds once there is room again. The text is nats-server's for the same
+    /// failure. A failed fsync is never this, but [`StoreError::Io`], whatever its `errno`.
+    ///
+    /// [`Store::take_rewound`]: super::Store::take_rewound
     #[error("write {}: no space left on device", path.display())]
     StorageFull {
         /// The file that could not be written.
@@ -76,8 +80,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Wraps an I/O error with the path it concerns; a full disk is [`StoreError::StorageFull`].
+    /// Wraps an I/O error with the path it concerns. Every failure but a write's is fatal,
+    /// an fsync's included: [`StoreError::write`] is the one that knows a full disk.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+
+    /// Wraps the error of a write (`write_all_at`): a full disk is [`StoreError::StorageFull`],
+    /// which the store recovers from; anything else is [`StoreError::Io`]. Only a write can be
+    /// undone by cutting the file back: an fsync that fails may have lost written pages, so it
+    /// goes through [`StoreError::io`] and fails the store whatever its `errno`.
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.into();
         move |source| match super::file::is_full(&source) {
             true => StoreError::StorageFull { path },

@@ -95,6 +95,10 @@ pub(crate) trait Log: Send {
         false
     }
 
+    /// Refuses every later write until the store is opened again: an fsync made outside the
+    /// store ([`SyncHandle`]) failed, so the files may not hold what was written.
+    fn fail(&mut self) {}
+
     /// Forgets what is not on disk: reads the files again, filling `subjects` (uncounted),
     /// and returns where the stream stands on disk. Only the file backend needs it.
     fn rewind(&mut self, _subjects: &mut SubjectIndex) -> Result<Last, StoreError> {

@@ -38,10 +38,12 @@ mod tests;
 use bytes::Bytes;
 
 pub use error::{Limit, StoreError};
+#[cfg(test)]
+pub(crate) use file::set_free;
 pub use file::{FileConfig, SyncHandle, SyncPolicy, FREE_FILE_VAR};
 pub use gauge::UsageGauge;
 pub use limits::{Discard, Limits};
-pub use stream::Store;
+pub use stream::{Rewound, Store};
 
 /// A message as stored: what a consumer delivers and `MSG.GET` returns.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! limits. Reads and appends live here; deletes, purges, limits and expiry in `removal.rs`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::file::FileLog;
 use super::limits::Admission;
@@ -24,8 +24,28 @@ pub struct Store {
     pub(super) state: Counters,
     /// Where this store's bytes are counted with other stores' (JetStream's server limits).
     gauge: Option<UsageGauge>,
-    /// The first sequence a rewind after a full disk took back, until the caller asks.
-    rewound: Option<u64>,
+    /// What rewinds after a full disk took back, until the caller asks.
+    rewound: Option<Rewound>,
+}
+
+/// Messages a full disk took back: every sequence from `from` up to where the stream stood
+/// was appended (and perhaps answered as stored, or waiting for an fsync) but never reached
+/// the disk, and is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewound {
+    /// The first sequence taken back; several rewinds since the last ask keep the lowest.
+    pub from: u64,
+    /// The file whose write found the disk full.
+    pub path: PathBuf,
+}
+
+impl Rewound {
+    /// The error of a publish whose message was taken back, the same a refused one gets.
+    pub fn error(&self) -> StoreError {
+        StoreError::StorageFull {
+            path: self.path.clone(),
+        }
+    }
 }
 
 /// The counters [`StreamState`] is made from.
@@ -109,16 +129,24 @@ impl Store {
 
     /// Passes on the result of a write; when the disk was full and left memory ahead of the
     /// files, the store first goes back to what the files hold ([`Store::rewind`]).
+    /// Every write path (append, flush, sync, delete, purge, expiry, limits) ends here, so a
+    /// rewind is always noted for [`Store::take_rewound`].
     pub(super) fn settle<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if result.is_err() && self.log.needs_rewind() {
-            self.rewind();
+        if let Err(e) = &result {
+            if self.log.needs_rewind() {
+                let path = match e {
+                    StoreError::StorageFull { path } => path.clone(),
+                    _ => PathBuf::new(),
+                };
+                self.rewind(path);
+            }
         }
         result
     }
 
     /// Reads the files again, as a reopen would, keeping the sequence moving forward: the
     /// messages that never reached the disk are gone and their sequences are not reused.
-    fn rewind(&mut self) {
+    fn rewind(&mut self, path: PathBuf) {
         let (high_seq, high_ts) = (self.state.last_seq, self.state.last_ts);
         let mut subjects = SubjectIndex::default();
         let last = match self.log.rewind(&mut subjects) {
@@ -148,7 +176,10 @@ impl Store {
             gauge.sub(old_bytes);
         }
         if high_seq > last.seq {
-            self.rewound = Some(last.seq + 1);
+            let from = last.seq + 1;
+            if self.rewound.as_ref().is_none_or(|r| from < r.from) {
+                self.rewound = Some(Rewound { from, path });
+            }
         }
         tracing::warn!(
             from_seq = last.seq + 1,
@@ -157,10 +188,19 @@ impl Store {
         );
     }
 
-    /// The first sequence whose message a full disk took back since the last call, if any:
-    /// the caller forgets what it knew of those messages (their `Nats-Msg-Id`s).
-    pub fn take_rewound(&mut self) -> Option<u64> {
+    /// What a full disk took back since the last call, if anything: the caller forgets what
+    /// it knew of those messages (their `Nats-Msg-Id`s) and must not acknowledge any of them
+    /// as stored. Messages below [`Rewound::from`] are in the files (written whole, if not
+    /// yet synced) and stay. Any write can rewind, a delete, purge, expiry or limits change
+    /// too: ask after each, or at the latest before the next duplicate check or PubAck.
+    pub fn take_rewound(&mut self) -> Option<Rewound> {
         self.rewound.take()
+    }
+
+    /// Refuses every later write until the store is opened again, as any failed write does:
+    /// for the caller of a [`SyncHandle`] whose fsync failed (the written pages may be lost).
+    pub fn fail(&mut self) {
+        self.log.fail();
     }
 
     /// The timestamp of the message at `first_seq`, 0 when there is none.

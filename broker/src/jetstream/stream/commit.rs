@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ingest::store_error;
 use super::Stream;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::time::now_nanos;
@@ -28,12 +29,16 @@ pub(super) async fn run(stream: Arc<Stream>) {
                 if inner.awaiting_sync.is_empty() {
                     break;
                 }
-                let acks = std::mem::take(&mut inner.awaiting_sync);
-                let handle = inner.store.prepare_sync();
-                if handle.is_err() {
-                    inner.forget_rewound();
+                let mut handle = inner.store.prepare_sync();
+                if matches!(&handle, Err(e) if e.is_storage_full()) {
+                    // The rewind took back what was not written; what was (the buffer is
+                    // written out as it fills) is in the file and still needs its fsync.
+                    handle = inner.store.prepare_sync();
                 }
-                (handle, acks)
+                // The PubAcks of messages taken back, by this or any earlier rewind, are
+                // refusals before they are taken: none of them can say "stored".
+                inner.forget_rewound();
+                (handle, std::mem::take(&mut inner.awaiting_sync))
             };
             let synced = match handle {
                 Ok(handle) => tokio::task::spawn_blocking(move || handle.sync())
@@ -46,6 +51,10 @@ pub(super) async fn run(stream: Arc<Stream>) {
                     }),
                 Err(e) => Err(e),
             };
+            if synced.as_ref().is_err_and(|e| !e.is_storage_full()) {
+                // The written pages may be lost: the stream refuses writes until reopened.
+                stream.inner.lock().store.fail();
+            }
             answer(&stream, acks, synced);
         }
     }
@@ -60,17 +69,40 @@ pub(super) struct AwaitingAck {
     pub body: Vec<u8>,
     /// Whether it acknowledges a message (stored, a duplicate) rather than refuses one.
     pub acknowledges: bool,
+    /// The sequence it says is stored (stored, or a duplicate of it); a rewind that takes
+    /// that message back turns it into a refusal ([`refuse_taken_back`]).
+    pub stored: Option<u64>,
+}
+
+/// Turns the waiting PubAcks of messages a full disk took back (sequences from `from` on)
+/// into `refusal`; the others stay as they are.
+pub(super) fn refuse_taken_back(acks: &mut [AwaitingAck], from: u64, refusal: &[u8]) {
+    for ack in acks
+        .iter_mut()
+        .filter(|a| a.stored.is_some_and(|s| s >= from))
+    {
+        ack.body = refusal.to_vec();
+        ack.acknowledges = false;
+        ack.stored = None;
+    }
 }
 
 /// Sends the PubAcks that waited for a sync, as its outcome allows:
-/// - synced: each as it is;
-/// - the disk was full: their messages were taken back from the store, so each publisher
-///   hears that its message was not stored (503 with the disk's error, as nats-server);
-/// - any other failure: no PubAck, the publisher retries, and the duplicate window keeps that
-///   from storing twice what did reach the disk.
+/// - synced: each as it is, but those whose message a full disk took back since they were
+///   queued, which were made refusals (503 10077 with the disk's error, as nats-server);
+/// - the disk was full (a write; the caller retries the sync after the rewind, so this is
+///   only when that failed too): each publisher hears that its message was not stored;
+/// - any other failure (an fsync's, whatever its errno): no PubAck, the publisher retries,
+///   and the duplicate window keeps that from storing twice what did reach the disk.
 ///
 /// Refusals go out in every case.
-pub(super) fn answer(stream: &Stream, acks: Vec<AwaitingAck>, synced: Result<(), StoreError>) {
+pub(super) fn answer(stream: &Stream, mut acks: Vec<AwaitingAck>, synced: Result<(), StoreError>) {
+    // A rewind not yet looked at (close() after a delete or purge found the disk full) must
+    // not let a PubAck say "stored" for a message it took back.
+    if let Some(rewound) = stream.inner.lock().forget_rewound() {
+        let refusal = stream.error_ack(store_error(rewound.error()));
+        refuse_taken_back(&mut acks, rewound.from, &refusal);
+    }
     let refusal = match &synced {
         Ok(()) => None,
         Err(e) if e.is_storage_full() => Some(stream.error_ack(ApiError::store_failed(e))),
@@ -126,7 +158,10 @@ fn expire(stream: &Stream) -> Option<tokio::time::Instant> {
     let mut inner = stream.inner.lock();
     inner.store.limits().max_age?;
     let now = now_nanos();
-    let expired = match inner.store.expire(now) {
+    let expired = inner.store.expire(now);
+    // Expiry writes too: on a full disk it may have taken back messages not yet written.
+    inner.forget_rewound();
+    let expired = match expired {
         Ok(expired) => expired,
         Err(e) => {
             tracing::error!(stream = %stream.name, "max_age expiry: {e}");
@@ -152,5 +187,11 @@ async fn background_sync(stream: &Arc<Stream>) {
     };
     if let Err(e) = result {
         tracing::error!(stream = %stream.name, "background fsync: {e}");
+        let mut inner = stream.inner.lock();
+        if !e.is_storage_full() {
+            // The written pages may be lost: the stream refuses writes until reopened.
+            inner.store.fail();
+        }
+        inner.forget_rewound();
     }
 }

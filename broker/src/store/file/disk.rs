@@ -1,5 +1,6 @@
 //! Every write of the file store goes through [`write_all_at`], which is also the seam where
-//! tests make the disk full.
+//! tests make the disk full; every fsync of a segment goes through [`sync_data`], where unit
+//! tests make it fail ([`set_sync_error`]).
 //!
 //! Two ways to simulate a disk with `n` bytes left, with no mount and no root:
 //! - unit tests: [`set_free`] on the test's thread;
@@ -21,6 +22,22 @@ pub const FREE_FILE_VAR: &str = "BROKER_TEST_DISK_FREE_FILE";
 #[cfg(test)]
 thread_local! {
     static FREE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    static SYNC_ERROR: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes every [`sync_data`] on this thread fail with `errno` (`None`: succeed).
+#[cfg(test)]
+pub(crate) fn set_sync_error(errno: Option<i32>) {
+    SYNC_ERROR.with(|e| e.set(errno));
+}
+
+/// `File::sync_data`, failing as [`set_sync_error`] says in unit tests.
+pub(crate) fn sync_data(file: &File) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(errno) = SYNC_ERROR.with(|e| e.get()) {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    file.sync_data()
 }
 
 /// Makes the disk look as if `free` bytes were left for this thread's writes (`None`: room

@@ -18,9 +18,9 @@ use super::log::{Entry, Last, Log, NewMsg};
 use super::subjects::SubjectIndex;
 use super::{StoreError, StoredMsg};
 pub(crate) use disk::is_full;
-#[cfg(test)]
-pub(crate) use disk::set_free;
 pub use disk::FREE_FILE_VAR;
+#[cfg(test)]
+pub(crate) use disk::{set_free, set_sync_error};
 use record::{Kind, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
 use segment::Segment;
 pub use segment::SyncHandle;
@@ -374,6 +374,10 @@ impl Log for FileLog {
 
     fn needs_rewind(&self) -> bool {
         self.rewind_needed && !self.failed
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
     }
 
     /// Cuts the active segment back to what was written whole and reads the directory again,

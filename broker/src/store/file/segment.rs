@@ -39,7 +39,7 @@ impl SyncHandle {
     /// [`Store::prepare_sync`]: crate::store::Store::prepare_sync
     pub fn sync(self) -> Result<(), StoreError> {
         match self.file {
-            Some(file) => file.sync_data().map_err(StoreError::io(&self.path)),
+            Some(file) => disk::sync_data(&file).map_err(StoreError::io(&self.path)),
             None => Ok(()),
         }
     }
@@ -152,12 +152,10 @@ impl Segment {
     /// Writes (or rewrites) the header of an empty segment and syncs it.
     pub fn write_header(&mut self, last_ts: i64) -> Result<(), StoreError> {
         let header = record::encode_segment_header(self.index.base(), last_ts);
-        let io = || -> io::Result<()> {
-            self.file.set_len(0)?;
-            disk::write_all_at(&self.file, &header, 0)?;
-            self.file.sync_data()
-        };
-        io().map_err(StoreError::io(&self.path))?;
+        let io = StoreError::io(&self.path);
+        self.file.set_len(0).map_err(io)?;
+        disk::write_all_at(&self.file, &header, 0).map_err(StoreError::write(&self.path))?;
+        disk::sync_data(&self.file).map_err(StoreError::io(&self.path))?;
         self.written = SEGMENT_HEADER_LEN as u64;
         self.pending.clear();
         Ok(())
@@ -214,17 +212,23 @@ impl Segment {
         let at = self.written;
         // A failed write keeps `pending` and `written` as they were: whatever part reached
         // the file lies past `written`, where the next write or a recovery's cut replaces it.
-        disk::write_all_at(&self.file, &self.pending, at).map_err(StoreError::io(&self.path))?;
+        disk::write_all_at(&self.file, &self.pending, at).map_err(StoreError::write(&self.path))?;
         self.written += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
     }
 
     /// Takes back the message record just appended (from `pending_from`, the buffer's length
-    /// before it), when it could not be written.
+    /// before it), when it could not be written, and cuts the file back to what was written
+    /// whole: the part of the record that reached the disk goes at once, not at the next
+    /// write or open. Call only when nothing else was buffered before it.
     pub fn unappend_msg(&mut self, pending_from: usize) {
         self.pending.truncate(pending_from);
         self.index.pop();
+        if let Err(e) = self.file.set_len(self.written) {
+            // Harmless: the next write starts at `written` and a recovery cuts a torn tail.
+            tracing::warn!(path = %self.path.display(), "cutting a torn record: {e}");
+        }
     }
 
     /// Drops what is buffered and cuts the file back to what was written whole, so that the
@@ -245,11 +249,11 @@ impl Segment {
         record::encode_marker(&mut marker, Kind::Compact, floor, ts);
         let at = SEGMENT_HEADER_LEN as u64;
         let end = at + marker.len() as u64;
+        disk::write_all_at(&self.file, &marker, at).map_err(StoreError::write(&self.path))?;
         let io = || -> io::Result<()> {
-            disk::write_all_at(&self.file, &marker, at)?;
-            self.file.sync_data()?;
+            disk::sync_data(&self.file)?;
             self.file.set_len(end)?;
-            self.file.sync_data()
+            disk::sync_data(&self.file)
         };
         io().map_err(StoreError::io(&self.path))?;
         self.written = end;
@@ -262,7 +266,7 @@ impl Segment {
     /// Writes buffered records and waits until they are on disk.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()?;
-        self.file.sync_data().map_err(StoreError::io(&self.path))
+        disk::sync_data(&self.file).map_err(StoreError::io(&self.path))
     }
 
     /// Writes buffered records out and returns a handle that makes them durable without this
