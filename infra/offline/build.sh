@@ -39,9 +39,15 @@ git -C "$repo" ls-files -z --cached --others --exclude-standard \
 lock_sum=$(sha256sum "$repo/Cargo.lock" | cut -d' ' -f1)
 if [[ $(cat "$context/vendor/.lock-sha256" 2>/dev/null) != "$lock_sum" ]]; then
   log "cargo vendor (Cargo.lock changed)"
-  rm -rf "$context/vendor"
-  cargo vendor --locked --manifest-path "$repo/Cargo.toml" "$context/vendor" >/dev/null
-  echo "$lock_sum" >"$context/vendor/.lock-sha256"
+  rm -rf "$context/vendor" "$context/vendor.new"
+  cargo vendor --locked --manifest-path "$repo/Cargo.toml" "$context/vendor.new" >/dev/null
+  # Crates keep the fixed timestamp of their package, and BuildKit sends a context file again
+  # only when its size or time changed: a crate replaced by another version of the same size
+  # (vendor/crypto-common, say) would reach the build stale and fail its checksum. New times
+  # make every vendored file count as changed.
+  find "$context/vendor.new" -exec touch -h {} +
+  echo "$lock_sum" >"$context/vendor.new/.lock-sha256"
+  mv "$context/vendor.new" "$context/vendor"
 fi
 mkdir -p "$context/.cargo"
 cat >"$context/.cargo/config.toml" <<'TOML'
