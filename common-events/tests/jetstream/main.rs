@@ -1,58 +1,9 @@
-//! The Publisher, the topology and the Listener runner against each broker target
-//! (`<broker>::<scenario>`).
+//! The Publisher and the topology against each broker target (`<broker>::<scenario>`).
 
-mod listener;
 mod publisher;
 
 use test_support::matrix::{self, Axes};
 
 fn main() {
-    let mut scenarios = Vec::new();
-    scenarios.extend_from_slice(publisher::SCENARIOS);
-    scenarios.extend_from_slice(listener::SCENARIOS);
-    matrix::run(&scenarios, Axes::Brokers);
+    matrix::run(publisher::SCENARIOS, Axes::Brokers);
 }
-
-/// Shared helpers.
-pub mod support {
-    use async_nats::jetstream;
-    use common_events::TransactionKind;
-    use common_events::{AccountId, Amount, Envelope, TransactionCreated, TransactionId};
-
-    /// Connects to `url` and returns a JetStream context.
-    pub async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
-        let client = async_nats::connect(url).await?;
-        Ok(jetstream::new(client))
-    }
-
-    /// A consumer's `(num_pending, num_ack_pending)`.
-    pub async fn pending(js: &jetstream::Context, durable: &str) -> anyhow::Result<(u64, usize)> {
-        let info = consumer(js, durable).await?.get_info().await?;
-        Ok((info.num_pending, info.num_ack_pending))
-    }
-
-    /// A pull consumer of the TRANSACTIONS stream.
-    pub async fn consumer(
-        js: &jetstream::Context,
-        durable: &str,
-    ) -> anyhow::Result<jetstream::consumer::PullConsumer> {
-        let stream = js.get_stream("TRANSACTIONS").await?;
-        stream
-            .get_consumer(durable)
-            .await
-            .map_err(|err| anyhow::anyhow!(err))
-    }
-
-    /// A `TransactionCreated` with the given number.
-    pub fn created(number: u64) -> Envelope<TransactionCreated> {
-        Envelope::new(TransactionCreated {
-            transaction_id: TransactionId::new(),
-            account_id: AccountId::new(),
-            number,
-            kind: TransactionKind::Deposit,
-            amount: Amount::new(100).expect("positive"),
-        })
-    }
-}
-
-pub use support::*;

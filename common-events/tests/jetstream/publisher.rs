@@ -6,7 +6,7 @@ use common_events::{EncodedEvent, EventId, PublishError, Publisher, TraceContext
 use test_support::scenario;
 use test_support::{Scenario, Target};
 
-use crate::{connect, created};
+use test_support::jetstream::{connect, consumer, created};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(ensure_creates_streams_and_consumers_and_can_run_twice),
@@ -32,10 +32,7 @@ async fn ensure_creates_streams_and_consumers_and_can_run_twice(t: Target) -> an
                 .collect::<Vec<_>>()
         );
     }
-    let info = crate::consumer(&js, "account-service")
-        .await?
-        .get_info()
-        .await?;
+    let info = consumer(&js, "account-service").await?.get_info().await?;
     assert_eq!(info.config.filter_subject, "transactions.created");
     assert_eq!(
         info.config.max_deliver, -1,

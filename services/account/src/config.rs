@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use common_events::service::config::{parse_addr, parse_duration, CommonConfig};
+use service_kit::config::{parse_addr, parse_duration, CommonConfig};
 
 use crate::ordering::GapPolicy;
 

@@ -11,13 +11,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common_events::log_limit::LogLimiter;
 use common_events::observe::{DecisionKind, DecisionNotes};
-use common_events::service::batch::Batcher;
-use common_events::{
-    AccountId, AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
-    UndecodableMessage,
-};
+use common_events::{AccountId, AccountOpened, Envelope, TransactionCreated};
+use service_kit::batch::Batcher;
+use service_kit::log_limit::LogLimiter;
+use service_kit::{Listener, MessageContext, Outcome, UndecodableMessage};
 
 use crate::faults::{FaultKind, Faults, Injected};
 use crate::ordering::{decide, gap_delay, AccountState, Decision, GapPolicy, OpenGaps};

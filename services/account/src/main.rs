@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use account::Config;
 use clap::Parser;
-use common_events::service::{shutdown, telemetry};
+use service_kit::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {

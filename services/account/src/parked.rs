@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common_events::service::db::now_millis;
-use common_events::service::outbox;
 use common_events::{
     AccountId, Amount, Envelope, TraceContext, TransactionCreated, TransactionRejected,
 };
+use service_kit::db::now_millis;
+use service_kit::outbox;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use async_nats::jetstream::{self, consumer::PullConsumer};
-use common_events::runner::{self, ListenerStats};
 use common_events::topology::{self, subjects, ConsumerSpec, ACCOUNTS, TRANSACTIONS};
-use common_events::Listener;
+use service_kit::runner::{self, ListenerStats};
+use service_kit::Listener;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::{AccountsProjector, TransactionsListener};

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use common_events::AccountId;
 use serde::Deserialize;
 
-use common_events::service::http::{check_text, request_trace};
+use service_kit::http::{check_text, request_trace};
 
 use crate::error::ApiError;
 use crate::store::Store;

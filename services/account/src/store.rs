@@ -1,13 +1,13 @@
 //! The account service's database: accounts (the projection), the ledger of consumed numbers,
 //! dead letters, the outbox, and parked transactions (see [`crate::parked`]).
 
-use common_events::service::db::{now_millis, Db};
-use common_events::service::outbox::{self, Relay};
 use common_events::{
     AccountId, AccountOpened, EncodedEvent, Envelope, TraceContext, TransactionApplied,
     TransactionCreated, TransactionRejected,
 };
 use serde::Serialize;
+use service_kit::db::{now_millis, Db};
+use service_kit::outbox::{self, Relay};
 use std::sync::Arc;
 use tokio::sync::Notify;
 

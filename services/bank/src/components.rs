@@ -5,7 +5,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common_events::service::{shutdown, telemetry};
+use service_kit::{shutdown, telemetry};
 
 /// A process of the bank.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

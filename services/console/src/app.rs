@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
     let routes = crate::web::router()
         .merge(crate::api::router(state))
         .merge(ops);
-    common_events::service::http::json_api(routes)
+    service_kit::http::json_api(routes)
 }
 
 /// Ready when the broker connection is up (the page is served either way). The body also says

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use common_events::service::config::parse_addr;
-use common_events::service::nats_auth::NatsAuth;
+use service_kit::config::parse_addr;
+use service_kit::nats_auth::NatsAuth;
 
 /// `console`: the web console of the stack (accounts, live timeline, broker panel, scenarios).
 #[derive(Parser, Clone, Debug)]

@@ -5,8 +5,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use common_events::service::http::{body_problem, error_response, BodyProblem};
 use serde_json::Value;
+use service_kit::http::{body_problem, error_response, BodyProblem};
 
 /// Everything a console API call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common_events::service::config::redact_url;
-use common_events::service::nats_auth::Login;
-use common_events::service::tasks::server_addrs;
+use service_kit::config::redact_url;
+use service_kit::nats_auth::Login;
+use service_kit::tasks::server_addrs;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

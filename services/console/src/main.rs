@@ -1,8 +1,8 @@
 //! `console`: the web console of the stack; see the crate documentation and `--help`.
 
 use clap::Parser;
-use common_events::service::{shutdown, telemetry};
 use console::Config;
+use service_kit::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

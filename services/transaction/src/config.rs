@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use common_events::service::config::{parse_addr, CommonConfig};
+use service_kit::config::{parse_addr, CommonConfig};
 
 use crate::retention::{parse_key_retention, KeyRetention, DEFAULT_KEY_RETENTION};
 

@@ -9,10 +9,10 @@
 //! savepoint. A failed commit is not retried: it may have committed (a connection lost while
 //! committing), and writing the batch again would create its transactions twice.
 
-use common_events::service::batch::Batcher;
-use common_events::service::db::now_millis;
-use common_events::service::outbox;
 use common_events::{Envelope, TraceContext, TransactionCreated, TransactionId};
+use service_kit::batch::Batcher;
+use service_kit::db::now_millis;
+use service_kit::outbox;
 use sqlx::{AnyConnection, Connection};
 
 use crate::key::IdempotencyKey;

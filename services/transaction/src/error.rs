@@ -3,7 +3,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common_events::service::http::{body_problem, error_response, BodyProblem};
+use service_kit::http::{body_problem, error_response, BodyProblem};
 
 use crate::key::KeyError;
 use crate::store::StoreError;

@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use common_events::service::batch::Batcher;
-use common_events::{
-    AccountOpened, Envelope, Listener, MessageContext, Outcome, TransactionApplied,
-    TransactionRejected,
-};
+use common_events::{AccountOpened, Envelope, TransactionApplied, TransactionRejected};
+use service_kit::batch::Batcher;
+use service_kit::{Listener, MessageContext, Outcome};
 
 use crate::store::{Settle, Store, StoreError};
 

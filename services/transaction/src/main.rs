@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common_events::service::{shutdown, telemetry};
+use service_kit::{shutdown, telemetry};
 use transaction::Config;
 
 #[tokio::main]

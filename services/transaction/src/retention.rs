@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use common_events::service::config::parse_duration;
-use common_events::service::db::{now_millis, Db};
+use service_kit::config::parse_duration;
+use service_kit::db::{now_millis, Db};
 use tokio_util::sync::CancellationToken;
 
 /// The default retention: a day, as Stripe's.

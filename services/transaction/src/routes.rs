@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use common_events::{AccountId, Amount, TransactionId, TransactionKind};
 use serde::Deserialize;
 
-use common_events::service::http::request_trace;
+use service_kit::http::request_trace;
 
 use crate::create::{CreateRequest, Creator};
 use crate::error::ApiError;

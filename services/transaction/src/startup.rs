@@ -5,11 +5,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common_events::runner::ListenerStats;
-use common_events::service::foundation::{Foundation, Migrations};
-use common_events::service::ops::Ops;
-use common_events::service::server::{Server, Started};
 use common_events::topology::ConsumerSpec;
+use service_kit::foundation::{Foundation, Migrations};
+use service_kit::ops::Ops;
+use service_kit::runner::ListenerStats;
+use service_kit::server::{Server, Started};
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 

@@ -1,10 +1,10 @@
 //! The transaction service's database: known accounts, numbered transactions, idempotency keys
 //! and the outbox, all written in one database transaction per request.
 
-use common_events::service::db::{now_millis, Db};
-use common_events::service::outbox::Relay;
 use common_events::{AccountId, Amount, TransactionId, TransactionKind};
 use serde::Serialize;
+use service_kit::db::{now_millis, Db};
+use service_kit::outbox::Relay;
 
 /// A validated request for a new transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]

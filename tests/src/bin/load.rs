@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use common_events::service::config::redact_url;
-use common_events::service::nats_auth::NatsAuth;
-use common_events::service::tasks::server_addrs;
 use e2e_tests::client::Client;
 use e2e_tests::invariants;
 use e2e_tests::load::{self, LoadOptions};
+use service_kit::config::redact_url;
+use service_kit::nats_auth::NatsAuth;
+use service_kit::tasks::server_addrs;
 use test_support::process::ServiceProcess;
 use test_support::{BrokerTarget, StartedBroker};
 
@@ -144,10 +144,7 @@ async fn spawn(args: &Args) -> anyhow::Result<(Client, String, Spawned)> {
         vec![
             ("NATS_URL", broker.url()),
             ("DATABASE_URL", db.to_owned()),
-            (
-                "RUST_LOG",
-                "warn,common_events::service::server=info".to_owned(),
-            ),
+            ("RUST_LOG", "warn,service_kit::server=info".to_owned()),
         ]
     };
     let mut services = Vec::new();

@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::Router;
-use common_events::service::db::Db;
-use common_events::service::foundation::Migrations;
-use common_events::service::outbox::{Relay, RelayOptions};
 use common_events::{
     AccountOpened, Envelope, Event, Publisher, TransactionApplied, TransactionCreated,
     TransactionRejected,
 };
+use service_kit::db::Db;
+use service_kit::foundation::Migrations;
+use service_kit::outbox::{Relay, RelayOptions};
 use tower::ServiceExt;
 
 /// A case: its name (the file's, or the seeds' of a mutant) and its bytes.

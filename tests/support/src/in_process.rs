@@ -151,7 +151,7 @@ impl InProcess {
         Ok((status, allow, body))
     }
 
-    /// Checks the HTTP rules every service shares (`common_events::service::http::json_api`)
+    /// Checks the HTTP rules every service shares (`service_kit::http::json_api`)
     /// on `path`, a route served with `POST` and not `DELETE` whose body has a string `field`:
     /// a body over the limit is `413`, one not sent as JSON `415`, one not UTF-8 `400`, an
     /// unknown route `404`, a method a route does not serve `405` with its `Allow` header;

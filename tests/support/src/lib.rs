@@ -10,6 +10,7 @@
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
 //! - [`in_process`]: a service on a tokio task with an HTTP client for its API.
+//! - [`jetstream`]: connecting, reading a consumer's counts, a sample event.
 //! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
 //! - [`process`]: a service binary as a child process, its address read from its log.
 //! - [`startup`]: checks of a service that waits for its database or broker, and a binary run
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod corpus;
 pub mod databases;
 pub mod in_process;
+pub mod jetstream;
 pub mod matrix;
 pub mod postgres;
 pub mod process;

@@ -9,8 +9,8 @@ use account::routes;
 use account::startup::MIGRATIONS;
 use account::store::Store;
 use axum::Router;
-use common_events::service::http::json_api;
 use common_events::TraceContext;
+use service_kit::http::json_api;
 use test_support::corpus::offline_database;
 
 /// The router, and the variables of the corpus: `{account}`, an account that exists.

@@ -6,11 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common_events::runner::ListenerStats;
 use common_events::topology::{self, subjects, StartAt, TRANSACTIONS};
-use common_events::{
-    AccountId, ConsumerSpec, Envelope, Listener, MessageContext, Outcome, TransactionCreated,
-};
+use common_events::{AccountId, ConsumerSpec, Envelope, TransactionCreated};
+use service_kit::runner::ListenerStats;
+use service_kit::{Listener, MessageContext, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::apply;
@@ -110,7 +109,7 @@ impl Naive {
             lost: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
-        let run = common_events::runner::run(
+        let run = service_kit::runner::run(
             env.js.clone(),
             consumer_spec,
             handler.clone(),

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use axum::Router;
 use clap::Parser;
-use common_events::service::http::json_api;
 use common_events::AccountId;
+use service_kit::http::json_api;
 use test_support::corpus::offline_database;
 use transaction::routes::{self, AppState};
 use transaction::startup::MIGRATIONS;

@@ -1,10 +1,10 @@
 //! `Idempotency-Key` hardening: the key's limits, its retention and sweep, and a request the
 //! database refuses failing alone rather than with its whole batch.
 
-use common_events::service::db::Backend;
-use common_events::service::outbox::{Relay, RelayOptions};
 use common_events::{AccountId, Amount, Publisher, TraceContext, TransactionKind};
 use serde_json::json;
+use service_kit::db::Backend;
+use service_kit::outbox::{Relay, RelayOptions};
 use test_support::{eventually, scenario, Scenario, Target};
 use transaction::create::CreateRequest;
 use transaction::key::{IdempotencyKey, MAX_KEY_BYTES};

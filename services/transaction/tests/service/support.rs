@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use clap::Parser;
-use common_events::service::db::Db;
 use common_events::{AccountId, AccountOpened, Envelope, Publisher};
 use serde_json::{json, Value};
+use service_kit::db::Db;
 use tempfile::TempDir;
 use test_support::{eventually, InProcess, StartedBroker, Target};
 use transaction::{Application, Config};

@@ -14,10 +14,10 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::db::{now_millis, Db};
-use crate::envelope::EncodedEvent;
-use crate::publisher::Publisher;
-use crate::trace::TraceContext;
+use crate::db::{now_millis, Db};
+use common_events::envelope::EncodedEvent;
+use common_events::publisher::Publisher;
+use common_events::trace::TraceContext;
 
 /// Adds `event` to the outbox inside the caller's transaction.
 pub async fn insert(conn: &mut AnyConnection, event: &EncodedEvent) -> Result<(), sqlx::Error> {

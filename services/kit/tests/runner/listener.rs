@@ -5,19 +5,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common_events::runner::{self, ListenerStats};
 use common_events::topology::{self, ConsumerSpec};
-use common_events::{
-    Envelope, Listener, MessageContext, Outcome, Publisher, TraceContext, TransactionCreated,
-    UndecodableMessage,
-};
+use common_events::{Envelope, Publisher, TraceContext, TransactionCreated};
+use service_kit::runner::{self, ListenerStats};
+use service_kit::{Listener, MessageContext, Outcome, UndecodableMessage};
 use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{Scenario, Target};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{connect, created, pending};
+use test_support::jetstream::{connect, created, pending};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(handled_messages_are_acked_once_their_handler_returns),

@@ -2,21 +2,21 @@
 //! ensured) and outbox relay.
 //!
 //! The database and the broker are connected to side by side, each retried with exponential
-//! backoff (see [`retry`](super::retry)) until it answers or `CONNECT_DEADLINE` passes, so a
+//! backoff (see [`retry`](crate::retry)) until it answers or `CONNECT_DEADLINE` passes, so a
 //! service may start before what it depends on.
 
 use async_nats::jetstream;
 use sqlx::migrate::Migrator;
 use tokio::time::Instant;
 
-use super::config::{redact_url, CommonConfig};
-use super::db::{Backend, Db, DbError, DbOptions};
-use super::ops::Ops;
-use super::outbox::{Relay, RelayOptions};
-use super::retry::{retry, Failure, Stop};
-use super::tasks::{connect_nats, Tasks};
-use crate::publisher::Publisher;
-use crate::topology::{self, ConsumerSpec, TopologyError};
+use crate::config::{redact_url, CommonConfig};
+use crate::db::{Backend, Db, DbError, DbOptions};
+use crate::ops::Ops;
+use crate::outbox::{Relay, RelayOptions};
+use crate::retry::{retry, Failure, Stop};
+use crate::tasks::{connect_nats, Tasks};
+use common_events::publisher::Publisher;
+use common_events::topology::{self, ConsumerSpec, TopologyError};
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::envelope::Envelope;
-use crate::events::Event;
-use crate::trace::TraceContext;
+use common_events::envelope::Envelope;
+use common_events::events::Event;
+use common_events::trace::TraceContext;
 
 /// What to do with a message after its handler ran.
 #[derive(Clone, Debug, PartialEq, Eq)]

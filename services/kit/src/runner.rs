@@ -14,11 +14,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::envelope::Envelope;
 use crate::listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
 use crate::log_limit::LogLimiter;
-use crate::topology::{self, ConsumerSpec, TopologyError};
-use crate::trace::{TraceContext, TRACEPARENT};
+use common_events::envelope::Envelope;
+use common_events::topology::{self, ConsumerSpec, TopologyError};
+use common_events::trace::{TraceContext, TRACEPARENT};
 
 /// How long a shutdown spends handing back messages pulled but not started.
 const HAND_BACK_TIME: Duration = Duration::from_millis(200);
@@ -284,7 +284,7 @@ impl<L: Listener> Worker<L> {
         &self,
         message: jetstream::Message,
         context: MessageContext,
-        err: crate::envelope::DecodeError,
+        err: common_events::envelope::DecodeError,
     ) {
         self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.logs.undecodable.allow() {

@@ -8,11 +8,11 @@ use async_nats::jetstream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::nats_auth::Login;
-use super::outbox::Relay;
 use crate::listener::Listener;
+use crate::nats_auth::Login;
+use crate::outbox::Relay;
 use crate::runner::{self, ListenerStats};
-use crate::topology::ConsumerSpec;
+use common_events::topology::ConsumerSpec;
 
 /// How long [`Tasks::shutdown`] waits: the listeners' drain plus a last outbox round.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);

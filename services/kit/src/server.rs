@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tower::ServiceExt;
 
-use super::db::Db;
-use super::http::{error_response, json_api};
-use super::ops::{MetricsFn, Ops};
-use super::tasks::Tasks;
+use crate::db::Db;
+use crate::http::{error_response, json_api};
+use crate::ops::{MetricsFn, Ops};
+use crate::tasks::Tasks;
 
 /// How long a shutdown waits to flush a connected broker connection.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::db::Db;
+use crate::db::Db;
 
 /// Renders a service's own metrics into Prometheus text.
 pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;

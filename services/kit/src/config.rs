@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::db::SqliteSynchronous;
-use super::nats_auth::NatsAuth;
+use crate::db::SqliteSynchronous;
+use crate::nats_auth::NatsAuth;
 
 /// Flags and variables common to every service; each service adds its own with `#[command(flatten)]`.
 #[derive(Args, Clone, Debug)]

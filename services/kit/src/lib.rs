@@ -1,0 +1,35 @@
+//! The runtime every service built on `common-events` shares. `common-events` says what the
+//! services exchange; this crate is how a service runs:
+//!
+//! - [`listener`] and [`runner`]: the `Listener` trait (`on_message -> Outcome`) and the loop
+//!   that runs it on a durable pull consumer with manual acks, progress, NAK delays, termination
+//!   of poison messages and a drain.
+//! - [`db`]: one handle over SQLite or PostgreSQL, with migrations.
+//! - [`outbox`]: the transactional outbox and the relay that publishes it.
+//! - [`batch`]: groups concurrent writes into one database transaction.
+//! - [`foundation`] and [`retry`]: start-up (database, broker, streams, consumers) with retries
+//!   and backoff, so a service may start before what it depends on.
+//! - [`config`], [`nats_auth`]: the settings every service shares, and the broker login.
+//! - [`server`], [`http`], [`ops`]: the HTTP server's life cycle, input checks and JSON errors,
+//!   and the `/healthz` `/readyz` `/metrics` routes.
+//! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging.
+
+pub mod batch;
+pub mod config;
+pub mod db;
+pub mod foundation;
+pub mod http;
+pub mod listener;
+pub mod log_limit;
+pub mod nats_auth;
+pub mod ops;
+pub mod outbox;
+pub mod retry;
+pub mod runner;
+pub mod server;
+pub mod shutdown;
+pub mod tasks;
+pub mod telemetry;
+
+pub use listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
+pub use runner::ListenerStats;
