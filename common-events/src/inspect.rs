@@ -12,6 +12,12 @@ use crate::topology::{stream_of, StreamSpec};
 /// Why events could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
+    /// No stream captures the event's subject.
+    #[error("no stream captures {subject}")]
+    NoStream {
+        /// The event's subject.
+        subject: &'static str,
+    },
     /// The broker refused a request or timed out.
     #[error("reading {subject}: {source}")]
     Broker {
@@ -36,7 +42,9 @@ pub enum InspectError {
 pub async fn read_all<T: Event>(
     js: &jetstream::Context,
 ) -> Result<Vec<(u64, Envelope<T>)>, InspectError> {
-    let spec: StreamSpec = stream_of(T::SUBJECT);
+    let spec: StreamSpec = stream_of(T::SUBJECT).ok_or(InspectError::NoStream {
+        subject: T::SUBJECT,
+    })?;
     let wrap = |source: async_nats::Error| InspectError::Broker {
         subject: T::SUBJECT,
         source,

@@ -1,5 +1,9 @@
-//! Every subject, stream and durable consumer of the application, declared in one place, and
-//! [`ensure`], which creates whatever is missing (idempotent; safe for replicas starting at once).
+//! Every subject and stream of the application, declared in one place; [`ConsumerSpec`], which
+//! a service fills in for each consumer it reads with; and [`ensure`], which creates whatever is
+//! missing (idempotent; safe for replicas starting at once).
+//!
+//! Streams are shared by everyone, so they live here. Consumers belong to the service that reads
+//! with them: each service declares its own (its durable name is its queue group).
 
 use std::time::Duration;
 
@@ -41,13 +45,28 @@ pub const TRANSACTIONS: StreamSpec = StreamSpec {
 /// Every stream the application uses.
 pub const STREAMS: [StreamSpec; 2] = [ACCOUNTS, TRANSACTIONS];
 
-/// The stream that captures `subject`.
-pub fn stream_of(subject: &str) -> StreamSpec {
-    if subject.starts_with("accounts.") {
-        ACCOUNTS
-    } else {
-        TRANSACTIONS
+/// The stream that captures `subject`, if any.
+pub fn stream_of(subject: &str) -> Option<StreamSpec> {
+    STREAMS.into_iter().find(|spec| {
+        spec.subjects
+            .iter()
+            .any(|pattern| subject_matches(pattern, subject))
+    })
+}
+
+/// Whether the NATS subject `pattern` (with `*` for one token and a final `>` for one or more)
+/// matches the literal `subject`.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for part in pattern.split('.') {
+        match (part, tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (part, Some(token)) if part == token => {}
+            _ => return false,
+        }
     }
+    tokens.next().is_none()
 }
 
 /// Where a new consumer starts.
@@ -58,6 +77,18 @@ pub enum StartAt {
     /// Only messages published after the consumer is created (`deliver_policy: new`).
     New,
 }
+
+/// How long the server waits for an ack before redelivering, unless the service says otherwise
+/// (`ACK_WAIT`).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// The most unacknowledged messages in flight on one consumer, across all replicas
+/// (`max_ack_pending`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// Handlers one replica runs at once on one consumer, unless the service says otherwise
+/// (`LISTENER_CONCURRENCY`).
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// A durable pull consumer: the queue group every replica of a service shares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,50 +112,25 @@ pub struct ConsumerSpec {
 }
 
 impl ConsumerSpec {
-    fn new(stream: StreamSpec, durable: &str, filter_subject: &'static str) -> Self {
+    /// A durable consumer named `durable` of `filter_subject` on `stream`, starting at the
+    /// stream's first message, with the default ack wait, in-flight limit and concurrency.
+    pub fn new(stream: StreamSpec, durable: &str, filter_subject: &'static str) -> Self {
         Self {
             stream,
             durable: durable.to_owned(),
             filter_subject,
-            ack_wait: Duration::from_secs(10),
+            ack_wait: DEFAULT_ACK_WAIT,
             start_at: StartAt::All,
-            max_in_flight: 1024,
-            concurrency: 64,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            concurrency: DEFAULT_CONCURRENCY,
             inactive_threshold: None,
         }
     }
 
-    /// The account service's queue group on `transactions.created`.
-    pub fn account_service() -> Self {
-        Self::new(
-            TRANSACTIONS,
-            "account-service",
-            subjects::TRANSACTION_CREATED,
-        )
-    }
-
-    /// The transaction service's consumer of `accounts.opened`.
-    pub fn transaction_service_accounts() -> Self {
-        Self::new(
-            ACCOUNTS,
-            "transaction-service-accounts",
-            subjects::ACCOUNT_OPENED,
-        )
-    }
-
-    /// The transaction service's consumer of `transactions.applied`.
-    pub fn transaction_service_applied() -> Self {
-        Self::new(
-            TRANSACTIONS,
-            "transaction-service-applied",
-            subjects::TRANSACTION_APPLIED,
-        )
-    }
-
-    /// The transaction service's consumer of `transactions.rejected`.
-    pub fn transaction_service_rejected() -> Self {
-        let subject = subjects::TRANSACTION_REJECTED;
-        Self::new(TRANSACTIONS, "transaction-service-rejected", subject)
+    /// A durable consumer named `durable` of the event `subject`, on the stream that captures
+    /// it; `None` when no stream does.
+    pub fn of_subject(durable: &str, subject: &'static str) -> Option<Self> {
+        stream_of(subject).map(|stream| Self::new(stream, durable, subject))
     }
 
     /// A one-off consumer that replays `filter_subject` from the start (for rebuilds); the server
@@ -262,8 +268,53 @@ pub async fn ensure_consumer(
         .get_stream(spec.stream.name)
         .await
         .map_err(|err| wrap(err.into()))?;
-    stream
+    let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(&spec.durable, spec.config())
         .await
-        .map_err(|err| wrap(err.into()))
+        .map_err(|err| wrap(err.into()))?;
+    let ack_wait = consumer.cached_info().config.ack_wait;
+    if ack_wait != spec.ack_wait {
+        tracing::warn!(
+            consumer = %spec.durable,
+            existing = ?ack_wait,
+            configured = ?spec.ack_wait,
+            "the consumer was created with another ack wait and keeps it: ACK_WAIT applies to \
+             consumers created from now on"
+        );
+    }
+    Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_subject_has_its_stream_and_others_have_none() {
+        assert_eq!(stream_of(subjects::ACCOUNT_OPENED), Some(ACCOUNTS));
+        for subject in [
+            subjects::TRANSACTION_CREATED,
+            subjects::TRANSACTION_APPLIED,
+            subjects::TRANSACTION_REJECTED,
+        ] {
+            assert_eq!(stream_of(subject), Some(TRANSACTIONS));
+        }
+        assert_eq!(stream_of("notifications.sent"), None);
+        assert_eq!(
+            stream_of("accounts"),
+            None,
+            "`>` needs at least one more token"
+        );
+        assert!(ConsumerSpec::of_subject("x", "statements.closed").is_none());
+    }
+
+    #[test]
+    fn subject_patterns_match_token_by_token() {
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(!subject_matches("a.*.c", "a.b.d"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(subject_matches("a.>", "a.b.c"));
+        assert!(!subject_matches("a.b", "a.bc"));
+        assert!(!subject_matches("a.b.c", "a.b"));
+    }
 }

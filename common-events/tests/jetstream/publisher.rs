@@ -18,7 +18,11 @@ pub const SCENARIOS: &[Scenario] = &[
 async fn ensure_creates_streams_and_consumers_and_can_run_twice(t: Target) -> anyhow::Result<()> {
     let broker = t.broker.start()?;
     let js = connect(&broker.url()).await?;
-    let consumers = [ConsumerSpec::account_service()];
+    let consumers = [ConsumerSpec::new(
+        topology::TRANSACTIONS,
+        "publisher-test",
+        topology::subjects::TRANSACTION_CREATED,
+    )];
     topology::ensure(&js, &consumers).await?;
     topology::ensure(&js, &consumers).await?;
     for spec in topology::STREAMS {
@@ -32,7 +36,7 @@ async fn ensure_creates_streams_and_consumers_and_can_run_twice(t: Target) -> an
                 .collect::<Vec<_>>()
         );
     }
-    let info = consumer(&js, "account-service").await?.get_info().await?;
+    let info = consumer(&js, "publisher-test").await?.get_info().await?;
     assert_eq!(info.config.filter_subject, "transactions.created");
     assert_eq!(
         info.config.max_deliver, -1,

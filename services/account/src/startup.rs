@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use common_events::observe::DecisionNotes;
-use common_events::topology::ConsumerSpec;
-use service_kit::foundation::{Foundation, Migrations};
+use common_events::topology::{subjects, ConsumerSpec, TRANSACTIONS};
+use service_kit::foundation::{Foundation, Migrations, ServiceSpec};
 use service_kit::ops::Ops;
 use service_kit::runner::ListenerStats;
 use service_kit::server::{Server, Started};
@@ -35,6 +35,14 @@ pub const MIGRATIONS: Migrations = Migrations {
 
 /// The service's name in logs, broker connections and decision notes.
 pub const SERVICE: &str = "account-service";
+
+/// The queue group every replica shares on `transactions.created`.
+pub const CONSUMER: &str = "account-service";
+
+/// The consumer the service reads `TransactionCreated` with.
+pub fn transactions_created() -> ConsumerSpec {
+    ConsumerSpec::new(TRANSACTIONS, CONSUMER, subjects::TRANSACTION_CREATED)
+}
 
 /// Runs the service until `shutdown` resolves: binds the HTTP port (a busy port fails at
 /// once), connects to the database and the broker with retries, serves, then stops gracefully.
@@ -105,12 +113,18 @@ async fn start(
     stop: CancellationToken,
     publish_store: &watch::Sender<Option<Store>>,
 ) -> anyhow::Result<Started> {
-    let spec = ConsumerSpec {
-        concurrency: config.common.listener_concurrency,
-        ..ConsumerSpec::account_service()
+    let spec = config.common.consumer(transactions_created());
+    let declared = ServiceSpec {
+        name: "account",
+        migrations: MIGRATIONS,
+        consumers: std::slice::from_ref(&spec),
+        publishes: &[
+            subjects::ACCOUNT_OPENED,
+            subjects::TRANSACTION_APPLIED,
+            subjects::TRANSACTION_REJECTED,
+        ],
     };
-    let specs = std::slice::from_ref(&spec);
-    let base = Foundation::connect(&config.common, "account", MIGRATIONS, specs, &ops).await?;
+    let base = Foundation::connect(&config.common, declared, &ops).await?;
     let store = Store::new(base.db.clone(), base.relay.clone());
     publish_store.send_replace(Some(store.clone()));
     if config.rebuild {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use common_events::topology::{self, ConsumerSpec};
 
 use crate::db::SqliteSynchronous;
 use crate::nats_auth::NatsAuth;
@@ -46,8 +47,20 @@ pub struct CommonConfig {
     pub sqlite_synchronous: SqliteSynchronous,
 
     /// Handlers run at once per listener on this replica.
-    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "LISTENER_CONCURRENCY", default_value_t = topology::DEFAULT_CONCURRENCY)]
     pub listener_concurrency: usize,
+
+    /// How long the broker waits for a listener's ack before it redelivers the message to any
+    /// replica (`1s` to `1h`). Applies to consumers this service creates; an existing consumer
+    /// keeps the ack wait it was created with (a warning says so when they differ).
+    #[arg(
+        long,
+        env = "ACK_WAIT",
+        default_value = "10s",
+        value_parser = parse_ack_wait,
+        value_name = "DURATION"
+    )]
+    pub ack_wait: Duration,
 
     /// Publish the outbox (`false` leaves events in the database, for tests and maintenance).
     #[arg(long, env = "OUTBOX_RELAY", default_value_t = true, action = clap::ArgAction::Set)]
@@ -93,6 +106,15 @@ impl CommonConfig {
         self.connect_deadline.filter(|d| !d.is_zero())
     }
 
+    /// `spec` with this replica's listener settings (`LISTENER_CONCURRENCY`, `ACK_WAIT`).
+    pub fn consumer(&self, spec: ConsumerSpec) -> ConsumerSpec {
+        ConsumerSpec {
+            concurrency: self.listener_concurrency,
+            ack_wait: self.ack_wait,
+            ..spec
+        }
+    }
+
     /// `REPLICA_ID`, else the host name, else `unknown`.
     pub fn replica_id(&self) -> String {
         match self.replica_id.as_deref().map(str::trim) {
@@ -128,6 +150,25 @@ pub fn parse_deadline(value: &str) -> Result<Duration, String> {
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value.trim())
         .map_err(|err| format!("{value:?} is not a duration like 30s, 5m or 1h ({err})"))
+}
+
+/// The shortest `ACK_WAIT`: below it, a handler's ordinary database write would be redelivered
+/// to another replica before it commits.
+pub const MIN_ACK_WAIT: Duration = Duration::from_secs(1);
+/// The longest `ACK_WAIT`: a message lost with a dead client waits this long for redelivery.
+pub const MAX_ACK_WAIT: Duration = Duration::from_secs(3600);
+
+/// Parses `ACK_WAIT`: a duration from [`MIN_ACK_WAIT`] to [`MAX_ACK_WAIT`].
+pub fn parse_ack_wait(value: &str) -> Result<Duration, String> {
+    let wait = parse_duration(value)?;
+    if (MIN_ACK_WAIT..=MAX_ACK_WAIT).contains(&wait) {
+        Ok(wait)
+    } else {
+        Err(format!(
+            "{value:?} is outside 1s to 1h: shorter redelivers ordinary writes to another \
+             replica, longer leaves a dead client's messages waiting"
+        ))
+    }
 }
 
 /// Parses `STREAM_REPLICAS`: a whole number from 1 to 5 (JetStream's limit).
@@ -246,6 +287,35 @@ mod tests {
                 .to_string();
             assert!(err.contains("1 to 5 replicas"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_ack_wait_defaults_to_ten_seconds_and_is_one_second_to_an_hour() {
+        let wait = |args: &[&str]| parse(args).map(|c| c.ack_wait);
+        assert_eq!(wait(&[]).unwrap(), topology::DEFAULT_ACK_WAIT);
+        assert_eq!(wait(&["--ack-wait=2s"]).unwrap(), Duration::from_secs(2));
+        assert_eq!(wait(&["--ack-wait=1h"]).unwrap(), MAX_ACK_WAIT);
+        for bad in ["500ms", "0", "2h", "soon"] {
+            let err = wait(&[&format!("--ack-wait={bad}")])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains("1s to 1h") || err.contains("not a duration"),
+                "{bad}: {err}"
+            );
+        }
+        let tuned = parse(&["--ack-wait=3s", "--listener-concurrency=5"])
+            .unwrap()
+            .consumer(ConsumerSpec::new(
+                topology::ACCOUNTS,
+                "x",
+                "accounts.opened",
+            ));
+        assert_eq!(
+            (tuned.ack_wait, tuned.concurrency),
+            (Duration::from_secs(3), 5)
+        );
     }
 
     #[test]

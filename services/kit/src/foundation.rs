@@ -105,6 +105,22 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
+/// What a service declares about itself; the kit does the rest.
+#[derive(Clone, Copy)]
+pub struct ServiceSpec<'a> {
+    /// Its short name: `account` makes the default database `account.db` and the broker
+    /// connection `account-service`.
+    pub name: &'static str,
+    /// Its database migrations.
+    pub migrations: Migrations,
+    /// The consumers it reads with, ensured at start-up (build each with
+    /// [`CommonConfig::consumer`], so that `LISTENER_CONCURRENCY` and `ACK_WAIT` apply).
+    pub consumers: &'a [ConsumerSpec],
+    /// The subjects it publishes through its outbox. Empty for a service that only listens:
+    /// then it needs no `outbox` table and no relay runs.
+    pub publishes: &'a [&'static str],
+}
+
 /// A service's connections, ready to be wired.
 pub struct Foundation {
     /// The database.
@@ -129,16 +145,14 @@ impl Foundation {
     /// Cancel it by dropping the future.
     pub async fn connect(
         common: &CommonConfig,
-        service: &str,
-        migrations: Migrations,
-        consumers: &[ConsumerSpec],
+        spec: ServiceSpec<'_>,
         ops: &Ops,
     ) -> Result<Self, StartError> {
         let deadline = common.connect_deadline().map(|d| Instant::now() + d);
-        let name = format!("{service}-service");
+        let name = format!("{}-service", spec.name);
         let (db, (nats, js)) = tokio::try_join!(
-            Self::database(common, service, migrations, deadline, ops),
-            Self::broker(common, &name, consumers, deadline, ops),
+            Self::database(common, spec.name, spec.migrations, deadline, ops),
+            Self::broker(common, &name, spec.consumers, deadline, ops),
         )?;
         let options = RelayOptions {
             crash_after_publish: common.outbox_crash_after_publish,
@@ -150,7 +164,7 @@ impl Foundation {
             nats,
             js,
             relay,
-            relay_enabled: common.outbox_relay,
+            relay_enabled: common.outbox_relay && !spec.publishes.is_empty(),
         })
     }
 
@@ -228,7 +242,8 @@ impl Foundation {
         Ok((nats, js))
     }
 
-    /// Background tasks with the relay already running (unless `OUTBOX_RELAY=false`).
+    /// Background tasks with the relay already running (unless the service publishes nothing or
+    /// `OUTBOX_RELAY=false`).
     pub fn tasks(&self) -> Tasks {
         let mut tasks = Tasks::new();
         if self.relay_enabled {

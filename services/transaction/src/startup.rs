@@ -5,8 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use common_events::topology::ConsumerSpec;
-use service_kit::foundation::{Foundation, Migrations};
+use common_events::topology::{subjects, ConsumerSpec, ACCOUNTS, TRANSACTIONS};
+use service_kit::foundation::{Foundation, Migrations, ServiceSpec};
 use service_kit::ops::Ops;
 use service_kit::runner::ListenerStats;
 use service_kit::server::{Server, Started};
@@ -46,17 +46,26 @@ pub struct Application {
     server: Server,
 }
 
-/// The consumers this service reads, with the configured concurrency.
-fn consumers(concurrency: usize) -> [ConsumerSpec; 3] {
+/// The consumers this service reads with: `AccountOpened`, `TransactionApplied` and
+/// `TransactionRejected`, one durable consumer each.
+pub fn consumers() -> [ConsumerSpec; 3] {
     [
-        ConsumerSpec::transaction_service_accounts(),
-        ConsumerSpec::transaction_service_applied(),
-        ConsumerSpec::transaction_service_rejected(),
+        ConsumerSpec::new(
+            ACCOUNTS,
+            "transaction-service-accounts",
+            subjects::ACCOUNT_OPENED,
+        ),
+        ConsumerSpec::new(
+            TRANSACTIONS,
+            "transaction-service-applied",
+            subjects::TRANSACTION_APPLIED,
+        ),
+        ConsumerSpec::new(
+            TRANSACTIONS,
+            "transaction-service-rejected",
+            subjects::TRANSACTION_REJECTED,
+        ),
     ]
-    .map(|spec| ConsumerSpec {
-        concurrency,
-        ..spec
-    })
 }
 
 impl Application {
@@ -86,8 +95,14 @@ impl Application {
 }
 
 async fn start(config: Config, ops: Ops, stop: CancellationToken) -> anyhow::Result<Started> {
-    let specs = consumers(config.common.listener_concurrency);
-    let base = Foundation::connect(&config.common, "transaction", MIGRATIONS, &specs, &ops).await?;
+    let specs = consumers().map(|spec| config.common.consumer(spec));
+    let declared = ServiceSpec {
+        name: "transaction",
+        migrations: MIGRATIONS,
+        consumers: &specs,
+        publishes: &[subjects::TRANSACTION_CREATED],
+    };
+    let base = Foundation::connect(&config.common, declared, &ops).await?;
     let store = Store::new(base.db.clone(), base.relay.clone());
     let stats: [Arc<ListenerStats>; 3] = Default::default();
     let mut tasks = base.tasks();

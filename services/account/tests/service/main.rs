@@ -14,6 +14,12 @@ mod support;
 use test_support::matrix::{self, Axes};
 
 fn main() {
+    // The console's scenarios watch the service's queue group by name.
+    assert_eq!(
+        console::scenarios::ACCOUNT_CONSUMER,
+        account::startup::CONSUMER,
+        "the console watches another consumer than the one the account service declares"
+    );
     let mut scenarios = Vec::new();
     scenarios.extend_from_slice(api::SCENARIOS);
     scenarios.extend_from_slice(hostile::SCENARIOS);

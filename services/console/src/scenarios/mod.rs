@@ -68,6 +68,11 @@ mod settle;
 mod verdict;
 
 pub use account::LedgerOutcome;
+
+/// The account service's durable consumer of `transactions.created` (its queue group), which a
+/// scenario watches to know when the service has caught up. The account service's tests check
+/// that it matches the name the service declares.
+pub const ACCOUNT_CONSUMER: &str = "account-service";
 pub use catalog::{ScenarioId, ScenarioInfo, CATALOG, OWNER_PREFIX};
 pub use env::{ScenarioEnv, ScenarioError};
 pub use faults::Fault;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use common_events::topology::TRANSACTIONS;
-use common_events::ConsumerSpec;
 
 use super::faults::{self, Replica};
 use super::{Plan, ScenarioEnv, ScenarioError};
@@ -32,7 +31,7 @@ pub(super) async fn preflight(env: &ScenarioEnv, plan: &Plan) -> Result<Ready, S
             TRANSACTIONS.name
         ))
     })?;
-    let durable = ConsumerSpec::account_service().durable;
+    let durable = super::ACCOUNT_CONSUMER;
     let info = stream.consumer_info(&durable).await.map_err(|err| {
         ScenarioError::Unavailable(format!(
             "the broker has no {durable} consumer on {} ({err}); does the account service use \

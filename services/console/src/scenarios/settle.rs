@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common_events::{AccountId, ConsumerSpec};
+use common_events::AccountId;
 
 use super::account::read_account;
 use super::env::POLL;
@@ -48,7 +48,7 @@ pub(super) async fn settle(
     account: AccountId,
     wait: &Settle<'_>,
 ) -> Result<Settled, ScenarioError> {
-    let durable = ConsumerSpec::account_service().durable;
+    let durable = super::ACCOUNT_CONSUMER;
     let mut since: Option<((i64, u64), tokio::time::Instant)> = None;
     loop {
         let (balance, last) = read_account(env, account).await?.unwrap_or((0, 0));

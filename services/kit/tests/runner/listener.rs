@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common_events::topology::{self, ConsumerSpec};
+use common_events::topology::{self, subjects, ConsumerSpec};
 use common_events::{Envelope, Publisher, TraceContext, TransactionCreated};
 use service_kit::runner::{self, ListenerStats};
 use service_kit::{Listener, MessageContext, Outcome, UndecodableMessage};
@@ -96,7 +96,11 @@ async fn start(url: &str, probe: Arc<Probe>, ack_wait: Duration) -> anyhow::Resu
     let js = connect(url).await?;
     let spec = ConsumerSpec {
         ack_wait,
-        ..ConsumerSpec::account_service()
+        ..ConsumerSpec::new(
+            topology::TRANSACTIONS,
+            "runner-test",
+            subjects::TRANSACTION_CREATED,
+        )
     };
     topology::ensure(&js, std::slice::from_ref(&spec)).await?;
     let stats = Arc::new(ListenerStats::default());
@@ -293,7 +297,11 @@ async fn run_freezer(t: &Target, stop_progress: bool) -> anyhow::Result<Vec<(i64
     let js = connect(&broker.url()).await?;
     let spec = ConsumerSpec {
         ack_wait: Duration::from_secs(1),
-        ..ConsumerSpec::account_service()
+        ..ConsumerSpec::new(
+            topology::TRANSACTIONS,
+            "runner-test",
+            subjects::TRANSACTION_CREATED,
+        )
     };
     topology::ensure(&js, std::slice::from_ref(&spec)).await?;
     let freezer = Arc::new(Freezer {
