@@ -11,6 +11,7 @@ use common_events::AccountId;
 use serde::Deserialize;
 
 use service_kit::http::{check_text, request_trace};
+use service_kit::page::{page, PageQuery};
 
 use crate::error::ApiError;
 use crate::store::Store;
@@ -72,63 +73,32 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
 }
 
-/// Paging of the list endpoints.
-#[derive(Debug, Deserialize)]
-pub struct Page {
-    after: Option<String>,
-    limit: Option<i64>,
-}
-
-impl Page {
-    fn limit(&self) -> Result<i64, ApiError> {
-        let limit = self.limit.unwrap_or(100);
-        if (1..=1000).contains(&limit) {
-            Ok(limit)
-        } else {
-            Err(ApiError::Invalid("limit must be between 1 and 1000".into()))
-        }
-    }
-}
-
 async fn list(
     State(store): State<Store>,
-    query: Result<Query<Page>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(page) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
-    let limit = page.limit()?;
-    let after = page.after.as_deref().unwrap_or("");
+    let Query(query) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let limit = query.limit().map_err(ApiError::Invalid)?;
+    let after = query.after_text();
     check_text("after", after).map_err(ApiError::Invalid)?;
     let items = store.list(after, limit).await?;
-    let full = items.len() as i64 == limit;
-    let next_after = full.then(|| items.last().map(|a| a.id.clone())).flatten();
-    Ok(Json(
-        serde_json::json!({"items": items, "next_after": next_after}),
-    ))
+    Ok(Json(page(&items, limit, |a| a.id.clone())))
 }
 
 async fn ledger(
     State(store): State<Store>,
     Path(id): Path<String>,
-    query: Result<Query<Page>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(page) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
-    let limit = page.limit()?;
-    let after: i64 = match page.after.as_deref() {
-        None => 0,
-        Some(after) => after
-            .parse()
-            .map_err(|_| ApiError::Invalid("after must be a transaction number".into()))?,
-    };
+    let Query(query) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let limit = query.limit().map_err(ApiError::Invalid)?;
+    let after = query.after_number().map_err(ApiError::Invalid)?;
     let account_id = parse_id(&id)?;
     if store.get(account_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no account {id}")));
     }
     let items = store.ledger(account_id, after, limit).await?;
-    let full = items.len() as i64 == limit;
-    let next_after = full.then(|| items.last().map(|e| e.number)).flatten();
-    Ok(Json(
-        serde_json::json!({"items": items, "next_after": next_after}),
-    ))
+    Ok(Json(page(&items, limit, |e| e.number)))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -33,6 +33,8 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::error::ConsoleError;
 use crate::money::parse_cents;
+use service_kit::page::PageQuery;
+
 use crate::scenarios::{self, ScenarioEnv, ScenarioError, ScenarioId, CATALOG, OWNER_PREFIX};
 
 /// The longest owner name, as the account service accepts it.
@@ -69,28 +71,16 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-/// Paging of the list endpoints.
-#[derive(Debug, Deserialize)]
-struct Page {
-    after: Option<String>,
-    limit: Option<i64>,
-}
-
-impl Page {
-    fn query(&self) -> Result<String, ConsoleError> {
-        let limit = self.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ConsoleError::Invalid(
-                "limit must be between 1 and 1000".into(),
-            ));
-        }
-        let mut query = format!("?limit={limit}");
-        if let Some(after) = self.after.as_deref().filter(|a| !a.is_empty()) {
-            query.push_str("&after=");
-            query.push_str(&encode(after));
-        }
-        Ok(query)
+/// The query string that asks a service for the same page (`?limit=…&after=…`).
+fn paging(page: &PageQuery) -> Result<String, ConsoleError> {
+    let limit = page.limit().map_err(ConsoleError::Invalid)?;
+    let mut query = format!("?limit={limit}");
+    let after = page.after_text();
+    if !after.is_empty() {
+        query.push_str("&after=");
+        query.push_str(&encode(after));
     }
+    Ok(query)
 }
 
 /// Percent-encodes a query value (ids and numbers need none; anything else is escaped).
@@ -114,10 +104,10 @@ fn parse_account(id: &str) -> Result<AccountId, ConsoleError> {
 
 async fn list_accounts(
     State(state): State<AppState>,
-    query: Result<Query<Page>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ConsoleError> {
     let Query(page) = query?;
-    let path = format!("/api/accounts{}", page.query()?);
+    let path = format!("/api/accounts{}", paging(&page)?);
     let answer = state.services.account(Method::GET, &path, None).await?;
     Ok(Json(answer.success()?))
 }
@@ -168,16 +158,12 @@ async fn show_account(
 async fn ledger(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<Page>, QueryRejection>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ConsoleError> {
     let id = parse_account(&id)?;
     let Query(page) = query?;
-    if let Some(after) = page.after.as_deref() {
-        after
-            .parse::<u64>()
-            .map_err(|_| ConsoleError::Invalid("after must be a transaction number".into()))?;
-    }
-    let paging = page.query()?;
+    page.after_number().map_err(ConsoleError::Invalid)?;
+    let paging = paging(&page)?;
     let ledger_path = format!("/api/accounts/{id}/ledger{paging}");
     let transactions_path = format!("/api/transactions{paging}&account_id={id}");
     let services = &state.services;

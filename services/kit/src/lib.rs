@@ -10,8 +10,8 @@
 //! - [`foundation`] and [`retry`]: start-up (database, broker, streams, consumers) with retries
 //!   and backoff, so a service may start before what it depends on.
 //! - [`config`], [`nats_auth`]: the settings every service shares, and the broker login.
-//! - [`server`], [`http`], [`ops`]: the HTTP server's life cycle, input checks and JSON errors,
-//!   and the `/healthz` `/readyz` `/metrics` routes.
+//! - [`server`], [`http`], [`page`], [`ops`]: the HTTP server's life cycle, input checks and
+//!   JSON errors, paging of list endpoints, and the `/healthz` `/readyz` `/metrics` routes.
 //! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging.
 
 pub mod batch;
@@ -24,6 +24,7 @@ pub mod log_limit;
 pub mod nats_auth;
 pub mod ops;
 pub mod outbox;
+pub mod page;
 pub mod retry;
 pub mod runner;
 pub mod server;

@@ -11,6 +11,7 @@ use common_events::{AccountId, Amount, TransactionId, TransactionKind};
 use serde::Deserialize;
 
 use service_kit::http::request_trace;
+use service_kit::page::{page, PageQuery};
 
 use crate::create::{CreateRequest, Creator};
 use crate::error::ApiError;
@@ -110,9 +111,8 @@ async fn show(
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     account_id: String,
-    #[serde(default)]
-    after: i64,
-    limit: Option<i64>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 async fn list(
@@ -123,17 +123,10 @@ async fn list(
     let account_id: AccountId = params.account_id.parse().map_err(|_| {
         ApiError::Invalid(format!("account_id {:?} is not a UUID", params.account_id))
     })?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Invalid("limit must be between 1 and 1000".into()));
-    }
-    let items = state.store.list(account_id, params.after, limit).await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|r| r.number))
-        .flatten();
-    Ok(Json(
-        serde_json::json!({"items": items, "next_after": next_after}),
-    ))
+    let limit = params.page.limit().map_err(ApiError::Invalid)?;
+    let after = params.page.after_number().map_err(ApiError::Invalid)?;
+    let items = state.store.list(account_id, after, limit).await?;
+    Ok(Json(page(&items, limit, |r| r.number)))
 }
 
 async fn openapi() -> impl IntoResponse {
