@@ -27,7 +27,7 @@ pub use envelope::{DecodeError, EncodedEvent, Envelope};
 pub use events::{
     AccountOpened, Event, TransactionApplied, TransactionCreated, TransactionRejected,
 };
-pub use ids::{AccountId, Amount, EventId, TransactionId, TransactionKind};
+pub use ids::{AccountId, Amount, EventId, TransactionId, TransactionKind, TransactionNumber};
 pub use publisher::{PublishError, Published, Publisher};
 pub use topology::{ConsumerSpec, StartAt, StreamSpec};
 pub use trace::TraceContext;

@@ -34,6 +34,18 @@ pub enum DbError {
     /// A migration failed.
     #[error("running migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database has migrations of this range that this build does not have: a newer build
+    /// migrated it.
+    #[error(
+        "the database has migration {version} ({description}), which this build does not know: \
+         a newer version of the service migrated it; run that version or newer"
+    )]
+    UnknownMigration {
+        /// Its version.
+        version: i64,
+        /// Its description, as recorded.
+        description: String,
+    },
     /// The lock that keeps processes sharing a SQLite file from migrating at once failed.
     #[error("locking {path} for migrations: {source}")]
     MigrationLock {
@@ -51,7 +63,9 @@ impl DbError {
     pub fn is_transient(&self) -> bool {
         use sqlx::migrate::MigrateError;
         match self {
-            DbError::UnsupportedUrl(_) | DbError::MigrationLock { .. } => false,
+            DbError::UnsupportedUrl(_)
+            | DbError::MigrationLock { .. }
+            | DbError::UnknownMigration { .. } => false,
             DbError::Connect(err) => match err {
                 sqlx::Error::Configuration(_) => false,
                 // SQLSTATE class 28: invalid authorization (a wrong user or password).
@@ -251,6 +265,11 @@ impl Db {
     /// Runs the migrator for this backend. Processes sharing one SQLite file (replicas on one
     /// machine) take turns through a lock file beside it, since SQLite has no lock for
     /// migrations as PostgreSQL's advisory lock; the later ones find the work done.
+    ///
+    /// A service's migrations and the kit's (versions from [`KIT_MIGRATIONS_FROM`] up) share
+    /// the database's migration table, so each migrator only answers for its own range: a
+    /// version of its range that the database has and the migrator does not is an error
+    /// ([`DbError::UnknownMigration`]), the other range is left alone.
     pub async fn migrate(&self, sqlite: &Migrator, postgres: &Migrator) -> Result<(), DbError> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlite,
@@ -260,8 +279,37 @@ impl Db {
             Some(file) => Some(migration_lock(file).await?),
             None => None,
         };
-        migrator.run(&self.pool).await?;
+        self.check_known(migrator).await?;
+        let own_range_only = Migrator {
+            migrations: migrator.migrations.clone(),
+            ignore_missing: true,
+            locking: migrator.locking,
+            no_tx: migrator.no_tx,
+        };
+        own_range_only.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Fails when the database has a migration of `migrator`'s range that it does not.
+    async fn check_known(&self, migrator: &Migrator) -> Result<(), DbError> {
+        let kit = migrator.iter().any(|m| m.version >= KIT_MIGRATIONS_FROM);
+        // No table yet (a new database) reads as nothing applied.
+        let applied: Vec<(i64, String)> =
+            sqlx::query_as("select version, description from _sqlx_migrations")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        let unknown = applied.into_iter().find(|(version, _)| {
+            (*version >= KIT_MIGRATIONS_FROM) == kit
+                && !migrator.iter().any(|m| m.version == *version)
+        });
+        match unknown {
+            Some((version, description)) => Err(DbError::UnknownMigration {
+                version,
+                description,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The pool, for reads and single statements.
@@ -333,6 +381,10 @@ async fn migration_lock(file: &Path) -> Result<std::fs::File, DbError> {
     locked.map_err(|source| DbError::MigrationLock { path, source })
 }
 
+/// The first version of the kit's own migrations (the outbox table); a service numbers its
+/// migrations below it.
+pub const KIT_MIGRATIONS_FROM: i64 = 90_000_000;
+
 /// Milliseconds since the Unix epoch, the timestamp format of every table.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -403,6 +455,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(in_effect, 2, "the default is full");
+    }
+
+    #[tokio::test]
+    async fn a_service_s_and_the_kit_s_migrations_share_the_table_and_each_checks_its_own_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, files: &[(&str, &str)]| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            for (file, sql) in files {
+                std::fs::write(path.join(file), sql).unwrap();
+            }
+            path
+        };
+        let v1 = write("v1", &[("0001_a.sql", "create table a (x int);")]);
+        let v2 = write(
+            "v2",
+            &[
+                ("0001_a.sql", "create table a (x int);"),
+                ("0002_b.sql", "create table b (x int);"),
+            ],
+        );
+        let kit = write("kit", &[("90000001_k.sql", "create table k (x int);")]);
+        let [v1, v2, kit] =
+            [v1, v2, kit].map(|path| async move { Migrator::new(path.as_path()).await.unwrap() });
+        let (v1, v2, kit) = (v1.await, v2.await, kit.await);
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let db = Db::connect(&url, 1).await.unwrap();
+        db.migrate(&v2, &v2).await.unwrap();
+        db.migrate(&kit, &kit).await.unwrap();
+        db.migrate(&v2, &v2)
+            .await
+            .expect("the kit's migration is not the service's business");
+        db.migrate(&kit, &kit).await.unwrap();
+        let err = db.migrate(&v1, &v1).await.unwrap_err();
+        assert!(
+            matches!(err, DbError::UnknownMigration { version: 2, .. }),
+            "an older build refuses a database a newer one migrated: {err}"
+        );
+        assert!(!err.is_transient());
+        let tables: i64 = sqlx::query_scalar(
+            "select count(*) from sqlite_master where type = 'table' and name in ('a', 'b', 'k')",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(tables, 3);
     }
 
     #[tokio::test]

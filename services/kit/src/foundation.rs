@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::config::{redact_url, CommonConfig};
 use crate::db::{Backend, Db, DbError, DbOptions};
 use crate::ops::Ops;
-use crate::outbox::{Relay, RelayOptions};
+use crate::outbox::{self, Relay, RelayOptions};
 use crate::retry::{retry, Failure, Stop};
 use crate::tasks::{connect_nats, Tasks};
 use common_events::publisher::Publisher;
@@ -151,7 +151,7 @@ impl Foundation {
         let deadline = common.connect_deadline().map(|d| Instant::now() + d);
         let name = format!("{}-service", spec.name);
         let (db, (nats, js)) = tokio::try_join!(
-            Self::database(common, spec.name, spec.migrations, deadline, ops),
+            Self::database(common, &spec, deadline, ops),
             Self::broker(common, &name, spec.consumers, deadline, ops),
         )?;
         let options = RelayOptions {
@@ -170,12 +170,14 @@ impl Foundation {
 
     async fn database(
         common: &CommonConfig,
-        service: &str,
-        migrations: Migrations,
+        spec: &ServiceSpec<'_>,
         deadline: Option<Instant>,
         ops: &Ops,
     ) -> Result<Db, StartError> {
-        let url = common.database_url(service).map_err(StartError::DataDir)?;
+        let migrations = spec.migrations;
+        let url = common
+            .database_url(spec.name)
+            .map_err(StartError::DataDir)?;
         let max_connections = match Backend::of_url(&url)? {
             Backend::Sqlite => common.db_max_connections.unwrap_or(4),
             Backend::Postgres => common.db_max_connections.unwrap_or(16),
@@ -194,10 +196,18 @@ impl Foundation {
         .map_err(|stop| gave_up(stop, &what, common))?;
         ops.database_up(db.clone());
         let migrating = format!("migrating {what}");
+        let publishes = !spec.publishes.is_empty();
         retry(&migrating, deadline, || async {
-            db.migrate(migrations.sqlite, migrations.postgres)
+            let migrated = async {
+                db.migrate(migrations.sqlite, migrations.postgres).await?;
+                if publishes {
+                    outbox::migrate(&db).await?;
+                }
+                Ok(())
+            };
+            migrated
                 .await
-                .map_err(|err| StartError::Db(err).classify())
+                .map_err(|err: DbError| StartError::Db(err).classify())
         })
         .await
         .map_err(|stop| gave_up(stop, &migrating, common))?;

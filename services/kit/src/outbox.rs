@@ -3,8 +3,9 @@
 //! id), then deletes each row once its PubAck arrived. A crash between commit and publish loses
 //! nothing; a crash between publish and delete re-publishes, and the stream drops the duplicate.
 //!
-//! Every service using it has this table (see the services' migrations):
-//! `outbox (seq, event_id, subject, payload, traceparent, created_at)`.
+//! The table, `outbox (seq, event_id, subject, payload, traceparent, created_at)`, is the kit's
+//! own migration (`services/kit/migrations/outbox`), which start-up runs for every service that
+//! declares something to publish ([`migrate`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,10 +15,20 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{now_millis, Db};
+use sqlx::migrate::Migrator;
+
+use crate::db::{now_millis, Db, DbError};
 use common_events::envelope::EncodedEvent;
 use common_events::publisher::Publisher;
 use common_events::trace::TraceContext;
+
+static SQLITE: Migrator = sqlx::migrate!("migrations/outbox/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("migrations/outbox/postgres");
+
+/// Creates the `outbox` table when missing (the kit's migration, beside the service's own).
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    db.migrate(&SQLITE, &POSTGRES).await
+}
 
 /// Adds `event` to the outbox inside the caller's transaction.
 pub async fn insert(conn: &mut AnyConnection, event: &EncodedEvent) -> Result<(), sqlx::Error> {

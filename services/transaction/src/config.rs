@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use service_kit::config::{parse_addr, CommonConfig};
 
-use crate::retention::{parse_key_retention, KeyRetention, DEFAULT_KEY_RETENTION};
+use crate::idempotency::retention::{parse_key_retention, KeyRetention, DEFAULT_KEY_RETENTION};
 
 /// `transaction-service`: numbers transactions per account and publishes them.
 #[derive(Parser, Clone, Debug)]

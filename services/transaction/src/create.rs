@@ -1,6 +1,6 @@
-//! Creating transactions, in batches: each request is numbered `previous + 1` for its account
-//! and stored with its `TransactionCreated` outbox row; a batch shares one database transaction
-//! (group commit).
+//! Creating transactions, in batches: each request is numbered ([`numbering`]), with its
+//! idempotency key checked and claimed ([`idempotency`]), and stored with its
+//! `TransactionCreated` outbox row; a batch shares one database transaction (group commit).
 //!
 //! A request that fails by the rules (unknown account, reused key) leaves nothing behind (a key
 //! it claimed is removed again), so it needs no savepoint. A request the database refuses fails
@@ -9,17 +9,15 @@
 //! savepoint. A failed commit is not retried: it may have committed (a connection lost while
 //! committing), and writing the batch again would create its transactions twice.
 
-use common_events::{Envelope, TraceContext, TransactionCreated, TransactionId};
+use common_events::{TraceContext, TransactionId};
 use service_kit::batch::Batcher;
 use service_kit::db::now_millis;
 use service_kit::outbox;
 use sqlx::{AnyConnection, Connection};
 
-use crate::key::IdempotencyKey;
-use crate::retention::KeyRetention;
-use crate::store::{
-    pending_record, Created, NewTransaction, Store, StoreError, TransactionRecord, COLUMNS,
-};
+use crate::idempotency::{self, IdempotencyKey, KeyRetention};
+use crate::numbering;
+use crate::store::{Created, NewTransaction, Store, StoreError, TransactionRecord};
 
 /// The most requests written in one database transaction.
 const BATCH: usize = 64;
@@ -150,120 +148,26 @@ async fn create_one(
     let new = &request.new;
     let id = TransactionId::new();
     if let Some(key) = &request.key {
-        if let Some(first) = replay(conn, key, new, cutoff).await? {
+        if let Some(first) = idempotency::replay(conn, key, new, cutoff).await? {
             return Ok(first);
         }
-        if !claim_key(conn, key, id, cutoff).await? {
+        if !idempotency::claim(conn, key, id, cutoff).await? {
             // Another replica's batch claimed the key and has committed since: its result.
-            let first = replay(conn, key, new, cutoff).await?;
+            let first = idempotency::replay(conn, key, new, cutoff).await?;
             return Ok(first.unwrap_or(Err(StoreError::KeyReused)));
         }
     }
-    let number: Option<i64> = sqlx::query_scalar(
-        "update account set last_number = last_number + 1 where id = $1 returning last_number",
-    )
-    .bind(new.account_id.to_string())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(number) = number else {
+    let Some(number) = numbering::next_number(conn, new.account_id).await? else {
         if let Some(key) = &request.key {
-            sqlx::query("delete from idempotency_key where key = $1")
-                .bind(key.as_str())
-                .execute(&mut *conn)
-                .await?;
+            idempotency::release(conn, key).await?;
         }
         return Ok(Err(StoreError::UnknownAccount(new.account_id)));
     };
-    insert(conn, id, new, number).await?;
-    let event = Envelope::new(TransactionCreated {
-        transaction_id: id,
-        account_id: new.account_id,
-        number: number as u64,
-        kind: new.kind,
-        amount: new.amount,
-    })
-    .correlated(id.0);
-    outbox::insert(conn, &event.encode(Some(request.trace))).await?;
+    let record = TransactionRecord::pending(id, new, number);
+    record.insert(conn).await?;
+    outbox::insert(conn, &record.created_event().encode(Some(request.trace))).await?;
     Ok(Ok(Created {
-        record: pending_record(id, new, number),
+        record,
         replayed: false,
     }))
-}
-
-async fn insert(
-    conn: &mut AnyConnection,
-    id: TransactionId,
-    new: &NewTransaction,
-    number: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into transaction_record \
-         (id, account_id, number, kind, amount, status, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, 'pending', $6, $6)",
-    )
-    .bind(id.to_string())
-    .bind(new.account_id.to_string())
-    .bind(number)
-    .bind(new.kind.as_str())
-    .bind(new.amount.get())
-    .bind(now_millis())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Claims `key` for `id`: inserts it, or takes over an expired row (created before `cutoff`);
-/// false when a live one exists. On PostgreSQL a concurrent claim of the same key waits here
-/// until the other transaction ends.
-async fn claim_key(
-    conn: &mut AnyConnection,
-    key: &IdempotencyKey,
-    id: TransactionId,
-    cutoff: i64,
-) -> Result<bool, sqlx::Error> {
-    let claimed = sqlx::query(
-        "insert into idempotency_key (key, transaction_id, created_at) values ($1, $2, $3) \
-         on conflict (key) do update \
-         set transaction_id = excluded.transaction_id, created_at = excluded.created_at \
-         where idempotency_key.created_at < $4",
-    )
-    .bind(key.as_str())
-    .bind(id.to_string())
-    .bind(now_millis())
-    .bind(cutoff)
-    .execute(conn)
-    .await?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-/// The first result for `key`, if it was used since `cutoff`: the same transaction when the
-/// request matches, [`StoreError::KeyReused`] when it does not.
-async fn replay(
-    conn: &mut AnyConnection,
-    key: &IdempotencyKey,
-    new: &NewTransaction,
-    cutoff: i64,
-) -> Result<Option<CreateResult>, sqlx::Error> {
-    let sql = format!(
-        "select {COLUMNS} from transaction_record where id = \
-         (select transaction_id from idempotency_key where key = $1 and created_at >= $2)"
-    );
-    let Some(record): Option<TransactionRecord> = sqlx::query_as(&sql)
-        .bind(key.as_str())
-        .bind(cutoff)
-        .fetch_optional(conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let same = record.account_id == new.account_id.to_string()
-        && record.kind == new.kind.as_str()
-        && record.amount == new.amount.get();
-    if !same {
-        return Ok(Some(Err(StoreError::KeyReused)));
-    }
-    Ok(Some(Ok(Created {
-        record,
-        replayed: true,
-    })))
 }

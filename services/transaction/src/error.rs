@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use service_kit::http::{body_problem, error_response, BodyProblem};
 
-use crate::key::KeyError;
+use crate::idempotency::KeyError;
 use crate::store::StoreError;
 
 /// Everything an API call can fail with.

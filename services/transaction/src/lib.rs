@@ -6,17 +6,18 @@
 //! [`run`] is the whole service: it binds the HTTP port, connects to the database and the
 //! broker (retrying until they answer), serves, and stops gracefully when `shutdown` resolves.
 //!
-//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
-//! (the HTTP API), [`store`] (SQL), [`listeners`] (the events it consumes), [`create`] (numbering,
-//! in batches), [`key`] (the `Idempotency-Key` header), [`retention`] (how long keys hold, and
-//! the sweep of old ones), [`error`] (`ApiError`).
+//! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`),
+//! [`routes`] (the HTTP API), [`store`] (transactions and their status), [`numbering`] (each
+//! account's sequence), [`idempotency`] (the `Idempotency-Key` header, its replay and
+//! retention), [`create`] (creating, in batches), [`listeners`] (the events it consumes),
+//! [`error`] (`ApiError`).
 
 pub mod config;
 pub mod create;
 pub mod error;
-pub mod key;
+pub mod idempotency;
 pub mod listeners;
-pub mod retention;
+pub mod numbering;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -15,7 +15,7 @@ use service_kit::page::{page, PageQuery};
 
 use crate::create::{CreateRequest, Creator};
 use crate::error::ApiError;
-use crate::key::IdempotencyKey;
+use crate::idempotency::IdempotencyKey;
 use crate::store::{NewTransaction, Store, StoreError};
 
 /// What the handlers share.
@@ -107,24 +107,25 @@ async fn show(
     Ok(Json(record))
 }
 
-/// Query of `GET /api/transactions`.
+/// The account of `GET /api/transactions` (its paging is a [`PageQuery`] of the same query
+/// string).
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     account_id: String,
-    #[serde(flatten)]
-    page: PageQuery,
 }
 
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListParams>, QueryRejection>,
+    paging: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(params) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let Query(paging) = paging.map_err(|err| ApiError::Invalid(err.body_text()))?;
     let account_id: AccountId = params.account_id.parse().map_err(|_| {
         ApiError::Invalid(format!("account_id {:?} is not a UUID", params.account_id))
     })?;
-    let limit = params.page.limit().map_err(ApiError::Invalid)?;
-    let after = params.page.after_number().map_err(ApiError::Invalid)?;
+    let limit = paging.limit().map_err(ApiError::Invalid)?;
+    let after = paging.after_number().map_err(ApiError::Invalid)?;
     let items = state.store.list(account_id, after, limit).await?;
     Ok(Json(page(&items, limit, |r| r.number)))
 }

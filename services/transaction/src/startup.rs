@@ -14,8 +14,8 @@ use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::idempotency::retention::sweep_keys;
 use crate::listeners::{AccountsListener, AppliedListener, RejectedListener};
-use crate::retention::sweep_keys;
 use crate::routes::{self, AppState};
 use crate::store::Store;
 

@@ -1,10 +1,17 @@
-//! The transaction service's database: known accounts, numbered transactions, idempotency keys
-//! and the outbox, all written in one database transaction per request.
+//! The transaction service's transactions: their rows, their status, and reading and settling
+//! them. Numbering is in [`crate::numbering`], keys in [`crate::idempotency`], and creating (all
+//! of it in one database transaction per batch) in [`crate::create`].
 
-use common_events::{AccountId, Amount, TransactionId, TransactionKind};
+use common_events::{
+    AccountId, Amount, Envelope, TransactionCreated, TransactionId, TransactionKind,
+    TransactionNumber,
+};
 use serde::Serialize;
 use service_kit::db::{now_millis, Db};
 use service_kit::outbox::Relay;
+use sqlx::AnyConnection;
+
+use crate::numbering;
 
 /// A validated request for a new transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,24 +24,124 @@ pub struct NewTransaction {
     pub amount: Amount,
 }
 
-/// A stored transaction, as the API shows it.
+/// Where a transaction stands: created and numbered, then applied or rejected by the account
+/// service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransactionStatus {
+    /// Created; the account service has not decided yet.
+    Pending,
+    /// The account service applied it (`TransactionApplied`).
+    Applied,
+    /// The account service rejected it (`TransactionRejected`), with a reason.
+    Rejected,
+}
+
+/// A `status` column value that names no [`TransactionStatus`].
+#[derive(Debug, thiserror::Error)]
+#[error("status {0:?} is not pending, applied or rejected")]
+pub struct InvalidStatus(String);
+
+impl TransactionStatus {
+    /// The name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionStatus::Pending => "pending",
+            TransactionStatus::Applied => "applied",
+            TransactionStatus::Rejected => "rejected",
+        }
+    }
+}
+
+impl TryFrom<String> for TransactionStatus {
+    type Error = InvalidStatus;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "pending" => Ok(TransactionStatus::Pending),
+            "applied" => Ok(TransactionStatus::Applied),
+            "rejected" => Ok(TransactionStatus::Rejected),
+            _ => Err(InvalidStatus(value)),
+        }
+    }
+}
+
+/// A stored transaction, as the API shows it. Every column is checked as it is read, so a row
+/// that is not a valid transaction is an error rather than a wrong answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct TransactionRecord {
     /// Its id.
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: TransactionId,
     /// The account.
-    pub account_id: String,
+    #[sqlx(try_from = "String")]
+    pub account_id: AccountId,
     /// Its number in the account's sequence.
-    pub number: i64,
-    /// `deposit` or `withdrawal`.
-    pub kind: String,
+    #[sqlx(try_from = "i64")]
+    pub number: TransactionNumber,
+    /// Deposit or withdrawal.
+    #[sqlx(try_from = "String")]
+    pub kind: TransactionKind,
     /// Minor units.
-    pub amount: i64,
-    /// `pending`, `applied` or `rejected`.
-    pub status: String,
+    #[sqlx(try_from = "i64")]
+    pub amount: Amount,
+    /// Pending, applied or rejected.
+    #[sqlx(try_from = "String")]
+    pub status: TransactionStatus,
     /// Why it was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl TransactionRecord {
+    /// A new transaction `id` with `number`, not decided yet.
+    pub fn pending(id: TransactionId, new: &NewTransaction, number: TransactionNumber) -> Self {
+        Self {
+            id,
+            account_id: new.account_id,
+            number,
+            kind: new.kind,
+            amount: new.amount,
+            status: TransactionStatus::Pending,
+            reason: None,
+        }
+    }
+
+    /// Whether this transaction is what `new` asks for (an idempotency key's replay).
+    pub fn is_for(&self, new: &NewTransaction) -> bool {
+        self.account_id == new.account_id && self.kind == new.kind && self.amount == new.amount
+    }
+
+    /// The event that announces it, correlated by its id.
+    pub fn created_event(&self) -> Envelope<TransactionCreated> {
+        Envelope::new(TransactionCreated {
+            transaction_id: self.id,
+            account_id: self.account_id,
+            number: self.number.get(),
+            kind: self.kind,
+            amount: self.amount,
+        })
+        .correlated(self.id.0)
+    }
+
+    /// Inserts the row.
+    pub async fn insert(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into transaction_record \
+             (id, account_id, number, kind, amount, status, reason, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(self.id.to_string())
+        .bind(self.account_id.to_string())
+        .bind(self.number.as_i64())
+        .bind(self.kind.as_str())
+        .bind(self.amount.get())
+        .bind(self.status.as_str())
+        .bind(self.reason.as_deref())
+        .bind(now_millis())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The result of a create: the transaction and whether an idempotency key replayed it.
@@ -129,14 +236,7 @@ impl Store {
     /// Records an account from `AccountOpened` (a repeat changes nothing).
     pub async fn learn_account(&self, id: AccountId) -> Result<(), StoreError> {
         let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "insert into account (id, last_number, opened_at) values ($1, 0, $2) \
-             on conflict (id) do nothing",
-        )
-        .bind(id.to_string())
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?;
+        numbering::open_account(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -150,13 +250,16 @@ impl Store {
         let mut tx = self.db.begin_write().await?;
         if !applied.is_empty() {
             let placeholders: Vec<String> =
-                (2..applied.len() + 2).map(|i| format!("${i}")).collect();
+                (4..applied.len() + 4).map(|i| format!("${i}")).collect();
             let sql = format!(
-                "update transaction_record set status = 'applied', updated_at = $1 \
-                 where status = 'pending' and id in ({})",
+                "update transaction_record set status = $1, updated_at = $2 \
+                 where status = $3 and id in ({})",
                 placeholders.join(", ")
             );
-            let mut query = sqlx::query(&sql).bind(now);
+            let mut query = sqlx::query(&sql)
+                .bind(TransactionStatus::Applied.as_str())
+                .bind(now)
+                .bind(TransactionStatus::Pending.as_str());
             for settle in &applied {
                 query = query.bind(settle.id.to_string());
             }
@@ -164,32 +267,18 @@ impl Store {
         }
         for settle in settlements.iter().filter(|s| s.reason.is_some()) {
             sqlx::query(
-                "update transaction_record set status = 'rejected', reason = $1, updated_at = $2 \
-                 where id = $3 and status = 'pending'",
+                "update transaction_record set status = $1, reason = $2, updated_at = $3 \
+                 where id = $4 and status = $5",
             )
+            .bind(TransactionStatus::Rejected.as_str())
             .bind(settle.reason.as_deref())
             .bind(now)
             .bind(settle.id.to_string())
+            .bind(TransactionStatus::Pending.as_str())
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
-    }
-}
-
-pub(crate) fn pending_record(
-    id: TransactionId,
-    new: &NewTransaction,
-    number: i64,
-) -> TransactionRecord {
-    TransactionRecord {
-        id: id.to_string(),
-        account_id: new.account_id.to_string(),
-        number,
-        kind: new.kind.as_str().to_owned(),
-        amount: new.amount.get(),
-        status: "pending".to_owned(),
-        reason: None,
     }
 }

@@ -7,8 +7,8 @@ use service_kit::db::Backend;
 use service_kit::outbox::{Relay, RelayOptions};
 use test_support::{eventually, scenario, Scenario, Target};
 use transaction::create::CreateRequest;
-use transaction::key::{IdempotencyKey, MAX_KEY_BYTES};
-use transaction::retention::parse_key_retention;
+use transaction::idempotency::retention::parse_key_retention;
+use transaction::idempotency::{IdempotencyKey, MAX_KEY_BYTES};
 use transaction::store::{NewTransaction, Store, StoreError};
 
 use crate::support::{spawn_app, spawn_app_with, TestApp, BOUND};
@@ -124,7 +124,7 @@ async fn a_request_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is
     let results = store.create_batch(&batch, retention).await;
     let numbers: Vec<i64> = results
         .iter()
-        .filter_map(|r| r.as_ref().ok().map(|c| c.record.number))
+        .filter_map(|r| r.as_ref().ok().map(|c| c.record.number.as_i64()))
         .collect();
     assert_eq!(numbers, (1..=11).collect::<Vec<_>>(), "{results:?}");
     assert!(
