@@ -301,7 +301,10 @@ impl TransactionsListener {
             None => Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
                 .detail("recording the decision failed"),
         };
-        handled.fault = fault.map(|fault| fault.describe());
+        if let Some(fault) = fault {
+            handled.fault = Some(fault.describe());
+            handled.outcome = fault.after_commit(handled.outcome);
+        }
         handled.after(state)
     }
 
@@ -421,7 +424,8 @@ impl TransactionsListener {
 
     /// Plays the fault armed for this delivery, if any (fault injection): between the decision
     /// and the commit, a slow handler sleeps (its progress acks go on), a frozen one stops its
-    /// progress acks and sleeps, and a crash aborts the process.
+    /// progress acks and sleeps, and a crash aborts the process; a `fail_before_ack` acts after
+    /// the commit ([`Injected::after_commit`]).
     async fn inject(&self, event: &TransactionCreated, ctx: &MessageContext) -> Option<Injected> {
         let fault = self
             .faults
@@ -439,6 +443,9 @@ impl TransactionsListener {
             FaultKind::Freeze => {
                 ctx.progress.stop();
                 tracing::warn!(%account, number, delivered, delay_ms = fault.delay.as_millis() as u64, "fault injection: a frozen handler (no progress acks)");
+            }
+            FaultKind::FailBeforeAck => {
+                tracing::warn!(%account, number, delivered, "fault injection: failing after the commit, before the ack (handed back)");
             }
         }
         tokio::time::sleep(fault.delay).await;

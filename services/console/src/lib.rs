@@ -48,7 +48,7 @@
 //! | `#ledger`, rows `tr[data-testid="ledger-row"][data-number][data-status]` | the selected account's ledger; reason in `[data-testid="ledger-reason"]` |
 //! | `#timeline`, rows `li[data-testid="timeline-row"]` | `data-id`, `data-type` (event type or `decision`), `data-account`, `data-number`, `data-decision`; `li[data-testid="timeline-skipped"][data-skipped]` marks skipped entries |
 //! | `#broker-streams`, rows `tr[data-testid="consumer-row"][data-stream][data-consumer]` | cells `[data-field="num_pending"]`, `[data-field="num_ack_pending"]`, `[data-field="num_redelivered"]` |
-//! | `#scenario-<slug>` (`duplicate-delivery`, `out-of-order`, `slow-handler`, `crashed-replica`, `dead-client`) | button `#scenario-run-<slug>`; `#scenario-truth-<slug>`, `#scenario-naive-<slug>`, `#scenario-service-<slug>` (balances), `#scenario-verdict-<slug>` (the line; `data-passed` `true`/`false`, `data-state` `running`/`done`/`error`), `#scenario-takes-<slug>` (how long a run takes), `#scenario-needs-<slug>` (what the stack needs, when anything) |
+//! | `#scenario-<slug>` (`failed-before-ack`, `out-of-order`, `slow-handler`, `dead-client`, `crashed-replica`, `duplicate-delivery`, `replica-race`) | button `#scenario-run-<slug>`; `#scenario-truth-<slug>`, `#scenario-naive-<slug>`, `#scenario-service-<slug>` (balances), `#scenario-verdict-<slug>` (the line; `data-passed` `true`/`false`, `data-state` `running`/`done`/`error`), `#scenario-takes-<slug>` (how long a run takes), `#scenario-needs-<slug>` (what the stack needs, when anything) |
 
 pub mod api;
 pub mod app;

@@ -9,7 +9,10 @@
 //!   (a long pause, a partition) would: past the ack wait the broker redelivers the message, and
 //!   when the handler wakes its commit is stale;
 //! - `crash`: the process aborts (`std::process::abort`, like `kill -9`: the connection drops,
-//!   the message stays unacknowledged).
+//!   the message stays unacknowledged);
+//! - `fail_before_ack`: the handler commits, then fails before its ack: it hands the message
+//!   back (`-NAK`) instead, so the broker redelivers what was applied already (this one acts
+//!   after the commit, see [`Injected::after_commit`]).
 //!
 //! A fault fires on the delivery whose count equals `on_delivery` (1, the first, by default),
 //! once, on the replica that gets it; arming it on every replica is safe, since the redelivery

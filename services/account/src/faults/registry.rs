@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use common_events::AccountId;
 use serde::{Deserialize, Serialize};
+use service_kit::Outcome;
 
 use crate::error::ApiError;
 
@@ -31,25 +32,35 @@ pub enum FaultKind {
     Crash,
     /// Stops its progress acks and sleeps `delay_ms`.
     Freeze,
+    /// Commits, then fails before acknowledging: the message is handed back (`-NAK`) instead.
+    FailBeforeAck,
 }
 
 impl FaultKind {
-    /// `slow`, `crash` or `freeze`.
+    /// `slow`, `crash`, `freeze` or `fail_before_ack`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Slow => "slow",
             FaultKind::Crash => "crash",
             FaultKind::Freeze => "freeze",
+            FaultKind::FailBeforeAck => "fail_before_ack",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        match name {
-            "slow" => Some(FaultKind::Slow),
-            "crash" => Some(FaultKind::Crash),
-            "freeze" => Some(FaultKind::Freeze),
-            _ => None,
-        }
+        [
+            FaultKind::Slow,
+            FaultKind::Crash,
+            FaultKind::Freeze,
+            FaultKind::FailBeforeAck,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+
+    /// Whether it sleeps `delay_ms` (slow, freeze); the others take none.
+    fn stalls(self) -> bool {
+        matches!(self, FaultKind::Slow | FaultKind::Freeze)
     }
 }
 
@@ -63,11 +74,23 @@ pub struct Injected {
 }
 
 impl Injected {
-    /// For decision notes and logs: `slow 12000 ms`, `freeze 12000 ms`, `crash`.
+    /// For decision notes and logs: `slow 12000 ms`, `freeze 12000 ms`, `crash`,
+    /// `fail_before_ack`.
     pub fn describe(&self) -> String {
         match self.kind {
-            FaultKind::Crash => "crash".to_owned(),
-            kind => format!("{} {} ms", kind.as_str(), self.delay.as_millis()),
+            kind if kind.stalls() => format!("{} {} ms", kind.as_str(), self.delay.as_millis()),
+            kind => kind.as_str().to_owned(),
+        }
+    }
+
+    /// The outcome a handler that played this fault gives the runner, instead of `outcome`:
+    /// after a `fail_before_ack` an acknowledgement becomes a hand-back (`-NAK`, redelivered at
+    /// once), as if the handler failed between its commit and its ack; other faults change
+    /// nothing.
+    pub fn after_commit(&self, outcome: Outcome) -> Outcome {
+        match (self.kind, outcome) {
+            (FaultKind::FailBeforeAck, Outcome::Ack) => Outcome::Retry(Duration::ZERO),
+            (_, outcome) => outcome,
         }
     }
 }
@@ -81,7 +104,7 @@ pub struct Fault {
     pub account_id: AccountId,
     /// What it does.
     pub fault: FaultKind,
-    /// How long a slow or frozen handler sleeps (0 for a crash).
+    /// How long a slow or frozen handler sleeps (0 for the others).
     pub delay_ms: u64,
     /// The delivery count it fires on.
     pub on_delivery: i64,
@@ -112,16 +135,17 @@ impl Armed {
         let account_id = parse_account_id(&request.account_id).map_err(ArmError::Invalid)?;
         let kind = FaultKind::parse(request.fault.trim()).ok_or_else(|| {
             ArmError::Invalid(format!(
-                "fault must be \"slow\", \"crash\" or \"freeze\", not {:?}",
+                "fault must be \"slow\", \"crash\", \"freeze\" or \"fail_before_ack\", not {:?}",
                 request.fault
             ))
         })?;
         let delay_ms = match (kind, request.delay_ms) {
-            (FaultKind::Crash, None | Some(0)) => 0,
-            (FaultKind::Crash, Some(_)) => {
-                return Err(ArmError::Invalid(
-                    "delay_ms is for slow and freeze faults; a crash has none".into(),
-                ))
+            (kind, None | Some(0)) if !kind.stalls() => 0,
+            (kind, Some(_)) if !kind.stalls() => {
+                return Err(ArmError::Invalid(format!(
+                    "delay_ms is for slow and freeze faults; a {} fault has none",
+                    kind.as_str()
+                )))
             }
             (_, Some(delay)) if (1..=MAX_DELAY_MS).contains(&delay) => delay,
             _ => {
@@ -180,9 +204,9 @@ impl Registry {
 pub struct ArmRequest {
     /// The account (a UUID).
     pub account_id: String,
-    /// `slow`, `crash` or `freeze`.
+    /// `slow`, `crash`, `freeze` or `fail_before_ack`.
     pub fault: String,
-    /// How long a slow or frozen handler sleeps: 1 to [`MAX_DELAY_MS`]; not for a crash.
+    /// How long a slow or frozen handler sleeps: 1 to [`MAX_DELAY_MS`]; not for the others.
     #[serde(default)]
     pub delay_ms: Option<u64>,
     /// The delivery count to fire on: 1 (the default) to [`MAX_ON_DELIVERY`].
@@ -316,6 +340,39 @@ mod tests {
     }
 
     #[test]
+    fn fail_before_ack_turns_the_ack_after_the_commit_into_a_hand_back() {
+        let faults = Faults::default();
+        let mine = account();
+        faults
+            .arm(request(&mine.to_string(), "fail_before_ack", None))
+            .unwrap();
+        let fired = faults.take(mine, 1).unwrap();
+        assert_eq!(
+            (fired.kind, fired.delay, fired.describe()),
+            (
+                FaultKind::FailBeforeAck,
+                Duration::ZERO,
+                "fail_before_ack".to_owned()
+            )
+        );
+        assert_eq!(
+            fired.after_commit(Outcome::Ack),
+            Outcome::Retry(Duration::ZERO)
+        );
+        let race = Outcome::Retry(Duration::from_millis(5));
+        assert_eq!(
+            fired.after_commit(race.clone()),
+            race,
+            "only an ack is lost"
+        );
+        let slow = Injected {
+            kind: FaultKind::Slow,
+            delay: Duration::from_millis(10),
+        };
+        assert_eq!(slow.after_commit(Outcome::Ack), Outcome::Ack);
+    }
+
+    #[test]
     fn faults_expire_after_the_ttl() {
         let faults = Faults::default();
         let mine = account();
@@ -367,7 +424,11 @@ mod tests {
                 request(&id, "slow", Some(MAX_DELAY_MS + 1)),
                 "needs delay_ms",
             ),
-            (request(&id, "crash", Some(5)), "a crash has none"),
+            (request(&id, "crash", Some(5)), "a crash fault has none"),
+            (
+                request(&id, "fail_before_ack", Some(5)),
+                "a fail_before_ack fault has none",
+            ),
             (
                 ArmRequest {
                     on_delivery: Some(0),

@@ -11,10 +11,14 @@
 //! `last + 1` only, acks what is at or below `last` and holds back what is ahead (see
 //! docs/ordering.md).
 //!
-//! The last three scenarios arm a fault on the service's replicas (fault injection,
-//! `--fault-injection`) for the scenario account's first delivery: a handler slower than the
-//! ack wait, a replica that crashes mid-flight (a child process that really aborts), a handler
-//! that freezes past the ack wait and then commits its stale copy.
+//! Every failure mode runs on every broker × database target, (a) to (f) as docs/ordering.md
+//! letters them. Five arm a fault on the service's replicas (fault injection,
+//! `--fault-injection`) for the scenario account's first delivery: a handler that fails after
+//! its commit and before its ack (a), a handler slower than the ack wait (c), a handler that
+//! freezes past the ack wait and then commits its stale copy (d), a replica that crashes
+//! mid-flight (d, a child process that really aborts), and handlers that hold the number they
+//! found next while a second copy is decided (f). The service runs with `ACK_WAIT=2s`, so the
+//! ones bound by the ack wait take a few seconds, not twelve.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -26,46 +30,55 @@ use console::scenarios::{self, Fault, ScenarioEnv, ScenarioId, Verdict};
 use test_support::process::ServiceProcess;
 use test_support::scenario;
 use test_support::wait::until_eq;
-use test_support::{DatabaseTarget, Scenario, Target};
+use test_support::{InProcess, Scenario, Target};
 
 use crate::support::{spawn_app, spawn_app_with, TestApp, BOUND, START_BOUND};
 
 pub const SCENARIOS: &[Scenario] = &[
-    scenario!(a_redelivered_deposit_is_applied_twice_by_the_naive_handler_and_once_by_the_service),
+    scenario!(a_listener_failing_before_its_ack_has_the_redelivery_applied_again_by_the_naive_handler_only),
     scenario!(a_withdrawal_arriving_before_its_deposit_is_misjudged_by_the_naive_handler_only),
     scenario!(
-        a_handler_slower_than_the_ack_wait_makes_the_naive_handler_apply_twice_and_the_service_once,
-        only = slow_handler_targets
+        a_handler_slower_than_the_ack_wait_makes_the_naive_handler_apply_twice_and_the_service_once
     ),
     scenario!(
-        a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not_the_service_s,
-        only = crashed_replica_targets
+        a_dead_client_s_stale_copy_is_applied_again_by_the_naive_handler_and_refused_by_the_service
     ),
     scenario!(
-        a_dead_client_s_stale_copy_is_applied_again_by_the_naive_handler_and_refused_by_the_service,
-        only = dead_client_targets
+        a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not_the_service_s
     ),
+    scenario!(a_duplicate_delivery_is_applied_twice_by_the_naive_handler_and_once_by_the_service),
+    scenario!(two_replicas_racing_on_one_number_both_apply_it_in_the_naive_handler_once_in_the_service),
 ];
 
-// The fault scenarios wait for the broker's ack wait (10 s): the slow handler and the dead
-// client take about 12 s each, the crash about 10 s on nats-server (the bundled broker
-// redelivers a closed connection's messages at once). So they run on fewer targets than the
-// others:
+/// The ack wait the fault scenarios' services run with: short, so that a redelivery after it
+/// (and a stall past it) costs a few seconds on every target.
+const ACK_WAIT: &str = "2s";
+const ACK_WAIT_MS: u64 = 2_000;
 
-/// Progress acks are the broker's business: both brokers, on SQLite.
-fn slow_handler_targets(t: &Target) -> bool {
-    t.database() == DatabaseTarget::Sqlite
+/// The flags of the `n`th replica that plays faults.
+fn faulty(n: usize) -> [String; 3] {
+    [
+        "--fault-injection".to_owned(),
+        format!("--replica-id=account-{n}"),
+        format!("--ack-wait={ACK_WAIT}"),
+    ]
 }
 
-/// Both brokers on SQLite, and the bundled broker (fast here) on PostgreSQL too.
-fn crashed_replica_targets(t: &Target) -> bool {
-    t.is("broker", "sqlite") || t.is("nats-server", "sqlite") || t.is("broker", "postgres")
+/// A service with fault injection on and the short ack wait, replica `account-1`.
+async fn spawn_faulty(t: &Target) -> anyhow::Result<TestApp> {
+    let flags = faulty(1);
+    spawn_app_with(t, &flags.each_ref().map(String::as_str)).await
 }
 
-/// The stale commit is refused by the database's conditional update: both brokers and both
-/// databases, in two trials.
-fn dead_client_targets(t: &Target) -> bool {
-    t.is("broker", "sqlite") || t.is("nats-server", "postgres")
+/// [`spawn_faulty`] and a second such replica, `account-2`, on the same broker and database;
+/// the scenario environment that knows both.
+async fn spawn_two_faulty(t: &Target) -> anyhow::Result<(TestApp, InProcess, ScenarioEnv)> {
+    let app = spawn_faulty(t).await?;
+    let flags = faulty(2);
+    let (second, _) = app.replica(&flags.each_ref().map(String::as_str)).await?;
+    let urls = [app.service.url.clone(), second.url.clone()];
+    let env = env(&app.js, &urls);
+    Ok((app, second, env))
 }
 
 /// The console's scenario environment for this broker and these account-service URLs.
@@ -106,6 +119,16 @@ fn deliveries(notes: &[DecisionNote]) -> Vec<(i64, DecisionKind, &str, Option<&s
         .collect()
 }
 
+/// The decision notes of [`deliveries`] with this decision.
+fn decided(
+    notes: &[DecisionNote],
+    decision: DecisionKind,
+) -> Vec<(i64, DecisionKind, &str, Option<&str>)> {
+    let mut seen = deliveries(notes);
+    seen.retain(|d| d.1 == decision);
+    seen
+}
+
 /// `(truth, naive, service, service's last number)`.
 fn balances(verdict: &Verdict) -> (i64, i64, i64, u64) {
     (
@@ -116,47 +139,77 @@ fn balances(verdict: &Verdict) -> (i64, i64, i64, u64) {
     )
 }
 
-/// A redelivery (the ack was lost, the handler was slower than ack_wait, or a relay
-/// re-published after the duplicate window) hands the same transaction over twice: deposit 100
-/// (#1), delivered twice.
-async fn a_redelivered_deposit_is_applied_twice_by_the_naive_handler_and_once_by_the_service(
-    t: Target,
-) -> anyhow::Result<()> {
-    let app = spawn_app(&t).await?;
-    let verdict = run(&app, ScenarioId::DuplicateDelivery).await?;
-    assert_eq!(
-        balances(&verdict),
-        (100, 200, 100, 1),
-        "truth 100; the naive handler applies the redelivery again; the service once: {}",
-        verdict.line
-    );
+/// The same verdict the page shows: the naive handler wrong, the service right.
+fn assert_naive_wrong_service_right(verdict: &Verdict, expected: (i64, i64, i64, u64), why: &str) {
+    assert_eq!(balances(verdict), expected, "{why}: {}", verdict.line);
     assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
-    until_eq("both deliveries acked", BOUND, 2, || {
-        app.listener_count("acked")
-    })
-    .await?;
-    let account = verdict.account_id.parse()?;
-    assert_eq!(app.balance(account).await?, (100, 1));
-    Ok(())
 }
 
-/// Events of one account can arrive out of number order: two replicas' publishes race, a
-/// NAKed or timed-out message comes back after later ones, the stream is replayed by a
-/// consumer that started late. Here the withdrawal of 60 (number 2) arrives before the deposit
-/// of 100 (number 1) that pays for it.
+/// The service's consumer holds nothing back: every delivery acknowledged, none pending.
+async fn nothing_pending(app: &TestApp) -> anyhow::Result<()> {
+    until_eq(
+        "nothing pending on the service's consumer",
+        BOUND,
+        (0, 0),
+        || test_support::jetstream::pending(&app.js, scenarios::ACCOUNT_CONSUMER),
+    )
+    .await
+}
+
+/// (a) A listener that fails after its commit and before its ack (an error after the write, a
+/// connection lost before the ack went out): the message is handed back and delivered again.
+/// The naive handler applied the deposit, failed, and applies the redelivery again. The
+/// service's handler commits the deposit and number 1 together, fails the same way (a
+/// `fail_before_ack` fault), and finds number 1 consumed on the redelivery: a duplicate.
+async fn a_listener_failing_before_its_ack_has_the_redelivery_applied_again_by_the_naive_handler_only(
+    t: Target,
+) -> anyhow::Result<()> {
+    let app = spawn_faulty(&t).await?;
+    let verdict = run(&app, ScenarioId::FailedBeforeAck).await?;
+    assert_naive_wrong_service_right(
+        &verdict,
+        (100, 200, 100, 1),
+        "truth 100; the naive handler applies the redelivery again; the service once",
+    );
+    assert_eq!(
+        deliveries(&verdict.decisions),
+        [
+            (
+                1,
+                DecisionKind::Applied,
+                "account-1",
+                Some("fail_before_ack")
+            ),
+            (2, DecisionKind::Duplicate, "account-1", None)
+        ],
+        "applied and handed back, then acked as a duplicate: {verdict:#?}"
+    );
+    until_eq("one hand-back and one ack", BOUND, (1, 1), || async {
+        Ok((
+            app.listener_count("retried").await?,
+            app.listener_count("acked").await?,
+        ))
+    })
+    .await?;
+    nothing_pending(&app).await
+}
+
+/// (b) Events of one account can arrive out of number order: one replica of the producer was
+/// faster than another, a NAKed or timed-out message comes back after later ones, the stream is
+/// replayed by a consumer that started late. Here the withdrawal of 60 (number 2) arrives
+/// before the deposit of 100 (number 1) that pays for it.
 async fn a_withdrawal_arriving_before_its_deposit_is_misjudged_by_the_naive_handler_only(
     t: Target,
 ) -> anyhow::Result<()> {
     let app = spawn_app(&t).await?;
     let verdict = run(&app, ScenarioId::OutOfOrder).await?;
-    assert_eq!(
-        (balances(&verdict), verdict.naive_rejected),
-        ((40, 100, 40, 2), 1),
+    assert_naive_wrong_service_right(
+        &verdict,
+        (40, 100, 40, 2),
         "truth 40; the naive handler rejects the withdrawal for funds that were on their way; \
-         the service applies both in order: {}",
-        verdict.line
+         the service applies both in order",
     );
-    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
+    assert_eq!(verdict.naive_rejected, 1, "{}", verdict.line);
     let outcomes: Vec<&str> = verdict
         .service_outcomes
         .iter()
@@ -170,46 +223,90 @@ async fn a_withdrawal_arriving_before_its_deposit_is_misjudged_by_the_naive_hand
     Ok(())
 }
 
-/// A handler slower than the ack wait: the broker redelivers a message whose handler has not
-/// acknowledged it within the ack wait. The naive handler (its own consumer with the service
-/// consumer's ack wait, no progress acks) stalls on delivery 1 for the ack wait + 2 s, takes the
-/// redelivery meanwhile and applies the deposit twice. The service's handler is made as slow on
-/// delivery 1 (a `slow` fault); its runner's `+WPI` progress acks keep the message, so there is
-/// no redelivery: applied once.
+/// (c) A handler slower than the ack wait: the broker redelivers a message whose handler has
+/// not acknowledged it within the ack wait. The naive handler (its own consumer with the
+/// service consumer's ack wait, no progress acks) stalls on delivery 1 for the ack wait + 2 s,
+/// takes the redelivery meanwhile and applies the deposit twice. The service's handler is made
+/// as slow on delivery 1 (a `slow` fault); its runner's `+WPI` progress acks keep the message,
+/// so there is no redelivery: applied once.
 async fn a_handler_slower_than_the_ack_wait_makes_the_naive_handler_apply_twice_and_the_service_once(
     t: Target,
 ) -> anyhow::Result<()> {
-    let app = spawn_app_with(&t, &["--fault-injection", "--replica-id=account-1"]).await?;
+    let app = spawn_faulty(&t).await?;
     let verdict = run(&app, ScenarioId::SlowHandler).await?;
-    assert_eq!(
-        balances(&verdict),
+    assert_naive_wrong_service_right(
+        &verdict,
         (100, 200, 100, 1),
-        "truth 100; the naive handler applies the redelivery and its own copy; the service once: \
-         {}",
-        verdict.line
+        "truth 100; the naive handler applies the redelivery and its own copy; the service once",
     );
-    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
+    let stall = ACK_WAIT_MS + 2_000;
     assert_eq!(
         (verdict.ack_wait_ms, verdict.fault, verdict.fault_delay_ms),
-        (10_000, Some(Fault::Slow), Some(12_000))
+        (ACK_WAIT_MS, Some(Fault::Slow), Some(stall))
     );
+    let slow = format!("slow {stall} ms");
     assert_eq!(
         deliveries(&verdict.decisions),
-        [(1, DecisionKind::Applied, "account-1", Some("slow 12000 ms"))],
+        [(1, DecisionKind::Applied, "account-1", Some(slow.as_str()))],
         "one delivery, applied after the stall, never redelivered: {verdict:#?}"
     );
     assert!(
         verdict.progress_acks >= 2,
-        "+WPI every half ack wait over 12 s: {verdict:#?}"
+        "+WPI every half ack wait over the stall: {verdict:#?}"
     );
     assert!(app.listener_count("progress").await? >= 2);
-    assert!(verdict.elapsed_ms >= 12_000, "{}", verdict.elapsed_ms);
-    Ok(())
+    assert!(verdict.elapsed_ms >= stall, "{}", verdict.elapsed_ms);
+    nothing_pending(&app).await
 }
 
-/// A replica crashed mid-flight: the replica that gets delivery 1 aborts before committing
-/// (`std::process::abort()`, like `kill -9`), so the service runs as two child processes. The
-/// broker redelivers the unacknowledged deposit (at once on the bundled broker, after the ack
+/// (d) A dead client: a handler that stops responding without closing its connection (a frozen
+/// process, a long pause, a partition), so the broker thinks it alive until the ack wait has
+/// passed. The service's handler on delivery 1 decides "next", then freezes for the ack wait +
+/// 2 s with its progress acks stopped (a `freeze` fault); the broker redelivers after the ack
+/// wait, a handler applies the redelivery; the frozen one wakes and commits its stale copy,
+/// whose conditional update matches nothing: `race`, handed back (and the broker ignores the
+/// hand-back: the message is acknowledged already). Applied once. The naive frozen handler
+/// wakes and applies its stale copy: twice.
+///
+/// Two replicas in this process: only the frozen handler stalls, not its replica, which may take
+/// the redelivery itself on another handler (a truly frozen process could not); the verdict's
+/// log says which replica did, and the balance is the same either way.
+async fn a_dead_client_s_stale_copy_is_applied_again_by_the_naive_handler_and_refused_by_the_service(
+    t: Target,
+) -> anyhow::Result<()> {
+    let (app, second, env) = spawn_two_faulty(&t).await?;
+    let verdict = run_in(&env, ScenarioId::DeadClient).await?;
+    assert_naive_wrong_service_right(
+        &verdict,
+        (100, 200, 100, 1),
+        "truth 100; the naive handler applies the redelivery and its stale copy; the service once",
+    );
+    let seen = deliveries(&verdict.decisions);
+    let frozen: Vec<_> = seen.iter().filter(|d| d.3.is_some()).collect();
+    assert_eq!(frozen.len(), 1, "one frozen delivery: {verdict:#?}");
+    let freeze = format!("freeze {} ms", ACK_WAIT_MS + 2_000);
+    assert_eq!(
+        (frozen[0].0, frozen[0].1, frozen[0].3),
+        (1, DecisionKind::Race, Some(freeze.as_str())),
+        "the stale copy lost the conditional update: {verdict:#?}"
+    );
+    let applied = decided(&verdict.decisions, DecisionKind::Applied);
+    assert_eq!(applied.len(), 1, "applied once: {verdict:#?}");
+    assert_eq!(applied[0].0, 2, "by the redelivery: {verdict:#?}");
+    assert_eq!(
+        verdict.progress_acks, 0,
+        "a frozen handler sends no progress ack: {verdict:#?}"
+    );
+    let account = verdict.account_id.parse()?;
+    assert_eq!(app.balance(account).await?, (100, 1));
+    nothing_pending(&app).await?;
+    second.stop().await
+}
+
+/// (d) A dead client whose connection drops: a replica crashed mid-flight. The replica that
+/// gets delivery 1 aborts before committing (`std::process::abort()`, like `kill -9`), so the
+/// service runs as two child processes. The broker redelivers the unacknowledged deposit (at
+/// once on the bundled broker, which redelivers a closed connection's messages, after the ack
 /// wait on nats-server) to the other replica: applied once. The naive handler acked on receipt
 /// and "crashed" before applying (simulated in the console): the deposit is lost.
 async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not_the_service_s(
@@ -227,6 +324,7 @@ async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not
             ("DATABASE_URL", database_url.clone()),
             ("FAULT_INJECTION", "true".to_owned()),
             ("REPLICA_ID", name.to_owned()),
+            ("ACK_WAIT", ACK_WAIT.to_owned()),
         ];
         let replica = ServiceProcess::start(program, &vars)?;
         replica.wait_ready(START_BOUND).await?;
@@ -235,13 +333,12 @@ async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not
     let urls: Vec<String> = replicas.iter().map(ServiceProcess::url).collect();
     let js = jetstream::new(async_nats::connect(broker.url()).await?);
     let verdict = run_in(&env(&js, &urls), ScenarioId::CrashedReplica).await?;
-    assert_eq!(
-        (balances(&verdict), verdict.naive_lost),
-        ((100, 0, 100, 1), 1),
-        "truth 100; the naive handler acked and lost the deposit; the service applied it once: {}",
-        verdict.line
+    assert_naive_wrong_service_right(
+        &verdict,
+        (100, 0, 100, 1),
+        "truth 100; the naive handler acked and lost the deposit; the service applied it once",
     );
-    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
+    assert_eq!(verdict.naive_lost, 1, "{}", verdict.line);
     let mut crashed = Vec::new();
     for (replica, name) in replicas.iter_mut().zip(names) {
         if let Ok(status) = replica.wait_exit(Duration::ZERO) {
@@ -255,10 +352,7 @@ async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not
     }
     assert_eq!(crashed.len(), 1, "exactly one replica crashed: {crashed:?}");
     let survivor = names.iter().find(|name| !crashed.contains(name)).copied();
-    let applied: Vec<_> = deliveries(&verdict.decisions)
-        .into_iter()
-        .filter(|(_, decision, _, _)| *decision == DecisionKind::Applied)
-        .collect();
+    let applied = decided(&verdict.decisions, DecisionKind::Applied);
     assert_eq!(applied.len(), 1, "applied once: {verdict:#?}");
     assert!(
         applied[0].0 >= 2 && Some(applied[0].2) == survivor,
@@ -269,53 +363,63 @@ async fn a_replica_that_crashes_mid_flight_loses_the_naive_handler_s_deposit_not
     Ok(())
 }
 
-/// A dead client: a handler that stops responding without closing its connection (a frozen
-/// process, a long pause, a partition). The service's handler on delivery 1 decides "next",
-/// then freezes for the ack wait + 2 s with its progress acks stopped (a `freeze` fault); the
-/// broker redelivers after the ack wait, a handler applies the redelivery; the frozen one wakes
-/// and commits its stale copy, whose conditional update matches nothing: `race`, handed back
-/// (and the broker ignores the hand-back: the message is acknowledged already). Applied once.
-/// The naive frozen handler wakes and applies its stale copy: twice.
-///
-/// Two replicas in this process: only the frozen handler stalls, not its replica, which may take
-/// the redelivery itself on another handler (a truly frozen process could not); the verdict's
-/// log says which replica did, and the balance is the same either way.
-async fn a_dead_client_s_stale_copy_is_applied_again_by_the_naive_handler_and_refused_by_the_service(
+/// (e) A duplicate delivery: the same transaction reaches the consumer twice, one copy after
+/// the other (a producer retried a publish whose confirmation it did not get, or a relay
+/// re-published after the stream's duplicate window): deposit 100 (#1), delivered twice.
+async fn a_duplicate_delivery_is_applied_twice_by_the_naive_handler_and_once_by_the_service(
     t: Target,
 ) -> anyhow::Result<()> {
-    let app = spawn_app_with(&t, &["--fault-injection", "--replica-id=account-1"]).await?;
-    let (second, _) = app
-        .replica(&["--fault-injection", "--replica-id=account-2"])
-        .await?;
-    let urls = [app.service.url.clone(), second.url.clone()];
-    let verdict = run_in(&env(&app.js, &urls), ScenarioId::DeadClient).await?;
-    assert_eq!(
-        balances(&verdict),
+    let app = spawn_app(&t).await?;
+    let verdict = run(&app, ScenarioId::DuplicateDelivery).await?;
+    assert_naive_wrong_service_right(
+        &verdict,
         (100, 200, 100, 1),
-        "truth 100; the naive handler applies the redelivery and its stale copy; the service \
-         once: {}",
-        verdict.line
+        "truth 100; the naive handler applies the second copy again; the service once",
     );
-    assert!(verdict.naive_wrong && verdict.passed, "{}", verdict.line);
-    let seen = deliveries(&verdict.decisions);
-    let frozen: Vec<_> = seen.iter().filter(|d| d.3.is_some()).collect();
-    assert_eq!(frozen.len(), 1, "one frozen delivery: {verdict:#?}");
-    assert_eq!(
-        (frozen[0].0, frozen[0].1, frozen[0].3),
-        (1, DecisionKind::Race, Some("freeze 12000 ms")),
-        "the stale copy lost the conditional update: {verdict:#?}"
+    until_eq("both deliveries acked", BOUND, 2, || {
+        app.listener_count("acked")
+    })
+    .await?;
+    let account = verdict.account_id.parse()?;
+    assert_eq!(app.balance(account).await?, (100, 1));
+    nothing_pending(&app).await
+}
+
+/// (f) Two replicas racing on one number: two copies of deposit 100 (#1) reach two handlers at
+/// once, and both read the account at number 0 and find #1 next before either writes (each
+/// holds it for a second: a `slow` fault of [`scenarios::RACE_HOLD`]). The naive handler checks
+/// the number too, but its check and its write are two steps: both copies pass the check, both
+/// are applied. The service's commit is conditional (`where last_transaction_number = 0`): the
+/// first wins, the other is a `race`, handed back, and acked as a duplicate when it returns.
+async fn two_replicas_racing_on_one_number_both_apply_it_in_the_naive_handler_once_in_the_service(
+    t: Target,
+) -> anyhow::Result<()> {
+    let (app, second, env) = spawn_two_faulty(&t).await?;
+    let verdict = run_in(&env, ScenarioId::ReplicaRace).await?;
+    assert_naive_wrong_service_right(
+        &verdict,
+        (100, 200, 100, 1),
+        "truth 100; both naive handlers pass the number check and apply; the service once",
     );
-    let applied: Vec<_> = seen
-        .iter()
-        .filter(|d| d.1 == DecisionKind::Applied)
-        .collect();
-    assert_eq!(applied.len(), 1, "applied once: {verdict:#?}");
-    assert_eq!(applied[0].0, 2, "by the redelivery: {verdict:#?}");
+    let decided = |kind| decided(&verdict.decisions, kind);
+    let (applied, raced) = (decided(DecisionKind::Applied), decided(DecisionKind::Race));
     assert_eq!(
-        verdict.progress_acks, 0,
-        "a frozen handler sends no progress ack: {verdict:#?}"
+        (applied.len(), raced.len()),
+        (1, 1),
+        "one commit won, one lost the conditional update: {verdict:#?}"
+    );
+    assert_eq!(
+        (applied[0].0, raced[0].0),
+        (1, 1),
+        "both on a first delivery: {verdict:#?}"
+    );
+    let duplicates = decided(DecisionKind::Duplicate);
+    assert!(
+        !duplicates.is_empty() && duplicates.iter().all(|d| d.0 >= 2),
+        "the hand-back came back as a duplicate: {verdict:#?}"
     );
     let account = verdict.account_id.parse()?;
     assert_eq!(app.balance(account).await?, (100, 1));
+    nothing_pending(&app).await?;
     second.stop().await
 }

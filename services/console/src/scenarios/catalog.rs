@@ -5,20 +5,26 @@ use serde::{Deserialize, Serialize};
 /// Owners of scenario accounts start with this.
 pub const OWNER_PREFIX: &str = "scenario: ";
 
-/// The scenarios there are.
+/// The scenarios there are: the six failure modes of delivery, (a) to (f), the dead client's
+/// in two forms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScenarioId {
-    /// A deposit delivered twice.
-    DuplicateDelivery,
-    /// A withdrawal (#2) arriving before its deposit (#1).
+    /// (a) A deposit whose handler commits, then fails before its ack: it is redelivered.
+    FailedBeforeAck,
+    /// (b) A withdrawal (#2) arriving before its deposit (#1): one replica was faster.
     OutOfOrder,
-    /// A deposit whose first handler takes longer than the ack wait.
+    /// (c) A deposit whose first handler takes longer than the ack wait.
     SlowHandler,
-    /// A deposit whose first handler's process crashes before committing.
-    CrashedReplica,
-    /// A deposit whose first handler freezes past the ack wait, then wakes up.
+    /// (d) A deposit whose first handler freezes past the ack wait, then wakes up.
     DeadClient,
+    /// (d) A deposit whose first handler's process crashes before committing: its connection
+    /// drops (the broker may redeliver at once).
+    CrashedReplica,
+    /// (e) A deposit delivered twice.
+    DuplicateDelivery,
+    /// (f) Two replicas holding the same number at once, both finding it next.
+    ReplicaRace,
 }
 
 /// What the page says about a scenario before it runs.
@@ -28,6 +34,8 @@ pub struct ScenarioInfo {
     pub id: ScenarioId,
     /// Its URL name: `duplicate-delivery`.
     pub slug: &'static str,
+    /// The failure mode it shows, as docs/ordering.md letters them: `a` to `f`.
+    pub mode: char,
     /// Its title.
     pub title: &'static str,
     /// The owner of the account each run opens.
@@ -44,28 +52,36 @@ pub struct ScenarioInfo {
     pub needs: Option<&'static str>,
 }
 
-/// Every scenario, in the order the page shows them.
+const FAULTS: &str = "fault injection (--fault-injection) on every account-service replica";
+const FAULTS_AND_TWO: &str =
+    "fault injection (--fault-injection) on every account-service replica, and two replicas";
+
+/// Every scenario, in the order the page shows them: by failure mode.
 pub const CATALOG: &[ScenarioInfo] = &[
     ScenarioInfo {
-        id: ScenarioId::DuplicateDelivery,
-        slug: "duplicate-delivery",
-        title: "Duplicate delivery",
-        owner: "scenario: duplicate delivery",
-        summary: "A deposit of 1.00 (#1) is delivered twice: the ack was lost, the handler was \
-                  slower than the ack wait, or a relay re-published it after the duplicate window.",
-        naive_expectation: "applies the redelivery again: 2.00",
-        service_expectation: "applies #1 once and acks the second delivery as a duplicate: 1.00 \
-                              at number 1",
+        id: ScenarioId::FailedBeforeAck,
+        slug: "failed-before-ack",
+        mode: 'a',
+        title: "Failed before the ack",
+        owner: "scenario: failed before the ack",
+        summary: "The handler of a deposit of 1.00 (#1) writes it, then fails before \
+                  acknowledging it (an error after the commit, a connection lost before the ack \
+                  went out): the broker delivers #1 again.",
+        naive_expectation: "applied #1, failed, and applies the redelivery again: 2.00",
+        service_expectation: "committed #1 and its number together, so the redelivery finds \
+                              number 1 consumed: a duplicate, acknowledged: 1.00 at number 1",
         takes: "about a second",
-        needs: None,
+        needs: Some(FAULTS),
     },
     ScenarioInfo {
         id: ScenarioId::OutOfOrder,
         slug: "out-of-order",
+        mode: 'b',
         title: "Out-of-order arrival",
         owner: "scenario: out-of-order arrival",
         summary: "A withdrawal of 0.60 (#2) arrives before the deposit of 1.00 (#1) that pays for \
-                  it: two publishers raced, or a handed-back message came back after later ones.",
+                  it: the replica that sent #2 was faster than the one that sent #1, or a \
+                  handed-back message came back after later ones.",
         naive_expectation: "rejects the withdrawal for funds that were on their way: 1.00",
         service_expectation: "holds #2 back until #1 is in, then applies both in number order: \
                               0.40 at number 2",
@@ -75,6 +91,7 @@ pub const CATALOG: &[ScenarioInfo] = &[
     ScenarioInfo {
         id: ScenarioId::SlowHandler,
         slug: "slow-handler",
+        mode: 'c',
         title: "Slow handler",
         owner: "scenario: slow handler",
         summary:
@@ -86,57 +103,91 @@ pub const CATALOG: &[ScenarioInfo] = &[
         service_expectation: "the runner sends +WPI progress acks every half ack wait, so the \
                               broker keeps #1 with the slow handler (and a redelivery would be a \
                               duplicate): 1.00 at number 1",
-        takes: "the ack wait + 2 s: about 12 s",
-        needs: Some("fault injection (--fault-injection) on every account-service replica"),
+        takes: "the ack wait + 2 s: 12 s with the default ack wait of 10 s",
+        needs: Some(FAULTS),
+    },
+    ScenarioInfo {
+        id: ScenarioId::DeadClient,
+        slug: "dead-client",
+        mode: 'd',
+        title: "Dead client",
+        owner: "scenario: dead client",
+        summary: "The handler of the first delivery of a deposit of 1.00 (#1) freezes without \
+                  closing its connection (a stopped process, a long pause, a partition): the \
+                  broker still thinks it alive and waits the ack wait before redelivering; 2 s \
+                  later it wakes up and commits its stale copy.",
+        naive_expectation: "the redelivery is applied by another handler, then the frozen one \
+                            wakes up and applies its stale copy again: 2.00",
+        service_expectation: "the redelivery is applied; the stale commit's conditional update \
+                              (where last_transaction_number = number - 1) matches nothing: a \
+                              race, handed back: 1.00 at number 1",
+        takes: "the ack wait + 2 s: 12 s with the default ack wait of 10 s",
+        needs: Some(FAULTS_AND_TWO),
     },
     ScenarioInfo {
         id: ScenarioId::CrashedReplica,
         slug: "crashed-replica",
+        mode: 'd',
         title: "Crashed replica",
         owner: "scenario: crashed replica",
         summary: "The replica handling the first delivery of a deposit of 1.00 (#1) crashes \
-                  before committing it (like kill -9: its connection drops, the message stays \
-                  unacknowledged).",
+                  before committing it (like kill -9): a client dead for good, whose connection \
+                  drops, so a broker that redelivers on disconnect need not wait the ack wait.",
         naive_expectation: "acknowledged #1 on receipt, then crashed before applying it: the \
                             broker never delivers it again, the deposit is lost: 0.00",
         service_expectation: "acknowledges only after the commit, so the broker redelivers #1 \
                               (at once on the bundled broker, after the ack wait on nats-server) \
                               to another replica or the restarted one: 1.00 at number 1",
-        takes: "a second on the bundled broker, the ack wait (about 10 s) on nats-server",
+        takes: "a second on the bundled broker, the ack wait (10 s by default) on nats-server",
         needs: Some(
             "fault injection (--fault-injection) on every account-service replica, and two \
              replicas (one crashes; the bank restarts it)",
         ),
     },
     ScenarioInfo {
-        id: ScenarioId::DeadClient,
-        slug: "dead-client",
-        title: "Dead client",
-        owner: "scenario: dead client",
-        summary: "The handler of the first delivery of a deposit of 1.00 (#1) freezes without \
-                  closing its connection (a stopped process, a long pause, a partition) for 2 s \
-                  past the ack wait, then wakes up and commits its stale copy.",
-        naive_expectation: "the redelivery is applied by another handler, then the frozen one \
-                            wakes up and applies its stale copy again: 2.00",
-        service_expectation: "the redelivery is applied; the stale commit's conditional update \
-                              (where last_transaction_number = number - 1) matches nothing: a \
-                              race, handed back: 1.00 at number 1",
-        takes: "the ack wait + 2 s: about 12 s",
-        needs: Some(
-            "fault injection (--fault-injection) on every account-service replica, and two \
-             replicas",
-        ),
+        id: ScenarioId::DuplicateDelivery,
+        slug: "duplicate-delivery",
+        mode: 'e',
+        title: "Duplicate delivery",
+        owner: "scenario: duplicate delivery",
+        summary: "A deposit of 1.00 (#1) is delivered twice, one copy after the other: a \
+                  producer retried a publish whose confirmation it did not get, or a relay \
+                  re-published it after the stream's duplicate window.",
+        naive_expectation: "applies the second copy again: 2.00",
+        service_expectation: "applies #1 once and acks the second delivery as a duplicate: 1.00 \
+                              at number 1",
+        takes: "about a second",
+        needs: None,
+    },
+    ScenarioInfo {
+        id: ScenarioId::ReplicaRace,
+        slug: "replica-race",
+        mode: 'f',
+        title: "Two replicas racing on one number",
+        owner: "scenario: two replicas racing",
+        summary: "Two copies of a deposit of 1.00 (#1) reach two handlers at once (a redelivery \
+                  while the first still works, or a duplicate): both read the account at \
+                  number 0 and find #1 next before either writes.",
+        naive_expectation: "even checking the number does not help: both handlers pass the \
+                            check before either records #1, and both apply it: 2.00",
+        service_expectation: "both commit with where last_transaction_number = 0; only the \
+                              first matches, the other is a race, handed back and acknowledged \
+                              as a duplicate: 1.00 at number 1",
+        takes: "about 2 s",
+        needs: Some(FAULTS_AND_TWO),
     },
 ];
 
 impl ScenarioId {
     /// Every scenario.
-    pub const ALL: [ScenarioId; 5] = [
-        ScenarioId::DuplicateDelivery,
+    pub const ALL: [ScenarioId; 7] = [
+        ScenarioId::FailedBeforeAck,
         ScenarioId::OutOfOrder,
         ScenarioId::SlowHandler,
-        ScenarioId::CrashedReplica,
         ScenarioId::DeadClient,
+        ScenarioId::CrashedReplica,
+        ScenarioId::DuplicateDelivery,
+        ScenarioId::ReplicaRace,
     ];
 
     /// Its description.
@@ -172,22 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn every_failure_mode_has_a_scenario_in_order() {
+        let modes: String = CATALOG.iter().map(|info| info.mode).collect();
+        assert_eq!(modes, "abcddef");
+        let in_order: Vec<ScenarioId> = CATALOG.iter().map(|info| info.id).collect();
+        assert_eq!(in_order, ScenarioId::ALL);
+    }
+
+    #[test]
     fn the_fault_scenarios_say_what_they_need_and_how_long_they_take() {
         for id in [ScenarioId::SlowHandler, ScenarioId::DeadClient] {
             assert!(id.info().takes.contains("12 s"), "{id:?}");
         }
-        for id in [
-            ScenarioId::SlowHandler,
-            ScenarioId::CrashedReplica,
-            ScenarioId::DeadClient,
-        ] {
-            assert!(
-                id.info()
-                    .needs
-                    .is_some_and(|n| n.contains("--fault-injection")),
-                "{id:?}"
-            );
+        for id in ScenarioId::ALL {
+            let needs_faults = id
+                .info()
+                .needs
+                .is_some_and(|n| n.contains("--fault-injection"));
+            assert_eq!(needs_faults, id.plan().fault().is_some(), "{id:?}");
+            let needs_two = id.info().needs.is_some_and(|n| n.contains("two replicas"));
+            assert_eq!(needs_two, id.plan().min_replicas == 2, "{id:?}");
         }
-        assert_eq!(ScenarioId::OutOfOrder.info().needs, None);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use common_events::observe::{DecisionKind, DecisionNote};
 
 use super::verdict::seconds;
-use super::Fault;
+use super::ScenarioId;
 
 /// `#1 applied by account-2 on delivery 2, 10.1 s after the publish`.
 fn describe(note: &DecisionNote, published_at_ms: i64) -> String {
@@ -22,9 +22,10 @@ fn describe(note: &DecisionNote, published_at_ms: i64) -> String {
 }
 
 /// What the decision notes (sorted by time) say happened to the faulted delivery and its
-/// redelivery, in lines for the run's log.
+/// redelivery in scenario `id`, in lines for the run's log (none for a scenario without a
+/// fault).
 pub(super) fn explain(
-    fault: Fault,
+    id: ScenarioId,
     notes: &[DecisionNote],
     published_at_ms: i64,
     replicas_down: &[String],
@@ -40,10 +41,13 @@ pub(super) fn explain(
         notes,
         published_at_ms,
     };
-    match fault {
-        Fault::Slow => told.slow(),
-        Fault::Crash => told.crash(replicas_down),
-        Fault::Freeze => told.freeze(),
+    match id {
+        ScenarioId::FailedBeforeAck => told.failed_before_ack(),
+        ScenarioId::SlowHandler => told.slow(),
+        ScenarioId::DeadClient => told.freeze(),
+        ScenarioId::CrashedReplica => told.crash(replicas_down),
+        ScenarioId::ReplicaRace => told.race(),
+        ScenarioId::OutOfOrder | ScenarioId::DuplicateDelivery => Vec::new(),
     }
 }
 
@@ -78,6 +82,71 @@ impl Told<'_> {
             .filter(|note| note.delivered > after)
             .map(|note| self.describe(note))
             .collect()
+    }
+
+    /// The first note with this decision.
+    fn first(&self, decision: DecisionKind) -> Option<&DecisionNote> {
+        self.notes.iter().find(|note| note.decision == decision)
+    }
+
+    fn failed_before_ack(&self) -> Vec<String> {
+        let mut lines = vec![match self.faulted() {
+            Some(note) => format!(
+                "delivery 1: {}, committed; then its handler failed before the ack ({}) and \
+                 handed #1 back",
+                self.describe(note),
+                note.fault.as_deref().unwrap_or_default()
+            ),
+            None => "no decision note names the fail_before_ack fault: it did not fire".to_owned(),
+        }];
+        lines.push(match self.first(DecisionKind::Duplicate) {
+            Some(note) => format!(
+                "the broker redelivered #1: {}: number 1 was consumed already, so it was \
+                 acknowledged and changed nothing",
+                self.describe(note)
+            ),
+            None => "no decision note shows the redelivery as a duplicate".to_owned(),
+        });
+        lines
+    }
+
+    fn race(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(note) = self.applied() {
+            lines.push(format!(
+                "both copies found #1 next (last number 0); the first commit won: {}",
+                self.describe(note)
+            ));
+        }
+        lines.push(match self.first(DecisionKind::Race) {
+            Some(note) => format!(
+                "the other's conditional update (where last_transaction_number = 0) matched \
+                 nothing: {}; handed back",
+                self.describe(note)
+            ),
+            None => "no decision note shows a race: the copies did not overlap (one was decided \
+                     after the other committed)"
+                .to_owned(),
+        });
+        if let Some(note) = self.first(DecisionKind::Duplicate) {
+            lines.push(format!(
+                "it came back: {}: acknowledged, nothing changed",
+                self.describe(note)
+            ));
+        }
+        let replicas: std::collections::BTreeSet<&str> = self
+            .notes
+            .iter()
+            .map(|note| note.replica.as_str())
+            .collect();
+        if replicas.len() < 2 {
+            lines.push(
+                "both copies went to the same replica (the broker picks): two of its handlers \
+                 raced, as two replicas would"
+                    .to_owned(),
+            );
+        }
+        lines
     }
 
     fn slow(&self) -> Vec<String> {
@@ -181,9 +250,14 @@ impl Told<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_freeze_is_explained_from_the_decision_notes() {
-        let note = |replica: &str, delivered, decision, at_ms, fault: Option<&str>| DecisionNote {
+    fn note(
+        replica: &str,
+        delivered: i64,
+        decision: DecisionKind,
+        at_ms: i64,
+        fault: Option<&str>,
+    ) -> DecisionNote {
+        DecisionNote {
             service: "account-service".into(),
             replica: replica.into(),
             subject: "transactions.created".into(),
@@ -198,7 +272,58 @@ mod tests {
             progress_acks: None,
             fault: fault.map(str::to_owned),
             at_ms,
-        };
+        }
+    }
+
+    #[test]
+    fn a_failure_before_the_ack_and_a_race_are_explained_from_the_decision_notes() {
+        let failed = [
+            note(
+                "account-1",
+                1,
+                DecisionKind::Applied,
+                30,
+                Some("fail_before_ack"),
+            ),
+            note("account-1", 2, DecisionKind::Duplicate, 60, None),
+        ];
+        let lines = explain(ScenarioId::FailedBeforeAck, &failed, 0, &[]);
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("failed before the ack (fail_before_ack)"));
+        assert!(lines[1].contains("#1 duplicate by account-1 on delivery 2"));
+        let raced = [
+            note(
+                "account-2",
+                1,
+                DecisionKind::Applied,
+                1_010,
+                Some("slow 1000 ms"),
+            ),
+            note(
+                "account-1",
+                1,
+                DecisionKind::Race,
+                1_020,
+                Some("slow 1000 ms"),
+            ),
+            note("account-2", 2, DecisionKind::Duplicate, 1_040, None),
+        ];
+        let lines = explain(ScenarioId::ReplicaRace, &raced, 0, &[]);
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[0].contains("the first commit won: #1 applied by account-2"));
+        assert!(lines[1].contains("race by account-1 on delivery 1"));
+        assert!(lines[2].contains("duplicate by account-2 on delivery 2"));
+        let one_replica = raced.clone().map(|mut n| {
+            n.replica = "account-1".into();
+            n
+        });
+        let lines = explain(ScenarioId::ReplicaRace, &one_replica, 0, &[]);
+        assert!(lines[3].contains("the same replica"), "{lines:#?}");
+        assert!(explain(ScenarioId::OutOfOrder, &raced, 0, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_freeze_is_explained_from_the_decision_notes() {
         let notes = [
             note("account-2", 2, DecisionKind::Applied, 10_100, None),
             note(
@@ -209,7 +334,7 @@ mod tests {
                 Some("freeze 12000 ms"),
             ),
         ];
-        let lines = explain(Fault::Freeze, &notes, 0, &[]);
+        let lines = explain(ScenarioId::DeadClient, &notes, 0, &[]);
         assert_eq!(lines.len(), 3, "{lines:#?}");
         assert!(
             lines[0].ends_with("#1 applied by account-2 on delivery 2, 10.1 s after the publish")
@@ -220,7 +345,7 @@ mod tests {
             note("account-1", 2, DecisionKind::Applied, 10_100, None),
             notes[1].clone(),
         ];
-        let lines = explain(Fault::Freeze, &same, 0, &[]);
+        let lines = explain(ScenarioId::DeadClient, &same, 0, &[]);
         assert!(
             lines[0].contains("on the frozen handler's own replica"),
             "{lines:#?}"

@@ -24,6 +24,8 @@ pub enum Fault {
     Crash,
     /// The handler stalls without progress acks, then commits what it decided before.
     Freeze,
+    /// The handler commits, then fails before its ack: it hands the message back instead.
+    FailBeforeAck,
 }
 
 impl Fault {
@@ -33,11 +35,8 @@ impl Fault {
             Fault::Slow => "slow",
             Fault::Crash => "crash",
             Fault::Freeze => "freeze",
+            Fault::FailBeforeAck => "fail_before_ack",
         }
-    }
-    /// Whether its handler stalls (slow, freeze) for a delay, rather than crashing.
-    pub(super) fn stalls(self) -> bool {
-        matches!(self, Fault::Slow | Fault::Freeze)
     }
 }
 
@@ -60,7 +59,8 @@ pub(super) fn names(replicas: &[Replica]) -> String {
 fn off(url: &str) -> ScenarioError {
     ScenarioError::Unavailable(format!(
         "fault injection is off on the account service at {url} (403 fault_injection_off): \
-         this scenario makes a replica slow, crash or freeze on purpose, so every replica must \
+         this scenario makes a replica misbehave on purpose (slow, crash, freeze, fail before its \
+         ack), so every replica must \
          run with --fault-injection (FAULT_INJECTION=true), which is for demonstrations and \
          tests, never for production (`cargo run` turns it on for the bank's replicas)"
     ))

@@ -11,14 +11,21 @@
 //! service until it has consumed every number and acknowledged every delivery (bounded), and
 //! compares both balances with a sequential replay in number order.
 //!
-//! Three failure modes need more than publishing in an order, so their plans begin with a
-//! [`Step::ArmFault`]: the run arms a fault (slow, crash, freeze) on every account-service
-//! replica it knows, through their `/faults` route (fault injection, on only with
-//! `--fault-injection`; see the account service's `faults` module), for the scenario account's
-//! first delivery; whichever replica gets that delivery plays it, the redelivery passes. The
-//! naive handler plays the same fault inside the console ([`NaiveFirst`]). Slow and frozen
-//! handlers stall for the service consumer's ack wait + [`FAULT_MARGIN`], so those runs take
-//! about 12 s with the default ack wait of 10 s.
+//! Five scenarios need more than publishing in an order, so their plans begin with a
+//! [`Step::ArmFault`]: the run arms a fault (fail before the ack, slow, freeze, crash) on every
+//! account-service replica it knows, through their `/faults` route (fault injection, on only
+//! with `--fault-injection`; see the account service's `faults` module), for the scenario
+//! account's first delivery; whichever replica gets that delivery plays it, the redelivery
+//! passes. The naive handler plays the same fault inside the console ([`NaiveFirst`]). Slow and
+//! frozen handlers stall for the service consumer's ack wait + [`FAULT_MARGIN`] (12 s with the
+//! default ack wait of 10 s, 4 s with `ACK_WAIT=2s` as the tests run it); in the race of two
+//! replicas, each handler that finds the number next holds it for [`RACE_HOLD`] before writing.
+//!
+//! The scenarios, by the failure mode each shows ([`ScenarioInfo::mode`]; docs/ordering.md has
+//! a section on each): (a) [`ScenarioId::FailedBeforeAck`], (b) [`ScenarioId::OutOfOrder`], (c)
+//! [`ScenarioId::SlowHandler`], (d) [`ScenarioId::DeadClient`] and, when the dead client's
+//! connection drops, [`ScenarioId::CrashedReplica`], (e) [`ScenarioId::DuplicateDelivery`], (f)
+//! [`ScenarioId::ReplicaRace`].
 //!
 //! Everything a run needs is a JetStream context and the account service's base URLs
 //! ([`ScenarioEnv`]), so the console and the account service's test suite run the same code:
@@ -39,7 +46,8 @@
 //! starting with [`OWNER_PREFIX`]).
 //!
 //! Adding a scenario: a [`ScenarioId`] variant, its [`ScenarioInfo`] in [`CATALOG`] and its
-//! [`Plan`] (its steps, the naive handler's part and the replicas it needs).
+//! [`Plan`] (its steps, the naive handler's part and the replicas it needs); with a fault, what
+//! its decision notes tell ([`explain`]).
 //!
 //! A tour of the module:
 //! - [`catalog`]: [`ScenarioId`], [`ScenarioInfo`] and [`CATALOG`], what the page says;
@@ -76,6 +84,6 @@ pub const ACCOUNT_CONSUMER: &str = "account-service";
 pub use catalog::{ScenarioId, ScenarioInfo, CATALOG, OWNER_PREFIX};
 pub use env::{ScenarioEnv, ScenarioError};
 pub use faults::Fault;
-pub use plan::{NaiveFirst, NaiveSpec, Plan, PlannedTx, Step, FAULT_MARGIN};
+pub use plan::{FaultDelay, NaiveFirst, NaiveSpec, Plan, PlannedTx, Step, FAULT_MARGIN, RACE_HOLD};
 pub use run::run;
 pub use verdict::{RunStats, Verdict};

@@ -17,14 +17,44 @@ use super::{NaiveFirst, NaiveSpec, ScenarioEnv, ScenarioError};
 
 /// The naive handler: applies whatever arrives for its account, in arrival order, and acks at
 /// once (a withdrawal above the balance is refused, and acked). It sends no progress acks. Its
-/// first delivery it may stall on, or lose ([`NaiveFirst`]).
+/// first delivery it may stall on, lose, hand back after applying, or check against the last
+/// number it applied ([`NaiveFirst`]).
 struct NaiveHandler {
     account: AccountId,
     first: NaiveFirst,
     stall: Duration,
-    state: Mutex<(i64, usize)>,
+    state: Mutex<NaiveState>,
     handled: AtomicUsize,
     lost: AtomicUsize,
+}
+
+/// What the naive handler keeps: its balance, how many withdrawals it refused, and the highest
+/// number it applied (only [`NaiveFirst::CheckThenWrite`] looks at it).
+#[derive(Clone, Copy, Debug, Default)]
+struct NaiveState {
+    balance: i64,
+    refused: usize,
+    last: u64,
+}
+
+impl NaiveHandler {
+    fn apply(&self, tx: &TransactionCreated) {
+        let mut state = self.state.lock().expect("not poisoned");
+        let (balance, refused) = apply(state.balance, tx.kind, tx.amount.get());
+        state.balance = balance;
+        state.refused += usize::from(refused);
+        state.last = state.last.max(tx.number);
+    }
+
+    fn last(&self) -> u64 {
+        self.state.lock().expect("not poisoned").last
+    }
+
+    /// Counts a delivery handled, and answers the runner.
+    fn done(&self, outcome: Outcome) -> Outcome {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        outcome
+    }
 }
 
 impl Listener for NaiveHandler {
@@ -45,26 +75,33 @@ impl Listener for NaiveHandler {
         }
         // A naive handler knows nothing of progress acks.
         ctx.progress.stop();
-        if ctx.delivered == 1 {
-            match self.first {
-                NaiveFirst::Apply => {}
-                NaiveFirst::Stall => tokio::time::sleep(self.stall).await,
-                NaiveFirst::AckThenCrash => {
-                    // Acknowledged on receipt; the crash that follows skips the apply.
-                    self.lost.fetch_add(1, Ordering::SeqCst);
-                    self.handled.fetch_add(1, Ordering::SeqCst);
-                    return Outcome::Ack;
+        if ctx.delivered > 1 {
+            self.apply(tx);
+            return self.done(Outcome::Ack);
+        }
+        match self.first {
+            NaiveFirst::Apply => {}
+            NaiveFirst::Stall => tokio::time::sleep(self.stall).await,
+            NaiveFirst::AckThenCrash => {
+                // Acknowledged on receipt; the crash that follows skips the apply.
+                self.lost.fetch_add(1, Ordering::SeqCst);
+                return self.done(Outcome::Ack);
+            }
+            NaiveFirst::FailBeforeAck => {
+                self.apply(tx);
+                // Fails before its ack: handed back, redelivered at once.
+                return self.done(Outcome::Retry(Duration::ZERO));
+            }
+            NaiveFirst::CheckThenWrite => {
+                if tx.number <= self.last() {
+                    return self.done(Outcome::Ack);
                 }
+                // Found it next; the write comes a moment later, without a condition.
+                tokio::time::sleep(self.stall).await;
             }
         }
-        {
-            let mut state = self.state.lock().expect("not poisoned");
-            let (balance, refused) = apply(state.0, tx.kind, tx.amount.get());
-            state.0 = balance;
-            state.1 += usize::from(refused);
-        }
-        self.handled.fetch_add(1, Ordering::SeqCst);
-        Outcome::Ack
+        self.apply(tx);
+        self.done(Outcome::Ack)
     }
 }
 
@@ -104,7 +141,7 @@ impl Naive {
             account,
             first: spec.first_delivery,
             stall,
-            state: Mutex::new((0, 0)),
+            state: Mutex::default(),
             handled: AtomicUsize::new(0),
             lost: AtomicUsize::new(0),
         });
@@ -137,8 +174,10 @@ impl Naive {
         self.handler.lost.load(Ordering::SeqCst)
     }
 
+    /// Its balance, and how many withdrawals it refused.
     pub(super) fn result(&self) -> (i64, usize) {
-        *self.handler.state.lock().expect("not poisoned")
+        let state = *self.handler.state.lock().expect("not poisoned");
+        (state.balance, state.refused)
     }
 
     /// Waits until it handled `n` deliveries of its account; false at the deadline.

@@ -55,6 +55,11 @@ impl NoteCollector {
             .count()
     }
 
+    /// Whether any note came yet (the service publishes them).
+    pub(super) fn any(&self) -> bool {
+        !self.notes.lock().expect("not poisoned").is_empty()
+    }
+
     /// How many noted deliveries had a fault injected (their handler woke and decided).
     pub(super) fn faulted(&self) -> usize {
         let notes = self.notes.lock().expect("not poisoned");

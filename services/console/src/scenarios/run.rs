@@ -14,8 +14,7 @@ use super::preflight::{preflight, Ready};
 use super::settle::{settle, Settle, Settled, QUIET};
 use super::verdict::{seconds, verdict_line};
 use super::{
-    Fault, LedgerOutcome, Plan, ScenarioEnv, ScenarioError, ScenarioId, ScenarioInfo, Step,
-    Verdict, FAULT_MARGIN,
+    Fault, LedgerOutcome, Plan, ScenarioEnv, ScenarioError, ScenarioId, ScenarioInfo, Step, Verdict,
 };
 use crate::money::format_cents;
 
@@ -38,8 +37,9 @@ struct Run<'a> {
     plan: &'a Plan,
     ready: &'a Ready,
     account: AccountId,
-    /// How long a slow or frozen handler stalls: the ack wait + [`FAULT_MARGIN`].
-    stall: Duration,
+    /// How long the fault's handler stalls, if it does (the ack wait + [`FAULT_MARGIN`](super::FAULT_MARGIN) for a
+    /// slow or frozen one).
+    stall: Option<Duration>,
     /// What the run did, step by step.
     log: Vec<String>,
 }
@@ -87,18 +87,19 @@ async fn run_on(
         plan,
         ready,
         account,
-        stall: ready.ack_wait + FAULT_MARGIN,
+        stall: plan.fault_delay(ready.ack_wait),
         log: vec![format!("opened account {account} for {:?}", info.owner)],
     };
     let notes = NoteCollector::start(env, account).await;
-    let naive = Naive::start(env, account, plan.naive, ready.ack_wait, run.stall).await?;
+    let naive_stall = run.stall.unwrap_or_default();
+    let naive = Naive::start(env, account, plan.naive, ready.ack_wait, naive_stall).await?;
     run.log_naive_started(&naive);
     let mut published = run.publish().await?;
     let deadline = published.at + run.extra_wait() + env.settle_bound;
     let naive = run.finish_naive(naive, deadline).await;
     let settled = run.settle(&notes, &published, deadline).await?;
     let service_outcomes = ledger(env, account).await.unwrap_or_default();
-    let decisions = notes.finish(plan.deliveries()).await;
+    let decisions = notes.finish(plan.service_decisions()).await;
     let replicas_down = match published.watch.take() {
         Some(watch) => {
             let (down, lines) = watch.stop(published.at).await;
@@ -107,9 +108,9 @@ async fn run_on(
         }
         None => Vec::new(),
     };
-    if let Some(fault) = plan.fault() {
+    if plan.fault().is_some() {
         run.log
-            .extend(explain(fault, &decisions, published.at_ms, &replicas_down));
+            .extend(explain(id, &decisions, published.at_ms, &replicas_down));
     }
     let observed = Observed {
         settled,
@@ -149,7 +150,7 @@ impl Run<'_> {
             .collect();
         for step in &self.plan.steps {
             match *step {
-                Step::ArmFault { fault, note } => watch = self.arm(fault, note).await?,
+                Step::ArmFault { fault, note, .. } => watch = self.arm(fault, note).await?,
                 Step::Deliver { tx, note } => {
                     first.get_or_insert_with(|| {
                         (
@@ -178,7 +179,7 @@ impl Run<'_> {
         note: &str,
     ) -> Result<Option<ReplicaWatch>, ScenarioError> {
         let (env, replicas) = (self.env, &self.ready.replicas);
-        let delay = fault.stalls().then_some(self.stall);
+        let delay = self.stall;
         faults::arm(env, replicas, self.account, fault, delay).await?;
         self.log.push(format!(
             "armed a {} fault on {} for this account's first delivery ({note}{})",
@@ -225,9 +226,8 @@ impl Run<'_> {
     /// after the ack wait, take that much longer.
     fn extra_wait(&self) -> Duration {
         match self.plan.fault() {
-            Some(fault) if fault.stalls() => self.stall,
-            Some(_) => self.ready.ack_wait,
-            None => Duration::ZERO,
+            Some(Fault::Crash) => self.ready.ack_wait,
+            _ => self.stall.unwrap_or_default(),
         }
     }
 
@@ -269,11 +269,7 @@ impl Run<'_> {
     ) -> Result<Settled, ScenarioError> {
         // The stalled handler must have woken and decided before the verdict: its note says
         // so, or, without notes, enough time has passed.
-        let faulted = self
-            .plan
-            .fault()
-            .is_some_and(Fault::stalls)
-            .then_some(published.at + self.stall + QUIET);
+        let faulted = self.stall.map(|stall| published.at + stall + QUIET);
         let wait = Settle {
             plan: self.plan,
             last_sequence: published.last_sequence,
@@ -312,7 +308,6 @@ impl Run<'_> {
         let expected_last = plan.last_number();
         let done = settled.evidence.is_some();
         let passed = done && settled.balance == truth && settled.last == expected_last;
-        let stalls = plan.fault().is_some_and(Fault::stalls);
         let mut verdict = Verdict {
             scenario: info.slug,
             title: info.title,
@@ -335,7 +330,7 @@ impl Run<'_> {
             elapsed_ms: started.elapsed().as_millis() as u64,
             ack_wait_ms: self.ready.ack_wait.as_millis() as u64,
             fault: plan.fault(),
-            fault_delay_ms: stalls.then_some(self.stall.as_millis() as u64),
+            fault_delay_ms: self.stall.map(|stall| stall.as_millis() as u64),
             replicas_down: seen.replicas_down,
             published_at_ms: published.at_ms,
         };

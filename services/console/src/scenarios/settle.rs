@@ -36,11 +36,12 @@ pub(super) struct Settle<'a> {
 
 /// Polls the account until it reached the plan's last number and every delivery is known to be
 /// handled, so a late duplicate cannot change it after the verdict: the service's decision notes
-/// say so (one final decision per delivery), or its consumer's ack floor passed the last
-/// publish, or, when neither says so (no notes, and other accounts' messages hold the ack floor
-/// back), the account did not change for [`QUIET`]. A stalled handler (slow or frozen) must also
-/// have woken and decided: its note (which names its fault) says so, or, without notes, the
-/// stall and [`QUIET`] have passed. Gives up at the deadline.
+/// say so (one final decision per delivery); or, when the service publishes none, its
+/// consumer's ack floor passed the last publish (a message handed back and not redelivered yet
+/// can look acknowledged, so notes come first); or, when neither says so, the account did not
+/// change for [`QUIET`]. A stalled handler (slow, frozen, holding) must also have woken and
+/// decided: its note (which names its fault) says so, or, without notes, the stall and
+/// [`QUIET`] have passed. Gives up at the deadline.
 pub(super) async fn settle(
     env: &ScenarioEnv,
     stream: &jetstream::stream::Stream,
@@ -64,7 +65,7 @@ pub(super) async fn settle(
                     Duration::ZERO
                 }
             };
-            let evidence = evidence(notes, stream, &durable, wait, stable).await;
+            let evidence = evidence(notes, stream, durable, wait, stable).await;
             if let Some(evidence) = evidence {
                 return Ok(Settled {
                     balance,
@@ -101,9 +102,9 @@ async fn evidence(
                     && info.delivered.stream_sequence >= wait.last_sequence)
         })
     };
-    if notes.final_decisions() >= wait.plan.deliveries() {
+    if notes.final_decisions() >= wait.plan.service_decisions() {
         Some("the service's decision notes account for every delivery")
-    } else if acked().await {
+    } else if !notes.any() && acked().await {
         Some("its consumer acknowledged every delivery")
     } else if stable >= QUIET {
         Some("no change for 2 s (neither decision notes nor the ack floor confirm it)")

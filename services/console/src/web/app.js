@@ -14,8 +14,8 @@
 //       data-account, data-number, data-decision;  li[data-testid="timeline-skipped"][data-skipped]
 //   #broker-streams  tr[data-testid="consumer-row"][data-stream][data-consumer]
 //       td[data-field="num_pending" | "num_ack_pending" | "num_redelivered" | ...]
-//   #scenario-<slug> (slugs "duplicate-delivery", "out-of-order", "slow-handler",
-//       "crashed-replica", "dead-client"): #scenario-run-<slug>,
+//   #scenario-<slug> (slugs "failed-before-ack", "out-of-order", "slow-handler", "dead-client",
+//       "crashed-replica", "duplicate-delivery", "replica-race"): #scenario-run-<slug>,
 //       #scenario-truth-<slug>, #scenario-naive-<slug>, #scenario-service-<slug> (data-cents),
 //       #scenario-service-last-<slug>, #scenario-verdict-<slug> (data-state "running" | "done" |
 //       "error", data-passed "true" | "false"), #scenario-takes-<slug>, #scenario-needs-<slug>

@@ -629,29 +629,31 @@ async fn without_fault_injection_the_fault_scenarios_say_why_before_opening_an_a
     let rig = rig(&t).await?;
     let (status, listed) = rig.console.get("/api/scenarios").await?;
     assert_eq!(status, 200);
-    let slugs: Vec<&str> = listed["items"]
-        .as_array()
-        .context("items")?
-        .iter()
-        .filter_map(|s| s["slug"].as_str())
-        .collect();
+    let items = listed["items"].as_array().context("items")?;
+    let field =
+        |name: &str| -> Vec<&str> { items.iter().filter_map(|s| s[name].as_str()).collect() };
     assert_eq!(
-        slugs,
+        field("slug"),
         [
-            "duplicate-delivery",
+            "failed-before-ack",
             "out-of-order",
             "slow-handler",
+            "dead-client",
             "crashed-replica",
-            "dead-client"
+            "duplicate-delivery",
+            "replica-race"
         ]
     );
+    assert_eq!(field("mode"), ["a", "b", "c", "d", "d", "e", "f"]);
     assert!(listed["items"][2]["takes"]
         .as_str()
         .is_some_and(|t| t.contains("12 s")));
     for (slug, says) in [
+        ("failed-before-ack", "FAULT_INJECTION=true"),
         ("slow-handler", "FAULT_INJECTION=true"),
-        ("crashed-replica", "at least 2 account-service replicas"),
         ("dead-client", "at least 2 account-service replicas"),
+        ("crashed-replica", "at least 2 account-service replicas"),
+        ("replica-race", "at least 2 account-service replicas"),
     ] {
         let path = format!("/api/scenarios/{slug}/run");
         let (status, answer) = rig.console.post(&path, &json!({}), &[]).await?;
