@@ -13,7 +13,11 @@
 //! - [`server`], [`http`], [`page`], [`ops`]: the HTTP server's life cycle, input checks and
 //!   JSON errors, paging of list endpoints, and the `/healthz` `/readyz` `/metrics` routes.
 //! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging.
+//! - [`app`]: the short start-up of a service that only listens (and may serve a read API);
+//!   [`sequence`]: the per-account sequence-number turn every projection decides by;
+//!   [`replay`]: replaying streams into a projection (rebuilds).
 
+pub mod app;
 pub mod batch;
 pub mod config;
 pub mod db;
@@ -25,8 +29,10 @@ pub mod nats_auth;
 pub mod ops;
 pub mod outbox;
 pub mod page;
+pub mod replay;
 pub mod retry;
 pub mod runner;
+pub mod sequence;
 pub mod server;
 pub mod shutdown;
 pub mod tasks;
