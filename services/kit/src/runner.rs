@@ -264,18 +264,18 @@ impl<L: Listener> Worker<L> {
             Err(err) => return self.terminate_undecodable(message, context, err).await,
         };
         let outcome = self.with_progress(&message, event, context).await;
-        let (kind, counter) = match &outcome {
-            Outcome::Ack => (AckKind::Ack, &self.stats.acked),
-            Outcome::Retry(delay) => (AckKind::Nak(Some(*delay)), &self.stats.retried),
+        let counter = match &outcome {
+            Outcome::Ack => &self.stats.acked,
+            Outcome::Retry(_) => &self.stats.retried,
             Outcome::Reject(reason) => {
                 if let Some(suppressed) = self.logs.rejected.allow() {
                     tracing::warn!(%reason, suppressed, "handler rejected the message; terminating it");
                 }
-                (AckKind::Term, &self.stats.rejected)
+                &self.stats.rejected
             }
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Err(err) = message.ack_with(kind).await {
+        if let Err(err) = message.ack_with(ack_for(&outcome)).await {
             tracing::warn!(error = %err, ?outcome, "could not send the ack; the message will be redelivered");
         }
     }
@@ -334,6 +334,16 @@ impl<L: Listener> Worker<L> {
     }
 }
 
+/// What the server is told of a handled message: `+ACK` (done, never again), `-NAK` with the
+/// handler's delay (redeliver to any replica after it), or `+TERM` (never again, not done).
+fn ack_for(outcome: &Outcome) -> AckKind {
+    match outcome {
+        Outcome::Ack => AckKind::Ack,
+        Outcome::Retry(delay) => AckKind::Nak(Some(*delay)),
+        Outcome::Reject(_) => AckKind::Term,
+    }
+}
+
 fn context_of(message: &jetstream::Message) -> Option<MessageContext> {
     let info = message.info().ok()?;
     let headers = message.headers.as_ref();
@@ -353,4 +363,24 @@ fn context_of(message: &jetstream::Message) -> Option<MessageContext> {
         trace,
         progress: ProgressAcks::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(outcome: Outcome) -> bytes::Bytes {
+        ack_for(&outcome).into()
+    }
+
+    #[test]
+    fn each_outcome_is_its_own_ack_on_the_wire() {
+        assert_eq!(wire(Outcome::Ack), "+ACK");
+        assert_eq!(
+            wire(Outcome::Retry(Duration::from_millis(250))),
+            "-NAK {\"delay\":250000000}",
+            "a retry keeps the handler's delay"
+        );
+        assert_eq!(wire(Outcome::Reject("poison".into())), "+TERM");
+    }
 }

@@ -15,7 +15,7 @@ use test_support::{Scenario, Target};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use test_support::jetstream::{connect, created, pending};
+use test_support::jetstream::{connect, consumer, created, pending};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(handled_messages_are_acked_once_their_handler_returns),
@@ -204,8 +204,15 @@ async fn a_rejected_message_is_terminated_and_not_redelivered(t: Target) -> anyh
     })
     .await?;
     run.settled().await?;
-    // Past an ack wait, a terminated message is still not back.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Nothing is waiting for an ack, so the server has nothing to redeliver when the ack wait
+    // passes: the message was terminated, not left to time out.
+    let info = consumer(&run.js, &run.spec.durable)
+        .await?
+        .get_info()
+        .await?;
+    assert_eq!(info.num_ack_pending, 0);
+    assert_eq!(info.num_redelivered, 0);
+    assert_eq!(info.delivered.consumer_sequence, 1, "delivered once");
     assert_eq!(run.probe.seen().len(), 1);
     Ok(())
 }
