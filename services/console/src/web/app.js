@@ -15,7 +15,8 @@
 //   #broker-streams  tr[data-testid="consumer-row"][data-stream][data-consumer]
 //       td[data-field="num_pending" | "num_ack_pending" | "num_redelivered" | ...]
 //   #scenario-<slug> (slugs "failed-before-ack", "out-of-order", "slow-handler", "dead-client",
-//       "crashed-replica", "duplicate-delivery", "replica-race"): #scenario-run-<slug>,
+//       "crashed-replica", "duplicate-delivery", "replica-race"; data-mode "a" to "f", also in
+//       the title): #scenario-run-<slug>,
 //       #scenario-truth-<slug>, #scenario-naive-<slug>, #scenario-service-<slug> (data-cents),
 //       #scenario-service-last-<slug>, #scenario-verdict-<slug> (data-state "running" | "done" |
 //       "error", data-passed "true" | "false"), #scenario-takes-<slug>, #scenario-needs-<slug>
@@ -415,8 +416,8 @@ function scenarioCard(info) {
     el("span", { className: "value", id, "aria-labelledby": `${id}-label` }, "–"));
   const button = el("button", { id: `scenario-run-${slug}`, type: "button" }, `Run “${info.title}”`);
   const card = el("article", { id: `scenario-${slug}`, className: "scenario", "data-testid": "scenario", "data-slug": slug,
-    "aria-labelledby": `scenario-title-${slug}` },
-    el("h3", { id: `scenario-title-${slug}` }, info.title),
+    "data-mode": info.mode, "aria-labelledby": `scenario-title-${slug}` },
+    el("h3", { id: `scenario-title-${slug}` }, `(${info.mode}) ${info.title}`),
     el("p", {}, info.summary),
     el("dl", {}, el("dt", {}, "Naive handler"), el("dd", {}, info.naive_expectation),
       el("dt", {}, "Account service"), el("dd", {}, info.service_expectation)),
