@@ -7,12 +7,14 @@
 //!
 //! A tour: [`config`] (flags and environment), [`startup`] (wiring, `Application`, `run`), [`routes`]
 //! (the HTTP API), [`ordering`] (the pure duplicate/next/gap decision and when a gap is parked),
-//! [`listener`] (the consumer around it), [`parked`] (parked transactions and conflicts),
+//! [`listener`] (the consumer around it), [`parked`] (parked transactions), [`conflict`] (a
+//! number claimed twice),
 //! [`store`] (SQL), [`rebuild`] (replaying the streams into an empty
 //! database), [`error`] (`ApiError`), [`faults`] (fault injection for demonstrations and tests:
 //! `--fault-injection` and `/faults`).
 
 pub mod config;
+pub mod conflict;
 pub mod error;
 pub mod faults;
 pub mod listener;

@@ -15,12 +15,14 @@ use common_events::observe::{DecisionKind, DecisionNotes};
 use common_events::{AccountId, AccountOpened, Envelope, TransactionCreated};
 use service_kit::batch::Batcher;
 use service_kit::log_limit::LogLimiter;
+use service_kit::sequence::wait_before_retry;
 use service_kit::{Listener, MessageContext, Outcome, UndecodableMessage};
 
+use crate::conflict::Conflict;
 use crate::faults::{FaultKind, Faults, Injected};
-use crate::ordering::{decide, gap_delay, AccountState, Decision, GapPolicy, OpenGaps};
-use crate::parked::{Conflict, Parked};
-use crate::store::{Effect, Record, Store};
+use crate::ordering::{decide, AccountState, Decision, GapPolicy, OpenGaps, Verdict};
+use crate::parked::Parked;
+use crate::store::{Publish, Record, Store};
 
 /// How long a message waits before a retry after a database error.
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
@@ -256,7 +258,7 @@ impl TransactionsListener {
                     .detail(format!("reading the account: {err}"));
             }
         };
-        let (effect, decided) = match decide(state, event) {
+        let verdict = match decide(state, event) {
             Decision::Duplicate => return self.seen_before(envelope, ctx, state).await,
             Decision::Gap { expected } => {
                 // An account with parked transactions waits for the same missing number:
@@ -267,26 +269,25 @@ impl TransactionsListener {
                     return self.park(event, ctx, state, expected).await;
                 }
                 tracing::debug!(expected, number = event.number, "gap; handing it back");
-                let retry = Outcome::Retry(gap_delay(ctx.delivered));
+                let retry = Outcome::Retry(wait_before_retry(ctx.delivered));
                 return Handled::new(retry, DecisionKind::Gap)
                     .after(state)
                     .detail(format!("expected {expected}"));
             }
-            Decision::Apply { balance_after } => (
-                Effect::Applied { balance_after },
-                Handled::new(Outcome::Ack, DecisionKind::Applied),
-            ),
-            Decision::Reject { reason } => {
-                let decided = Handled::new(Outcome::Ack, DecisionKind::Rejected).detail(&reason);
-                (Effect::Rejected { reason }, decided)
+            Decision::Decided(verdict) => verdict,
+        };
+        let decided = match &verdict {
+            Verdict::Applied { .. } => Handled::new(Outcome::Ack, DecisionKind::Applied),
+            Verdict::Rejected { reason } => {
+                Handled::new(Outcome::Ack, DecisionKind::Rejected).detail(reason)
             }
         };
         let fault = self.inject(event, ctx).await;
         let record = Record {
             event: event.clone(),
-            effect,
+            verdict,
             state,
-            trace: self.emit_events.then_some(ctx.trace),
+            publish: self.publish(ctx),
         };
         let mut handled = match self.recorder.submit(record).await.flatten() {
             Some(true) => {
@@ -360,7 +361,7 @@ impl TransactionsListener {
             recorded: &recorded,
             subject: &ctx.subject,
             stream_sequence: ctx.stream_sequence,
-            trace: self.emit_events.then_some(ctx.trace),
+            publish: self.publish(ctx),
         };
         let reason = conflict.reason();
         match self.store.record_conflict(&conflict).await {
@@ -390,7 +391,7 @@ impl TransactionsListener {
     ) -> Handled {
         let parked = Parked {
             event: event.clone(),
-            trace: self.emit_events.then_some(ctx.trace),
+            publish: self.publish(ctx),
             subject: ctx.subject.clone(),
             stream_sequence: ctx.stream_sequence,
         };
@@ -413,6 +414,16 @@ impl TransactionsListener {
     }
 
     /// Applies the account's parked transactions whose turn has come, in the background.
+    /// Whether recording a verdict publishes its outcome event: in the live service, continuing
+    /// the delivery's trace; not in a rebuild.
+    fn publish(&self, ctx: &MessageContext) -> Publish {
+        if self.emit_events {
+            Publish::Outcome(ctx.trace)
+        } else {
+            Publish::Nothing
+        }
+    }
+
     fn unpark_soon(&self, account: AccountId) {
         let (store, emit) = (self.store.clone(), self.emit_events);
         tokio::spawn(async move {

@@ -12,7 +12,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common_events::{TransactionCreated, TransactionKind};
+use common_events::{
+    EncodedEvent, Envelope, TraceContext, TransactionApplied, TransactionCreated, TransactionKind,
+    TransactionRejected,
+};
+use serde::Serialize;
+use service_kit::sequence::Turn;
 
 /// What the account looks like before the event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,50 +38,145 @@ pub enum Decision {
         /// The number the account waits for.
         expected: u64,
     },
-    /// The next number and the balance allows it.
-    Apply {
-        /// The balance after it.
+    /// Its turn: the verdict consumes the number.
+    Decided(Verdict),
+}
+
+/// What the account service made of a transaction whose turn it was. Either way the number is
+/// consumed; the verdict is recorded in the ledger and announced by its outcome event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Applied; the balance becomes `balance_after`.
+    Applied {
+        /// The new balance.
         balance_after: i64,
     },
-    /// The next number, refused; it consumes the number and leaves the balance.
-    Reject {
-        /// Why, for people.
+    /// Refused; the balance stays.
+    Rejected {
+        /// Why, for people and the transaction service.
         reason: String,
     },
 }
 
-/// Decides what `event` does to an account in `state`.
-pub fn decide(state: AccountState, event: &TransactionCreated) -> Decision {
-    let last = state.last_transaction_number;
-    if event.number <= last {
-        return Decision::Duplicate;
+impl Verdict {
+    /// The ledger's name for it.
+    pub fn outcome(&self) -> LedgerOutcome {
+        match self {
+            Verdict::Applied { .. } => LedgerOutcome::Applied,
+            Verdict::Rejected { .. } => LedgerOutcome::Rejected,
+        }
     }
-    if event.number > last + 1 {
-        return Decision::Gap { expected: last + 1 };
+
+    /// Why it was refused, if it was.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Verdict::Applied { .. } => None,
+            Verdict::Rejected { reason } => Some(reason),
+        }
     }
-    let amount = event.amount.get();
-    let after = match event.kind {
-        TransactionKind::Deposit => state.balance.checked_add(amount),
-        TransactionKind::Withdrawal => state.balance.checked_sub(amount),
-    };
-    match after {
-        Some(balance_after) if balance_after >= 0 => Decision::Apply { balance_after },
-        Some(_) => Decision::Reject {
-            reason: format!(
-                "insufficient funds: balance {}, withdrawal {amount}",
-                state.balance
-            ),
-        },
-        None => Decision::Reject {
-            reason: format!("balance {} cannot take {amount} more", state.balance),
-        },
+
+    /// The account after the verdict on transaction `number`, from `before`.
+    pub fn state_after(&self, before: AccountState, number: u64) -> AccountState {
+        let balance = match self {
+            Verdict::Applied { balance_after } => *balance_after,
+            Verdict::Rejected { .. } => before.balance,
+        };
+        AccountState {
+            balance,
+            last_transaction_number: number,
+        }
+    }
+
+    /// The outcome event that announces the verdict on `created` (`TransactionApplied` or
+    /// `TransactionRejected`, correlated by the transaction), continuing `trace`.
+    pub fn event(&self, created: &TransactionCreated, trace: TraceContext) -> EncodedEvent {
+        let correlation = created.transaction_id.0;
+        match self {
+            Verdict::Applied { balance_after } => Envelope::new(TransactionApplied {
+                transaction_id: created.transaction_id,
+                account_id: created.account_id,
+                number: created.number,
+                kind: created.kind,
+                amount: created.amount,
+                balance_after: *balance_after,
+            })
+            .correlated(correlation)
+            .encode(Some(trace)),
+            Verdict::Rejected { reason } => Envelope::new(TransactionRejected {
+                transaction_id: created.transaction_id,
+                account_id: created.account_id,
+                number: created.number,
+                kind: created.kind,
+                amount: created.amount,
+                reason: reason.clone(),
+            })
+            .correlated(correlation)
+            .encode(Some(trace)),
+        }
     }
 }
 
-/// The NAK delay for a gap at its `delivered`-th delivery: 10 ms, doubling, at most 1 s.
-pub fn gap_delay(delivered: i64) -> Duration {
-    let exponent = delivered.clamp(1, 8) - 1;
-    Duration::from_millis(10 << exponent).min(Duration::from_secs(1))
+/// A consumed number's outcome, as the ledger stores it and the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerOutcome {
+    /// The transaction moved the balance.
+    Applied,
+    /// The transaction was refused; the balance stayed.
+    Rejected,
+}
+
+/// An `outcome` column value that names no [`LedgerOutcome`].
+#[derive(Debug, thiserror::Error)]
+#[error("outcome {0:?} is not applied or rejected")]
+pub struct InvalidOutcome(String);
+
+impl LedgerOutcome {
+    /// The name in the database and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerOutcome::Applied => "applied",
+            LedgerOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+impl TryFrom<String> for LedgerOutcome {
+    type Error = InvalidOutcome;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "applied" => Ok(LedgerOutcome::Applied),
+            "rejected" => Ok(LedgerOutcome::Rejected),
+            _ => Err(InvalidOutcome(value)),
+        }
+    }
+}
+
+/// Decides what `event` does to an account in `state`.
+pub fn decide(state: AccountState, event: &TransactionCreated) -> Decision {
+    match Turn::of(state.last_transaction_number, event.number) {
+        Turn::Taken => Decision::Duplicate,
+        Turn::Ahead { expected } => Decision::Gap { expected },
+        Turn::Next => Decision::Decided(verdict(state.balance, event)),
+    }
+}
+
+/// The verdict on `event` when it is its turn and the balance is `balance`.
+fn verdict(balance: i64, event: &TransactionCreated) -> Verdict {
+    let amount = event.amount.get();
+    let after = match event.kind {
+        TransactionKind::Deposit => balance.checked_add(amount),
+        TransactionKind::Withdrawal => balance.checked_sub(amount),
+    };
+    match after {
+        Some(balance_after) if balance_after >= 0 => Verdict::Applied { balance_after },
+        Some(_) => Verdict::Rejected {
+            reason: format!("insufficient funds: balance {balance}, withdrawal {amount}"),
+        },
+        None => Verdict::Rejected {
+            reason: format!("balance {balance} cannot take {amount} more"),
+        },
+    }
 }
 
 /// How long a gap may stay open before it is parked, unless `GAP_PARK_AFTER` says otherwise.
@@ -224,9 +324,15 @@ mod tests {
     #[test]
     fn the_next_number_is_applied() {
         let decision = decide(state(10, 3), &event(4, TransactionKind::Deposit, 5));
-        assert_eq!(decision, Decision::Apply { balance_after: 15 });
+        assert_eq!(
+            decision,
+            Decision::Decided(Verdict::Applied { balance_after: 15 })
+        );
         let decision = decide(state(10, 3), &event(4, TransactionKind::Withdrawal, 10));
-        assert_eq!(decision, Decision::Apply { balance_after: 0 });
+        assert_eq!(
+            decision,
+            Decision::Decided(Verdict::Applied { balance_after: 0 })
+        );
     }
 
     #[test]
@@ -239,7 +345,7 @@ mod tests {
     fn a_withdrawal_beyond_the_balance_is_rejected_and_consumes_its_number() {
         let decision = decide(state(10, 0), &event(1, TransactionKind::Withdrawal, 11));
         assert!(
-            matches!(decision, Decision::Reject { reason } if reason.contains("insufficient funds"))
+            matches!(decision, Decision::Decided(Verdict::Rejected { reason }) if reason.contains("insufficient funds"))
         );
     }
 
@@ -249,7 +355,10 @@ mod tests {
             state(i64::MAX - 1, 0),
             &event(1, TransactionKind::Deposit, 5),
         );
-        assert!(matches!(decision, Decision::Reject { .. }));
+        assert!(matches!(
+            decision,
+            Decision::Decided(Verdict::Rejected { .. })
+        ));
     }
 
     #[test]
@@ -319,14 +428,5 @@ mod tests {
             "gap 1 was forgotten, so 2 fits"
         );
         assert_eq!(gaps.open(), 1);
-    }
-
-    #[test]
-    fn gap_delays_grow_and_stay_short() {
-        assert_eq!(gap_delay(1), Duration::from_millis(10));
-        assert_eq!(gap_delay(2), Duration::from_millis(20));
-        assert!(gap_delay(5) > gap_delay(4));
-        assert_eq!(gap_delay(1000), Duration::from_secs(1));
-        assert_eq!(gap_delay(0), Duration::from_millis(10));
     }
 }

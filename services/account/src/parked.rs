@@ -5,25 +5,21 @@
 //! predecessor is recorded: at once by the replica that records the predecessor, and by a
 //! sweep every [`SWEEP_EVERY`] that catches what another replica or a crash left.
 //!
-//! Conflicts are found here too: a `TransactionCreated` whose number the account already
-//! consumed for another transaction. It is dead-lettered once, and a `TransactionRejected` with a
-//! reason starting `conflict:` tells the transaction service, so it never stays pending.
+//! Unparking finds conflicts too (see [`crate::conflict`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common_events::{
-    AccountId, Amount, Envelope, TraceContext, TransactionCreated, TransactionRejected,
-};
+use common_events::{AccountId, Amount, TransactionCreated};
 use service_kit::db::now_millis;
-use service_kit::outbox;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::conflict::{insert_conflict, recorded_in, Conflict};
 use crate::ordering::{decide, AccountState, Decision};
-use crate::store::{record_one, Effect, Record, Store};
+use crate::store::{record_one, Publish, Record, Store};
 
 /// How often the sweep looks for parked transactions whose turn has come.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -40,37 +36,12 @@ const PARKED_ACCOUNTS: usize = 10_000;
 pub struct Parked {
     /// The event.
     pub event: TransactionCreated,
-    /// The trace its outcome event continues; `None` emits no outcome (rebuilds).
-    pub trace: Option<TraceContext>,
+    /// Whether its outcome event is published when it is applied.
+    pub publish: Publish,
     /// The subject it was published on.
     pub subject: String,
     /// Its sequence in the stream.
     pub stream_sequence: u64,
-}
-
-/// A transaction that claims a number its account consumed for another transaction.
-#[derive(Clone, Debug)]
-pub struct Conflict<'a> {
-    /// The claimant.
-    pub event: &'a TransactionCreated,
-    /// The transaction the account recorded under that number.
-    pub recorded: &'a str,
-    /// Where the claimant came from (a dead letter is kept once per message).
-    pub subject: &'a str,
-    /// Its sequence in the stream.
-    pub stream_sequence: u64,
-    /// The trace of the `TransactionRejected` to emit; `None` emits none (rebuilds).
-    pub trace: Option<TraceContext>,
-}
-
-impl Conflict<'_> {
-    /// The reason people and the transaction service see.
-    pub fn reason(&self) -> String {
-        format!(
-            "conflict: number {} of account {} is already transaction {}",
-            self.event.number, self.event.account_id, self.recorded
-        )
-    }
 }
 
 /// What parking and conflicts came to, for `/metrics` and `/readyz`.
@@ -115,7 +86,7 @@ impl ParkingStats {
             .is_ok_and(|accounts| accounts.contains(&account))
     }
 
-    fn remember(&self, account: AccountId) {
+    pub(crate) fn remember(&self, account: AccountId) {
         if let Ok(mut accounts) = self.accounts.lock() {
             if accounts.len() < PARKED_ACCOUNTS {
                 accounts.insert(account);
@@ -176,7 +147,7 @@ impl ParkedRow {
         };
         Ok(Parked {
             event,
-            trace: self.traceparent.as_deref().and_then(TraceContext::parse),
+            publish: Publish::from_traceparent(self.traceparent.as_deref()),
             subject: self.subject.clone(),
             stream_sequence: u64::try_from(self.stream_sequence).unwrap_or(0),
         })
@@ -205,7 +176,7 @@ impl Store {
             .bind(event.transaction_id.to_string())
             .bind(event.kind.as_str())
             .bind(event.amount.get())
-            .bind(item.trace.map(|trace| trace.to_string()))
+            .bind(item.publish.traceparent())
             .bind(&item.subject)
             .bind(i64::try_from(item.stream_sequence).unwrap_or(i64::MAX))
             .bind(now_millis())
@@ -242,33 +213,6 @@ impl Store {
             .fetch_all(self.db().pool())
             .await?;
         Ok(rows.iter().filter_map(|row| row.decode().ok()).collect())
-    }
-
-    /// The transaction recorded under `number` of `account`, if any.
-    pub async fn recorded_transaction(
-        &self,
-        account: AccountId,
-        number: u64,
-    ) -> Result<Option<String>, sqlx::Error> {
-        let mut conn = self.db().pool().acquire().await?;
-        recorded_in(&mut conn, account, number).await
-    }
-
-    /// Dead-letters a conflict and, when it has a trace, emits its `TransactionRejected`, in one
-    /// database transaction; false when this message was dead-lettered before (a redelivery).
-    pub async fn record_conflict(&self, conflict: &Conflict<'_>) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db().begin_write().await?;
-        let new = insert_conflict(&mut tx, conflict).await?;
-        tx.commit().await?;
-        if new {
-            self.conflict_recorded();
-        }
-        Ok(new)
-    }
-
-    fn conflict_recorded(&self) {
-        self.parking().conflicts.fetch_add(1, Ordering::Relaxed);
-        self.wake_relay();
     }
 
     /// Applies the parked transactions of `account` whose turn has come, in number order and
@@ -317,7 +261,7 @@ impl Store {
                 match row.decode() {
                     Ok(mut parked) => {
                         if !emit {
-                            parked.trace = None;
+                            parked.publish = Publish::Nothing;
                         }
                         match unpark_one(&mut tx, &parked, state).await? {
                             None => {
@@ -443,7 +387,7 @@ async fn unpark_one(
     state: AccountState,
 ) -> Result<Option<(UnparkOutcome, AccountState)>, sqlx::Error> {
     let event = &parked.event;
-    let (effect, after) = match decide(state, event) {
+    let verdict = match decide(state, event) {
         Decision::Duplicate => {
             let recorded = recorded_in(tx, event.account_id, event.number).await?;
             let outcome = match recorded {
@@ -453,7 +397,7 @@ async fn unpark_one(
                         recorded: &recorded,
                         subject: &parked.subject,
                         stream_sequence: parked.stream_sequence,
-                        trace: parked.trace,
+                        publish: parked.publish,
                     };
                     if insert_conflict(tx, &conflict).await? {
                         UnparkOutcome::Conflict(conflict.reason())
@@ -467,88 +411,18 @@ async fn unpark_one(
         }
         // Unparking only looks at numbers up to the next one.
         Decision::Gap { .. } => return Ok(None),
-        Decision::Apply { balance_after } => (
-            Effect::Applied { balance_after },
-            AccountState {
-                balance: balance_after,
-                last_transaction_number: event.number,
-            },
-        ),
-        Decision::Reject { reason } => (
-            Effect::Rejected { reason },
-            AccountState {
-                last_transaction_number: event.number,
-                ..state
-            },
-        ),
+        Decision::Decided(verdict) => verdict,
     };
+    let after = verdict.state_after(state, event.number);
     let record = Record {
         event: event.clone(),
-        effect,
+        verdict,
         state,
-        trace: parked.trace,
+        publish: parked.publish,
     };
     Ok(record_one(tx, &record)
         .await?
         .then_some((UnparkOutcome::Recorded, after)))
-}
-
-async fn recorded_in(
-    conn: &mut AnyConnection,
-    account: AccountId,
-    number: u64,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select transaction_id from ledger_entry where account_id = $1 and number = $2",
-    )
-    .bind(account.to_string())
-    .bind(i64::try_from(number).unwrap_or(i64::MAX))
-    .fetch_optional(conn)
-    .await
-}
-
-/// Dead-letters `conflict` unless its message was, and emits its `TransactionRejected` when it
-/// has a trace; whether it was new.
-async fn insert_conflict(
-    tx: &mut AnyConnection,
-    conflict: &Conflict<'_>,
-) -> Result<bool, sqlx::Error> {
-    let sequence = i64::try_from(conflict.stream_sequence).unwrap_or(i64::MAX);
-    let event = conflict.event;
-    // The primary key makes this the one place that decides "first time": a second replica or
-    // a redelivery inserts nothing (on PostgreSQL it waits for the first to commit).
-    let claimed = sqlx::query(
-        "insert into conflict (subject, stream_sequence, account_id, number, transaction_id, \
-         recorded_at) values ($1, $2, $3, $4, $5, $6) \
-         on conflict (subject, stream_sequence) do nothing",
-    )
-    .bind(conflict.subject)
-    .bind(sequence)
-    .bind(event.account_id.to_string())
-    .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
-    .bind(event.transaction_id.to_string())
-    .bind(now_millis())
-    .execute(&mut *tx)
-    .await?;
-    if claimed.rows_affected() != 1 {
-        return Ok(false);
-    }
-    let reason = conflict.reason();
-    let payload = serde_json::to_vec(&Envelope::new(event.clone())).unwrap_or_default();
-    insert_dead_letter(tx, conflict.subject, sequence, &payload, &reason).await?;
-    if let Some(trace) = conflict.trace {
-        let rejected = Envelope::new(TransactionRejected {
-            transaction_id: event.transaction_id,
-            account_id: event.account_id,
-            number: event.number,
-            kind: event.kind,
-            amount: event.amount,
-            reason,
-        })
-        .correlated(event.transaction_id.0);
-        outbox::insert(tx, &rejected.encode(Some(trace))).await?;
-    }
-    Ok(true)
 }
 
 async fn dead_letter_row(

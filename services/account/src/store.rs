@@ -1,17 +1,14 @@
 //! The account service's database: accounts (the projection), the ledger of consumed numbers,
 //! dead letters, the outbox, and parked transactions (see [`crate::parked`]).
 
-use common_events::{
-    AccountId, AccountOpened, EncodedEvent, Envelope, TraceContext, TransactionApplied,
-    TransactionCreated, TransactionRejected,
-};
+use common_events::{AccountId, AccountOpened, Envelope, TraceContext, TransactionCreated};
 use serde::Serialize;
 use service_kit::db::{now_millis, Db};
 use service_kit::outbox::{self, Relay};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-use crate::ordering::AccountState;
+use crate::ordering::{AccountState, LedgerOutcome, Verdict};
 use crate::parked::{insert_dead_letter, ParkingStats};
 
 /// An account as the API shows it.
@@ -38,8 +35,9 @@ pub struct LedgerEntry {
     pub kind: String,
     /// Minor units.
     pub amount: i64,
-    /// `applied` or `rejected`.
-    pub outcome: String,
+    /// Applied or rejected.
+    #[sqlx(try_from = "String")]
+    pub outcome: LedgerOutcome,
     /// The balance after it.
     pub balance_after: i64,
     /// Why it was rejected.
@@ -47,19 +45,34 @@ pub struct LedgerEntry {
     pub reason: Option<String>,
 }
 
-/// The result of the ordering decision to record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// Applied; the balance becomes this.
-    Applied {
-        /// The new balance.
-        balance_after: i64,
-    },
-    /// Rejected for this reason; the balance stays.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
+/// Whether recording a verdict also writes its outcome event to the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// Write the outcome event, continuing this trace (the live service).
+    Outcome(TraceContext),
+    /// Record only: a rebuild replays what was announced before.
+    Nothing,
+}
+
+impl Publish {
+    /// How it is stored beside a parked transaction: the trace, or nothing.
+    pub fn traceparent(self) -> Option<String> {
+        match self {
+            Publish::Outcome(trace) => Some(trace.to_string()),
+            Publish::Nothing => None,
+        }
+    }
+
+    /// Read back from [`Publish::traceparent`]; a stored trace that no longer parses still
+    /// publishes, under a new trace.
+    pub fn from_traceparent(stored: Option<&str>) -> Self {
+        match stored {
+            Some(value) => {
+                Publish::Outcome(TraceContext::parse(value).unwrap_or_else(TraceContext::new_root))
+            }
+            None => Publish::Nothing,
+        }
+    }
 }
 
 /// One decided transaction to record.
@@ -68,11 +81,11 @@ pub struct Record {
     /// The event.
     pub event: TransactionCreated,
     /// What the ordering decision made of it.
-    pub effect: Effect,
+    pub verdict: Verdict,
     /// The account's state the decision was made on.
     pub state: AccountState,
-    /// The trace of the outcome event; `None` records without emitting one (rebuilds).
-    pub trace: Option<TraceContext>,
+    /// Whether its outcome event is published.
+    pub publish: Publish,
 }
 
 /// A cheap-to-clone handle over the database and the outbox relay.
@@ -266,17 +279,14 @@ pub(crate) async fn record_one(
     conn: &mut sqlx::AnyConnection,
     record: &Record,
 ) -> Result<bool, sqlx::Error> {
-    let (event, effect) = (&record.event, &record.effect);
-    let balance_after = match effect {
-        Effect::Applied { balance_after } => *balance_after,
-        Effect::Rejected { .. } => record.state.balance,
-    };
+    let event = &record.event;
+    let after = record.verdict.state_after(record.state, event.number);
     let number = i64::try_from(event.number).unwrap_or(i64::MAX);
     let updated = sqlx::query(
         "update account set balance = $1, last_transaction_number = $2 \
          where id = $3 and last_transaction_number = $4",
     )
-    .bind(balance_after)
+    .bind(after.balance)
     .bind(number)
     .bind(event.account_id.to_string())
     .bind(number - 1)
@@ -285,9 +295,9 @@ pub(crate) async fn record_one(
     if updated.rows_affected() != 1 {
         return Ok(false);
     }
-    insert_entry(conn, event, effect, balance_after).await?;
-    if let Some(trace) = record.trace {
-        outbox::insert(conn, &outcome_event(event, effect, balance_after, trace)).await?;
+    insert_entry(conn, event, &record.verdict, after.balance).await?;
+    if let Publish::Outcome(trace) = record.publish {
+        outbox::insert(conn, &record.verdict.event(event, trace)).await?;
     }
     Ok(true)
 }
@@ -313,13 +323,9 @@ async fn insert_account(
 async fn insert_entry(
     conn: &mut sqlx::AnyConnection,
     event: &TransactionCreated,
-    effect: &Effect,
+    verdict: &Verdict,
     balance_after: i64,
 ) -> Result<(), sqlx::Error> {
-    let (outcome, reason) = match effect {
-        Effect::Applied { .. } => ("applied", None),
-        Effect::Rejected { reason } => ("rejected", Some(reason.as_str())),
-    };
     sqlx::query(
         "insert into ledger_entry (account_id, number, transaction_id, kind, amount, outcome, \
          balance_after, reason, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -329,42 +335,11 @@ async fn insert_entry(
     .bind(event.transaction_id.to_string())
     .bind(event.kind.as_str())
     .bind(event.amount.get())
-    .bind(outcome)
+    .bind(verdict.outcome().as_str())
     .bind(balance_after)
-    .bind(reason)
+    .bind(verdict.reason())
     .bind(now_millis())
     .execute(conn)
     .await?;
     Ok(())
-}
-
-fn outcome_event(
-    event: &TransactionCreated,
-    effect: &Effect,
-    balance_after: i64,
-    trace: TraceContext,
-) -> EncodedEvent {
-    let correlation = event.transaction_id.0;
-    match effect {
-        Effect::Applied { .. } => Envelope::new(TransactionApplied {
-            transaction_id: event.transaction_id,
-            account_id: event.account_id,
-            number: event.number,
-            kind: event.kind,
-            amount: event.amount,
-            balance_after,
-        })
-        .correlated(correlation)
-        .encode(Some(trace)),
-        Effect::Rejected { reason } => Envelope::new(TransactionRejected {
-            transaction_id: event.transaction_id,
-            account_id: event.account_id,
-            number: event.number,
-            kind: event.kind,
-            amount: event.amount,
-            reason: reason.clone(),
-        })
-        .correlated(correlation)
-        .encode(Some(trace)),
-    }
 }

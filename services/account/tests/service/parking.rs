@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use account::parked::Conflict;
+use account::conflict::Conflict;
+use account::store::Publish;
 use common_events::inspect::read_all;
 use common_events::topology::{subjects, TRANSACTIONS};
 use common_events::{
@@ -242,7 +243,7 @@ async fn a_consumed_number_claimed_by_another_transaction_is_a_conflict_not_a_du
         recorded: &recorded,
         subject: subjects::TRANSACTION_CREATED,
         stream_sequence: *sequence,
-        trace: Some(TraceContext::new_root()),
+        publish: Publish::Outcome(TraceContext::new_root()),
     };
     assert!(!app.store.record_conflict(&again).await?, "met before");
     assert_eq!(app.store.dead_letter_count().await?, 1);
