@@ -262,6 +262,11 @@ pub trait Claims: Event {
     fn claim(event: &Envelope<Self>) -> Claim;
 }
 
+/// An event's number as a plain `u64` (whatever type the event carries it in).
+fn plain_number(number: impl Into<u64>) -> u64 {
+    number.into()
+}
+
 /// Implements [`Claims`] for an outcome event, whose fields are alike but for the effect.
 macro_rules! claims {
     ($event:ty, $listener:literal, |$data:ident| $effect:expr) => {
@@ -272,7 +277,7 @@ macro_rules! claims {
                 Claim {
                     account_id: $data.account_id,
                     transaction_id: $data.transaction_id,
-                    number: $data.number,
+                    number: plain_number($data.number),
                     kind: $data.kind,
                     amount: $data.amount.get(),
                     effect: $effect,

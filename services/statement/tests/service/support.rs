@@ -137,7 +137,7 @@ impl TestApp {
     pub async fn outcome(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let (transaction_id, account_id, kind) = (outcome.id, outcome.account, outcome.kind);
         let amount = Amount::new(outcome.amount)?;
-        let number = outcome.number;
+        let number = event_number(outcome.number)?;
         match &outcome.result {
             Ok(balance_after) => {
                 let balance_after = *balance_after;
@@ -206,6 +206,15 @@ impl TestApp {
             format!("listener_messages_total{{listener=\"{listener}\",outcome=\"{outcome}\"}}");
         self.metric(&name).await
     }
+}
+
+/// `number` as the events carry it (checked on the way, as a producer's would be).
+fn event_number<N>(number: u64) -> anyhow::Result<N>
+where
+    N: TryFrom<u64>,
+    N::Error: std::error::Error + Send + Sync + 'static,
+{
+    Ok(N::try_from(number)?)
 }
 
 /// `GET /api/accounts/{account}/statement<query>` on `service`.
