@@ -7,6 +7,7 @@ mod example;
 mod guide;
 mod projection;
 mod rebuild;
+mod replicas;
 mod support;
 
 /// The listener-only example of `docs/new-service.md`, compiled and run by `example`.
@@ -23,6 +24,7 @@ pub fn all_scenarios() -> Vec<Scenario> {
         api::SCENARIOS,
         projection::SCENARIOS,
         rebuild::SCENARIOS,
+        replicas::SCENARIOS,
         example::SCENARIOS,
         guide::SCENARIOS,
     ]

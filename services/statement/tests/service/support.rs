@@ -191,13 +191,7 @@ impl TestApp {
 
     /// A metric line's value from `/metrics` (0 when absent); `name` includes any labels.
     pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
-        let (_, text) = self.service.get("/metrics").await?;
-        let text = text.as_str().unwrap_or_default();
-        let value = text.lines().find_map(|line| {
-            let (metric, value) = line.rsplit_once(' ')?;
-            (metric == name).then(|| value.trim().parse().ok())?
-        });
-        Ok(value.unwrap_or(0))
+        metric(&self.service, name).await
     }
 
     /// A listener's count of `outcome` (`acked`, `retried`, `rejected`, `undecodable`).
@@ -206,6 +200,18 @@ impl TestApp {
             format!("listener_messages_total{{listener=\"{listener}\",outcome=\"{outcome}\"}}");
         self.metric(&name).await
     }
+}
+
+/// A metric line's value from `service`'s `/metrics` (0 when absent); `name` includes any
+/// labels.
+pub async fn metric(service: &InProcess, name: &str) -> anyhow::Result<u64> {
+    let (_, text) = service.get("/metrics").await?;
+    let text = text.as_str().unwrap_or_default();
+    let value = text.lines().find_map(|line| {
+        let (metric, value) = line.rsplit_once(' ')?;
+        (metric == name).then(|| value.trim().parse().ok())?
+    });
+    Ok(value.unwrap_or(0))
 }
 
 /// `number` as the events carry it (checked on the way, as a producer's would be).
