@@ -16,7 +16,7 @@
 //! ```
 //!
 //! A service that publishes events (and so has an outbox and a relay) wires a
-//! [`Server`](crate::server::Server) and a [`Foundation`] itself, as the account and transaction
+//! [`Server`] and a [`Foundation`] itself, as the account and transaction
 //! services do.
 
 use std::future::Future;
@@ -293,6 +293,29 @@ mod tests {
         assert!(
             spec.publishes.is_empty(),
             "a listening service publishes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_busy_port_fails_at_once_naming_the_setting() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            common: CommonConfig,
+        }
+        let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let common = Cli::parse_from(["x"]).common;
+        let migrations = Migrations {
+            sqlite: &NO_MIGRATIONS,
+            postgres: &NO_MIGRATIONS,
+        };
+        let declared = Declared::new("example", migrations, Vec::new());
+        let err = App::bind(&common, declared, addr).await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use")
         );
     }
 

@@ -7,6 +7,7 @@ use common_events::{AccountId, TransactionId, TransactionKind};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use service_kit::db::Db;
+use service_kit::http::json_api;
 use statement::projection::{Claim, Effect};
 use statement::routes::{router, DEFAULT_LINES, MAX_LINES};
 use statement::store::Store;
@@ -61,8 +62,12 @@ async fn with_lines(store: &Store, account: AccountId, count: u64) -> anyhow::Re
 }
 
 async fn get(store: &Store, uri: &str) -> anyhow::Result<(u16, Value)> {
-    let request = Request::get(uri).body(Body::empty())?;
-    let response = router(store.clone()).oneshot(request).await?;
+    send(store, Request::get(uri).body(Body::empty())?).await
+}
+
+/// `request` through the routes as the server serves them (body limit, JSON 404 and 405).
+async fn send(store: &Store, request: Request<Body>) -> anyhow::Result<(u16, Value)> {
+    let response = json_api(router(store.clone())).oneshot(request).await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
     Ok((status, serde_json::from_slice(&bytes)?))
@@ -102,6 +107,14 @@ async fn bad_parameters_are_400_and_unknown_accounts_404(t: Target) -> anyhow::R
     let (status, body) = get(&store, &format!("{path}?from=2&to=2&limit={MAX_LINES}")).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["lines"].as_array().map(Vec::len), Some(1));
+    let post = Request::post(&path).body(Body::from("{}"))?;
+    let (status, body) = send(&store, post).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let (status, body) = get(&store, "/api/statements").await?;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     let (status, body) = get(&store, "/openapi.json").await?;
     assert_eq!(status, 200);
     assert_eq!(body["info"]["title"], "statement-service");
