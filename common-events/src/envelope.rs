@@ -158,7 +158,7 @@ fn nul_in(data: &serde_json::Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::events::{AccountOpened, TransactionCreated};
-    use crate::ids::{AccountId, Amount, TransactionId, TransactionKind};
+    use crate::ids::{AccountId, Amount, TransactionId, TransactionKind, TransactionNumber};
 
     #[test]
     fn a_nul_in_a_text_field_does_not_decode() {
@@ -182,7 +182,7 @@ mod tests {
         Envelope::new(TransactionCreated {
             transaction_id: TransactionId::new(),
             account_id: AccountId::new(),
-            number: 3,
+            number: TransactionNumber::new(3).unwrap(),
             kind: TransactionKind::Withdrawal,
             amount: Amount::new(250).unwrap(),
         })
@@ -222,5 +222,18 @@ mod tests {
         let text = String::from_utf8(created().encode(None).payload.to_vec()).unwrap();
         let negative = text.replace("\"amount\":250", "\"amount\":-250");
         assert!(Envelope::<TransactionCreated>::decode(negative.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn transaction_numbers_outside_one_to_i64_max_do_not_decode() {
+        let text = String::from_utf8(created().encode(None).payload.to_vec()).unwrap();
+        for bad in ["0", "-1", "9223372036854775808", "1.5", "\"3\""] {
+            let changed = text.replace("\"number\":3", &format!("\"number\":{bad}"));
+            assert_ne!(changed, text);
+            assert!(
+                Envelope::<TransactionCreated>::decode(changed.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

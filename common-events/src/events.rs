@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, Amount, TransactionId, TransactionKind};
+use crate::ids::{AccountId, Amount, TransactionId, TransactionKind, TransactionNumber};
 use crate::topology::subjects;
 
 /// A typed event: its type name, schema version and subject.
@@ -33,7 +33,7 @@ pub struct TransactionCreated {
     /// The account it applies to.
     pub account_id: AccountId,
     /// Its place in the account's sequence: previous number + 1, starting at 1.
-    pub number: u64,
+    pub number: TransactionNumber,
     /// Deposit or withdrawal.
     pub kind: TransactionKind,
     /// How much, in minor units.
@@ -48,7 +48,7 @@ pub struct TransactionApplied {
     /// The account it applied to.
     pub account_id: AccountId,
     /// Its number in the account's sequence.
-    pub number: u64,
+    pub number: TransactionNumber,
     /// Deposit or withdrawal.
     pub kind: TransactionKind,
     /// How much, in minor units.
@@ -65,7 +65,7 @@ pub struct TransactionRejected {
     /// The account it was for.
     pub account_id: AccountId,
     /// Its number in the account's sequence.
-    pub number: u64,
+    pub number: TransactionNumber,
     /// Deposit or withdrawal.
     pub kind: TransactionKind,
     /// How much, in minor units.

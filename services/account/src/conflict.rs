@@ -101,7 +101,7 @@ pub(crate) async fn insert_conflict(
     .bind(conflict.subject)
     .bind(sequence)
     .bind(event.account_id.to_string())
-    .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+    .bind(event.number.as_i64())
     .bind(event.transaction_id.to_string())
     .bind(now_millis())
     .execute(&mut *tx)

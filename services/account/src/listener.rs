@@ -58,7 +58,7 @@ fn recorder(store: Store) -> Recorder {
                         answers.push(match alone {
                             Ok(done) => done.first().copied(),
                             Err(err) => {
-                                tracing::warn!(error = %err, account = %record.event.account_id, number = record.event.number, "recording a transaction failed");
+                                tracing::warn!(error = %err, account = %record.event.account_id, number = %record.event.number, "recording a transaction failed");
                                 None
                             }
                         });
@@ -201,7 +201,7 @@ impl TransactionsListener {
             let Some(state) = self.store.state(event.account_id).await? else {
                 return Ok(None);
             };
-            let ahead = event.number > state.last_transaction_number + 1;
+            let ahead = event.number.get() > state.last_transaction_number + 1;
             if !ahead || tokio::time::Instant::now() >= deadline {
                 return Ok(Some(state));
             }
@@ -237,18 +237,6 @@ impl TransactionsListener {
         ctx: &MessageContext,
     ) -> Handled {
         let event = &envelope.data;
-        let invalid = match event.number {
-            0 => Some("transaction number 0 (numbers start at 1)"),
-            n if i64::try_from(n).is_err() => Some("transaction number past 2^63 - 1"),
-            _ => None,
-        };
-        if let Some(reason) = invalid {
-            let payload = serde_json::to_vec(envelope).unwrap_or_default();
-            self.gaps.closed(ctx.stream_sequence);
-            return self
-                .poison(&ctx.subject, ctx.stream_sequence, &payload, reason)
-                .await;
-        }
         let state = match self.state_in_turn(event, ctx.delivered).await {
             Ok(Some(state)) => state,
             Ok(None) => return self.unknown_account(envelope, ctx).await,
@@ -268,7 +256,7 @@ impl TransactionsListener {
                 {
                     return self.park(event, ctx, state, expected).await;
                 }
-                tracing::debug!(expected, number = event.number, "gap; handing it back");
+                tracing::debug!(expected, number = %event.number, "gap; handing it back");
                 let retry = Outcome::Retry(wait_before_retry(ctx.delivered));
                 return Handled::new(retry, DecisionKind::Gap)
                     .after(state)
@@ -342,7 +330,7 @@ impl TransactionsListener {
         self.gaps.closed(ctx.stream_sequence);
         let recorded = match self
             .store
-            .recorded_transaction(event.account_id, event.number)
+            .recorded_transaction(event.account_id, event.number.get())
             .await
         {
             Ok(recorded) => recorded,
@@ -403,7 +391,7 @@ impl TransactionsListener {
         self.gaps.closed(ctx.stream_sequence);
         let policy = self.gaps.policy();
         if let Some(suppressed) = self.logs.parked.allow() {
-            tracing::warn!(account = %event.account_id, number = event.number, expected, open_gaps = self.gaps.open(), park_after = ?policy.park_after, suppressed, "a gap stayed open too long, or too many are open; parked it until its predecessor arrives");
+            tracing::warn!(account = %event.account_id, number = %event.number, expected, open_gaps = self.gaps.open(), park_after = ?policy.park_after, suppressed, "a gap stayed open too long, or too many are open; parked it until its predecessor arrives");
         }
         // The predecessor may have been recorded while this was being parked.
         self.unpark_soon(event.account_id);
@@ -442,7 +430,7 @@ impl TransactionsListener {
             .faults
             .as_ref()?
             .take(event.account_id, ctx.delivered)?;
-        let (account, number, delivered) = (event.account_id, event.number, ctx.delivered);
+        let (account, number, delivered) = (event.account_id, event.number.get(), ctx.delivered);
         match fault.kind {
             FaultKind::Crash => {
                 tracing::error!(%account, number, delivered, "fault injection: aborting the process before committing");
@@ -477,7 +465,7 @@ impl TransactionsListener {
         if let Some(event) = event {
             note.account_id = Some(event.account_id);
             note.transaction_id = Some(event.transaction_id);
-            note.number = Some(event.number);
+            note.number = Some(event.number.get());
         }
         note.last_transaction_number = handled.last_transaction_number;
         note.detail.clone_from(&handled.detail);

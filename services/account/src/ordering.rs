@@ -154,7 +154,7 @@ impl TryFrom<String> for LedgerOutcome {
 
 /// Decides what `event` does to an account in `state`.
 pub fn decide(state: AccountState, event: &TransactionCreated) -> Decision {
-    match Turn::of(state.last_transaction_number, event.number) {
+    match Turn::of(state.last_transaction_number, event.number.get()) {
         Turn::Taken => Decision::Duplicate,
         Turn::Ahead { expected } => Decision::Gap { expected },
         Turn::Next => Decision::Decided(verdict(state.balance, event)),
@@ -295,13 +295,13 @@ impl OpenGaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common_events::{AccountId, Amount, TransactionId};
+    use common_events::{AccountId, Amount, TransactionId, TransactionNumber};
 
     fn event(number: u64, kind: TransactionKind, amount: i64) -> TransactionCreated {
         TransactionCreated {
             transaction_id: TransactionId::new(),
             account_id: AccountId::new(),
-            number,
+            number: TransactionNumber::new(number).unwrap(),
             kind,
             amount: Amount::new(amount).unwrap(),
         }

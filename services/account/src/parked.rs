@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common_events::{AccountId, Amount, TransactionCreated};
+use common_events::{AccountId, Amount, TransactionCreated, TransactionNumber};
 use service_kit::db::now_millis;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
@@ -141,7 +141,7 @@ impl ParkedRow {
         let event = TransactionCreated {
             transaction_id: self.transaction_id.parse().map_err(|e| format!("{e}"))?,
             account_id: self.account_id.parse().map_err(|e| format!("{e}"))?,
-            number: u64::try_from(self.number).map_err(|e| e.to_string())?,
+            number: TransactionNumber::try_from(self.number).map_err(|e| e.to_string())?,
             kind: self.kind.parse().map_err(|e| format!("{e}"))?,
             amount: Amount::new(self.amount).map_err(|e| e.to_string())?,
         };
@@ -172,7 +172,7 @@ impl Store {
                  on conflict (account_id, number, transaction_id) do nothing",
             )
             .bind(event.account_id.to_string())
-            .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+            .bind(event.number.as_i64())
             .bind(event.transaction_id.to_string())
             .bind(event.kind.as_str())
             .bind(event.amount.get())
@@ -389,7 +389,7 @@ async fn unpark_one(
     let event = &parked.event;
     let verdict = match decide(state, event) {
         Decision::Duplicate => {
-            let recorded = recorded_in(tx, event.account_id, event.number).await?;
+            let recorded = recorded_in(tx, event.account_id, event.number.get()).await?;
             let outcome = match recorded {
                 Some(recorded) if recorded != event.transaction_id.to_string() => {
                     let conflict = Conflict {
@@ -413,7 +413,7 @@ async fn unpark_one(
         Decision::Gap { .. } => return Ok(None),
         Decision::Decided(verdict) => verdict,
     };
-    let after = verdict.state_after(state, event.number);
+    let after = verdict.state_after(state, event.number.get());
     let record = Record {
         event: event.clone(),
         verdict,

@@ -280,8 +280,8 @@ pub(crate) async fn record_one(
     record: &Record,
 ) -> Result<bool, sqlx::Error> {
     let event = &record.event;
-    let after = record.verdict.state_after(record.state, event.number);
-    let number = i64::try_from(event.number).unwrap_or(i64::MAX);
+    let after = record.verdict.state_after(record.state, event.number.get());
+    let number = event.number.as_i64();
     let updated = sqlx::query(
         "update account set balance = $1, last_transaction_number = $2 \
          where id = $3 and last_transaction_number = $4",
@@ -331,7 +331,7 @@ async fn insert_entry(
          balance_after, reason, recorded_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(event.account_id.to_string())
-    .bind(i64::try_from(event.number).unwrap_or(i64::MAX))
+    .bind(event.number.as_i64())
     .bind(event.transaction_id.to_string())
     .bind(event.kind.as_str())
     .bind(event.amount.get())

@@ -334,6 +334,7 @@ mod tests {
     use common_events::observe::DecisionKind;
     use common_events::{
         AccountId, Amount, Envelope, TransactionCreated, TransactionId, TransactionKind,
+        TransactionNumber,
     };
 
     use super::*;
@@ -344,7 +345,7 @@ mod tests {
         let event = Envelope::new(TransactionCreated {
             transaction_id: TransactionId::new(),
             account_id: account,
-            number: 2,
+            number: TransactionNumber::new(2).unwrap(),
             kind: TransactionKind::Withdrawal,
             amount: Amount::new(6000).unwrap(),
         });

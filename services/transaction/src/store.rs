@@ -116,7 +116,7 @@ impl TransactionRecord {
         Envelope::new(TransactionCreated {
             transaction_id: self.id,
             account_id: self.account_id,
-            number: self.number.get(),
+            number: self.number,
             kind: self.kind,
             amount: self.amount,
         })

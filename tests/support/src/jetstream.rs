@@ -1,8 +1,8 @@
 //! Small JetStream helpers for tests of the event plumbing.
 
 use async_nats::jetstream;
-use common_events::TransactionKind;
 use common_events::{AccountId, Amount, Envelope, TransactionCreated, TransactionId};
+use common_events::{TransactionKind, TransactionNumber};
 
 /// Connects to `url` and returns a JetStream context.
 pub async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
@@ -33,7 +33,7 @@ pub fn created(number: u64) -> Envelope<TransactionCreated> {
     Envelope::new(TransactionCreated {
         transaction_id: TransactionId::new(),
         account_id: AccountId::new(),
-        number,
+        number: TransactionNumber::new(number).expect("a transaction number is 1 or more"),
         kind: TransactionKind::Deposit,
         amount: Amount::new(100).expect("positive"),
     })

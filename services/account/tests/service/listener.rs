@@ -29,7 +29,10 @@ async fn the_next_number_is_applied_and_emits_transaction_applied(t: Target) -> 
     until_eq("one TransactionApplied", BOUND, 1, applied).await?;
     let event = &read_all::<TransactionApplied>(&app.js).await?[0].1;
     assert_eq!(event.data.transaction_id, deposit.id);
-    assert_eq!((event.data.number, event.data.balance_after), (1, 500));
+    assert_eq!(
+        (event.data.number.get(), event.data.balance_after),
+        (1, 500)
+    );
     assert_eq!(event.correlation_id, Some(deposit.id.0));
     Ok(())
 }
@@ -115,17 +118,18 @@ async fn poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_
         .publish("transactions.created", "not an event".into())
         .await?
         .await?;
-    let negative = format!(
-        r#"{{"id":"{}","type":"TransactionCreated","schema_version":1,"occurred_at":"2025-01-01T00:00:00Z","correlation_id":null,"data":{{"transaction_id":"{}","account_id":"{account}","number":1,"kind":"deposit","amount":-5}}}}"#,
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4()
-    );
-    app.js
-        .publish("transactions.created", negative.into())
-        .await?
-        .await?;
-    app.created(&Tx::deposit(account, 0, 5)).await?;
-    app.created(&Tx::deposit(account, u64::MAX, 5)).await?;
+    // A negative amount, and numbers outside 1 to 2^63 - 1: none of them decodes.
+    for (number, amount) in [("1", "-5"), ("0", "5"), ("18446744073709551615", "5")] {
+        let payload = format!(
+            r#"{{"id":"{}","type":"TransactionCreated","schema_version":1,"occurred_at":"2025-01-01T00:00:00Z","correlation_id":null,"data":{{"transaction_id":"{}","account_id":"{account}","number":{number},"kind":"deposit","amount":{amount}}}}}"#,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4()
+        );
+        app.js
+            .publish("transactions.created", payload.into())
+            .await?
+            .await?;
+    }
     app.created(&Tx::deposit(account, 1, 5)).await?;
     until_eq("the valid deposit applied", BOUND, (5, 1), || {
         app.balance(account)
@@ -135,9 +139,8 @@ async fn poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_
         Ok(app.store.dead_letter_count().await?)
     })
     .await?;
-    until_eq("two undecodable", BOUND, 2, || {
+    until_eq("four undecodable", BOUND, 4, || {
         app.listener_count("undecodable")
     })
-    .await?;
-    until_eq("two rejected", BOUND, 2, || app.listener_count("rejected")).await
+    .await
 }

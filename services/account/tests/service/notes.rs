@@ -126,7 +126,7 @@ async fn each_delivery_publishes_a_decision_note_naming_the_replica(
     assert!(late.delivered >= 2, "applied at a redelivery: {late:?}");
     assert_eq!(late.stream_sequence, gap.stream_sequence);
 
-    // An account nobody opened, and a number 0 (poison).
+    // An account nobody opened.
     let stranger = Tx::deposit(AccountId::new(), 1, 5);
     app.created(&stranger).await?;
     let unknown = notes
@@ -137,20 +137,6 @@ async fn each_delivery_publishes_a_decision_note_naming_the_replica(
         .await?;
     assert_eq!(unknown.account_id, Some(stranger.account));
     assert_eq!(unknown.last_transaction_number, None);
-    let zero = Tx::deposit(account, 0, 5);
-    app.created(&zero).await?;
-    let poison = notes
-        .next("number 0", about(&zero, DecisionKind::Poison))
-        .await?;
-    assert!(
-        poison
-            .detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("number 0"),
-        "{poison:?}"
-    );
-
     // A payload that does not decode: poison, with only the delivery known.
     let ack = app
         .js

@@ -80,7 +80,7 @@ async fn a_gap_open_past_the_bound_is_parked_and_applied_in_order_when_its_prede
         .parked(account)
         .await?
         .iter()
-        .map(|p| p.event.number)
+        .map(|p| p.event.number.get())
         .collect();
     assert_eq!(parked, [2, 3]);
 
@@ -97,7 +97,7 @@ async fn a_gap_open_past_the_bound_is_parked_and_applied_in_order_when_its_prede
     .await?;
     assert_eq!(app.metric("account_unparked_total").await?, 2);
     let applied = read_all::<common_events::TransactionApplied>(&app.js).await?;
-    let numbers: Vec<u64> = applied.iter().map(|(_, e)| e.data.number).collect();
+    let numbers: Vec<u64> = applied.iter().map(|(_, e)| e.data.number.get()).collect();
     assert_eq!(numbers, [1, 2, 3], "outcome events in number order");
     Ok(())
 }

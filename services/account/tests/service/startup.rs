@@ -127,7 +127,7 @@ impl Opened {
         let event = common_events::Envelope::new(common_events::TransactionCreated {
             transaction_id: tx.id,
             account_id: tx.account,
-            number: tx.number,
+            number: common_events::TransactionNumber::new(tx.number)?,
             kind: tx.kind,
             amount: common_events::Amount::new(tx.amount)?,
         });

@@ -9,6 +9,7 @@ use async_nats::jetstream;
 use clap::Parser;
 use common_events::{
     AccountId, Amount, Envelope, Publisher, TransactionCreated, TransactionId, TransactionKind,
+    TransactionNumber,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -168,7 +169,7 @@ impl Tx {
         Ok(Envelope::new(TransactionCreated {
             transaction_id: self.id,
             account_id: self.account,
-            number: self.number,
+            number: TransactionNumber::new(self.number)?,
             kind: self.kind,
             amount: Amount::new(self.amount)?,
         }))

@@ -43,7 +43,7 @@ impl NaiveHandler {
         let (balance, refused) = apply(state.balance, tx.kind, tx.amount.get());
         state.balance = balance;
         state.refused += usize::from(refused);
-        state.last = state.last.max(tx.number);
+        state.last = state.last.max(u64::from(tx.number));
     }
 
     fn last(&self) -> u64 {
@@ -93,7 +93,7 @@ impl Listener for NaiveHandler {
                 return self.done(Outcome::Retry(Duration::ZERO));
             }
             NaiveFirst::CheckThenWrite => {
-                if tx.number <= self.last() {
+                if u64::from(tx.number) <= self.last() {
                     return self.done(Outcome::Ack);
                 }
                 // Found it next; the write comes a moment later, without a condition.

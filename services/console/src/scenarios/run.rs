@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use common_events::{AccountId, Amount, Envelope, Publisher, TransactionCreated, TransactionId};
+use common_events::{
+    AccountId, Amount, Envelope, Publisher, TransactionCreated, TransactionId, TransactionNumber,
+};
 
 use super::account::{ledger, open_account};
 use super::explain::explain;
@@ -199,13 +201,14 @@ impl Run<'_> {
         note: &str,
     ) -> Result<u64, ScenarioError> {
         let planned = self.plan.transactions[tx];
+        let failed = |err: &dyn std::fmt::Display| ScenarioError::Failed(err.to_string());
+        let number = TransactionNumber::new(planned.number).map_err(|err| failed(&err))?;
         let event = Envelope::new(TransactionCreated {
             transaction_id: id,
             account_id: self.account,
-            number: planned.number,
+            number,
             kind: planned.kind,
-            amount: Amount::new(planned.amount)
-                .map_err(|err| ScenarioError::Failed(err.to_string()))?,
+            amount: Amount::new(planned.amount).map_err(|err| failed(&err))?,
         })
         .correlated(id.0);
         let done = publisher.publish(&event, None).await.map_err(|err| {

@@ -69,7 +69,7 @@ impl Listener for Probe {
     ) -> Outcome {
         *self.started.lock().unwrap() += 1;
         tokio::time::sleep(self.delay).await;
-        let number = event.data.number;
+        let number = event.data.number.get();
         self.seen
             .lock()
             .unwrap()

@@ -3,7 +3,7 @@
 use common_events::inspect::read_all;
 use common_events::{
     Amount, Envelope, Publisher, TransactionApplied, TransactionCreated, TransactionId,
-    TransactionKind, TransactionRejected,
+    TransactionKind, TransactionNumber, TransactionRejected,
 };
 use test_support::scenario;
 use test_support::wait::until_eq;
@@ -39,7 +39,7 @@ async fn each_transaction_is_published_once_as_transaction_created(
     let events = created_events(&app).await?;
     let one = events
         .iter()
-        .find(|e| e.number == 1)
+        .find(|e| e.number == TransactionNumber::FIRST)
         .expect("number 1 published");
     assert_eq!(
         one.transaction_id.to_string(),
@@ -56,9 +56,11 @@ async fn each_transaction_is_published_once_as_transaction_created(
     until_eq("published rows to leave the outbox", BOUND, 0, outbox).await
 }
 
-fn id_and_number(created: &serde_json::Value) -> anyhow::Result<(TransactionId, u64)> {
+fn id_and_number(
+    created: &serde_json::Value,
+) -> anyhow::Result<(TransactionId, TransactionNumber)> {
     let id = created["id"].as_str().unwrap_or_default().parse()?;
-    let number = created["number"].as_u64().unwrap_or_default();
+    let number = TransactionNumber::new(created["number"].as_u64().unwrap_or_default())?;
     Ok((id, number))
 }
 
