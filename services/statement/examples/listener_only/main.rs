@@ -28,7 +28,7 @@ pub const OPENED: &str = "owners-service-opened";
 
 /// `owners-service`: who owns each account.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "owners-service", about)]
+#[command(name = "owners-service")]
 pub struct Config {
     /// Settings every service shares.
     #[command(flatten)]
