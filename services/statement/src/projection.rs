@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use common_events::{
     AccountId, AccountOpened, Envelope, Event, TransactionApplied, TransactionId, TransactionKind,
-    TransactionRejected,
+    TransactionNumber, TransactionRejected,
 };
 use service_kit::log_limit::LogLimiter;
 use service_kit::sequence::{wait_before_retry, Turn};
@@ -84,8 +84,9 @@ pub struct Claim {
     pub account_id: AccountId,
     /// The transaction.
     pub transaction_id: TransactionId,
-    /// Its number in the account's sequence.
-    pub number: u64,
+    /// Its number in the account's sequence (1 to 2^63 - 1: a number outside that does not
+    /// decode, and the runner terminates the message before it gets here).
+    pub number: TransactionNumber,
     /// Deposit or withdrawal.
     pub kind: TransactionKind,
     /// Minor units.
@@ -106,8 +107,6 @@ impl Claim {
 /// What a claim does to the statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Never applicable (a number outside 1 to `i64::MAX`): terminate it.
-    Invalid(String),
     /// A conflict rejection: no line; ack and count.
     ConflictRejection,
     /// The statement is not open yet: wait.
@@ -130,20 +129,13 @@ pub enum Decision {
 
 /// Decides what `claim` does to a statement in `state` (`None`: not open yet).
 pub fn decide(state: Option<AccountState>, claim: &Claim) -> Decision {
-    if claim.number == 0 || i64::try_from(claim.number).is_err() {
-        return Decision::Invalid(format!(
-            "number {} is outside 1 to {}",
-            claim.number,
-            i64::MAX
-        ));
-    }
     if claim.is_conflict_rejection() {
         return Decision::ConflictRejection;
     }
     let Some(state) = state else {
         return Decision::UnknownAccount;
     };
-    match Turn::of(state.last_transaction_number, claim.number) {
+    match Turn::of(state.last_transaction_number, claim.number.get()) {
         Turn::Taken => Decision::Taken,
         Turn::Ahead { expected } => Decision::Ahead { expected },
         Turn::Next => match &claim.effect {
@@ -193,7 +185,7 @@ impl ProjectionStats {
         if let Some(suppressed) = self.conflict_logs.allow() {
             tracing::warn!(
                 account = %claim.account_id,
-                number = claim.number,
+                number = claim.number.get(),
                 transaction = %claim.transaction_id,
                 holder = holder.unwrap_or("none"),
                 suppressed,
@@ -207,7 +199,7 @@ impl ProjectionStats {
         if let Some(suppressed) = self.mismatch_logs.allow() {
             tracing::error!(
                 account = %claim.account_id,
-                number = claim.number,
+                number = claim.number.get(),
                 transaction = %claim.transaction_id,
                 running,
                 reported,
@@ -262,11 +254,6 @@ pub trait Claims: Event {
     fn claim(event: &Envelope<Self>) -> Claim;
 }
 
-/// An event's number as a plain `u64` (whatever type the event carries it in).
-fn plain_number(number: impl Into<u64>) -> u64 {
-    number.into()
-}
-
 /// Implements [`Claims`] for an outcome event, whose fields are alike but for the effect.
 macro_rules! claims {
     ($event:ty, $listener:literal, |$data:ident| $effect:expr) => {
@@ -277,7 +264,7 @@ macro_rules! claims {
                 Claim {
                     account_id: $data.account_id,
                     transaction_id: $data.transaction_id,
-                    number: plain_number($data.number),
+                    number: $data.number,
                     kind: $data.kind,
                     amount: $data.amount.get(),
                     effect: $effect,
@@ -325,7 +312,6 @@ impl<E: Claims> ClaimListener<E> {
         let state = self.store.state(claim.account_id).await?;
         let wait = Outcome::Retry(wait_before_retry(delivered));
         match decide(state, claim) {
-            Decision::Invalid(reason) => Ok(Outcome::Reject(reason)),
             Decision::ConflictRejection => {
                 self.stats.conflict(claim, None);
                 Ok(Outcome::Ack)
@@ -367,7 +353,7 @@ impl<E: Claims> Listener for ClaimListener<E> {
         match self.handle(&claim, context.delivered).await {
             Ok(outcome) => outcome,
             Err(err) => {
-                tracing::warn!(error = %err, account = %claim.account_id, number = claim.number, "recording a line failed; retrying");
+                tracing::warn!(error = %err, account = %claim.account_id, number = claim.number.get(), "recording a line failed; retrying");
                 Outcome::Retry(RETRY_AFTER_ERROR)
             }
         }
@@ -382,7 +368,7 @@ mod tests {
         Claim {
             account_id: AccountId::new(),
             transaction_id: TransactionId::new(),
-            number,
+            number: TransactionNumber::new(number).unwrap(),
             kind,
             amount,
             effect,
@@ -473,14 +459,6 @@ mod tests {
                 Decision::ConflictRejection
             );
             assert_eq!(decide(None, &conflict), Decision::ConflictRejection);
-        }
-    }
-
-    #[test]
-    fn numbers_outside_the_range_are_invalid() {
-        for number in [0, i64::MAX as u64 + 1, u64::MAX] {
-            let bad = applied(number, TransactionKind::Deposit, 1, 1);
-            assert!(matches!(decide(AT_2_WITH_100, &bad), Decision::Invalid(_)));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The statement service's database: `statement_account` (each account's running balance and
 //! `last_transaction_number`) and `statement_line` (one line per number of its sequence).
 
-use common_events::AccountId;
+use common_events::{AccountId, TransactionNumber};
 use serde::Serialize;
 use service_kit::db::Db;
 
@@ -101,12 +101,16 @@ impl Store {
     }
 
     /// The transaction whose line holds `number` of the account, if any.
-    pub async fn holder(&self, id: AccountId, number: u64) -> Result<Option<String>, sqlx::Error> {
+    pub async fn holder(
+        &self,
+        id: AccountId,
+        number: TransactionNumber,
+    ) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar(
             "select transaction_id from statement_line where account_id = $1 and number = $2",
         )
         .bind(id.to_string())
-        .bind(i64::try_from(number).unwrap_or(i64::MAX))
+        .bind(number.as_i64())
         .fetch_optional(self.db.pool())
         .await
     }
@@ -115,7 +119,7 @@ impl Store {
     /// database transaction, if the account's last number is still the one before; false,
     /// changing nothing, when it moved on meanwhile (another replica took the number).
     pub async fn record(&self, claim: &Claim, balance_after: i64) -> Result<bool, sqlx::Error> {
-        let number = i64::try_from(claim.number).unwrap_or(i64::MAX);
+        let number = claim.number.as_i64();
         let account = claim.account_id.to_string();
         let (outcome, reason) = match &claim.effect {
             Effect::Applied { .. } => ("applied", None),

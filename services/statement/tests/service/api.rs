@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use common_events::{AccountId, TransactionId, TransactionKind};
+use common_events::{AccountId, TransactionId, TransactionKind, TransactionNumber};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use service_kit::db::Db;
@@ -48,7 +48,7 @@ async fn with_lines(store: &Store, account: AccountId, count: u64) -> anyhow::Re
         let claim = Claim {
             account_id: account,
             transaction_id: TransactionId::new(),
-            number,
+            number: TransactionNumber::new(number)?,
             kind: TransactionKind::Deposit,
             amount: 1,
             effect: Effect::Applied {

@@ -8,7 +8,7 @@ use async_nats::jetstream;
 use clap::Parser;
 use common_events::{
     AccountId, AccountOpened, Amount, Envelope, Event, Publisher, TransactionApplied,
-    TransactionId, TransactionKind, TransactionRejected,
+    TransactionId, TransactionKind, TransactionNumber, TransactionRejected,
 };
 use serde_json::Value;
 use statement::{Config, Service};
@@ -137,7 +137,7 @@ impl TestApp {
     pub async fn outcome(&self, outcome: &Outcome) -> anyhow::Result<()> {
         let (transaction_id, account_id, kind) = (outcome.id, outcome.account, outcome.kind);
         let amount = Amount::new(outcome.amount)?;
-        let number = event_number(outcome.number)?;
+        let number = TransactionNumber::new(outcome.number)?;
         match &outcome.result {
             Ok(balance_after) => {
                 let balance_after = *balance_after;
@@ -212,15 +212,6 @@ pub async fn metric(service: &InProcess, name: &str) -> anyhow::Result<u64> {
         (metric == name).then(|| value.trim().parse().ok())?
     });
     Ok(value.unwrap_or(0))
-}
-
-/// `number` as the events carry it (checked on the way, as a producer's would be).
-fn event_number<N>(number: u64) -> anyhow::Result<N>
-where
-    N: TryFrom<u64>,
-    N::Error: std::error::Error + Send + Sync + 'static,
-{
-    Ok(N::try_from(number)?)
 }
 
 /// `GET /api/accounts/{account}/statement<query>` on `service`.
