@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common_events::observe::{DecisionKind, DecisionNotes};
 use common_events::{AccountId, AccountOpened, Envelope, TransactionCreated};
-use service_kit::batch::Batcher;
+use service_kit::batch::{Batcher, OnFailure};
 use service_kit::log_limit::LogLimiter;
 use service_kit::sequence::wait_before_retry;
 use service_kit::{Listener, MessageContext, Outcome, UndecodableMessage};
@@ -40,56 +40,38 @@ const GAP_POLL: Duration = Duration::from_millis(20);
 /// The most records written in one database transaction.
 const RECORD_BATCH: usize = 64;
 
-/// Records decided transactions in batches; `None` when recording failed.
-type Recorder = Batcher<Record, Option<bool>>;
+/// Records decided transactions in batches; each answer is whether the record changed the
+/// account (false: another replica got there first).
+type Recorder = Batcher<Record, bool>;
 
 fn recorder(store: Store) -> Recorder {
-    Batcher::spawn(RECORD_BATCH, move |records: Vec<Record>| {
-        let store = store.clone();
-        async move {
-            match store.record_batch(&records).await {
-                Ok(done) => done.into_iter().map(Some).collect(),
-                Err(err) if records.len() > 1 => {
-                    // One record must not fail the others: record them one by one.
-                    tracing::warn!(error = %err, count = records.len(), "recording a batch failed; recording each alone");
-                    let mut answers = Vec::with_capacity(records.len());
-                    for record in records {
-                        let alone = store.record_batch(std::slice::from_ref(&record)).await;
-                        answers.push(match alone {
-                            Ok(done) => done.first().copied(),
-                            Err(err) => {
-                                tracing::warn!(error = %err, account = %record.event.account_id, number = %record.event.number, "recording a transaction failed");
-                                None
-                            }
-                        });
-                    }
-                    answers
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "recording a transaction failed");
-                    vec![None; records.len()]
-                }
-            }
-        }
-    })
+    // Recording is safe to repeat (a record whose number was taken changes nothing), so one
+    // record the database refuses must not fail the others.
+    Batcher::spawn(
+        "record",
+        RECORD_BATCH,
+        OnFailure::RetryEachAlone,
+        move |records: Vec<Record>| {
+            let store = store.clone();
+            async move { store.record_batch(&records).await }
+        },
+    )
 }
 
-/// Parks gap messages in batches; `None` when parking failed.
-type Parker = Batcher<Parked, Option<bool>>;
+/// Parks gap messages in batches; each answer is whether it was new.
+type Parker = Batcher<Parked, bool>;
 
 fn parker(store: Store) -> Parker {
-    Batcher::spawn(RECORD_BATCH, move |items: Vec<Parked>| {
-        let store = store.clone();
-        async move {
-            match store.park_batch(&items).await {
-                Ok(fresh) => fresh.into_iter().map(Some).collect(),
-                Err(err) => {
-                    tracing::warn!(error = %err, count = items.len(), "parking failed");
-                    vec![None; items.len()]
-                }
-            }
-        }
-    })
+    // Parking is safe to repeat (a row parked before is not parked twice).
+    Batcher::spawn(
+        "park",
+        RECORD_BATCH,
+        OnFailure::RetryEachAlone,
+        move |items: Vec<Parked>| {
+            let store = store.clone();
+            async move { store.park_batch(&items).await }
+        },
+    )
 }
 
 /// Log lines a flood of bad messages could repeat: one per kind every few seconds.
@@ -277,7 +259,7 @@ impl TransactionsListener {
             state,
             publish: self.publish(ctx),
         };
-        let mut handled = match self.recorder.submit(record).await.flatten() {
+        let mut handled = match self.recorder.submit(record).await.ok() {
             Some(true) => {
                 self.gaps.closed(ctx.stream_sequence);
                 if self.store.parking().has_parked(event.account_id) {
@@ -383,7 +365,7 @@ impl TransactionsListener {
             subject: ctx.subject.clone(),
             stream_sequence: ctx.stream_sequence,
         };
-        if self.parker.submit(parked).await.flatten().is_none() {
+        if self.parker.submit(parked).await.is_err() {
             return Handled::new(Outcome::Retry(RETRY_AFTER_ERROR), DecisionKind::Error)
                 .after(state)
                 .detail("parking failed");

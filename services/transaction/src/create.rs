@@ -10,7 +10,7 @@
 //! committing), and writing the batch again would create its transactions twice.
 
 use common_events::{TraceContext, TransactionId};
-use service_kit::batch::Batcher;
+use service_kit::batch::{Batcher, OnFailure};
 use service_kit::db::now_millis;
 use service_kit::outbox;
 use sqlx::{AnyConnection, Connection};
@@ -39,9 +39,11 @@ pub type CreateResult = Result<Created, StoreError>;
 /// Creates transactions through a batching task.
 pub type Creator = Batcher<CreateRequest, CreateResult>;
 
-/// Starts the batching task over `store`; keys name their transaction for `retention`.
+/// Starts the batching task over `store`; keys name their transaction for `retention`. A batch
+/// that fails as a whole fails every request in it ([`OnFailure::FailAll`]): its commit may have
+/// happened, and writing it again would create its transactions twice.
 pub fn creator(store: Store, retention: KeyRetention) -> Creator {
-    Batcher::spawn(BATCH, move |requests| {
+    Batcher::spawn("create", BATCH, OnFailure::FailAll, move |requests| {
         let store = store.clone();
         async move { store.create_batch(&requests, retention).await }
     })
@@ -65,30 +67,27 @@ enum Failure {
 impl Store {
     /// Creates every request, one result each, in order: in one database transaction, and if a
     /// statement fails, once more with a savepoint per request so that only the requests the
-    /// database refuses fail (with [`StoreError::Db`]). When the database transaction itself
-    /// cannot begin or commit, every request fails with [`StoreError::Batch`].
+    /// database refuses fail (with [`StoreError::Db`]). An error when the database transaction
+    /// itself cannot begin or commit.
     pub async fn create_batch(
         &self,
         requests: &[CreateRequest],
         retention: KeyRetention,
-    ) -> Vec<CreateResult> {
-        let count = requests.len();
-        let failed = match self.write(requests, retention, Isolation::Shared).await {
-            Ok(results) => return results,
+    ) -> Result<Vec<CreateResult>, sqlx::Error> {
+        match self.write(requests, retention, Isolation::Shared).await {
+            Ok(results) => Ok(results),
             Err(Failure::Statement(err)) => {
                 tracing::warn!(
-                    error = %err, count,
+                    error = %err, count = requests.len(),
                     "a batch of transactions failed; writing it again, a savepoint per request"
                 );
                 match self.write(requests, retention, Isolation::Savepoints).await {
-                    Ok(results) => return results,
-                    Err(Failure::Statement(err) | Failure::Transaction(err)) => err,
+                    Ok(results) => Ok(results),
+                    Err(Failure::Statement(err) | Failure::Transaction(err)) => Err(err),
                 }
             }
-            Err(Failure::Transaction(err)) => err,
-        };
-        tracing::error!(error = %failed, count, "writing a batch of transactions failed");
-        (0..count).map(|_| Err(StoreError::Batch)).collect()
+            Err(Failure::Transaction(err)) => Err(err),
+        }
     }
 
     async fn write(

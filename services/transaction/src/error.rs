@@ -86,7 +86,7 @@ impl From<StoreError> for ApiError {
             )),
             StoreError::KeyReused => ApiError::KeyReused(err.to_string()),
             StoreError::Db(err) => ApiError::Internal(err.into()),
-            StoreError::Batch => ApiError::Internal(anyhow::anyhow!("the write batch failed")),
+            StoreError::Batch(_) => ApiError::Internal(anyhow::anyhow!("the write batch failed")),
         }
     }
 }

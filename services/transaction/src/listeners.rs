@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use common_events::{AccountOpened, Envelope, TransactionApplied, TransactionRejected};
-use service_kit::batch::Batcher;
+use service_kit::batch::{BatchFailed, Batcher, OnFailure};
 use service_kit::{Listener, MessageContext, Outcome};
 
 use crate::store::{Settle, Store, StoreError};
@@ -38,26 +38,26 @@ impl Listener for AccountsListener {
 }
 
 /// Settles transactions in batches (one database transaction per batch).
-pub type Settler = Batcher<Settle, bool>;
+pub type Settler = Batcher<Settle, ()>;
 
 /// The most settlements written in one database transaction.
 const SETTLE_BATCH: usize = 256;
 
 /// Starts the settling task over `store`.
 pub fn settler(store: Store) -> Settler {
-    Batcher::spawn(SETTLE_BATCH, move |settlements: Vec<Settle>| {
-        let store = store.clone();
-        async move {
-            let ok = match store.settle(&settlements).await {
-                Ok(()) => true,
-                Err(err) => {
-                    tracing::warn!(error = %err, count = settlements.len(), "settling a batch failed");
-                    false
-                }
-            };
-            vec![ok; settlements.len()]
-        }
-    })
+    // Settling is safe to repeat (only a pending transaction changes).
+    Batcher::spawn(
+        "settle",
+        SETTLE_BATCH,
+        OnFailure::RetryEachAlone,
+        move |settlements: Vec<Settle>| {
+            let store = store.clone();
+            async move {
+                let count = settlements.len();
+                store.settle(&settlements).await.map(|()| vec![(); count])
+            }
+        },
+    )
 }
 
 /// Marks transactions applied.
@@ -96,10 +96,9 @@ impl Listener for RejectedListener {
     }
 }
 
-fn settled(committed: Option<bool>) -> Outcome {
-    if committed == Some(true) {
-        Outcome::Ack
-    } else {
-        Outcome::Retry(RETRY_AFTER_ERROR)
+fn settled(committed: Result<(), BatchFailed>) -> Outcome {
+    match committed {
+        Ok(()) => Outcome::Ack,
+        Err(BatchFailed) => Outcome::Retry(RETRY_AFTER_ERROR),
     }
 }

@@ -84,7 +84,7 @@ async fn create(
         .creator
         .submit(request)
         .await
-        .ok_or(StoreError::Batch)??;
+        .map_err(StoreError::Batch)??;
     let location = format!("/api/transactions/{}", created.record.id);
     let replayed = if created.replayed { "true" } else { "false" };
     let headers = [

@@ -7,6 +7,7 @@ use common_events::{
     TransactionNumber,
 };
 use serde::Serialize;
+use service_kit::batch::BatchFailed;
 use service_kit::db::{now_millis, Db};
 use service_kit::outbox::Relay;
 use sqlx::AnyConnection;
@@ -170,8 +171,8 @@ pub enum StoreError {
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     /// The batch this request was written in failed (the error is logged once).
-    #[error("writing the batch failed")]
-    Batch,
+    #[error(transparent)]
+    Batch(#[from] BatchFailed),
 }
 
 /// How a transaction ended, from the account service's events.

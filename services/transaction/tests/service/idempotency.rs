@@ -121,7 +121,7 @@ async fn a_request_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is
     );
     let store = Store::new(app.db.clone(), relay);
     let retention = parse_key_retention("24h").map_err(anyhow::Error::msg)?;
-    let results = store.create_batch(&batch, retention).await;
+    let results = store.create_batch(&batch, retention).await?;
     let numbers: Vec<i64> = results
         .iter()
         .filter_map(|r| r.as_ref().ok().map(|c| c.record.number.as_i64()))
