@@ -161,12 +161,10 @@ mod tests {
     }
 
     /// Fails any batch holding an odd number; answers n * 10.
-    fn odd_fails(items: Vec<u32>) -> impl Future<Output = Result<Vec<u32>, String>> {
-        async move {
-            match items.iter().find(|n| *n % 2 == 1) {
-                Some(odd) => Err(format!("{odd} is odd")),
-                None => Ok(items.into_iter().map(|n| n * 10).collect()),
-            }
+    async fn odd_fails(items: Vec<u32>) -> Result<Vec<u32>, String> {
+        match items.iter().find(|n| *n % 2 == 1) {
+            Some(odd) => Err(format!("{odd} is odd")),
+            None => Ok(items.into_iter().map(|n| n * 10).collect()),
         }
     }
 
