@@ -4,19 +4,13 @@ use std::process::ExitCode;
 
 use account::Config;
 use clap::Parser;
+use service_kit::app::exit_code;
 use service_kit::{shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_json);
-    match account::run(config, shutdown::signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let err = format!("{err:#}");
-            tracing::error!(error = %err, "account-service failed");
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = account::run(config, shutdown::signal()).await;
+    exit_code("account-service", result)
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use service_kit::app::exit_code;
 use service_kit::{shutdown, telemetry};
 use transaction::Config;
 
@@ -10,13 +11,6 @@ use transaction::Config;
 async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.common.log_json);
-    match transaction::run(config, shutdown::signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let err = format!("{err:#}");
-            tracing::error!(error = %err, "transaction-service failed");
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = transaction::run(config, shutdown::signal()).await;
+    exit_code("transaction-service", result)
 }
