@@ -38,6 +38,7 @@ TARGET_BINARIES = {
     "broker": ("broker", "broker"),
     "account-service": ("account", "account-service"),
     "transaction-service": ("transaction", "transaction-service"),
+    "statement-service": ("statement", "statement-service"),
     "console": ("console", "console"),
     "load": ("e2e-tests", "load"),
 }

@@ -3,7 +3,8 @@
 # the base images (base-images.sh), then builds the unchanged Dockerfile from a prepared context,
 # a copy of the working tree plus `cargo vendor`'s vendor/ and a .cargo/config.toml that replaces
 # crates.io with it. Each target T is tagged bank-T and bank-T:$IMAGE_TAG, the skaffold artifact
-# names (bank-broker, bank-account-service, bank-transaction-service, bank-console, bank-load).
+# names (bank-broker, bank-account-service, bank-transaction-service, bank-statement-service,
+# bank-console, bank-load).
 #
 # Usage: infra/offline/build.sh [TARGET...]   (default: every target)
 # Environment: BANK_OFFLINE_CACHE (default /var/cache/bank-offline), IMAGE_TAG (default dev),
@@ -19,7 +20,7 @@ CARGO_PROFILE=${CARGO_PROFILE:-dist}
 context=$CACHE/context
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(broker account-service transaction-service console load)
+  targets=(broker account-service transaction-service statement-service console load)
 fi
 
 log() { printf '== %s\n' "$*"; }

@@ -33,3 +33,4 @@ SQL
 
 create_service_database ACCOUNT_DATABASE_URL
 create_service_database TRANSACTION_DATABASE_URL
+create_service_database STATEMENT_DATABASE_URL
