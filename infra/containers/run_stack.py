@@ -14,7 +14,8 @@ The closest run to a cluster these machines allow (no Kubernetes API server can 
 5. run the load image (`load --check`) inside the network, as the load-generator Job would,
    kill (SIGKILL) an account-service container mid-load and start it again, and require every
    ordering invariant to hold;
-6. stop every pod the way the kubelet does (preStop, then SIGTERM, SIGKILL after the grace
+6. check that the statement service's statements end where the account service's balances do;
+7. stop every pod the way the kubelet does (preStop, then SIGTERM, SIGKILL after the grace
    period) and remove what it made, unless `--keep`.
 
 Usage: python3 infra/containers/run_stack.py [--overlay infra/k8s/base] [--transactions N]
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -42,7 +44,10 @@ READY_TIMEOUT = 180
 LOAD_TIMEOUT = 600
 # Containers whose ports are published on loopback, for a user (or this script) to reach.
 PUBLISHED = {"console": ["http"], "account-service": ["http"],
-             "transaction-service": ["http"], "broker": ["monitor", "client"]}
+             "transaction-service": ["http"], "statement-service": ["http"],
+             "broker": ["monitor", "client"]}
+# How long the statements may lag behind the accounts after the load.
+STATEMENT_TIMEOUT = 60
 
 
 def log(message: str) -> None:
@@ -201,9 +206,10 @@ def check_security(stack: Stack) -> None:
 
 
 def check_published(stack: Stack) -> None:
-    """The console page, both APIs' /readyz and the broker's /healthz, from the host."""
+    """The console page, the APIs' /readyz and the broker's /healthz, from the host."""
     checks = {"console": "/", "account-service": "/readyz",
-              "transaction-service": "/readyz", "broker": "/healthz"}
+              "transaction-service": "/readyz", "statement-service": "/readyz",
+              "broker": "/healthz"}
     for workload, path in checks.items():
         pod = by_workload(stack.pods, workload)[0]
         port = stack.host_port(pod, pod.ports[PUBLISHED[workload][0]])
@@ -216,6 +222,37 @@ def check_published(stack: Stack) -> None:
 def get_json(port: int, path: str) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         return json.load(response)
+
+
+def check_statements(stack: Stack, sample: int = 5) -> None:
+    """The statement service projected the load: for a few accounts, its statement ends at the
+    account service's last_transaction_number and balance (within STATEMENT_TIMEOUT)."""
+    account = by_workload(stack.pods, "account-service")[0]
+    statement = by_workload(stack.pods, "statement-service")[0]
+    account_port = stack.host_port(account, account.ports["http"])
+    statement_port = stack.host_port(statement, statement.ports["http"])
+    accounts = get_json(account_port, f"/api/accounts?limit={sample}")["items"]
+    if not accounts:
+        raise RuntimeError("the account service lists no account after the load")
+    deadline = time.monotonic() + STATEMENT_TIMEOUT
+    for acc in accounts:
+        expected = (acc["last_transaction_number"], acc["balance"])
+        while True:
+            try:
+                answer = get_json(statement_port, f"/api/accounts/{acc['id']}/statement?limit=1")
+                got = (answer["last_transaction_number"], answer["balance"])
+            except urllib.error.HTTPError as err:
+                got = f"HTTP {err.code}"
+            if got == expected:
+                break
+            if time.monotonic() > deadline:
+                logs = "\n".join(stack.logs(p) for p in by_workload(stack.pods,
+                                                                      "statement-service"))
+                raise RuntimeError(f"statement of {acc['id']}: {got}, the account service says "
+                                   f"{expected}:\n{logs}")
+            time.sleep(0.5)
+    log(f"statement-service: {len(accounts)} statements end at the accounts' numbers and "
+        "balances")
 
 
 def check_console(stack: Stack) -> None:
@@ -273,13 +310,21 @@ def check_permissions(stack: Stack) -> None:
         "account-service": ["transactions.created"],
         "transaction-service": ["accounts.opened", "transactions.applied",
                                 "transactions.rejected"],
+        # a reader: no event at all, and no other service's consumer
+        "statement-service": ["accounts.opened", "transactions.created", "transactions.applied",
+                              "transactions.rejected",
+                              "$JS.API.CONSUMER.CREATE.TRANSACTIONS.account-service",
+                              "$JS.API.CONSUMER.MSG.NEXT.TRANSACTIONS.account-service",
+                              "$JS.API.CONSUMER.DELETE.TRANSACTIONS.statement-service-applied"],
         "console": ["accounts.opened", "transactions.created", "transactions.applied",
                     # the services' consumers: neither changed, deleted nor pulled from, and
                     # the unnamed create (the name in the body) is refused altogether
                     "$JS.API.CONSUMER.CREATE.TRANSACTIONS.account-service",
                     "$JS.API.CONSUMER.CREATE.TRANSACTIONS",
                     "$JS.API.CONSUMER.DELETE.TRANSACTIONS.account-service",
-                    "$JS.API.CONSUMER.MSG.NEXT.TRANSACTIONS.account-service"],
+                    "$JS.API.CONSUMER.MSG.NEXT.TRANSACTIONS.account-service",
+                    "$JS.API.CONSUMER.MSG.NEXT.TRANSACTIONS.statement-service-applied",
+                    "$JS.API.CONSUMER.DELETE.ACCOUNTS.statement-service-opened"],
     }
     port = stack.host_port(broker, broker.ports["client"])
     for user, subjects in forbidden.items():
@@ -372,6 +417,7 @@ def main() -> int:
             check_published(stack)
             check_permissions(stack)
             run_load(stack, args.transactions, args.accounts)
+            check_statements(stack)
             check_console(stack)
             # Clients first, then what they depend on: Deployments, then StatefulSets.
             for pod in sorted(all_pods, key=lambda p: p.kind == "StatefulSet"):

@@ -74,23 +74,26 @@ check_ready() {
 nats=NATS_URL=nats://broker:4222
 run broker broker broker 8222 -- -js
 wait_healthy broker
-run account account-service account-service 8082 "$nats" --
-run transaction transaction-service transaction-service 8081 "$nats" --
-run console console console 8080 "$nats" ACCOUNT_URLS=http://account-service:8082 \
-  TRANSACTION_URL=http://transaction-service:8081 --
-for name in account transaction console; do wait_healthy "$name"; done
-for name in broker account transaction console; do check_user "$name"; done
+# Every service image listens on 8080 (the images' HTTP_ADDR).
+run account account-service account-service 8080 "$nats" --
+run transaction transaction-service transaction-service 8080 "$nats" --
+run statement statement-service statement-service 8080 "$nats" --
+run console console console 8080 "$nats" ACCOUNT_URLS=http://account-service:8080 \
+  TRANSACTION_URL=http://transaction-service:8080 --
+for name in account transaction statement console; do wait_healthy "$name"; done
+for name in broker account transaction statement console; do check_user "$name"; done
 log "every container runs as 65532:65532 on a read-only root file system"
-check_ready account 8082
-check_ready transaction 8081
+check_ready account 8080
+check_ready transaction 8080
+check_ready statement 8080
 check_ready console 8080
 
 log "load against the stack"
 $DOCKER run --rm --name "${PREFIX}load" --network "$NETWORK" --read-only "bank-load:$IMAGE_TAG" \
-  --account-url http://account-service:8082 --transaction-url http://transaction-service:8081 \
+  --account-url http://account-service:8080 --transaction-url http://transaction-service:8080 \
   --nats-url nats://broker:4222 --accounts 10 --transactions 500 --concurrency 16
 
-for name in console account transaction broker; do
+for name in console statement account transaction broker; do
   $DOCKER stop -t 15 "$PREFIX$name" >/dev/null
   code=$($DOCKER inspect -f '{{.State.ExitCode}}' "$PREFIX$name")
   [[ $code == 0 ]] || { $DOCKER logs --tail 20 "$PREFIX$name" >&2; fail "$name exited $code"; }
