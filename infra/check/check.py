@@ -18,11 +18,13 @@ and the overlays built on it) is printed once with every render it is in. The ch
     images             every image is a skaffold artifact or an allowed third-party image
     probe-ports        every probe's port is a containerPort of its container
     service-ports      every Service's targetPort is a containerPort of the pods it selects
+    broker-users       every broker login is a user of the broker's configuration, its password
+                       comes to both sides from one Secret, and its inbox is its own
     env                every variable set on our containers is one the binary reads
     probe-paths        every probe of our containers is answered (not 404) by the real binary
 
 The modules beside this file hold them: manifests.py (render, kubernetes-schema), build_config.py
-(skaffold-*, hadolint), cross.py (images, ports, env), binaries.py and netns_run.py (probe-paths).
+(skaffold-*, hadolint), cross.py (images, ports, env), broker_users.py, binaries.py and netns_run.py (probe-paths).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import binaries as b  # noqa: E402
+import broker_users  # noqa: E402
 import build_config as bc  # noqa: E402
 import cross  # noqa: E402
 import manifests as m  # noqa: E402
@@ -48,6 +51,7 @@ CHECKS = [
     "images",
     "probe-ports",
     "service-ports",
+    "broker-users",
     "env",
     "probe-paths",
 ]
@@ -153,6 +157,8 @@ def run_check(name: str, ctx: Context) -> list[tuple[str, str]]:
         return cross.check_probe_ports(ctx)
     if name == "service-ports":
         return cross.check_service_ports(ctx)
+    if name == "broker-users":
+        return broker_users.check_broker_users(ctx)
     if name in ("env", "probe-paths"):
         ctx.binaries.build(ctx.our_binaries())
         if ctx.binaries.build_note and name == "env":

@@ -11,7 +11,7 @@ those parts is not in the repository yet, the copy takes it from `fixture/` besi
 (a minimal stand-in); INFRA_CHECK_FIXTURE=1 takes every part from there, and
 INFRA_CHECK_SOURCE=DIR takes them from another copy of the repository.
 
-The binaries are built once (`cargo build` of the five binaries in the repository), unless
+The binaries are built once (`cargo build` of the six binaries in the repository), unless
 INFRA_CHECK_BINARIES names a directory with prebuilt ones.
 """
 
@@ -178,6 +178,11 @@ class OfflineChecks(unittest.TestCase):
         self.assertTrue(any(all(f in line for f in fragments) for line in failed[name]),
                         f"no {name} message has {fragments}:\n{text}")
 
+    def needs_broker_users(self) -> None:
+        """Skips a test of the broker logins on a copy whose broker has none (the fixture)."""
+        if not (self.copy.root / "infra/k8s/base/broker/auth.conf").is_file():
+            self.skipTest("the copy's broker has no users (fixture)")
+
     def test_the_unbroken_copy_passes_every_check(self):
         self.assertEqual(self.failures(), {})
 
@@ -242,6 +247,30 @@ class OfflineChecks(unittest.TestCase):
             doc["spec"]["ports"][0]["targetPort"] = "no-such-port"
         self.copy.edit_resource(selects_transaction_service, retarget)
         self.assert_only("service-ports", "targetPort 'no-such-port'")
+
+    def test_a_broker_password_from_another_secret_fails_broker_users(self):
+        self.needs_broker_users()
+        def is_broker(doc):
+            return doc["kind"] == "StatefulSet" and doc["metadata"]["name"] == "broker"
+
+        def swap(doc):
+            for e in pod(doc)[0].get("env") or []:
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref and ref.get("name") == "statement-service-nats":
+                    ref["name"] = "console-nats"
+                    return
+            self.skipTest("no broker password comes from statement-service-nats")
+        self.copy.edit_resource(is_broker, swap)
+        self.assert_only("broker-users", "STATEMENT_SERVICE_PASSWORD", "user 'statement-service'",
+                         "Secret console-nats")
+
+    def test_a_foreign_inbox_prefix_fails_broker_users(self):
+        self.needs_broker_users()
+        def share_inbox(c):
+            env = [e for e in c.get("env") or [] if e["name"] != "NATS_INBOX_PREFIX"]
+            c["env"] = env + [{"name": "NATS_INBOX_PREFIX", "value": "_INBOX.account-service"}]
+        self.copy.edit_container("bank-statement-service", share_inbox)
+        self.assert_only("broker-users", "NATS_INBOX_PREFIX", "'_INBOX.statement-service'")
 
     def test_a_variable_the_binary_does_not_read_fails_env(self):
         def add(c):
