@@ -272,7 +272,8 @@ def check_console(stack: Stack) -> None:
     if not items:
         raise RuntimeError("the console's timeline is empty after the load")
     panel = json.dumps(get_json(port, "/api/broker?fresh=true"))
-    for consumer in ("account-service", "transaction-service-accounts"):
+    for consumer in ("account-service", "transaction-service-accounts",
+                     "statement-service-applied"):
         if consumer not in panel:
             raise RuntimeError(f"the console's broker panel lacks {consumer}: {panel[:500]}")
     log(f"console: timeline follows 3 sources, {len(items)} recent entries, panel shows the "
