@@ -146,6 +146,13 @@ def pod(doc: dict) -> list:
     return []
 
 
+def load_artifact(skaffold: dict) -> dict:
+    """The load tool's artifact: the one to break in skaffold.yaml, since its Job has no probe
+    (another image's missing stage would also leave probe-paths without its ENTRYPOINT, such
+    as the broker's `-m 8222`)."""
+    return next(a for a in skaffold["build"]["artifacts"] if a["image"] == "bank-load")
+
+
 def http_probe(container: dict) -> dict:
     """The container's readiness probe's httpGet (every service of ours has one)."""
     return container["readinessProbe"]["httpGet"]
@@ -214,13 +221,13 @@ class OfflineChecks(unittest.TestCase):
 
     def test_a_missing_dockerfile_fails_skaffold_refs(self):
         def move(doc):
-            doc["build"]["artifacts"][0]["docker"]["dockerfile"] = "infra/Dockerfile.gone"
+            load_artifact(doc)["docker"]["dockerfile"] = "infra/Dockerfile.gone"
         self.copy.edit_skaffold(move)
         self.assert_only("skaffold-refs", "infra/Dockerfile.gone does not exist")
 
     def test_a_target_that_is_no_stage_fails_skaffold_refs(self):
         self.copy.edit_skaffold(
-            lambda doc: doc["build"]["artifacts"][0]["docker"].update(target="no-such-stage"))
+            lambda doc: load_artifact(doc)["docker"].update(target="no-such-stage"))
         self.assert_only("skaffold-refs", "'no-such-stage' is not a stage")
 
     def test_a_port_forward_to_a_port_the_service_lacks_fails_skaffold_refs(self):
