@@ -10,13 +10,15 @@
 //! - [`foundation`] and [`retry`]: start-up (database, broker, streams, consumers) with retries
 //!   and backoff, so a service may start before what it depends on.
 //! - [`config`], [`nats_auth`]: the settings every service shares, and the broker login.
-//! - [`server`], [`http`], [`page`], [`ops`]: the HTTP server's life cycle, input checks and
-//!   JSON errors, paging of list endpoints, and the `/healthz` `/readyz` `/metrics` routes.
+//! - [`server`], [`http`], [`api_error`], [`page`], [`ops`]: the HTTP server's life cycle, input
+//!   checks, the one API error type, paging of list endpoints, and the `/healthz` `/readyz`
+//!   `/metrics` routes.
 //! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging.
 //! - [`app`]: the short start-up of a service that only listens (and may serve a read API);
 //!   [`sequence`]: the per-account sequence-number turn every projection decides by;
 //!   [`replay`]: replaying streams into a projection (rebuilds).
 
+pub mod api_error;
 pub mod app;
 pub mod batch;
 pub mod config;

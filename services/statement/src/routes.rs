@@ -8,13 +8,13 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use common_events::AccountId;
 use serde::Deserialize;
-use service_kit::http::error_response;
+pub use service_kit::api_error::ApiError;
 
 use crate::store::Store;
 
@@ -30,40 +30,6 @@ pub fn router(store: Store) -> Router {
         .route("/api/accounts/{id}/statement", get(statement))
         .route("/openapi.json", get(openapi))
         .with_state(store)
-}
-
-/// What an API call can fail with.
-#[derive(Debug)]
-pub enum ApiError {
-    /// A query parameter is missing its form or range (400 `malformed_request`).
-    BadParameter(String),
-    /// No such account (404 `not_found`).
-    NotFound(String),
-    /// The database failed (500 `internal`; details are logged, not returned).
-    Internal(sqlx::Error),
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        ApiError::Internal(err)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
-            ApiError::BadParameter(message) => {
-                (StatusCode::BAD_REQUEST, "malformed_request", message)
-            }
-            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
-            ApiError::Internal(err) => {
-                tracing::error!(error = %err, "request failed");
-                let message = "internal error".to_owned();
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
-        };
-        error_response(status, code, message)
-    }
 }
 
 /// The query of a statement request, before validation.
@@ -112,8 +78,8 @@ async fn statement(
     Path(id): Path<String>,
     query: Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(query) = query.map_err(|err| ApiError::BadParameter(err.body_text()))?;
-    let range = query.range().map_err(ApiError::BadParameter)?;
+    let Query(query) = query.map_err(|err| ApiError::Malformed(err.body_text()))?;
+    let range = query.range().map_err(ApiError::Malformed)?;
     let unknown = || ApiError::NotFound(format!("no statement for account {id}"));
     let account_id: AccountId = id.parse().map_err(|_| unknown())?;
     let account = store.account(account_id).await?.ok_or_else(unknown)?;

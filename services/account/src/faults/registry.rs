@@ -233,7 +233,7 @@ impl From<ArmError> for ApiError {
     fn from(err: ArmError) -> Self {
         match err {
             ArmError::Invalid(message) => ApiError::Invalid(message),
-            ArmError::Full => ApiError::TooManyFaults(err.to_string()),
+            ArmError::Full => crate::error::too_many_faults(err.to_string()),
         }
     }
 }

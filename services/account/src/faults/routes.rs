@@ -21,7 +21,9 @@ struct FaultState {
 
 impl FaultState {
     fn faults(&self) -> Result<&Faults, ApiError> {
-        self.faults.as_ref().ok_or(ApiError::FaultInjectionOff)
+        self.faults
+            .as_ref()
+            .ok_or_else(crate::error::fault_injection_off)
     }
 }
 
