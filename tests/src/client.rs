@@ -1,4 +1,4 @@
-//! A client of the account and transaction services' HTTP APIs.
+//! A client of the account, transaction and statement services' HTTP APIs.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 /// How long a request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Both services' base URLs and a shared connection pool.
+/// The services' base URLs and a shared connection pool.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
@@ -17,6 +17,8 @@ pub struct Client {
     pub account_url: String,
     /// `http://host:port` of the transaction service.
     pub transaction_url: String,
+    /// `http://host:port` of the statement service (empty when it has none).
+    pub statement_url: String,
 }
 
 /// An account as the account service reports it.
@@ -50,6 +52,31 @@ pub struct LedgerEntry {
     pub balance_after: i64,
 }
 
+/// An account's whole statement as the statement service reports it, every page joined.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Statement {
+    pub account_id: String,
+    pub opening_balance: i64,
+    pub closing_balance: i64,
+    pub lines: Vec<StatementLine>,
+    /// The last number the statement service recorded for the account.
+    pub last_transaction_number: i64,
+    /// The running balance after it.
+    pub balance: i64,
+    next_from: Option<i64>,
+}
+
+/// A line of a statement.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct StatementLine {
+    pub number: i64,
+    pub transaction_id: String,
+    pub kind: String,
+    pub amount: i64,
+    pub outcome: String,
+    pub balance_after: i64,
+}
+
 #[derive(Deserialize)]
 struct Page<T> {
     items: Vec<T>,
@@ -67,7 +94,14 @@ impl Client {
             http,
             account_url: account_url.trim_end_matches('/').to_owned(),
             transaction_url: transaction_url.trim_end_matches('/').to_owned(),
+            statement_url: String::new(),
         })
+    }
+
+    /// The same client, reading statements from the statement service at `url`.
+    pub fn with_statement_url(mut self, url: &str) -> Self {
+        self.statement_url = url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Opens an account.
@@ -120,6 +154,40 @@ impl Client {
             self.account_url
         );
         self.all_pages(&base).await
+    }
+
+    /// An account's whole statement, page after page (following `next_from`); `Ok(None)` while
+    /// the statement service has not seen the account opened (404).
+    pub async fn statement(&self, account_id: &str) -> anyhow::Result<Option<Statement>> {
+        anyhow::ensure!(!self.statement_url.is_empty(), "no statement service URL");
+        let base = format!(
+            "{}/api/accounts/{account_id}/statement?limit=1000",
+            self.statement_url
+        );
+        let mut whole: Option<Statement> = None;
+        let mut url = base.clone();
+        loop {
+            let response = self.http.get(&url).send().await?;
+            if response.status().as_u16() == 404 && whole.is_none() {
+                return Ok(None);
+            }
+            let page: Statement = expect(response, 200).await?;
+            let next = page.next_from;
+            whole = Some(match whole {
+                None => page,
+                Some(mut joined) => {
+                    joined.lines.extend(page.lines);
+                    joined.closing_balance = page.closing_balance;
+                    joined.last_transaction_number = page.last_transaction_number;
+                    joined.balance = page.balance;
+                    joined
+                }
+            });
+            match next {
+                Some(from) => url = format!("{base}&from={from}"),
+                None => return Ok(whole),
+            }
+        }
     }
 
     async fn all_pages<T: for<'de> Deserialize<'de>>(&self, base: &str) -> anyhow::Result<Vec<T>> {

@@ -1,9 +1,15 @@
-//! The whole stack with two account-service replicas under a concurrent mixed load, with a
-//! replica stopped and replaced mid-load and duplicates injected afterwards, on every broker ×
+//! The whole stack with two account-service replicas and a statement service under a concurrent
+//! mixed load, with a replica stopped and replaced mid-load, a third account-service replica and
+//! a second statement-service replica (processes of their own) killed with SIGKILL mid-load, and
+//! duplicates injected afterwards, on every broker ×
 //! database target, and on a three-node nats-server cluster (`nats-cluster/sqlite`, streams with
 //! 3 replicas) where one node, a follower of the `TRANSACTIONS` stream and of its
-//! `account-service` consumer, is also killed (SIGKILL) mid-load and restarted. Asserts every invariant of the ordering protocol (docs/ordering.md).
+//! `account-service` consumer, is also killed (SIGKILL) mid-load and restarted. Asserts every
+//! invariant of the ordering protocol (docs/ordering.md), and that every statement, once the
+//! statement service has caught up, closes at the account's balance with the ledger's running
+//! balance on every line.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -16,10 +22,13 @@ use e2e_tests::invariants::{self, AccountView};
 use e2e_tests::load::{self, LoadOptions};
 use e2e_tests::stack::{start_account, Stack};
 use test_support::matrix::{self, Axes};
+use test_support::process::ServiceProcess;
 use test_support::wait::until_eq;
 use test_support::{scenario, BrokerTarget, DatabaseTarget, NatsCluster, Target};
 
 const SETTLE: Duration = Duration::from_secs(90);
+/// How many messages a killable replica handles before it is killed: enough to be mid-load.
+const HANDLED_BEFORE_KILL: u64 = 10;
 
 fn main() {
     // The cluster on SQLite only: it is the broker under test there, not the database.
@@ -46,6 +55,7 @@ async fn two_replicas_under_a_concurrent_mixed_load_keep_every_invariant(
         None => None,
     };
     let chaos = replace_a_replica_mid_load(&mut stack)?;
+    let crashes = kill_replicas_mid_load(&stack).await?;
     let options = LoadOptions {
         transactions: 800,
         concurrency: 32,
@@ -54,6 +64,7 @@ async fn two_replicas_under_a_concurrent_mixed_load_keep_every_invariant(
     let report = load::run(&stack.client, &stack.nats, &accounts, &options).await?;
     eprintln!("{}: {}", t.broker, report.summary());
     chaos.await.context("the chaos task panicked")??;
+    crashes.await.context("the crashing task panicked")??;
     if let Some(node_chaos) = node_chaos {
         node_chaos
             .await
@@ -61,6 +72,16 @@ async fn two_replicas_under_a_concurrent_mixed_load_keep_every_invariant(
     }
     let views = invariants::settled(&stack.client, &accounts, SETTLE).await?;
     invariants::check(&views)?;
+    let began = Instant::now();
+    let statements = invariants::statements_caught_up(&stack.client, &views, SETTLE).await?;
+    invariants::check_statements(&views, &statements)?;
+    let lines: usize = statements.iter().map(|s| s.lines.len()).sum();
+    eprintln!(
+        "{}: {} statements with {lines} lines agree with the accounts ({:.1} s to catch up)",
+        t.broker,
+        statements.len(),
+        began.elapsed().as_secs_f64()
+    );
     each_outcome_is_published_exactly_once(&stack, &views).await?;
     replayed_duplicates_change_nothing(&stack, &accounts, &views).await?;
     a_rebuild_equals_the_live_state(&stack, &accounts, &views).await
@@ -81,6 +102,68 @@ fn replace_a_replica_mid_load(
         tokio::time::sleep(Duration::from_millis(300)).await;
         replacement.stop().await
     }))
+}
+
+/// Starts a third account-service replica (on the shared database) and a second
+/// statement-service replica, each a process of its own, and returns a task that kills each
+/// with SIGKILL as soon as it has handled [`HANDLED_BEFORE_KILL`] messages of the load (read
+/// from its `/metrics`): a crash mid-load, its unacknowledged messages left to the others.
+async fn kill_replicas_mid_load(
+    stack: &Stack,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let common = |database: &str| {
+        vec![
+            ("NATS_URL", stack.broker.url()),
+            ("DATABASE_URL", database.to_owned()),
+            ("STREAM_REPLICAS", stack.stream_replicas.to_string()),
+        ]
+    };
+    let mut account_env = common(&stack.account_database);
+    account_env.push(("REPLICA_ID", "account-killed".to_owned()));
+    let statement_env = common(&stack.statement_database);
+    let started = tokio::task::spawn_blocking(move || {
+        let program = Path::new(env!("CARGO_BIN_EXE_killable"));
+        let account = ServiceProcess::start_with_args(program, &["account-service"], &account_env)?;
+        let statement =
+            ServiceProcess::start_with_args(program, &["statement-service"], &statement_env)?;
+        anyhow::Ok([
+            ("account-service", account),
+            ("statement-service", statement),
+        ])
+    })
+    .await??;
+    for (_, process) in &started {
+        process.wait_ready(SETTLE).await?;
+    }
+    Ok(tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        for (name, mut process) in started {
+            let metrics = format!("{}/metrics", process.url());
+            let handled = test_support::eventually(
+                &format!("the killable {name} to handle {HANDLED_BEFORE_KILL} messages"),
+                SETTLE,
+                || async {
+                    let text = http.get(&metrics).send().await?.text().await?;
+                    let acked = acked_messages(&text);
+                    Ok((acked >= HANDLED_BEFORE_KILL).then_some(acked))
+                },
+            )
+            .await?;
+            tokio::task::spawn_blocking(move || process.kill()).await?;
+            eprintln!("killed the {name} replica (SIGKILL) after it acked {handled} messages");
+        }
+        anyhow::Ok(())
+    }))
+}
+
+/// The messages a service's listeners acknowledged, from its `/metrics`
+/// (`listener_messages_total{listener,outcome="acked"}`, every listener).
+fn acked_messages(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("listener_messages_total{") && l.contains("outcome=\"acked\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// On the cluster: checks the services created the streams with 3 replicas, then picks a

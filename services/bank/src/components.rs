@@ -16,6 +16,8 @@ pub enum Component {
     Account,
     /// The transaction service (`bank transaction-service`).
     Transaction,
+    /// The statement service (`bank statement-service`).
+    Statement,
     /// The web console (`bank console`).
     Console,
 }
@@ -27,6 +29,7 @@ impl Component {
             "broker" => Some(Component::Broker),
             "account-service" => Some(Component::Account),
             "transaction-service" => Some(Component::Transaction),
+            "statement-service" => Some(Component::Statement),
             "console" => Some(Component::Console),
             _ => None,
         }
@@ -38,6 +41,7 @@ impl Component {
             Component::Broker => "broker",
             Component::Account => "account-service",
             Component::Transaction => "transaction-service",
+            Component::Statement => "statement-service",
             Component::Console => "console",
         }
     }
@@ -56,6 +60,11 @@ impl Component {
                 let config = transaction::Config::parse_from(argv);
                 telemetry::init(config.common.log_json);
                 serve(transaction::run(config, shutdown::signal()))
+            }
+            Component::Statement => {
+                let config = statement::Config::parse_from(argv);
+                telemetry::init(config.common.log_json);
+                serve(statement::run(config, shutdown::signal()))
             }
             Component::Console => {
                 let config = console::Config::parse_from(argv);
@@ -96,6 +105,7 @@ mod tests {
             Component::Broker,
             Component::Account,
             Component::Transaction,
+            Component::Statement,
             Component::Console,
         ] {
             assert_eq!(Component::named(component.subcommand()), Some(component));

@@ -16,7 +16,8 @@ pub const MAX_ACCOUNT_REPLICAS: usize = 16;
     about,
     args_override_self = true,
     after_help = "Components alone: bank broker [flags] | bank account-service [flags] | \
-                  bank transaction-service [flags] | bank console [flags] (each with --help)."
+                  bank transaction-service [flags] | bank statement-service [flags] | \
+                  bank console [flags] (each with --help)."
 )]
 pub struct StackConfig {
     /// Where the broker's store, the SQLite files and the logs live.
@@ -39,6 +40,10 @@ pub struct StackConfig {
     /// (0 picks free ones).
     #[arg(long, env = "BANK_ACCOUNT_PORT", default_value_t = 8082)]
     pub account_port: u16,
+
+    /// The statement service's HTTP port (0 picks a free one).
+    #[arg(long, env = "BANK_STATEMENT_PORT", default_value_t = 8084)]
+    pub statement_port: u16,
 
     /// The broker's client port (0 picks a free one).
     #[arg(long, env = "BANK_BROKER_PORT", default_value_t = 4222)]
@@ -93,11 +98,12 @@ mod tests {
                 config.console_port,
                 config.transaction_port,
                 config.account_port,
+                config.statement_port,
                 config.broker_port,
                 config.monitor_port,
                 config.account_replicas
             ),
-            (8080, 8081, 8082, 4222, 8222, 2)
+            (8080, 8081, 8082, 8084, 4222, 8222, 2)
         );
         assert_eq!(config.data_dir, PathBuf::from("data"));
     }

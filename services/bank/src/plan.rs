@@ -135,6 +135,13 @@ pub fn plan(config: &StackConfig, ports: &Ports, data_dir: &Path) -> Plan {
             ],
         ));
     }
+    components.push(service(
+        "statement",
+        Component::Statement,
+        ports.statement,
+        data_dir.join("statement.db"),
+        vec![("REPLICA_ID".into(), "statement-1".into())],
+    ));
     let account_urls: Vec<String> = ports.accounts.iter().map(|p| http(*p)).collect();
     components.push(Planned {
         name: "console".into(),
@@ -144,6 +151,7 @@ pub fn plan(config: &StackConfig, ports: &Ports, data_dir: &Path) -> Plan {
             format!("--nats-url={nats_url}"),
             format!("--account-url={}", account_urls.join(",")),
             format!("--transaction-url={}", http(ports.transaction)),
+            format!("--statement-url={}", http(ports.statement)),
         ],
         env: Vec::new(),
         url: http(ports.console),
@@ -169,19 +177,28 @@ mod tests {
             console: 8080,
             transaction: 8081,
             accounts: vec![8082, 8083],
+            statement: 8084,
             broker: 4222,
             monitor: 8222,
         }
     }
 
     #[test]
-    fn the_default_stack_is_a_broker_a_transaction_service_two_replicas_and_the_console() {
+    fn the_default_stack_is_a_broker_a_transaction_service_two_replicas_statements_and_the_console()
+    {
         let config = StackConfig::try_parse_from(["bank"]).unwrap();
         let plan = plan(&config, &ports(), Path::new("/srv/data"));
         let names: Vec<&str> = plan.components.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["broker", "transaction", "account-1", "account-2", "console"]
+            [
+                "broker",
+                "transaction",
+                "account-1",
+                "account-2",
+                "statement",
+                "console"
+            ]
         );
         assert_eq!(plan.components[0].url, "nats://127.0.0.1:4222");
         assert_eq!(plan.console_url, "http://127.0.0.1:8080/");
@@ -199,10 +216,19 @@ mod tests {
             .env
             .iter()
             .any(|(name, _)| name == "FAULT_INJECTION"));
-        let console = &plan.components[4];
+        let statement = &plan.components[4];
+        assert_eq!(statement.component, Component::Statement);
+        assert!(statement
+            .args
+            .contains(&"--database-url=sqlite:///srv/data/statement.db?mode=rwc".to_owned()));
+        assert_eq!(statement.stage, Stage::Service);
+        let console = &plan.components[5];
         assert!(console
             .args
             .contains(&"--account-url=http://127.0.0.1:8082,http://127.0.0.1:8083".to_owned()));
+        assert!(console
+            .args
+            .contains(&"--statement-url=http://127.0.0.1:8084".to_owned()));
     }
 
     #[test]

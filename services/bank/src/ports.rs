@@ -1,6 +1,8 @@
 //! Assigning the stack's ports before anything starts: each asked-for port is checked by
 //! binding it (a busy one is refused with the flag that moves it), port 0 picks a free one, and
-//! the account replicas after the first take the next free ports.
+//! the account replicas after the first take the next free ports (skipping the statement
+//! service's: with the defaults, 8083 for `account-2`, 8085 for `account-3` past the statement
+//! service's 8084).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -17,6 +19,8 @@ pub struct Ports {
     pub transaction: u16,
     /// One per account-service replica, in order.
     pub accounts: Vec<u16>,
+    /// The statement service.
+    pub statement: u16,
     /// The broker's client port.
     pub broker: u16,
     /// The broker's monitoring port.
@@ -215,6 +219,13 @@ pub fn assign(config: &StackConfig) -> Result<Ports, PortError> {
         "BANK_CONSOLE_PORT",
         config.console_port,
     ))?;
+    // Before the extra replicas, so that they skip its port.
+    let statement = held.take(&ask(
+        "statement service",
+        "--statement-port",
+        "BANK_STATEMENT_PORT",
+        config.statement_port,
+    ))?;
     let mut accounts = vec![first];
     for index in 1..config.account_replicas {
         let name = replica_name(index);
@@ -231,6 +242,7 @@ pub fn assign(config: &StackConfig) -> Result<Ports, PortError> {
         console,
         transaction,
         accounts,
+        statement,
         broker,
         monitor,
     })
@@ -252,6 +264,7 @@ mod tests {
             "--console-port=0",
             "--transaction-port=0",
             "--account-port=0",
+            "--statement-port=0",
             "--broker-port=0",
             "--monitor-port=0",
         ];
@@ -265,6 +278,7 @@ mod tests {
         let mut all = vec![
             ports.console,
             ports.transaction,
+            ports.statement,
             ports.broker,
             ports.monitor,
         ];
@@ -306,6 +320,22 @@ mod tests {
         let ports = assign(&config).unwrap();
         assert_eq!(ports.accounts[0], base);
         assert!(ports.accounts[1] > base + 1, "{ports:?}");
+    }
+
+    #[test]
+    fn extra_replicas_skip_the_statement_services_port() {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        drop(first);
+        let mut config = all_zero(&["--account-replicas=3"]);
+        config.account_port = base;
+        config.statement_port = base + 2;
+        let Ok(ports) = assign(&config) else {
+            return; // a port right above base is someone else's: nothing to learn here
+        };
+        assert_eq!(ports.statement, base + 2);
+        assert_eq!(ports.accounts[0], base);
+        assert!(!ports.accounts.contains(&ports.statement), "{ports:?}");
     }
 
     #[test]

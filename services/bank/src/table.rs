@@ -63,6 +63,7 @@ mod tests {
             console: 8080,
             transaction: 8081,
             accounts: vec![8082, 8083],
+            statement: 8084,
             broker: 4222,
             monitor: 8222,
         };
@@ -72,6 +73,7 @@ mod tests {
             "broker          nats://127.0.0.1:4222  /srv/data/broker",
             "broker monitor  http://127.0.0.1:8222  -",
             "account-2       http://127.0.0.1:8083  /srv/data/account.db",
+            "statement       http://127.0.0.1:8084  /srv/data/statement.db",
             "console         http://127.0.0.1:8080  -",
             "up in 1.5 s: open http://127.0.0.1:8080/",
         ] {

@@ -318,6 +318,32 @@ fn the_console_drives_the_bank_and_its_scenarios_in_a_real_browser() {
         .await;
         screenshot(&client, "console.png").await;
 
+        // Alice's statement, from the statement service: two lines, closing at her balance.
+        wait_for(&client, "the statement service shows as up", STEP, || async {
+            let pill = find(&client, "#status-statement").await?;
+            (attr(&pill, "data-state").await? == "up").then_some(())
+        })
+        .await;
+        let button = format!(
+            "tr[data-account-id=\"{account}\"] [data-testid=\"account-statement-button\"]"
+        );
+        let lines = "#statement tr[data-testid=\"statement-row\"]";
+        wait_for(&client, "alice's statement closing at 75.00 after two lines", STEP, || async {
+            // Opening it again reads it again, should the statement service still be behind.
+            find(&client, &button).await?.click().await.ok()?;
+            let closing = find(&client, "#statement-closing").await?;
+            let done = attr(&closing, "data-cents").await? == "7500"
+                && closing.text().await.ok()? == "75.00"
+                && count(&client, lines).await == 2;
+            done.then_some(())
+        })
+        .await;
+        let last = find(&client, &format!("{lines}[data-number=\"2\"] [data-testid=\"statement-balance\"]"))
+            .await
+            .expect("line 2");
+        assert_eq!(attr(&last, "data-cents").await.as_deref(), Some("7500"));
+        click(&client, "#statement-close").await;
+
         // The same scenarios and verdicts as the account service's naive tests.
         assert_eq!(run_scenario(&client, "duplicate-delivery").await, (100, 200, 100));
         assert_eq!(run_scenario(&client, "out-of-order").await, (40, 100, 40));

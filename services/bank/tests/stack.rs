@@ -27,6 +27,7 @@ fn one_command_runs_the_bank_survives_a_replica_crash_stops_in_order_and_resumes
         "transaction",
         "account-1",
         "account-2",
+        "statement",
         "console",
     ] {
         bank.url(name);
@@ -67,8 +68,8 @@ fn one_command_runs_the_bank_survives_a_replica_crash_stops_in_order_and_resumes
     let children = children_of(bank.child.id(), "");
     assert_eq!(
         children.len(),
-        5,
-        "broker, transaction, two replicas, console: {children:?}"
+        6,
+        "broker, transaction, two replicas, statement, console: {children:?}"
     );
     let (took, status) = bank.signal_and_wait(libc::SIGINT);
     assert!(status.success(), "bank exited with {status}");

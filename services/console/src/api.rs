@@ -9,6 +9,7 @@
 //! | `POST /api/accounts` `{"owner"}` | opens an account (owner 1-200 characters) |
 //! | `GET /api/accounts/{id}` | one account |
 //! | `GET /api/accounts/{id}/ledger?after=&limit=` | the account's numbers: the account service's ledger (applied, rejected, with reasons) merged with the transaction service's pending ones |
+//! | `GET /api/accounts/{id}/statement?from=&to=&limit=` | the statement service's statement of the account: opening and closing balance, a line per number with the running balance (its `4xx` answers pass through) |
 //! | `POST /api/transactions` `{"account_id","kind","amount":"12.50"}` | a deposit or withdrawal; the `Idempotency-Key` header is passed on (one is made when missing) |
 //! | `GET /api/timeline` | the kept timeline entries, oldest first |
 //! | `GET /api/events` | the timeline as server-sent events (see [`crate::sse`]) |
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts", get(list_accounts).post(open_account))
         .route("/api/accounts/{id}", get(show_account))
         .route("/api/accounts/{id}/ledger", get(ledger))
+        .route("/api/accounts/{id}/statement", get(statement))
         .route("/api/transactions", post(create_transaction))
         .route("/api/timeline", get(timeline))
         .route("/api/events", get(crate::sse::events))
@@ -63,11 +65,16 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
     let services = &state.services;
     let accounts =
         futures_util::future::join_all(services.account_urls.iter().map(|url| services.probe(url)));
-    let (accounts, transaction) = tokio::join!(accounts, services.probe(&services.transaction_url));
+    let (accounts, transaction, statement) = tokio::join!(
+        accounts,
+        services.probe(&services.transaction_url),
+        services.probe(&services.statement_url),
+    );
     Json(json!({
         "broker": {"url": state.link.url(), "connected": state.link.is_connected()},
         "account_service": accounts,
         "transaction_service": transaction,
+        "statement_service": statement,
     }))
 }
 
@@ -222,6 +229,41 @@ async fn ledger(
         "next_after": next_after,
         "transaction_service_problem": transaction_problem,
     })))
+}
+
+/// The query of `GET /api/accounts/{id}/statement`: passed on as it is, for the statement
+/// service to judge (its `400` answers name the parameter).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementQuery {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+}
+
+/// The statement service's statement of the account, passed through.
+async fn statement(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<StatementQuery>, QueryRejection>,
+) -> Result<Json<Value>, ConsoleError> {
+    let id = parse_account(&id)?;
+    let Query(query) = query?;
+    let params: Vec<String> = [
+        ("from", &query.from),
+        ("to", &query.to),
+        ("limit", &query.limit),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_deref().map(|v| format!("{name}={}", encode(v))))
+    .collect();
+    let mut path = format!("/api/accounts/{id}/statement");
+    if !params.is_empty() {
+        path.push('?');
+        path.push_str(&params.join("&"));
+    }
+    let answer = state.services.statement(&path).await?;
+    Ok(Json(answer.success()?))
 }
 
 /// The body of `POST /api/transactions`, before validation.

@@ -72,7 +72,11 @@ impl Console {
         let shutdown = CancellationToken::new();
         let link = BrokerLink::connect(&config.nats_url, login, shutdown.clone());
         let state = AppState {
-            services: Services::new(config.account_urls(), &config.transaction_url),
+            services: Services::new(
+                config.account_urls(),
+                &config.transaction_url,
+                &config.statement_url,
+            ),
             timeline: Arc::new(Timeline::new(config.timeline_history, config.sse_buffer)),
             panel: Panel::new(link.clone()),
             link,

@@ -37,6 +37,10 @@ pub struct Config {
     #[arg(long, env = "TRANSACTION_URL", default_value = "http://127.0.0.1:8081")]
     pub transaction_url: String,
 
+    /// The statement service (per-account statements with a running balance).
+    #[arg(long, env = "STATEMENT_URL", default_value = "http://127.0.0.1:8083")]
+    pub statement_url: String,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
@@ -87,6 +91,7 @@ mod tests {
         assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
         assert_eq!(config.account_urls(), ["http://127.0.0.1:8082"]);
         assert_eq!(config.transaction_url, "http://127.0.0.1:8081");
+        assert_eq!(config.statement_url, "http://127.0.0.1:8083");
         assert!(!config.log_json);
     }
 

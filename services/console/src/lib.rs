@@ -5,7 +5,8 @@
 //! - **Accounts**: each with its balance and `last_transaction_number`; open an account,
 //!   deposit and withdraw (each submission sends a new `Idempotency-Key`), and each account's
 //!   ledger with numbers, statuses and rejection reasons (the account service's ledger merged
-//!   with the transaction service's pending transactions).
+//!   with the transaction service's pending transactions), and its statement (the statement
+//!   service's lines with the running balance, the opening and closing balance).
 //! - **Live timeline**: every `AccountOpened`, `TransactionCreated`, `TransactionApplied` and
 //!   `TransactionRejected` the streams `ACCOUNTS` and `TRANSACTIONS` carry (ordered consumers
 //!   starting at new messages), with its number, and the decision notes the account service
@@ -40,12 +41,13 @@
 //!
 //! | Element | What |
 //! |---|---|
-//! | `#status-broker`, `#status-account`, `#status-transaction` | connection pills; `data-state` is `up` or `down` |
+//! | `#status-broker`, `#status-account`, `#status-transaction`, `#status-statement` | connection pills; `data-state` is `up` or `down` |
 //! | `#open-form`, `#open-owner`, `#open-submit` | open an account |
 //! | `#tx-form`, `#tx-account` (a `select` of account ids), `#tx-kind` (`deposit`/`withdrawal`), `#tx-amount`, `#tx-submit` | deposit or withdraw |
 //! | `#form-result` | the last form's result (`aria-live`); `data-state` is `ok` or `error` |
-//! | `#accounts-table` with rows `tr[data-testid="account-row"][data-account-id]` | cells `[data-testid="account-owner"]`, `[data-testid="account-balance"]` (text `12.50`, `data-cents`), `[data-testid="account-last-number"]`, button `[data-testid="account-ledger-button"]` |
+//! | `#accounts-table` with rows `tr[data-testid="account-row"][data-account-id]` | cells `[data-testid="account-owner"]`, `[data-testid="account-balance"]` (text `12.50`, `data-cents`), `[data-testid="account-last-number"]`, buttons `[data-testid="account-ledger-button"]` and `[data-testid="account-statement-button"]` |
 //! | `#ledger`, rows `tr[data-testid="ledger-row"][data-number][data-status]` | the selected account's ledger; reason in `[data-testid="ledger-reason"]` |
+//! | `#statement` (`data-account-id`), `#statement-opening`, `#statement-closing` (text `12.50`, `data-cents`), `#statement-last-number`, rows `tr[data-testid="statement-row"][data-number][data-outcome]` | the selected account's statement from the statement service; running balance in `[data-testid="statement-balance"]` (`data-cents`), reason in `[data-testid="statement-reason"]` |
 //! | `#timeline`, rows `li[data-testid="timeline-row"]` | `data-id`, `data-type` (event type or `decision`), `data-account`, `data-number`, `data-decision`; `li[data-testid="timeline-skipped"][data-skipped]` marks skipped entries |
 //! | `#broker-streams`, rows `tr[data-testid="consumer-row"][data-stream][data-consumer]` | cells `[data-field="num_pending"]`, `[data-field="num_ack_pending"]`, `[data-field="num_redelivered"]` |
 //! | `#scenario-<slug>` (`failed-before-ack`, `out-of-order`, `slow-handler`, `dead-client`, `crashed-replica`, `duplicate-delivery`, `replica-race`) | button `#scenario-run-<slug>`; `#scenario-truth-<slug>`, `#scenario-naive-<slug>`, `#scenario-service-<slug>` (balances), `#scenario-verdict-<slug>` (the line; `data-passed` `true`/`false`, `data-state` `running`/`done`/`error`), `#scenario-takes-<slug>` (how long a run takes), `#scenario-needs-<slug>` (what the stack needs, when anything) |

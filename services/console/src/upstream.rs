@@ -1,5 +1,6 @@
 //! The services' HTTP APIs as the console calls them: the account service (one URL per replica;
-//! the first that answers serves the request) and the transaction service. Their answers,
+//! the first that answers serves the request), the transaction service and the statement
+//! service. Their answers,
 //! errors included, pass through with their status; a service that does not answer is a `502`
 //! naming it.
 
@@ -17,7 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The two services.
+/// The services.
 #[derive(Clone, Debug)]
 pub struct Services {
     http: reqwest::Client,
@@ -25,6 +26,8 @@ pub struct Services {
     pub account_urls: Vec<String>,
     /// The transaction service.
     pub transaction_url: String,
+    /// The statement service.
+    pub statement_url: String,
 }
 
 /// A service's answer: status and JSON body (or its text as a JSON string).
@@ -61,7 +64,7 @@ pub struct Probe {
 
 impl Services {
     /// Clients for these base URLs (without trailing slashes).
-    pub fn new(account_urls: Vec<String>, transaction_url: &str) -> Self {
+    pub fn new(account_urls: Vec<String>, transaction_url: &str, statement_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(REQUEST_TIMEOUT)
@@ -71,6 +74,7 @@ impl Services {
             http,
             account_urls,
             transaction_url: transaction_url.trim_end_matches('/').to_owned(),
+            statement_url: statement_url.trim_end_matches('/').to_owned(),
         }
     }
 
@@ -123,11 +127,46 @@ impl Services {
         headers: &[(&str, &str)],
     ) -> Result<Answer, ConsoleError> {
         let url = &self.transaction_url;
+        self.single(
+            "transaction service",
+            url,
+            method,
+            path_and_query,
+            body,
+            headers,
+        )
+        .await
+    }
+
+    /// `GET` from the statement service.
+    pub async fn statement(&self, path_and_query: &str) -> Result<Answer, ConsoleError> {
+        let url = &self.statement_url;
+        self.single(
+            "statement service",
+            url,
+            Method::GET,
+            path_and_query,
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// Calls a service with one URL; not answering is [`ConsoleError::Unreachable`] naming it.
+    async fn single(
+        &self,
+        service: &'static str,
+        url: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, ConsoleError> {
         self.call(url, method, path_and_query, body, headers)
             .await
             .map_err(|detail| ConsoleError::Unreachable {
-                service: "transaction service",
-                url: url.clone(),
+                service,
+                url: url.to_owned(),
                 detail,
             })
     }

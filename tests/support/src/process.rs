@@ -24,8 +24,18 @@ impl ServiceProcess {
     /// Starts `program` with `HTTP_ADDR=127.0.0.1:0`, `LOG_JSON=true` and `env`, and waits for
     /// the address it reports.
     pub fn start(program: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_with_args(program, &[], env)
+    }
+
+    /// [`ServiceProcess::start`] with command-line arguments.
+    pub fn start_with_args(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(program);
         command
+            .args(args)
             .env("HTTP_ADDR", "127.0.0.1:0")
             .env("LOG_JSON", "true")
             .envs(env.iter().map(|(k, v)| (k, v)))

@@ -181,3 +181,106 @@ pub fn gave_up_on_the_broker(exit: &Exit, nats_url: &str, deadline: &str) -> any
     );
     Ok(())
 }
+
+/// A service's binary, for the process-level start-up checks below.
+#[derive(Clone, Copy, Debug)]
+pub struct Binary {
+    /// Its path (`env!("CARGO_BIN_EXE_…")`).
+    pub path: &'static str,
+    /// Its short name: the SQLite file is `<name>.db`.
+    pub name: &'static str,
+}
+
+impl Binary {
+    /// `NATS_URL` at a port nothing listens on, and `DATABASE_URL` a fresh SQLite file in `dir`.
+    fn without_broker(&self, dir: &Path) -> anyhow::Result<Vec<(&'static str, String)>> {
+        let database = dir.join(format!("{}.db", self.name));
+        Ok(vec![
+            (
+                "NATS_URL",
+                format!("nats://127.0.0.1:{}", crate::unused_port()?),
+            ),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}?mode=rwc", database.display()),
+            ),
+        ])
+    }
+}
+
+/// A busy `HTTP_ADDR` fails the service at once, with an error naming the setting. `run` runs
+/// the service in-process from command-line arguments (no broker, an in-memory database, the
+/// taken address).
+pub async fn a_busy_http_port_fails_at_once<F, Fut>(run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = taken.local_addr()?;
+    let args = vec![
+        "service".to_owned(),
+        format!("--nats-url=nats://127.0.0.1:{}", crate::unused_port()?),
+        "--database-url=sqlite::memory:".to_owned(),
+        format!("--http-addr={addr}"),
+    ];
+    let began = Instant::now();
+    let ran = tokio::time::timeout(Duration::from_secs(10), run(args)).await?;
+    let err = ran.err().context("the service ran on a taken port")?;
+    ensure!(
+        format!("{err:#}")
+            == format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use"),
+        "{err:#}"
+    );
+    ensure!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    Ok(())
+}
+
+/// With `CONNECT_DEADLINE=1s` and no broker, the binary gives up soon after the deadline and
+/// exits with an error (see [`gave_up_on_the_broker`]).
+pub async fn gives_up_at_its_connect_deadline(binary: Binary) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut env = binary.without_broker(dir.path())?;
+    let nats_url = env[0].1.clone();
+    env.push(("CONNECT_DEADLINE", "1s".to_owned()));
+    let exit = tokio::task::spawn_blocking(move || {
+        run_to_exit(Path::new(binary.path), &env, Duration::from_secs(15))
+    })
+    .await??;
+    gave_up_on_the_broker(&exit, &nats_url, "1s")?;
+    ensure!(
+        exit.elapsed >= Duration::from_secs(1) && exit.elapsed < Duration::from_secs(5),
+        "gave up after {:?} with a 1 s deadline",
+        exit.elapsed
+    );
+    Ok(())
+}
+
+/// SIGTERM while the binary still waits for its broker stops it within a second, exit 0.
+pub async fn sigterm_while_waiting_for_the_broker_stops_at_once(
+    binary: Binary,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = binary.without_broker(dir.path())?;
+    let mut service = crate::process::ServiceProcess::start(Path::new(binary.path), &env)?;
+    let readyz = format!("{}/readyz", service.url());
+    let status = reqwest::Client::new().get(&readyz).send().await?.status();
+    ensure!(
+        status.as_u16() == 503,
+        "/readyz answered {status} while starting"
+    );
+    let began = Instant::now();
+    let status = service.terminate(Duration::from_secs(5))?;
+    let took = began.elapsed();
+    eprintln!("stopped {took:?} after SIGTERM while waiting for the broker");
+    ensure!(
+        status.success(),
+        "a stop while starting exits 0, got {status}"
+    );
+    ensure!(took < Duration::from_secs(1), "took {took:?}");
+    Ok(())
+}

@@ -33,6 +33,7 @@ pub fn bank_command(data: &Path, extra: &[&str]) -> Command {
             "--console-port=0",
             "--transaction-port=0",
             "--account-port=0",
+            "--statement-port=0",
             "--broker-port=0",
             "--monitor-port=0",
         ])

@@ -1,15 +1,20 @@
 // The console's page script: plain JavaScript, no build step, no dependencies.
 //
 // Stable hooks for browser tests (WebDriver):
-//   #status-broker, #status-account, #status-transaction   data-state="up" | "down"
+//   #status-broker, #status-account, #status-transaction, #status-statement
+//                                                           data-state="up" | "down"
 //   #open-form, #open-owner, #open-submit                   open an account
 //   #tx-form, #tx-account (select of account ids), #tx-kind ("deposit" | "withdrawal"),
 //   #tx-amount, #tx-submit                                  deposit or withdraw
 //   #form-result                                            aria-live result, data-state="ok" | "error"
 //   #accounts-table  tr[data-testid="account-row"][data-account-id]
 //       [data-testid="account-owner"], [data-testid="account-balance"] (text "12.50", data-cents),
-//       [data-testid="account-last-number"], button[data-testid="account-ledger-button"]
+//       [data-testid="account-last-number"], button[data-testid="account-ledger-button"],
+//       button[data-testid="account-statement-button"]
 //   #ledger  tr[data-testid="ledger-row"][data-number][data-status], [data-testid="ledger-reason"]
+//   #statement (data-account-id)  #statement-opening, #statement-closing (text "12.50",
+//       data-cents), #statement-last-number;  tr[data-testid="statement-row"][data-number]
+//       [data-outcome], [data-testid="statement-balance"] (data-cents), [data-testid="statement-reason"]
 //   #timeline  li[data-testid="timeline-row"] with data-id, data-type (event type or "decision"),
 //       data-account, data-number, data-decision;  li[data-testid="timeline-skipped"][data-skipped]
 //   #broker-streams  tr[data-testid="consumer-row"][data-stream][data-consumer]
@@ -114,6 +119,8 @@ async function refreshStatus() {
   setPill("status-account", ready > 0, `${ready} of ${replicas.length} ready`);
   const tx = status.transaction_service;
   setPill("status-transaction", tx.ready, tx.ready ? "ready" : (tx.problem || "not ready"));
+  const st = status.statement_service;
+  setPill("status-statement", st.ready, st.ready ? "ready" : (st.problem || "not ready"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,6 +129,7 @@ async function refreshStatus() {
 const accounts = new Map(); // id -> account
 let nextAfter = null;
 let selectedLedger = null;
+let selectedStatement = null;
 const pendingRefresh = new Map();
 
 function isScenario(account) {
@@ -134,11 +142,14 @@ function accountRow(account) {
   const button = el("button", { type: "button", className: "secondary", "data-testid": "account-ledger-button",
     "aria-label": `Ledger of ${account.owner}` }, "Ledger");
   button.addEventListener("click", () => openLedger(account.id));
+  const statement = el("button", { type: "button", className: "secondary", "data-testid": "account-statement-button",
+    "aria-label": `Statement of ${account.owner}` }, "Statement");
+  statement.addEventListener("click", () => openStatement(account.id));
   return el("tr", { "data-testid": "account-row", "data-account-id": account.id, id: `account-${account.id}`,
     className: isScenario(account) ? "scenario-account" : null },
     el("td", { "data-testid": "account-owner" }, account.owner),
     el("td", { className: "id", title: account.id }, account.id),
-    balance, last, el("td", {}, button));
+    balance, last, el("td", { className: "actions" }, button, statement));
 }
 
 function upsertAccount(account, flash) {
@@ -187,6 +198,7 @@ function refreshAccountSoon(id) {
     const result = await api("GET", `/api/accounts/${id}`);
     if (result.ok && result.body) upsertAccount(result.body, true);
     if (selectedLedger === id) loadLedger(id);
+    if (selectedStatement === id) loadStatement(id);
   }, 150));
 }
 
@@ -277,6 +289,53 @@ async function loadLedger(id) {
     el("td", { "data-testid": "ledger-reason" }, item.reason || ""))));
   if (!body.children.length) {
     body.append(el("tr", {}, el("td", { colspan: 6 }, "No transactions yet.")));
+  }
+}
+
+async function openStatement(id) {
+  selectedStatement = id;
+  const account = accounts.get(id);
+  $("statement").hidden = false;
+  $("statement").dataset.accountId = id;
+  $("statement-heading").textContent = `Statement of ${account ? account.owner : id}`;
+  await loadStatement(id);
+  $("statement-heading").focus();
+}
+
+function setAmount(id, value) {
+  const cell = $(id);
+  cell.dataset.cents = typeof value === "number" ? value : "";
+  cell.textContent = typeof value === "number" ? cents(value) : "";
+}
+
+// The statement service's lines from number 1 (one page of up to 1000).
+async function loadStatement(id) {
+  const result = await api("GET", `/api/accounts/${id}/statement?limit=1000`);
+  const body = $("statement-body");
+  if (!result.ok) {
+    $("statement-state").textContent = result.status === 404
+      ? "The statement service has not seen this account opened yet."
+      : `The statement cannot be read: ${problem(result)}`;
+    body.replaceChildren();
+    return;
+  }
+  const statement = result.body;
+  $("statement-state").textContent = statement.next_from
+    ? `Showing numbers 1 to ${statement.next_from - 1}; the statement goes on from ${statement.next_from}.` : "";
+  setAmount("statement-opening", statement.opening_balance);
+  setAmount("statement-closing", statement.closing_balance);
+  $("statement-last-number").textContent = statement.last_transaction_number;
+  body.replaceChildren(...(statement.lines || []).map((line) => el("tr",
+    { "data-testid": "statement-row", "data-number": line.number, "data-outcome": line.outcome },
+    el("td", { className: "num" }, line.number),
+    el("td", {}, line.kind),
+    el("td", { className: "num" }, cents(line.amount)),
+    el("td", {}, el("span", { className: "badge", "data-kind": line.outcome }, line.outcome)),
+    el("td", { className: "num", "data-testid": "statement-balance", "data-cents": line.balance_after }, cents(line.balance_after)),
+    el("td", { "data-testid": "statement-reason" }, line.reason || ""),
+    el("td", {}, line.occurred_at || ""))));
+  if (!body.children.length) {
+    body.append(el("tr", {}, el("td", { colspan: 7 }, "No lines yet.")));
   }
 }
 
@@ -498,6 +557,10 @@ function start() {
   $("ledger-close").addEventListener("click", () => {
     selectedLedger = null;
     $("ledger").hidden = true;
+  });
+  $("statement-close").addEventListener("click", () => {
+    selectedStatement = null;
+    $("statement").hidden = true;
   });
   const refilter = () => document.querySelectorAll("#timeline li[data-testid='timeline-row']").forEach(applyFilter);
   $("timeline-filter").addEventListener("input", refilter);

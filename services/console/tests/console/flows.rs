@@ -13,6 +13,7 @@ use crate::support::{rig, rss_kb, start_console, SseReader, BOUND};
 
 pub const SCENARIOS: &[Scenario] = &[
     scenario!(opens_deposits_and_withdraws_through_the_console),
+    scenario!(shows_an_account_s_statement_from_the_statement_service),
     scenario!(bad_input_is_refused_with_a_4xx_and_a_message),
     scenario!(the_event_stream_delivers_an_action_s_events_and_the_history_on_connect),
     scenario!(a_slow_browser_gets_a_skipped_marker_and_the_console_stays_bounded),
@@ -89,6 +90,84 @@ async fn opens_deposits_and_withdraws_through_the_console(t: Target) -> anyhow::
     assert!(listed
         .iter()
         .any(|a| a["id"] == json!(account) && a["balance"] == json!(1000)));
+    Ok(())
+}
+
+/// `GET /api/accounts/{id}/statement` passes the statement service's statement through: the
+/// lines with their running balance, a range, and the service's own 4xx answers.
+async fn shows_an_account_s_statement_from_the_statement_service(t: Target) -> anyhow::Result<()> {
+    let rig = rig(&t).await?;
+    let account = rig.open("stella").await?;
+    rig.transact(&account, "deposit", "12.50", &key()).await?;
+    rig.transact(&account, "withdrawal", "100", &key()).await?;
+    rig.transact(&account, "withdrawal", "2.50", &key()).await?;
+    let path = format!("/api/accounts/{account}/statement");
+    let statement = eventually("the statement to reach number 3", BOUND, || async {
+        let (status, statement) = rig.console.get(&path).await?;
+        let caught_up = status == 200 && statement["last_transaction_number"] == json!(3);
+        Ok(caught_up.then_some(statement))
+    })
+    .await?;
+    let lines: Vec<(&Value, &Value, &Value)> = statement["lines"]
+        .as_array()
+        .context("lines")?
+        .iter()
+        .map(|l| (&l["number"], &l["outcome"], &l["balance_after"]))
+        .collect();
+    let (one, two, three) = (json!(1), json!(2), json!(3));
+    let (applied, rejected) = (json!("applied"), json!("rejected"));
+    let (full, less) = (json!(1250), json!(1000));
+    assert_eq!(
+        lines,
+        [
+            (&one, &applied, &full),
+            (&two, &rejected, &full),
+            (&three, &applied, &less)
+        ]
+    );
+    assert_eq!(
+        (&statement["opening_balance"], &statement["closing_balance"]),
+        (&json!(0), &json!(1000))
+    );
+    let (balance, last) = rig.balance(&account).await?;
+    assert_eq!(
+        (json!(balance), json!(last)),
+        (statement["closing_balance"].clone(), json!(3)),
+        "the statement closes at the account's balance"
+    );
+    let (status, range) = rig.console.get(&format!("{path}?from=2&to=2")).await?;
+    assert_eq!(status, 200, "{range}");
+    assert_eq!(
+        (&range["opening_balance"], &range["closing_balance"]),
+        (&json!(1250), &json!(1250))
+    );
+    assert_eq!(range["lines"].as_array().map(Vec::len), Some(1));
+    let reason = range["lines"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("insufficient funds"), "{range}");
+    // The statement service judges the range and answers for itself.
+    let (status, answer) = rig.console.get(&format!("{path}?limit=0")).await?;
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("malformed_request"))
+    );
+    let (status, answer) = rig.console.get(&format!("{path}?from=x%26to%3D1")).await?;
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("malformed_request"))
+    );
+    let unknown = uuid::Uuid::new_v4();
+    let (status, answer) = rig
+        .console
+        .get(&format!("/api/accounts/{unknown}/statement"))
+        .await?;
+    assert_eq!((status, &answer["error"]), (404, &json!("not_found")));
+    // The console's own checks.
+    let (status, answer) = rig.console.get("/api/accounts/nope/statement").await?;
+    assert_eq!((status, &answer["error"]), (422, &json!("invalid_value")));
+    let (status, answer) = rig.console.get(&format!("{path}?since=1")).await?;
+    assert_eq!((status, &answer["error"]), (422, &json!("invalid_value")));
+    let (_, status_body) = rig.console.get("/api/status").await?;
+    assert_eq!(status_body["statement_service"]["ready"], json!(true));
     Ok(())
 }
 
@@ -581,6 +660,7 @@ async fn without_the_services_a_scenario_says_why(t: Target) -> anyhow::Result<(
         format!("--nats-url={}", broker.url()),
         "--account-url=http://127.0.0.1:1".to_owned(),
         "--transaction-url=http://127.0.0.1:1".to_owned(),
+        "--statement-url=http://127.0.0.1:1".to_owned(),
     ];
     let (console, _) = start_console(&args).await?;
     eventually("the console to connect", BOUND, || async {
@@ -614,9 +694,17 @@ async fn without_the_services_a_scenario_says_why(t: Target) -> anyhow::Result<(
         .as_str()
         .unwrap_or_default()
         .contains("account service"));
+    let path = format!("/api/accounts/{}/statement", uuid::Uuid::new_v4());
+    let (status, answer) = console.get(&path).await?;
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("statement service"));
     let (_, status_body) = console.get("/api/status").await?;
     assert_eq!(status_body["broker"]["connected"], json!(true));
     assert_eq!(status_body["account_service"][0]["ready"], json!(false));
+    assert_eq!(status_body["statement_service"]["ready"], json!(false));
     Ok(())
 }
 

@@ -21,18 +21,23 @@ pub struct Rig {
     pub stack: Stack,
 }
 
-/// Starts a stack with one account-service replica, waits until both services are ready, then
+/// Starts a stack with one account-service replica, waits until the services are ready, then
 /// starts a console in front of it and waits until it follows both streams and the notes.
 pub async fn rig(target: &Target) -> anyhow::Result<Rig> {
     let stack = Stack::start(target, 1).await?;
     let http = reqwest::Client::new();
-    for url in [&stack.replicas[0].url, &stack.transaction.url] {
+    for url in [
+        &stack.replicas[0].url,
+        &stack.transaction.url,
+        &stack.statement.url,
+    ] {
         ready(&http, url).await?;
     }
     let args = [
         format!("--nats-url={}", stack.broker.url()),
         format!("--account-url={}", stack.replicas[0].url),
         format!("--transaction-url={}", stack.transaction.url),
+        format!("--statement-url={}", stack.statement.url),
     ];
     let (console, _) = start_console(&args).await?;
     eventually(
