@@ -253,6 +253,13 @@ def check_statements(stack: Stack, sample: int = 5) -> None:
             time.sleep(0.5)
     log(f"statement-service: {len(accounts)} statements end at the accounts' numbers and "
         "balances")
+    console = by_workload(stack.pods, "console")[0]
+    console_port = stack.host_port(console, console.ports["http"])
+    acc = accounts[0]
+    through = get_json(console_port, f"/api/accounts/{acc['id']}/statement?limit=1")
+    if through.get("last_transaction_number") != acc["last_transaction_number"]:
+        raise RuntimeError(f"the console's statement of {acc['id']}: {through}")
+    log("console: its statement view reaches the statement service")
 
 
 def check_console(stack: Stack) -> None:

@@ -79,7 +79,7 @@ run account account-service account-service 8080 "$nats" --
 run transaction transaction-service transaction-service 8080 "$nats" --
 run statement statement-service statement-service 8080 "$nats" --
 run console console console 8080 "$nats" ACCOUNT_URLS=http://account-service:8080 \
-  TRANSACTION_URL=http://transaction-service:8080 --
+  TRANSACTION_URL=http://transaction-service:8080 STATEMENT_URL=http://statement-service:8080 --
 for name in account transaction statement console; do wait_healthy "$name"; done
 for name in broker account transaction statement console; do check_user "$name"; done
 log "every container runs as 65532:65532 on a read-only root file system"
