@@ -10,9 +10,7 @@ use common_events::inspect::read_all;
 use common_events::AccountOpened;
 use test_support::process::ServiceProcess;
 use test_support::scenario;
-use test_support::startup::{
-    api_says_starting, gave_up_on_the_broker, run_to_exit, stays_starting,
-};
+use test_support::startup::{self, api_says_starting, stays_starting, Binary};
 use test_support::wait::until_eq;
 use test_support::{eventually, unused_port, DatabaseTarget, Scenario, Target};
 use tokio::io::copy_bidirectional;
@@ -222,86 +220,6 @@ async fn proxy(
     Ok(tokio_util::task::AbortOnDropHandle::new(task))
 }
 
-async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = taken.local_addr()?;
-    let nowhere = format!("nats://127.0.0.1:{}", unused_port()?);
-    let config = <account::Config as clap::Parser>::parse_from([
-        "account-service".to_owned(),
-        format!("--nats-url={nowhere}"),
-        "--database-url=sqlite::memory:".to_owned(),
-        format!("--http-addr={addr}"),
-    ]);
-    let began = Instant::now();
-    let ran = tokio::time::timeout(BOUND, account::run(config, std::future::pending())).await?;
-    let err = ran.expect_err("the port is taken");
-    assert_eq!(
-        format!("{err:#}"),
-        format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use")
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        began.elapsed()
-    );
-    Ok(())
-}
-
-async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
-    _: Target,
-) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let nats_url = format!("nats://127.0.0.1:{}", unused_port()?);
-    let database = dir.path().join("account.db");
-    let env = [
-        ("NATS_URL", nats_url.clone()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", database.display()),
-        ),
-        ("CONNECT_DEADLINE", "1s".to_owned()),
-    ];
-    let exit = tokio::task::spawn_blocking(move || {
-        run_to_exit(Path::new(BINARY), &env, Duration::from_secs(15))
-    })
-    .await??;
-    gave_up_on_the_broker(&exit, &nats_url, "1s")?;
-    assert!(
-        exit.elapsed >= Duration::from_secs(1) && exit.elapsed < Duration::from_secs(5),
-        "gave up after {:?} with a 1 s deadline",
-        exit.elapsed
-    );
-    Ok(())
-}
-
-async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let database = dir.path().join("account.db");
-    let env = [
-        ("NATS_URL", format!("nats://127.0.0.1:{}", unused_port()?)),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", database.display()),
-        ),
-    ];
-    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
-    let http = reqwest::Client::new();
-    let readyz = format!("{}/readyz", service.url());
-    assert_eq!(http.get(&readyz).send().await?.status().as_u16(), 503);
-    // Let it go a few rounds of retries.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let began = Instant::now();
-    let status = service.terminate(Duration::from_secs(5))?;
-    let took = began.elapsed();
-    eprintln!("stopped {took:?} after SIGTERM while waiting for the broker");
-    assert!(
-        status.success(),
-        "a stop while starting exits 0, got {status}"
-    );
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-    Ok(())
-}
-
 async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
     t: Target,
 ) -> anyhow::Result<()> {
@@ -338,4 +256,27 @@ async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
     assert!(status.success(), "a graceful stop exits 0, got {status}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     Ok(())
+}
+
+const SERVICE: Binary = Binary {
+    path: BINARY,
+    name: "account",
+};
+
+async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
+    startup::a_busy_http_port_fails_at_once(|args| async move {
+        let config = <account::Config as clap::Parser>::try_parse_from(args)?;
+        account::run(config, std::future::pending()).await
+    })
+    .await
+}
+
+async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
+    _: Target,
+) -> anyhow::Result<()> {
+    startup::gives_up_at_its_connect_deadline(SERVICE).await
+}
+
+async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
+    startup::sigterm_while_waiting_for_the_broker_stops_at_once(SERVICE).await
 }

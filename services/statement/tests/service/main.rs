@@ -8,6 +8,7 @@ mod guide;
 mod projection;
 mod rebuild;
 mod replicas;
+mod startup;
 mod support;
 
 /// The listener-only example of `docs/new-service.md`, compiled and run by `example`.
@@ -25,6 +26,7 @@ pub fn all_scenarios() -> Vec<Scenario> {
         projection::SCENARIOS,
         rebuild::SCENARIOS,
         replicas::SCENARIOS,
+        startup::SCENARIOS,
         example::SCENARIOS,
         guide::SCENARIOS,
     ]

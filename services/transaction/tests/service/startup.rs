@@ -9,9 +9,7 @@ use common_events::AccountId;
 use serde_json::json;
 use test_support::process::ServiceProcess;
 use test_support::scenario;
-use test_support::startup::{
-    api_says_starting, gave_up_on_the_broker, run_to_exit, stays_starting,
-};
+use test_support::startup::{self, api_says_starting, run_to_exit, stays_starting, Binary};
 use test_support::{unused_port, Scenario, Target};
 
 use crate::support::{publish_account_opened, spawn_service, BOUND};
@@ -58,85 +56,6 @@ async fn a_service_started_before_the_broker_waits_and_becomes_ready_when_the_br
     .await?;
     assert_eq!(created["number"], 1);
     service.stop().await
-}
-
-async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = taken.local_addr()?;
-    let nowhere = format!("nats://127.0.0.1:{}", unused_port()?);
-    let config = <transaction::Config as clap::Parser>::parse_from([
-        "transaction-service".to_owned(),
-        format!("--nats-url={nowhere}"),
-        "--database-url=sqlite::memory:".to_owned(),
-        format!("--http-addr={addr}"),
-    ]);
-    let began = Instant::now();
-    let ran = tokio::time::timeout(BOUND, transaction::run(config, std::future::pending())).await?;
-    let err = ran.expect_err("the port is taken");
-    assert_eq!(
-        format!("{err:#}"),
-        format!("cannot listen on {addr} (HTTP_ADDR / --http-addr): address in use")
-    );
-    assert!(
-        began.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        began.elapsed()
-    );
-    Ok(())
-}
-
-async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
-    _: Target,
-) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let nats_url = format!("nats://127.0.0.1:{}", unused_port()?);
-    let database = dir.path().join("transaction.db");
-    let env = [
-        ("NATS_URL", nats_url.clone()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", database.display()),
-        ),
-        ("CONNECT_DEADLINE", "1s".to_owned()),
-    ];
-    let exit = tokio::task::spawn_blocking(move || {
-        run_to_exit(Path::new(BINARY), &env, Duration::from_secs(15))
-    })
-    .await??;
-    gave_up_on_the_broker(&exit, &nats_url, "1s")?;
-    assert!(
-        exit.elapsed >= Duration::from_secs(1) && exit.elapsed < Duration::from_secs(5),
-        "gave up after {:?} with a 1 s deadline",
-        exit.elapsed
-    );
-    Ok(())
-}
-
-async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let database = dir.path().join("transaction.db");
-    let env = [
-        ("NATS_URL", format!("nats://127.0.0.1:{}", unused_port()?)),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", database.display()),
-        ),
-    ];
-    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
-    let readyz = format!("{}/readyz", service.url());
-    let status = reqwest::Client::new().get(&readyz).send().await?.status();
-    assert_eq!(status.as_u16(), 503);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let began = Instant::now();
-    let status = service.terminate(Duration::from_secs(5))?;
-    let took = began.elapsed();
-    eprintln!("stopped {took:?} after SIGTERM while waiting for the broker");
-    assert!(
-        status.success(),
-        "a stop while starting exits 0, got {status}"
-    );
-    assert!(took < Duration::from_secs(1), "took {took:?}");
-    Ok(())
 }
 
 async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
@@ -201,4 +120,27 @@ async fn with_a_broker_login_the_service_becomes_ready_and_a_wrong_password_stop
         exit.elapsed
     );
     Ok(())
+}
+
+const SERVICE: Binary = Binary {
+    path: BINARY,
+    name: "transaction",
+};
+
+async fn a_busy_http_port_fails_at_once_naming_the_setting(_: Target) -> anyhow::Result<()> {
+    startup::a_busy_http_port_fails_at_once(|args| async move {
+        let config = <transaction::Config as clap::Parser>::try_parse_from(args)?;
+        transaction::run(config, std::future::pending()).await
+    })
+    .await
+}
+
+async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
+    _: Target,
+) -> anyhow::Result<()> {
+    startup::gives_up_at_its_connect_deadline(SERVICE).await
+}
+
+async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
+    startup::sigterm_while_waiting_for_the_broker_stops_at_once(SERVICE).await
 }
