@@ -155,6 +155,12 @@ async fn click(client: &Client, css: &str) {
     button.click().await.expect("clicking");
 }
 
+/// Scrolls the element with this id to the bottom of the window.
+async fn scroll_to(client: &Client, id: &str) {
+    let script = format!("document.getElementById('{id}').scrollIntoView({{block: 'end'}});");
+    client.execute(&script, vec![]).await.expect("scrolling");
+}
+
 async fn screenshot(client: &Client, name: &str) {
     let Ok(dir) = std::env::var("SCREENSHOTS") else {
         return;
@@ -342,6 +348,8 @@ fn the_console_drives_the_bank_and_its_scenarios_in_a_real_browser() {
             .await
             .expect("line 2");
         assert_eq!(attr(&last, "data-cents").await.as_deref(), Some("7500"));
+        scroll_to(&client, "statement").await;
+        screenshot(&client, "console-statement.png").await;
         click(&client, "#statement-close").await;
 
         // The same scenarios and verdicts as the account service's naive tests.
@@ -349,13 +357,7 @@ fn the_console_drives_the_bank_and_its_scenarios_in_a_real_browser() {
         assert_eq!(run_scenario(&client, "out-of-order").await, (40, 100, 40));
         // A replica really aborts; the broker hands its message to the other, bank restarts it.
         assert_eq!(run_scenario(&client, "crashed-replica").await, (100, 0, 100));
-        client
-            .execute(
-                "document.getElementById('scenario-out-of-order').scrollIntoView({block: 'end'});",
-                vec![],
-            )
-            .await
-            .expect("scrolling");
+        scroll_to(&client, "scenario-out-of-order").await;
         screenshot(&client, "console-scenarios.png").await;
 
         // More tabs than a browser keeps HTTP connections per host (six): each still goes live

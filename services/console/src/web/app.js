@@ -333,7 +333,7 @@ async function loadStatement(id) {
     el("td", {}, el("span", { className: "badge", "data-kind": line.outcome }, line.outcome)),
     el("td", { className: "num", "data-testid": "statement-balance", "data-cents": line.balance_after }, cents(line.balance_after)),
     el("td", { "data-testid": "statement-reason" }, line.reason || ""),
-    el("td", {}, line.occurred_at || ""))));
+    el("td", { title: line.occurred_at || "" }, line.occurred_at ? time(Date.parse(line.occurred_at)) : ""))));
   if (!body.children.length) {
     body.append(el("tr", {}, el("td", { colspan: 7 }, "No lines yet.")));
   }
