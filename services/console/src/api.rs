@@ -80,7 +80,7 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The query string that asks a service for the same page (`?limit=…&after=…`).
 fn paging(page: &PageQuery) -> Result<String, ConsoleError> {
-    let limit = page.limit().map_err(ConsoleError::Invalid)?;
+    let limit = page.limit().map_err(ConsoleError::invalid)?;
     let mut query = format!("?limit={limit}");
     let after = page.after_text();
     if !after.is_empty() {
@@ -106,7 +106,7 @@ fn encode(value: &str) -> String {
 fn parse_account(id: &str) -> Result<AccountId, ConsoleError> {
     id.trim()
         .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("account id {id:?} is not a UUID")))
+        .map_err(|_| ConsoleError::invalid(format!("account id {id:?} is not a UUID")))
 }
 
 async fn list_accounts(
@@ -133,7 +133,7 @@ async fn open_account(
     let owner = body.owner.trim();
     let chars = owner.chars().count();
     if chars == 0 || chars > MAX_OWNER_CHARS {
-        return Err(ConsoleError::Invalid(format!(
+        return Err(ConsoleError::invalid(format!(
             "owner must be 1 to {MAX_OWNER_CHARS} characters, got {chars}"
         )));
     }
@@ -169,7 +169,7 @@ async fn ledger(
 ) -> Result<Json<Value>, ConsoleError> {
     let id = parse_account(&id)?;
     let Query(page) = query?;
-    page.after_number().map_err(ConsoleError::Invalid)?;
+    page.after_number().map_err(ConsoleError::invalid)?;
     let paging = paging(&page)?;
     let ledger_path = format!("/api/accounts/{id}/ledger{paging}");
     let transactions_path = format!("/api/transactions{paging}&account_id={id}");
@@ -284,26 +284,26 @@ async fn create_transaction(
     let kind: TransactionKind = body
         .kind
         .parse()
-        .map_err(|err| ConsoleError::Invalid(format!("{err}")))?;
+        .map_err(|err| ConsoleError::invalid(format!("{err}")))?;
     let typed = match &body.amount {
         Value::String(text) => text.clone(),
         Value::Number(number) => number.to_string(),
         other => {
-            return Err(ConsoleError::Invalid(format!(
+            return Err(ConsoleError::invalid(format!(
                 "amount must be a decimal amount like \"12.50\", got {other}"
             )))
         }
     };
-    let cents = parse_cents(&typed).map_err(|err| ConsoleError::Invalid(err.to_string()))?;
+    let cents = parse_cents(&typed).map_err(|err| ConsoleError::invalid(err.to_string()))?;
     let key = match headers.get("idempotency-key") {
         None => uuid::Uuid::new_v4().to_string(),
         Some(value) => {
             let key = value
                 .to_str()
-                .map_err(|_| ConsoleError::Malformed("Idempotency-Key must be ASCII".into()))?
+                .map_err(|_| ConsoleError::malformed("Idempotency-Key must be ASCII"))?
                 .trim();
             if key.is_empty() || key.len() > MAX_KEY_CHARS {
-                return Err(ConsoleError::Invalid(format!(
+                return Err(ConsoleError::invalid(format!(
                     "Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters"
                 )));
             }
@@ -341,7 +341,7 @@ async fn refuse_scenario_accounts(
     };
     let owner = answer.body["owner"].as_str().unwrap_or_default();
     if answer.status == StatusCode::OK && owner.starts_with(OWNER_PREFIX) {
-        return Err(ConsoleError::Conflict(
+        return Err(ConsoleError::conflict(
             "scenario_account",
             format!(
                 "account {account} belongs to a scenario ({owner:?}): its transaction numbers \
@@ -386,14 +386,14 @@ async fn run_scenario(
 ) -> Result<impl IntoResponse, ConsoleError> {
     let id = ScenarioId::from_slug(&slug).ok_or_else(|| {
         let known: Vec<&str> = CATALOG.iter().map(|s| s.slug).collect();
-        ConsoleError::NotFound(format!("no scenario {slug:?}; there are {known:?}"))
+        ConsoleError::not_found(format!("no scenario {slug:?}; there are {known:?}"))
     })?;
     let _permit = state
         .scenario_permits
         .clone()
         .try_acquire_owned()
         .map_err(|_| {
-            ConsoleError::Busy("scenarios are already running; try again when they finish".into())
+            ConsoleError::busy("scenarios are already running; try again when they finish")
         })?;
     let js = state
         .link
@@ -401,10 +401,7 @@ async fn run_scenario(
         .filter(|_| state.link.is_connected())
         .ok_or_else(|| ConsoleError::BrokerUnreachable(state.link.url().to_owned()))?;
     let account_url = state.services.ready_account_url().await.ok_or_else(|| {
-        ConsoleError::Unavailable(
-            "no_account_service",
-            "no account-service URL is configured".into(),
-        )
+        ConsoleError::unavailable("no_account_service", "no account-service URL is configured")
     })?;
     // The ready replica first; every replica, for the scenarios that arm faults on each.
     let env = ScenarioEnv::new(js, account_url).with_replicas(state.services.account_urls.clone());
@@ -412,7 +409,7 @@ async fn run_scenario(
     // which would skip its clean-up (the naive consumer, the armed faults).
     let run = tokio::spawn(async move { scenarios::run(id, &env).await });
     let outcome = run.await.map_err(|err| {
-        ConsoleError::Gateway("scenario_failed", format!("the run failed: {err}"))
+        ConsoleError::gateway("scenario_failed", format!("the run failed: {err}"))
     })?;
     match outcome {
         Ok(verdict) => {
@@ -420,8 +417,8 @@ async fn run_scenario(
             Ok(Json(verdict))
         }
         Err(ScenarioError::Unavailable(why)) => {
-            Err(ConsoleError::Unavailable("scenario_unavailable", why))
+            Err(ConsoleError::unavailable("scenario_unavailable", why))
         }
-        Err(ScenarioError::Failed(why)) => Err(ConsoleError::Gateway("scenario_failed", why)),
+        Err(ScenarioError::Failed(why)) => Err(ConsoleError::gateway("scenario_failed", why)),
     }
 }

@@ -6,28 +6,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use service_kit::http::{body_problem, error_response, BodyProblem};
+use service_kit::api_error::ApiError;
+use service_kit::http::error_response;
 
-/// Everything a console API call can fail with.
+/// Everything a console API call can fail with: the errors every service's API has (the kit's
+/// [`ApiError`]), and the console's own about the services and the broker behind it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    /// The request is malformed outside its body: a header that is not ASCII (400
-    /// `malformed_request`).
-    #[error("{0}")]
-    Malformed(String),
-    /// The JSON body was refused: not JSON (400), wrong values (422), too long (413), not sent
-    /// as JSON (415).
+    /// A bad request, a missing thing, or a refusal with its own status and code.
     #[error(transparent)]
-    Body(#[from] BodyProblem),
-    /// A value is wrong (422 `invalid_value`).
-    #[error("{0}")]
-    Invalid(String),
-    /// Nothing by that name (404 `not_found`).
-    #[error("{0}")]
-    NotFound(String),
-    /// Refused in this state (409, with its code).
-    #[error("{1}")]
-    Conflict(&'static str, String),
+    Api(#[from] ApiError),
     /// A service answered with an error: passed through as it is.
     #[error("{0}: {1}")]
     Upstream(StatusCode, Value),
@@ -44,48 +32,52 @@ pub enum ConsoleError {
     /// The broker connection is down (503 `broker_unreachable`).
     #[error("the broker at {0} is unreachable; the console keeps trying to connect")]
     BrokerUnreachable(String),
-    /// Something the stack cannot do right now (503, with its code).
-    #[error("{1}")]
-    Unavailable(&'static str, String),
-    /// A run went wrong on the stack's side (502, with its code).
-    #[error("{1}")]
-    Gateway(&'static str, String),
-    /// Too many at once (429 `busy`).
-    #[error("{0}")]
-    Busy(String),
 }
 
 impl ConsoleError {
+    /// A value is wrong (422 `invalid_value`).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Invalid(message.into()).into()
+    }
+
+    /// Malformed outside the body, such as a header that is not ASCII (400
+    /// `malformed_request`).
+    pub fn malformed(message: impl Into<String>) -> Self {
+        ApiError::Malformed(message.into()).into()
+    }
+
+    /// Nothing by that name (404 `not_found`).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::NotFound(message.into()).into()
+    }
+
+    /// Refused in this state (409, with its code).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::refused(StatusCode::CONFLICT, code, message).into()
+    }
+
+    /// Something the stack cannot do right now (503, with its code).
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::refused(StatusCode::SERVICE_UNAVAILABLE, code, message).into()
+    }
+
+    /// A run went wrong on the stack's side (502, with its code).
+    pub fn gateway(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::refused(StatusCode::BAD_GATEWAY, code, message).into()
+    }
+
+    /// Too many at once (429 `busy`).
+    pub fn busy(message: impl Into<String>) -> Self {
+        ApiError::refused(StatusCode::TOO_MANY_REQUESTS, "busy", message).into()
+    }
+
     /// The HTTP status.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleError::Malformed(_) => StatusCode::BAD_REQUEST,
-            ConsoleError::Body(problem) => problem.status(),
-            ConsoleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
-            ConsoleError::Conflict(..) => StatusCode::CONFLICT,
+            ConsoleError::Api(err) => err.status_code(),
             ConsoleError::Upstream(status, _) => *status,
-            ConsoleError::Unreachable { .. } | ConsoleError::Gateway(..) => StatusCode::BAD_GATEWAY,
-            ConsoleError::BrokerUnreachable(_) | ConsoleError::Unavailable(..) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ConsoleError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            ConsoleError::Malformed(_) => "malformed_request",
-            ConsoleError::Body(problem) => problem.code(),
-            ConsoleError::Invalid(_) => "invalid_value",
-            ConsoleError::NotFound(_) => "not_found",
-            ConsoleError::Conflict(code, _)
-            | ConsoleError::Unavailable(code, _)
-            | ConsoleError::Gateway(code, _) => code,
-            ConsoleError::Upstream(..) => "upstream_error",
-            ConsoleError::Unreachable { .. } => "upstream_unreachable",
-            ConsoleError::BrokerUnreachable(_) => "broker_unreachable",
-            ConsoleError::Busy(_) => "busy",
+            ConsoleError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
+            ConsoleError::BrokerUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -104,19 +96,25 @@ impl IntoResponse for ConsoleError {
                 };
                 error_response(status, "upstream_error", message)
             }
-            other => error_response(other.status_code(), other.code(), other.to_string()),
+            ConsoleError::Api(err) => err.into_response(),
+            ConsoleError::Unreachable { .. } => {
+                error_response(self.status_code(), "upstream_unreachable", self.to_string())
+            }
+            ConsoleError::BrokerUnreachable(_) => {
+                error_response(self.status_code(), "broker_unreachable", self.to_string())
+            }
         }
     }
 }
 
 impl From<JsonRejection> for ConsoleError {
     fn from(rejection: JsonRejection) -> Self {
-        ConsoleError::Body(body_problem(rejection))
+        ApiError::from(rejection).into()
     }
 }
 
 impl From<QueryRejection> for ConsoleError {
     fn from(rejection: QueryRejection) -> Self {
-        ConsoleError::Invalid(rejection.body_text())
+        ApiError::from(rejection).into()
     }
 }
