@@ -284,3 +284,39 @@ pub async fn sigterm_while_waiting_for_the_broker_stops_at_once(
     ensure!(took < Duration::from_secs(1), "took {took:?}");
     Ok(())
 }
+
+/// SIGTERM to a ready binary with nothing in flight stops it within 2 s, exit 0; and again with
+/// its broker gone (nothing to flush, nothing to wait for).
+pub async fn sigterm_with_nothing_in_flight_stops_quickly(
+    target: &crate::Target,
+    binary: Binary,
+) -> anyhow::Result<()> {
+    let bound = Duration::from_secs(30);
+    let mut broker = target.broker.start()?;
+    let dir = tempfile::tempdir()?;
+    let database_url = target.database().fresh_url(dir.path(), binary.name).await?;
+    let env = [("NATS_URL", broker.url()), ("DATABASE_URL", database_url)];
+    let stop = |mut service: crate::process::ServiceProcess, when: &str| {
+        let began = Instant::now();
+        let status = service.terminate(Duration::from_secs(5))?;
+        let took = began.elapsed();
+        eprintln!("stopped {took:?} after SIGTERM {when}");
+        ensure!(status.success(), "a graceful stop exits 0, got {status}");
+        ensure!(took < Duration::from_secs(2), "took {took:?} {when}");
+        anyhow::Ok(())
+    };
+    let service = crate::process::ServiceProcess::start(Path::new(binary.path), &env)?;
+    service.wait_ready(bound).await?;
+    stop(service, "with the broker up")?;
+
+    let service = crate::process::ServiceProcess::start(Path::new(binary.path), &env)?;
+    service.wait_ready(bound).await?;
+    broker.process().kill()?;
+    let http = reqwest::Client::new();
+    let readyz = format!("{}/readyz", service.url());
+    crate::eventually("/readyz to notice the broker is gone", bound, || async {
+        Ok((http.get(&readyz).send().await?.status().as_u16() == 503).then_some(()))
+    })
+    .await?;
+    stop(service, "with the broker gone")
+}

@@ -3,12 +3,10 @@
 //! broker going away and coming back; a busy HTTP port and a passed `CONNECT_DEADLINE` fail
 //! clearly; SIGTERM stops it promptly whether it is starting or serving.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common_events::inspect::read_all;
 use common_events::AccountOpened;
-use test_support::process::ServiceProcess;
 use test_support::scenario;
 use test_support::startup::{self, api_says_starting, stays_starting, Binary};
 use test_support::wait::until_eq;
@@ -220,44 +218,6 @@ async fn proxy(
     Ok(tokio_util::task::AbortOnDropHandle::new(task))
 }
 
-async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
-    t: Target,
-) -> anyhow::Result<()> {
-    let mut broker = t.broker.start()?;
-    let dir = tempfile::tempdir()?;
-    let database_url = t.database().fresh_url(dir.path(), "account").await?;
-    let env = [
-        ("NATS_URL", broker.url()),
-        ("DATABASE_URL", database_url.clone()),
-    ];
-    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
-    service.wait_ready(BOUND).await?;
-    let began = Instant::now();
-    let status = service.terminate(Duration::from_secs(5))?;
-    let took = began.elapsed();
-    eprintln!("stopped {took:?} after SIGTERM with the broker up");
-    assert!(status.success(), "a graceful stop exits 0, got {status}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-
-    // And with the broker gone: nothing to flush, nothing to wait for.
-    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
-    service.wait_ready(BOUND).await?;
-    broker.process().kill()?;
-    let http = reqwest::Client::new();
-    let readyz = format!("{}/readyz", service.url());
-    eventually("/readyz to notice the broker is gone", BOUND, || async {
-        Ok((http.get(&readyz).send().await?.status().as_u16() == 503).then_some(()))
-    })
-    .await?;
-    let began = Instant::now();
-    let status = service.terminate(Duration::from_secs(5))?;
-    let took = began.elapsed();
-    eprintln!("stopped {took:?} after SIGTERM with the broker gone");
-    assert!(status.success(), "a graceful stop exits 0, got {status}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-    Ok(())
-}
-
 const SERVICE: Binary = Binary {
     path: BINARY,
     name: "account",
@@ -279,4 +239,10 @@ async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
 
 async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
     startup::sigterm_while_waiting_for_the_broker_stops_at_once(SERVICE).await
+}
+
+async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
+    t: Target,
+) -> anyhow::Result<()> {
+    startup::sigterm_with_nothing_in_flight_stops_quickly(&t, SERVICE).await
 }

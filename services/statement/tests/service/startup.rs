@@ -1,6 +1,7 @@
 //! Start-up and stop, with the checks every service shares: a busy HTTP port and a passed
-//! `CONNECT_DEADLINE` fail clearly; SIGTERM while waiting for the broker stops it at once. They
-//! need no broker or database of the target, so they run once.
+//! `CONNECT_DEADLINE` fail clearly; SIGTERM while waiting for the broker stops it at once (those
+//! need no broker or database of the target, so they run once), and SIGTERM with nothing in
+//! flight stops it within 2 s, with its broker up or gone.
 
 use test_support::scenario;
 use test_support::startup::{self, Binary};
@@ -19,6 +20,7 @@ pub const SCENARIOS: &[Scenario] = &[
         sigterm_while_waiting_for_the_broker_stops_at_once,
         only = once
     ),
+    scenario!(sigterm_with_nothing_in_flight_exits_well_under_two_seconds),
 ];
 
 const SERVICE: Binary = Binary {
@@ -46,4 +48,10 @@ async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
 
 async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
     startup::sigterm_while_waiting_for_the_broker_stops_at_once(SERVICE).await
+}
+
+async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
+    t: Target,
+) -> anyhow::Result<()> {
+    startup::sigterm_with_nothing_in_flight_stops_quickly(&t, SERVICE).await
 }

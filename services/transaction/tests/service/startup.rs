@@ -58,24 +58,6 @@ async fn a_service_started_before_the_broker_waits_and_becomes_ready_when_the_br
     service.stop().await
 }
 
-async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
-    t: Target,
-) -> anyhow::Result<()> {
-    let broker = t.broker.start()?;
-    let dir = tempfile::tempdir()?;
-    let database_url = t.database().fresh_url(dir.path(), "transaction").await?;
-    let env = [("NATS_URL", broker.url()), ("DATABASE_URL", database_url)];
-    let mut service = ServiceProcess::start(Path::new(BINARY), &env)?;
-    service.wait_ready(BOUND).await?;
-    let began = Instant::now();
-    let status = service.terminate(Duration::from_secs(5))?;
-    let took = began.elapsed();
-    eprintln!("stopped {took:?} after SIGTERM");
-    assert!(status.success(), "a graceful stop exits 0, got {status}");
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-    Ok(())
-}
-
 /// A broker with authentication: `NATS_USER` and `NATS_PASSWORD` get the service in; a wrong
 /// password is final (no retries), and the error says which settings to check.
 async fn with_a_broker_login_the_service_becomes_ready_and_a_wrong_password_stops_it(
@@ -143,4 +125,10 @@ async fn with_a_connect_deadline_and_no_broker_the_binary_exits_with_an_error(
 
 async fn sigterm_while_waiting_for_the_broker_stops_at_once(_: Target) -> anyhow::Result<()> {
     startup::sigterm_while_waiting_for_the_broker_stops_at_once(SERVICE).await
+}
+
+async fn sigterm_with_nothing_in_flight_exits_well_under_two_seconds(
+    t: Target,
+) -> anyhow::Result<()> {
+    startup::sigterm_with_nothing_in_flight_stops_quickly(&t, SERVICE).await
 }
