@@ -59,8 +59,11 @@ def mount_all(mounts, created):
             missing.append(parent)
             parent = os.path.dirname(parent)
         for d in reversed(missing):
-            os.mkdir(d)
-            created.append(d)
+            try:
+                os.mkdir(d)
+                created.append(d)
+            except FileExistsError:
+                pass  # a run beside this one made it first; that run reports it for removal
         if not os.path.isdir(source) and not os.path.exists(target):
             open(target, "w").close()
             created.append(target)
