@@ -96,13 +96,18 @@ pub async fn run<L: Listener>(
         .await;
         if let Err(err) = pulled {
             tracing::warn!(listener = worker.listener.name(), error = %err, "pulling messages failed; pulling anew");
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
             // The consumer may be gone (deleted, or lost with a broker's store): make sure it
             // is there before pulling again. If that fails too, the next round tries again.
-            match topology::ensure_consumer(&js, &spec).await {
+            // Both waits give way to a shutdown: with the broker gone, the request would hold
+            // the stop for its whole timeout.
+            let ensured = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ensured = async {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    topology::ensure_consumer(&js, &spec).await
+                } => ensured,
+            };
+            match ensured {
                 Ok(ensured) => consumer = ensured,
                 Err(err) => tracing::warn!(
                     listener = worker.listener.name(),
