@@ -75,7 +75,12 @@ pub async fn run<L: Listener>(
     stats: Arc<ListenerStats>,
     shutdown: CancellationToken,
 ) -> Result<(), TopologyError> {
-    let mut consumer = topology::ensure_consumer(&js, &spec).await?;
+    // A shutdown right after start-up (the broker gone meanwhile) must not wait for this
+    // request's timeout.
+    let mut consumer = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        consumer = topology::ensure_consumer(&js, &spec) => consumer?,
+    };
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut handlers = JoinSet::new();
     let worker = Worker {
