@@ -6,6 +6,7 @@ use base64::Engine;
 use crate::options::{AccountConfig, Auth, Options, User};
 use crate::proto::connect::ConnectInfo;
 use crate::secret::same;
+use crate::tls::peer::PeerCert;
 
 /// Random bytes in a nonce, as nats-server: 11, sent as 15 base64url characters.
 const NONCE_BYTES: usize = 11;
@@ -33,8 +34,20 @@ pub(crate) enum Login<'a> {
 }
 
 /// Checks the credentials in `connect` against the token or users of `opts` (not operator
-/// mode: see `trust`); `nonce` is what INFO sent.
-pub(crate) fn login<'a>(opts: &'a Options, connect: &ConnectInfo, nonce: &str) -> Login<'a> {
+/// mode: see `trust`); `nonce` is what INFO sent. With `verify_and_map`, `cert` (the client's
+/// certificate) names the user instead of CONNECT's `user`.
+pub(crate) fn login<'a>(
+    opts: &'a Options,
+    connect: &ConnectInfo,
+    nonce: &str,
+    cert: Option<&PeerCert>,
+) -> Login<'a> {
+    let mapped = opts.tls.as_ref().is_some_and(|t| t.map);
+    if mapped && connect.nkey.is_none() && users(opts).next().is_some() {
+        return cert.map_or(Login::Refused, |cert| {
+            login_by_certificate(opts, connect, cert)
+        });
+    }
     let mut users = users(opts);
     if let Some(name) = opts
         .no_auth_user
@@ -72,6 +85,38 @@ pub(crate) fn login<'a>(opts: &'a Options, connect: &ConnectInfo, nonce: &str) -
     }
 }
 
+/// `verify_and_map`: the first user named by the certificate (its emails, DNS names, URIs, its
+/// subject as a DN in any order, its subject with domain components, its subject), whose
+/// password, usually none, matches CONNECT's.
+fn login_by_certificate<'a>(
+    opts: &'a Options,
+    connect: &ConnectInfo,
+    cert: &PeerCert,
+) -> Login<'a> {
+    let named =
+        |name: &str| users(opts).find(|(u, _)| matches!(u, User::Password(p) if p.user == name));
+    let mut names = cert.candidate_names();
+    let subject_names = names.split_off(cert.emails.len() + cert.dns.len() + cert.uris.len());
+    let found = names
+        .iter()
+        .find_map(|n| named(n))
+        .or_else(|| {
+            users(opts).find(|(u, _)| matches!(u, User::Password(p) if cert.subject_is(&p.user)))
+        })
+        .or_else(|| subject_names.iter().find_map(|n| named(n)));
+    match found {
+        Some((user @ User::Password(p), account))
+            if p.pass.admits(connect.pass.as_deref().unwrap_or("")) =>
+        {
+            Login::User {
+                identity: user.identity(),
+                account,
+            }
+        }
+        _ => Login::Refused,
+    }
+}
+
 /// Every configured user with its account: `authorization {}` users first.
 fn users(opts: &Options) -> impl Iterator<Item = (&User, Option<&AccountConfig>)> {
     let global = match &opts.auth {
@@ -100,13 +145,15 @@ fn allows(auth: &Auth, connect: &ConnectInfo, nonce: &str) -> bool {
         auth: auth.clone(),
         ..Options::default()
     };
-    login(&opts, connect, nonce) != Login::Refused
+    login(&opts, connect, nonce, None) != Login::Refused
 }
 
 fn user_matches(user: &User, connect: &ConnectInfo, nonce: &str) -> bool {
     match user {
+        // A user configured without a password logs in by name alone, as on nats-server.
         User::Password(u) => match (connect.user.as_deref(), connect.pass.as_deref()) {
-            (Some(name), Some(pass)) => {
+            (Some(name), pass) => {
+                let pass = pass.unwrap_or("");
                 let named = same(&u.user, name);
                 // Plain passwords are compared for every user; a bcrypt hash, milliseconds of
                 // work by design, only for the user named (nats-server looks the name up first).
@@ -140,6 +187,23 @@ pub(crate) fn signed(key: &str, nonce: &str, sig: Option<&str>) -> bool {
 
 /// One line for each configured password or token that looks like a bcrypt hash but is not a
 /// valid one, for the start-up log: it refuses every login (nats-server starts with it too).
+/// Warnings about users without a password where no client certificate names the user: anyone
+/// who knows such a name logs in as that user (nats-server allows it, for `verify_and_map`).
+pub(crate) fn users_without_password(opts: &Options) -> Vec<String> {
+    if opts.tls.as_ref().is_some_and(|t| t.map) {
+        return Vec::new();
+    }
+    users(opts)
+        .filter_map(|(user, _)| match user {
+            User::Password(u) if u.pass.admits("") => Some(format!(
+                "user {} has no password: any client that sends that name logs in as it",
+                u.user
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(crate) fn malformed_hashes(opts: &Options) -> Vec<String> {
     let token = match &opts.auth {
         Auth::Token(token) => Some(("the token".to_string(), token)),

@@ -326,6 +326,8 @@ fn launch(
     let log2 = log
         .try_clone()
         .context("duplicating the server log handle")?;
+    let https = extra.contains(&HTTPS_MONITOR);
+    let extra = extra.iter().filter(|a| **a != HTTPS_MONITOR);
     let mut command = Command::new(program);
     command
         .args([
@@ -333,7 +335,7 @@ fn launch(
             "127.0.0.1",
             "-p",
             &ports.0.to_string(),
-            "-m",
+            if https { "-ms" } else { "-m" },
             &ports.1.to_string(),
         ])
         .args(extra)
@@ -345,6 +347,10 @@ fn launch(
         .spawn()
         .with_context(|| format!("launching {}", program.display()))
 }
+
+/// Among a start's arguments, serves the monitoring port over HTTPS (`-ms` instead of `-m`);
+/// the server needs TLS configured for that.
+pub const HTTPS_MONITOR: &str = "<https-monitor>";
 
 /// The lowest port [`free_port`] hands out.
 const FIRST_PICKED_PORT: u16 = 10_000;

@@ -14,6 +14,8 @@
 //!   `trust` and `jwt`: operator mode, where users log in with a JWT signed by an account that a
 //!   trusted operator signed.
 //! - `permissions`: what each user may publish and subscribe to.
+//! - [`tls`]: TLS on the client port (rustls): the handshake before or after INFO, client
+//!   certificates, and mapping them to users.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz`, `/jsz` and `/metrics`.
@@ -38,6 +40,7 @@ pub mod server;
 pub mod signals;
 pub mod store;
 mod sublist;
+pub mod tls;
 mod trust;
 
 pub use options::Options;

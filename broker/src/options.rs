@@ -160,8 +160,18 @@ pub struct Options {
     /// How long a PING may go unanswered before it counts towards `ping_max` (NATS Streaming's
     /// `-hbt/--hb_timeout`); `None` counts it when the next PING is due, as nats-server does.
     pub ping_timeout: Option<Duration>,
-    /// See [`DEFAULT_AUTH_TIMEOUT`].
-    pub auth_timeout: Duration,
+    /// Time a client has to send a valid CONNECT when auth is on (`authorization { timeout }`);
+    /// `None` is [`DEFAULT_AUTH_TIMEOUT`], or with TLS the TLS timeout plus one second, as
+    /// nats-server. Read it with [`Options::auth_timeout`].
+    pub auth_timeout: Option<Duration>,
+    /// TLS on the client port (`tls {}`, `--tls*` flags); `None` is clear text only.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// With TLS, clients may still connect without it (`allow_non_tls`): INFO then says
+    /// `tls_available` instead of `tls_required`.
+    pub allow_non_tls: bool,
+    /// Monitoring over HTTPS on this port (`-ms/--https_port`, `https_port`), with the client
+    /// port's certificate; `Some(0)` picks a free port. Excludes `http_port`.
+    pub https_port: Option<u16>,
     /// Permissions of users, by user name or nkey.
     pub user_permissions: std::collections::HashMap<String, Permissions>,
     /// Permissions of every connection whose user has none of its own (`default_permissions`).
@@ -217,6 +227,15 @@ pub struct Options {
 }
 
 impl Options {
+    /// See [`Options::auth_timeout`](#structfield.auth_timeout).
+    pub fn auth_timeout(&self) -> Duration {
+        match (self.auth_timeout, &self.tls) {
+            (Some(t), _) => t,
+            (None, Some(tls)) => tls.timeout + Duration::from_secs(1),
+            (None, None) => DEFAULT_AUTH_TIMEOUT,
+        }
+    }
+
     /// Whether clients must authenticate: a token, users (anywhere) or an operator.
     pub fn auth_required(&self) -> bool {
         self.auth != Auth::None
@@ -252,7 +271,10 @@ impl Default for Options {
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_max: DEFAULT_PING_MAX,
             ping_timeout: None,
-            auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            auth_timeout: None,
+            tls: None,
+            allow_non_tls: false,
+            https_port: None,
             user_permissions: Default::default(),
             default_permissions: None,
             accounts: Vec::new(),

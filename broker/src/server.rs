@@ -53,6 +53,8 @@ pub(crate) struct ServerState {
     next_internal_sid: AtomicU64,
     /// JetStream of each account that has it, when enabled (`-js`).
     pub jetstream: std::sync::OnceLock<crate::jetstream::JetStreams>,
+    /// TLS on the client port, when configured.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl ServerState {
@@ -159,11 +161,25 @@ pub struct Server {
 impl Server {
     /// Binds the client port and, if configured, the monitoring port.
     pub async fn bind(opts: Options) -> anyhow::Result<Server> {
+        let tls = match &opts.tls {
+            Some(settings) => Some(
+                crate::tls::Tls::new(settings, opts.allow_non_tls)
+                    .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
+            ),
+            None => None,
+        };
+        let monitor_port = match (opts.http_port, opts.https_port) {
+            (Some(http), Some(https)) => {
+                anyhow::bail!("can't specify both HTTP ({http}) and HTTPs ({https}) ports")
+            }
+            (_, Some(_)) if tls.is_none() => anyhow::bail!("TLS cert and key required for HTTPS"),
+            (http, https) => http.or(https),
+        };
         let addr = format!("{}:{}", opts.host, opts.port);
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen for clients on {addr}"))?;
-        let monitor = match opts.http_port {
+        let monitor = match monitor_port {
             Some(port) => {
                 let host = opts.http_host.clone().unwrap_or_else(|| opts.host.clone());
                 let addr = format!("{host}:{port}");
@@ -190,6 +206,9 @@ impl Server {
             headers: true,
             max_payload: opts.max_payload,
             auth_required: opts.auth_required(),
+            tls_required: tls.as_ref().is_some_and(|t| t.required()),
+            tls_verify: opts.tls.as_ref().is_some_and(|t| t.verify),
+            tls_available: tls.as_ref().is_some_and(|t| !t.required()),
             jetstream: opts.jetstream,
             client_id: 0,
             client_ip: String::new(),
@@ -215,6 +234,7 @@ impl Server {
             next_client_id: AtomicU64::new(1),
             next_internal_sid: AtomicU64::new(1),
             jetstream: std::sync::OnceLock::new(),
+            tls,
         });
         if state.opts.jetstream {
             let js = crate::jetstream::JetStreams::start(&state, jetstream_config(&state.opts))

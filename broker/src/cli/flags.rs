@@ -39,6 +39,13 @@ pub(super) enum Flag {
     Store,
     Sync,
     RedeliverOnDisconnect,
+    HttpsPort,
+    /// `-tls`: TLS on (with the other `-tls*` flags) or, as `-tls=false`, off.
+    Tls,
+    TlsVerify,
+    TlsCert,
+    TlsKey,
+    TlsCaCert,
     /// Accepted for compatibility and ignored with this warning; the value is still checked.
     Ignored(Kind, &'static str),
     /// Refused with this reason.
@@ -70,7 +77,6 @@ const fn spec(names: &'static [&'static str], flag: Flag, takes_value: bool) -> 
     }
 }
 
-const TLS: Flag = Flag::Refused("TLS is not supported");
 const CLUSTER: Flag = Flag::Refused("clustering is not supported");
 const SYSLOG: &str = "logging goes to stderr or to the -l file";
 const STAN_LIMIT: &str =
@@ -156,12 +162,12 @@ pub(super) const SPECS: &[Spec] = &[
         true,
     ),
     spec(&["log_size_limit"], Flag::Ignored(Kind::Size, SYSLOG), true),
-    spec(
-        &["ms", "https_port", "tlscert", "tlskey", "tlscacert"],
-        TLS,
-        true,
-    ),
-    spec(&["tls", "tlsverify"], TLS, false),
+    spec(&["ms", "https_port"], Flag::HttpsPort, true),
+    spec(&["tls"], Flag::Tls, false),
+    spec(&["tlsverify"], Flag::TlsVerify, false),
+    spec(&["tlscert"], Flag::TlsCert, true),
+    spec(&["tlskey"], Flag::TlsKey, true),
+    spec(&["tlscacert"], Flag::TlsCaCert, true),
     spec(
         &["routes", "cluster", "cluster_name", "cluster_advertise"],
         CLUSTER,
@@ -250,6 +256,20 @@ pub(super) struct Builder {
     user: Option<String>,
     pass: Option<String>,
     token: Option<String>,
+    tls: TlsFlags,
+}
+
+/// The `-tls*` flags as given; together they replace the config file's `tls {}`.
+#[derive(Default)]
+struct TlsFlags {
+    /// `-tls` or `-tls=false`.
+    switch: Option<bool>,
+    /// Any `-tls*` flag was given.
+    any: bool,
+    verify: bool,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 impl Builder {
@@ -261,6 +281,7 @@ impl Builder {
             user: None,
             pass: None,
             token: None,
+            tls: TlsFlags::default(),
         }
     }
 
@@ -292,6 +313,12 @@ impl Builder {
             Flag::Store => opts.store_type = store_type(given)?,
             Flag::Sync => opts.sync = sync_policy(given)?,
             Flag::RedeliverOnDisconnect => opts.redeliver_on_disconnect = given.switch(),
+            Flag::HttpsPort => opts.https_port = given.http_port()?,
+            Flag::Tls => self.tls.switch = Some(given.switch()),
+            Flag::TlsVerify => (self.tls.any, self.tls.verify) = (true, given.switch()),
+            Flag::TlsCert => (self.tls.any, self.tls.cert) = (true, Some(given.path())),
+            Flag::TlsKey => (self.tls.any, self.tls.key) = (true, Some(given.path())),
+            Flag::TlsCaCert => (self.tls.any, self.tls.ca) = (true, Some(given.path())),
             Flag::Ignored(kind, why) => self.ignore(given, kind, why)?,
             Flag::Refused(reason) => return Err(refused(given, reason)),
             Flag::Config | Flag::CheckConfig | Flag::Version | Flag::Help | Flag::Signal => {}
@@ -330,12 +357,33 @@ impl Builder {
             (None, Some(_), None) => return Err(CliError::Requires("user", "pass")),
             (None, None, Some(_)) => return Err(CliError::Requires("pass", "user")),
         };
+        match (self.tls.switch, self.tls.any) {
+            // As nats-server: `-tls=false` turns TLS off, whatever else says otherwise.
+            (Some(false), _) => self.opts.tls = None,
+            (Some(true), _) | (None, true) => self.opts.tls = Some(tls_settings(self.tls)?),
+            (None, false) => {}
+        }
         // A NATS Streaming deployment always had streaming: its flags turn JetStream on.
         if self.opts.cluster_id.is_some() {
             self.opts.jetstream = true;
         }
         Ok((self.opts, self.warnings))
     }
+}
+
+/// The TLS of the `-tls*` flags, checked by loading its files.
+fn tls_settings(flags: TlsFlags) -> Result<crate::tls::TlsSettings, CliError> {
+    let cert = flags
+        .cert
+        .ok_or_else(|| CliError::Tls("TLS Server certificate must be present and valid".into()))?;
+    let key = flags
+        .key
+        .ok_or_else(|| CliError::Tls("TLS Server private key must be present and valid".into()))?;
+    let mut settings = crate::tls::TlsSettings::new(cert, key);
+    settings.ca_file = flags.ca;
+    settings.verify = flags.verify;
+    crate::tls::load::server_config(&settings).map_err(CliError::Tls)?;
+    Ok(settings)
 }
 
 fn refused(given: &Given, reason: &str) -> CliError {

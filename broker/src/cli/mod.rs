@@ -142,6 +142,9 @@ pub enum CliError {
     /// A flag that needs another, such as `-user` without `-pass`.
     #[error("flag -{0} needs flag -{1} as well")]
     Requires(&'static str, &'static str),
+    /// The `-tls*` flags do not make a usable TLS configuration.
+    #[error("{0}")]
+    Tls(String),
     /// The file named by `-c` cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -175,6 +178,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     let (opts, flag_warnings) = builder.finish()?;
     warnings.extend(flag_warnings);
     warnings.extend(crate::auth::malformed_hashes(&opts));
+    warnings.extend(crate::auth::users_without_password(&opts));
     let opts = Box::new(opts);
     let command = if scan.check {
         Command::CheckConfig(opts)

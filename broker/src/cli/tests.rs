@@ -289,8 +289,12 @@ fn every_kind_of_mistake_is_one_line_naming_the_flag() {
         ("-=1", "bad flag syntax: -=1"),
         ("serve", "unrecognized command: \"serve\""),
         ("-p 1 - ", "unrecognized command: \"-\""),
-        ("-ms 8443", "flag -ms: TLS is not supported"),
-        ("--tls", "flag -tls: TLS is not supported"),
+        ("--tls", "TLS Server certificate must be present and valid"),
+        (
+            "--tlscert /nonexistent/cert.pem",
+            "TLS Server private key must be present and valid",
+        ),
+        ("-ms x", "invalid value \"x\" for flag -ms: parse error"),
         (
             "--routes nats://a:6222",
             "flag -routes: clustering is not supported",

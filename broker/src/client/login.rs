@@ -11,6 +11,7 @@ use crate::options::{AccountConfig, Permissions};
 use crate::permissions::Checker;
 use crate::proto::connect::ConnectInfo;
 use crate::server::ServerState;
+use crate::tls::peer::PeerCert;
 
 /// A logged-in connection's place.
 pub(super) struct Placement {
@@ -31,6 +32,7 @@ pub(super) fn place(
     info: &ConnectInfo,
     nonce: &str,
     ip: IpAddr,
+    cert: Option<&PeerCert>,
 ) -> Result<Placement, String> {
     if let Some(trust) = &state.trust {
         let login = trust.login(info, nonce, ip, unix_now())?;
@@ -48,7 +50,7 @@ pub(super) fn place(
         });
     }
     let opts = &state.opts;
-    let (user, config) = match auth::login(opts, info, nonce) {
+    let (user, config) = match auth::login(opts, info, nonce, cert) {
         Login::Refused => return Err("no configured credentials match".into()),
         Login::Anonymous => ("", None),
         Login::User { identity, account } => (identity, account),

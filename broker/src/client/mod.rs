@@ -44,6 +44,8 @@ pub(crate) enum CloseReason {
     MaxPayloadExceeded,
     MaxControlLineExceeded,
     ServerShutdown,
+    TlsHandshakeError,
+    MaxConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -64,6 +66,8 @@ impl CloseReason {
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::ServerShutdown => "Server Shutdown",
+            CloseReason::TlsHandshakeError => "TLS Handshake Failure",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
         }
     }
 }
@@ -109,6 +113,8 @@ pub(crate) struct Client {
     pub meta: Mutex<ClientMeta>,
     /// The account the client's subscriptions are in: `$G` until CONNECT says otherwise.
     account: Mutex<Arc<Account>>,
+    /// The connection's TLS, once its handshake is done.
+    tls: std::sync::OnceLock<crate::tls::Session>,
 }
 
 /// One subscription of one client.
@@ -163,7 +169,18 @@ impl Client {
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ClientMeta::default()),
             account: Mutex::new(account),
+            tls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records the connection's TLS once its handshake is done.
+    pub fn set_tls(&self, session: crate::tls::Session) {
+        let _ = self.tls.set(session);
+    }
+
+    /// The connection's TLS, if it has any.
+    pub fn tls(&self) -> Option<&crate::tls::Session> {
+        self.tls.get()
     }
 
     /// The account the client is in.

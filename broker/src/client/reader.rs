@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -18,6 +18,7 @@ use crate::proto::connect::ConnectInfo;
 use crate::proto::server_op::{self, PING, PONG};
 use crate::proto::{self, ClientOp, Limits, ProtocolError};
 use crate::server::ServerState;
+use crate::tls::{OpenError, Stream};
 
 /// Longest a publisher waits, per read, for a subscriber that is near `max_pending`.
 const PRODUCER_STALL: Duration = Duration::from_millis(5);
@@ -26,7 +27,6 @@ const READ_RESERVE: usize = 32 * 1024;
 
 /// Runs one connection to the end and removes every trace of it from the server.
 pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: TcpStream) {
-    let (read_half, write_half) = socket.into_split();
     let mut info = state.info.clone();
     info.client_id = client.id;
     info.client_ip = client.addr.ip().to_string();
@@ -34,16 +34,101 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
         info.nonce = crate::auth::new_nonce();
     }
     let nonce = info.nonce.clone();
-    client.queue_proto(|out| server_op::write_info(out, &info));
+    let stream = match &state.tls {
+        None => {
+            client.queue_proto(|out| server_op::write_info(out, &info));
+            Stream::Plain(socket)
+        }
+        Some(tls) => {
+            let opened = tls
+                .open(socket, |required| {
+                    let mut bytes = Vec::new();
+                    server_op::write_info(&mut bytes, &with_tls(&info, required));
+                    bytes
+                })
+                .await;
+            match opened {
+                Ok(opened) => {
+                    if opened.info_after_handshake {
+                        let info = with_tls(&info, true);
+                        client.queue_proto(|out| server_op::write_info(out, &info));
+                    }
+                    if let Some(session) = opened.session {
+                        client.set_tls(session);
+                    }
+                    opened.stream
+                }
+                Err(e) => {
+                    match &e {
+                        OpenError::Handshake(why) => tracing::warn!(
+                            cid = client.id, addr = %client.addr, "TLS handshake error: {why}"
+                        ),
+                        OpenError::Throttled => tracing::debug!(
+                            cid = client.id, addr = %client.addr, "TLS connection throttled"
+                        ),
+                    }
+                    client.close(match e {
+                        OpenError::Handshake(_) => CloseReason::TlsHandshakeError,
+                        OpenError::Throttled => CloseReason::MaxConnectionsExceeded,
+                    });
+                    finish(&state, &client);
+                    return;
+                }
+            }
+        }
+    };
     client.flush_soon();
+    match stream {
+        Stream::Plain(socket) => {
+            let (read_half, write_half) = socket.into_split();
+            run(&state, &client, nonce, read_half, write_half).await;
+        }
+        Stream::Tls(socket) => {
+            let (read_half, write_half) = tokio::io::split(*socket);
+            run(&state, &client, nonce, read_half, write_half).await;
+        }
+    }
+    finish(&state, &client);
+    match client.close_reason() {
+        Some(
+            r @ (CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline),
+        ) => {
+            state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(cid = client.id, addr = %client.addr, "slow consumer: {}", r.as_str());
+        }
+        Some(r) => tracing::debug!(cid = client.id, addr = %client.addr, "closed: {}", r.as_str()),
+        None => {}
+    }
+}
+
+/// INFO as a client that has not done the handshake sees it, or (`required`) one that has.
+fn with_tls(info: &server_op::Info, required: bool) -> server_op::Info {
+    let mut info = info.clone();
+    info.tls_required = required;
+    info.tls_available = !required;
+    info
+}
+
+/// Reads until the connection ends, while its writer drains what is queued for it.
+async fn run<R, W>(state: &Arc<ServerState>, client: &Arc<Client>, nonce: String, read: R, write: W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let writer = tokio::spawn(writer::run(
         client.clone(),
-        write_half,
+        write,
         state.opts.write_deadline,
     ));
     let mut conn = Connection::new(state.clone(), client.clone(), nonce);
-    let reason = conn.read_loop(read_half).await;
+    let reason = conn.read_loop(read).await;
     client.close(reason);
+    drop_subscriptions(state, client);
+    let _ = writer.await;
+}
+
+/// Removes the connection's subscriptions from its account and JetStream's view.
+fn drop_subscriptions(state: &ServerState, client: &Client) {
     let account = client.account();
     for sub in client
         .subs
@@ -56,22 +141,15 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
             .sublist
             .remove(&sub.subject, sub.queue.as_deref(), &sub);
     }
-    account.leave();
     if let Some(js) = state.jetstream.get() {
         js.connection_closed(client.id);
     }
-    let _ = writer.await;
+}
+
+/// The last of a connection: out of its account and off the server's list.
+fn finish(state: &ServerState, client: &Client) {
+    client.account().leave();
     state.clients.lock().remove(&client.id);
-    match client.close_reason() {
-        Some(
-            r @ (CloseReason::SlowConsumerPendingBytes | CloseReason::SlowConsumerWriteDeadline),
-        ) => {
-            state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(cid = client.id, addr = %client.addr, "slow consumer: {}", r.as_str());
-        }
-        Some(r) => tracing::debug!(cid = client.id, addr = %client.addr, "closed: {}", r.as_str()),
-        None => {}
-    }
 }
 
 /// Refuses a connection over `max_connections`: writes INFO and the error, then closes.
@@ -127,14 +205,14 @@ impl Connection {
         }
     }
 
-    async fn read_loop(&mut self, mut socket: tokio::net::tcp::OwnedReadHalf) -> CloseReason {
+    async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut socket: R) -> CloseReason {
         let opts = &self.state.opts;
         let mut buf = BytesMut::with_capacity(READ_RESERVE * 2);
         let mut ping =
             tokio::time::interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let auth_required = self.state.info.auth_required;
-        let auth_deadline = tokio::time::sleep(opts.auth_timeout);
+        let auth_deadline = tokio::time::sleep(opts.auth_timeout());
         tokio::pin!(auth_deadline);
         let pong_overdue = tokio::time::sleep(opts.ping_interval);
         tokio::pin!(pong_overdue);
@@ -301,7 +379,14 @@ impl Connection {
             tracing::debug!(cid = self.client.id, "malformed CONNECT");
             return Err(CloseReason::ProtocolViolation);
         };
-        let placement = match login::place(&self.state, &info, &self.nonce, self.client.addr.ip()) {
+        let cert = self.client.tls().and_then(|t| t.peer_certs.first());
+        let placement = match login::place(
+            &self.state,
+            &info,
+            &self.nonce,
+            self.client.addr.ip(),
+            cert,
+        ) {
             Ok(placement) => placement,
             Err(why) => {
                 tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");

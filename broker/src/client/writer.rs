@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Client, CloseReason};
 
@@ -15,7 +14,11 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 const CLOSING_FLUSH: Duration = Duration::from_secs(1);
 
 /// Writes until the client closes, then flushes what is left (unless it was a slow consumer).
-pub(super) async fn run(client: Arc<Client>, mut socket: OwnedWriteHalf, deadline: Duration) {
+pub(super) async fn run<W: AsyncWrite + Unpin>(
+    client: Arc<Client>,
+    mut socket: W,
+    deadline: Duration,
+) {
     let mut batch = Vec::new();
     let mut closing = false;
     loop {
@@ -67,9 +70,9 @@ pub(super) async fn run(client: Arc<Client>, mut socket: OwnedWriteHalf, deadlin
 }
 
 /// Writes `batch`, counting down the client's pending bytes as the socket takes them.
-async fn write_batch(
+async fn write_batch<W: AsyncWrite + Unpin>(
     client: &Client,
-    socket: &mut OwnedWriteHalf,
+    socket: &mut W,
     batch: &[u8],
 ) -> std::io::Result<()> {
     let mut written = 0;
@@ -82,7 +85,8 @@ async fn write_batch(
         client.out.lock().in_flight = batch.len() - written;
         client.drained.notify_waiters();
     }
-    Ok(())
+    // A TLS stream may hold the last records until flushed; for plain TCP this is a no-op.
+    socket.flush().await
 }
 
 fn is_slow_consumer(client: &Client) -> bool {

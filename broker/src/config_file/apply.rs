@@ -87,7 +87,10 @@ fn top_level(
             super::operator::resolver(entry, opts)?
         }
         "resolver_preload" => super::operator::preload(k, node, opts)?,
-        "tls" | "https" | "https_port" => return Err(unsupported(entry, "TLS is not supported")),
+        "tls" => opts.tls = Some(super::tls::tls(entry)?),
+        "allow_non_tls" => opts.allow_non_tls = boolean(k, node)?,
+        "https_port" => opts.https_port = http_port(k, node)?,
+        "https" => https(k, node, opts)?,
         _ => return other(entry, IGNORED, warnings),
     }
     Ok(())
@@ -236,12 +239,24 @@ fn listen(key: &str, node: &Node, host: &mut String, port: &mut u16) -> Result<(
 }
 
 fn http(key: &str, node: &Node, opts: &mut Options) -> Result<(), ConfigError> {
+    opts.http_port = monitor_listen(key, node, opts)?;
+    Ok(())
+}
+
+/// `host:port` of the monitoring port (HTTP or HTTPS): sets the host, returns the port (`None`
+/// for 0, which turns monitoring off).
+fn monitor_listen(key: &str, node: &Node, opts: &mut Options) -> Result<Option<u16>, ConfigError> {
     let mut host = opts.http_host.clone().unwrap_or_default();
     let mut port = 0;
     listen(key, node, &mut host, &mut port)?;
     opts.http_host = (!host.is_empty()).then_some(host);
     let random = node.text.ends_with(":-1") || node.text == "-1";
-    opts.http_port = (port != 0 || random).then_some(port);
+    Ok((port != 0 || random).then_some(port))
+}
+
+// https: "host:port", the monitoring port over HTTPS.
+fn https(key: &str, node: &Node, opts: &mut Options) -> Result<(), ConfigError> {
+    opts.https_port = monitor_listen(key, node, opts)?;
     Ok(())
 }
 
@@ -357,7 +372,7 @@ fn authorization(key: &str, node: &Node, opts: &mut Options) -> Result<(), Confi
                     &mut opts.user_permissions,
                 )?)
             }
-            "timeout" => opts.auth_timeout = duration(k, node)?,
+            "timeout" => opts.auth_timeout = Some(duration(k, node)?),
             "default_permissions" => {
                 opts.default_permissions = Some(super::permissions::permissions(k, node)?)
             }

@@ -14,6 +14,9 @@ mod parse;
 mod permissions;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 mod users;
 mod value;
 

@@ -47,12 +47,17 @@ pub(super) fn user_list(
                 user,
                 pass: pass.into(),
             }),
+            // As nats-server: a user without a password, meant for `verify_and_map`.
+            (Some(user), None, None) => User::Password(UserPass {
+                user,
+                pass: String::new().into(),
+            }),
             (None, None, Some(nkey)) => User::NKey(nkey),
             _ => {
                 return Err(invalid(
                     key,
                     item,
-                    "each user needs either 'user' and 'password', or an 'nkey'",
+                    "each user needs either a 'user' (with a 'password' unless TLS maps certificates to users), or an 'nkey'",
                 ))
             }
         };

@@ -34,10 +34,20 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> any
         .route("/subscriptionsz", get(subsz))
         .route("/jsz", get(jsz::jsz))
         .route("/metrics", get(metrics::metrics))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+        .with_state(state.clone());
+    let stop = async move { shutdown.cancelled().await };
+    match (&state.tls, state.opts.https_port.is_some()) {
+        (Some(tls), true) => {
+            axum::serve(tls.https_listener(listener), app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+        _ => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+    }
     Ok(())
 }
 
@@ -100,7 +110,11 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
         "ping_max": o.ping_max,
         "http_host": o.http_host.clone().unwrap_or_else(|| o.host.clone()),
         "http_port": o.http_port.unwrap_or(0),
-        "auth_timeout": o.auth_timeout.as_secs_f64(),
+        "https_port": o.https_port.unwrap_or(0),
+        "tls_required": state.info.tls_required,
+        "tls_verify": state.info.tls_verify,
+        "tls_timeout": o.tls.as_ref().map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout).as_secs_f64(),
+        "auth_timeout": o.auth_timeout().as_secs_f64(),
         "max_control_line": o.max_control_line,
         "max_payload": o.max_payload,
         "max_pending": o.max_pending,
@@ -188,6 +202,27 @@ fn conn_info(c: &Client, with_subs: bool, with_auth: bool) -> Value {
         "lang": meta.lang,
         "version": meta.version,
     });
+    if let Some(tls) = c.tls() {
+        v["tls_version"] = json!(tls.version);
+        v["tls_cipher_suite"] = json!(tls.cipher);
+        // As nats-server: the client's certificates only with `auth=1`.
+        if with_auth && !tls.peer_certs.is_empty() {
+            v["tls_peer_certs"] = tls
+                .peer_certs
+                .iter()
+                .map(|p| {
+                    json!({
+                        "subject": p.subject,
+                        "spki_sha256": crate::tls::hex(&p.spki_sha256),
+                        "cert_sha256": crate::tls::hex(&p.cert_sha256),
+                    })
+                })
+                .collect();
+        }
+        if tls.first {
+            v["tls_first"] = json!(true);
+        }
+    }
     if with_subs {
         v["subscriptions_list"] = json!(sub_subjects);
     }

@@ -33,6 +33,16 @@ pub struct Info {
     /// The client must authenticate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auth_required: bool,
+    /// The client must upgrade to TLS (after this INFO, or it already has with
+    /// `handshake_first`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    /// The server asks for and checks client certificates.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
+    /// The client may upgrade to TLS, or not (`allow_non_tls`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_available: bool,
     /// JetStream is enabled.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub jetstream: bool,
