@@ -88,3 +88,20 @@ fn an_unknown_benchmark_is_refused_before_any_server_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown benchmark"), "{stderr}");
 }
+
+#[test]
+fn with_tls_every_core_benchmark_runs_over_tls_on_both_servers() -> anyhow::Result<()> {
+    let medians = run_bench(&[
+        "--tls",
+        "--only",
+        "pub,pubsub,reqrep",
+        "--messages",
+        "2000",
+        "--requests",
+        "100",
+        "--sizes",
+        "128",
+    ])?;
+    assert_eq!(medians.len(), 3, "one entry per benchmark: {medians:?}");
+    assert_figures_for(&medians, &["broker", "nats-server"])
+}

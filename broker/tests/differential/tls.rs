@@ -265,30 +265,36 @@ fn tls_info_says_tls_required_and_clients_connect_over_tls(t: &Target) -> anyhow
 
 fn a_client_that_does_not_upgrade_is_closed_without_an_answer(t: &Target) -> anyhow::Result<()> {
     let certs = Certs::new()?;
-    run_on(t, &certs.block(""), &[], certs, |_certs, ports| async move {
-        let port = ports.client;
-        let exchange = async {
-            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-            let mut info = Vec::new();
-            while !info.ends_with(b"\r\n") {
-                let mut byte = [0u8; 1];
-                ensure!(tcp.read(&mut byte).await? == 1, "closed before INFO ended");
-                info.push(byte[0]);
-            }
-            tcp.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
-                .await?;
-            let mut rest = Vec::new();
-            // Reset or EOF: either way, the end of the connection.
-            let _ = tcp.read_to_end(&mut rest).await;
-            anyhow::Ok(rest)
-        };
-        let rest = within(WAIT, "the server closing the connection", exchange).await??;
-        ensure!(
-            !String::from_utf8_lossy(&rest).contains("PONG"),
-            "a clear-text PING was answered: {rest:?}"
-        );
-        Ok(())
-    })
+    run_on(
+        t,
+        &certs.block(""),
+        &[],
+        certs,
+        |_certs, ports| async move {
+            let port = ports.client;
+            let exchange = async {
+                let mut tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+                let mut info = Vec::new();
+                while !info.ends_with(b"\r\n") {
+                    let mut byte = [0u8; 1];
+                    ensure!(tcp.read(&mut byte).await? == 1, "closed before INFO ended");
+                    info.push(byte[0]);
+                }
+                tcp.write_all(b"CONNECT {\"verbose\":false}\r\nPING\r\n")
+                    .await?;
+                let mut rest = Vec::new();
+                // Reset or EOF: either way, the end of the connection.
+                let _ = tcp.read_to_end(&mut rest).await;
+                anyhow::Ok(rest)
+            };
+            let rest = within(WAIT, "the server closing the connection", exchange).await??;
+            ensure!(
+                !String::from_utf8_lossy(&rest).contains("PONG"),
+                "a clear-text PING was answered: {rest:?}"
+            );
+            Ok(())
+        },
+    )
 }
 
 fn tls_verify_admits_only_certificates_the_ca_signed(t: &Target) -> anyhow::Result<()> {

@@ -34,6 +34,9 @@ options:
   --window N         PubAcks a JetStream publisher may await at once (js-pub-async, js-rss
                      and the js-consume pre-fill; default: 256)
   --batch N          messages per pull request in js-consume (default: 256)
+  --tls              start the servers with TLS (a certificate made for the run) and connect
+                     every client over TLS
+  --tls-ca FILE      with --url: trust this CA (PEM) besides the system's
   --json             print machine-readable JSON instead of the table
   -h, --help         print this text
 ";
@@ -70,6 +73,10 @@ pub(crate) struct Settings {
     pub window: usize,
     /// Messages per pull request of the JetStream consumer.
     pub batch: usize,
+    /// Start the servers with TLS.
+    pub tls: bool,
+    /// A CA to trust for `--url` servers with TLS.
+    pub tls_ca: Option<PathBuf>,
     /// Print JSON instead of a table.
     pub json: bool,
     /// Print the usage and stop.
@@ -88,6 +95,8 @@ impl Default for Settings {
             runs: 3,
             window: 256,
             batch: 256,
+            tls: false,
+            tls_ca: None,
             json: false,
             help: false,
         }
@@ -133,6 +142,8 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Settin
             "--runs" => s.runs = count(&flag, &value()?)? as usize,
             "--window" => s.window = count(&flag, &value()?)? as usize,
             "--batch" => s.batch = count(&flag, &value()?)? as usize,
+            "--tls" => s.tls = true,
+            "--tls-ca" => s.tls_ca = Some(PathBuf::from(value()?)),
             "--json" => s.json = true,
             "-h" | "--help" => s.help = true,
             other => bail!("unknown flag {other} (see --help)"),

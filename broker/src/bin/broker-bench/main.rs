@@ -10,6 +10,7 @@
 //!   the JetStream requests, PubAcks and pull deliveries over it.
 //! - `runner`: runs, repeats and alternates; `report`: tables and JSON.
 //! - `system`: machine facts and per-process CPU time from `/proc`.
+//! - `tls`: `--tls`, a certificate for the servers and the raw clients' TLS.
 
 mod args;
 mod bench;
@@ -19,6 +20,7 @@ mod report;
 mod runner;
 mod system;
 mod targets;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -39,9 +39,62 @@ pub(crate) fn socket_addr(url: &str) -> String {
     }
 }
 
+/// The socket under a connection: plain, or TLS once INFO asked for it.
+enum Socket {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Socket {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Socket::Plain(s) => s,
+            Socket::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Upgrades to TLS with `host` as the server's name; the handshake runs with the first
+    /// write.
+    fn upgrade(self, host: &str) -> anyhow::Result<Socket> {
+        let Socket::Plain(tcp) = self else {
+            return Ok(self);
+        };
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .with_context(|| format!("{host} is not a valid TLS server name"))?;
+        let conn = rustls::ClientConnection::new(crate::tls::client_config()?, name)
+            .context("starting TLS")?;
+        Ok(Socket::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Plain(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Socket::Plain(s) => s.write(buf),
+            Socket::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Socket::Plain(s) => s.flush(),
+            Socket::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One connected, handshaken client connection.
 pub(crate) struct RawConn {
-    stream: TcpStream,
+    stream: Socket,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -61,7 +114,7 @@ impl RawConn {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .context("setting the read timeout")?;
         let mut conn = RawConn {
-            stream,
+            stream: Socket::Plain(stream),
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
@@ -73,6 +126,12 @@ impl RawConn {
             bail!("expected INFO from {addr}, got {info:?}");
         };
         conn.info = info.to_string();
+        if info.contains("\"tls_required\":true") {
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+            let spare = Socket::Plain(conn.stream.tcp().try_clone()?);
+            let plain = std::mem::replace(&mut conn.stream, spare);
+            conn.stream = plain.upgrade(host)?;
+        }
         conn.write_all(CONNECT)?;
         conn.wait_for_pong()?;
         Ok(conn)
@@ -86,7 +145,10 @@ impl RawConn {
 
     /// Another handle on the socket, so a different thread can shut it down.
     pub(crate) fn try_clone_stream(&self) -> anyhow::Result<TcpStream> {
-        self.stream.try_clone().context("cloning the socket handle")
+        self.stream
+            .tcp()
+            .try_clone()
+            .context("cloning the socket handle")
     }
 
     /// The server's INFO as JSON text.
@@ -98,6 +160,7 @@ impl RawConn {
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.stream
             .write_all(bytes)
+            .and_then(|()| self.stream.flush())
             .context("writing to the server")
     }
 

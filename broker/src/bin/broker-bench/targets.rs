@@ -54,6 +54,8 @@ pub(crate) struct Group {
 pub(crate) struct Targets {
     /// One per suite that a selected benchmark needs.
     pub groups: Vec<Group>,
+    /// With `--tls`, the servers' certificate (its files live as long as the servers).
+    _cert: Option<crate::tls::ServerCert>,
 }
 
 /// How to start one server.
@@ -61,7 +63,7 @@ pub(crate) struct Targets {
 struct Launch {
     name: &'static str,
     kind: ServerKind,
-    args: Vec<&'static str>,
+    args: Vec<String>,
     /// Whether it gets a fresh `--store_dir`.
     store: bool,
 }
@@ -75,22 +77,48 @@ struct Server {
 impl Targets {
     /// Connects to the `--url` servers, or starts the servers of each of `suites`.
     pub(crate) fn prepare(settings: &Settings, suites: &[Suite]) -> anyhow::Result<Targets> {
+        let cert = match (settings.tls, settings.urls.is_empty()) {
+            (true, true) => Some(crate::tls::ServerCert::generate()?),
+            _ => None,
+        };
+        if !settings.urls.is_empty() {
+            crate::tls::trust(settings.tls_ca.clone())?;
+        }
+        let tls_args = match &cert {
+            Some(cert) => vec![
+                "--tls".to_owned(),
+                "--tlscert".to_owned(),
+                path_text(&cert.cert())?,
+                "--tlskey".to_owned(),
+                path_text(&cert.key())?,
+            ],
+            None => Vec::new(),
+        };
         let mut groups = Vec::new();
         for &suite in suites {
             let group = if settings.urls.is_empty() {
-                Group::start(suite, broker_path(settings)?)?
+                Group::start(suite, broker_path(settings)?, &tls_args)?
             } else {
                 Group::given(suite, &settings.urls)?
             };
             groups.push(group);
         }
-        Ok(Targets { groups })
+        Ok(Targets {
+            groups,
+            _cert: cert,
+        })
     }
 
     /// Every server of every group.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Target> {
         self.groups.iter().flat_map(|g| &g.list)
     }
+}
+
+fn path_text(path: &std::path::Path) -> anyhow::Result<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .context("the certificate path is not UTF-8")
 }
 
 impl Group {
@@ -107,12 +135,17 @@ impl Group {
         })
     }
 
-    fn start(suite: Suite, broker: PathBuf) -> anyhow::Result<Group> {
+    /// Starts the suite's servers; `tls` is what each gets on top (`--tls` and its files).
+    fn start(suite: Suite, broker: PathBuf, tls: &[String]) -> anyhow::Result<Group> {
         let broker = ServerKind::Bundled(broker);
         let launch = |name, kind: &ServerKind, args: &[&'static str]| Launch {
             name,
             kind: kind.clone(),
-            args: args.to_vec(),
+            args: args
+                .iter()
+                .map(|a| a.to_string())
+                .chain(tls.iter().cloned())
+                .collect(),
             store: suite == Suite::JetStream,
         };
         let launches = match suite {
@@ -178,7 +211,7 @@ impl Launch {
         } else {
             None
         };
-        let mut args = self.args.clone();
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         if let Some(dir) = &store {
             args.push("--store_dir");
             args.push(dir.path().to_str().context("the store path is not UTF-8")?);

@@ -38,7 +38,7 @@ impl Benchmark for PublishAsync {
 }
 
 async fn measure(target: &Target, case: &Case) -> anyhow::Result<Sample> {
-    let client = async_nats::connect(&target.url)
+    let client = crate::tls::connect(&target.url)
         .await
         .context("connecting the publisher")?;
     // The barrier: a message to ourselves comes back only after the server has processed every

@@ -41,7 +41,7 @@ impl Benchmark for RequestReply {
 }
 
 async fn measure(target: &Target, case: &Case) -> anyhow::Result<Sample> {
-    let responder = async_nats::connect(&target.url)
+    let responder = crate::tls::connect(&target.url)
         .await
         .context("connecting the responder")?;
     let mut requests = responder
@@ -67,7 +67,7 @@ async fn measure(target: &Target, case: &Case) -> anyhow::Result<Sample> {
 }
 
 async fn requester(target: &Target, case: &Case) -> anyhow::Result<Sample> {
-    let client = async_nats::connect(&target.url)
+    let client = crate::tls::connect(&target.url)
         .await
         .context("connecting the requester")?;
     let payload = Bytes::from(vec![b'x'; case.payload]);
