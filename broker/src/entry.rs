@@ -33,7 +33,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
             println!("broker: configuration is valid");
             return ExitCode::SUCCESS;
         }
-        Command::Signal(request) => return send_signal(&request),
+        Command::Signal(value) => return send_signal(&value),
         Command::Run(opts) => *opts,
     };
     let log_file = match crate::logging::init(&opts) {
@@ -113,29 +113,21 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<st
     Ok(path)
 }
 
-/// `--signal`: sends the command's signal to the process and exits 0, or says why not (exit 1).
-fn send_signal(request: &cli::SignalRequest) -> ExitCode {
-    let pid = match &request.target {
-        cli::SignalTarget::Pid(pid) => *pid,
-        cli::SignalTarget::PidFile(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match text.trim().parse::<i32>() {
-                Ok(pid) if pid > 0 => pid,
-                _ => {
-                    eprintln!("broker: pid file {} holds no process id", path.display());
-                    return ExitCode::FAILURE;
-                }
-            },
-            Err(err) => {
-                eprintln!("broker: reading pid file {}: {err}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    // SAFETY: kill(2) has no memory effects; a wrong pid is reported through errno.
-    if unsafe { libc::kill(pid, request.command.signal()) } != 0 {
-        let err = std::io::Error::last_os_error();
-        eprintln!("broker: signalling process {pid}: {err}");
-        return ExitCode::FAILURE;
+/// `--signal`: sends the command's signal and exits 0, or prints why not and exits 1, as
+/// nats-server.
+fn send_signal(value: &str) -> ExitCode {
+    let sent = crate::send_signal::parse(value).and_then(|request| {
+        crate::send_signal::send(
+            &request,
+            crate::send_signal::running_brokers,
+            crate::send_signal::kill,
+        )
+    });
+    match sent {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("broker: {e}");
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }

@@ -34,6 +34,7 @@ pub mod options;
 mod permissions;
 pub mod proto;
 mod secret;
+pub mod send_signal;
 pub mod server;
 pub mod signals;
 pub mod store;

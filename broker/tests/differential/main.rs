@@ -30,6 +30,7 @@ mod queue;
 mod raw;
 mod request;
 mod shutdown;
+mod signal;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +76,7 @@ fn all_scenarios() -> Vec<Scenario> {
         monitor::scenarios(),
         jsz::scenarios(),
         shutdown::scenarios(),
+        signal::scenarios(),
     ]
     .concat()
 }
