@@ -15,6 +15,8 @@
 //!   trusted operator signed.
 //! - `permissions`: what each user may publish and subscribe to.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
+//! - [`reload`]: configuration reload on SIGHUP, as nats-server.
+//! - [`send_signal`]: `--signal`, sending a command to a running broker.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz`, `/jsz` and `/metrics`.
 
@@ -33,6 +35,7 @@ mod monitor;
 pub mod options;
 mod permissions;
 pub mod proto;
+pub mod reload;
 mod secret;
 pub mod send_signal;
 pub mod server;

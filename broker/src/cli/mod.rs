@@ -114,7 +114,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     for given in &scan.flags {
         builder.apply(given)?;
     }
-    let (opts, flag_warnings) = builder.finish()?;
+    let (mut opts, flag_warnings) = builder.finish()?;
+    opts.config_file = scan.config.clone();
     warnings.extend(flag_warnings);
     warnings.extend(crate::auth::malformed_hashes(&opts));
     let opts = Box::new(opts);

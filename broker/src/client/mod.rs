@@ -40,6 +40,7 @@ pub(crate) enum CloseReason {
     AuthenticationViolation,
     AuthenticationExpired,
     MaxAccountConnectionsExceeded,
+    MaxConnectionsExceeded,
     ProtocolViolation,
     MaxPayloadExceeded,
     MaxControlLineExceeded,
@@ -60,6 +61,7 @@ impl CloseReason {
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
@@ -109,6 +111,9 @@ pub(crate) struct Client {
     pub meta: Mutex<ClientMeta>,
     /// The account the client's subscriptions are in: `$G` until CONNECT says otherwise.
     account: Mutex<Arc<Account>>,
+    /// Told by a configuration reload: the reader then checks the login again and takes the
+    /// new limits.
+    pub reloaded: Notify,
 }
 
 /// One subscription of one client.
@@ -163,6 +168,7 @@ impl Client {
             subs: Mutex::new(HashMap::new()),
             meta: Mutex::new(ClientMeta::default()),
             account: Mutex::new(account),
+            reloaded: Notify::new(),
         }
     }
 

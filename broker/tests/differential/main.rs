@@ -28,6 +28,7 @@ mod protocol;
 mod pubsub;
 mod queue;
 mod raw;
+mod reload;
 mod request;
 mod shutdown;
 mod signal;
@@ -77,6 +78,7 @@ fn all_scenarios() -> Vec<Scenario> {
         jsz::scenarios(),
         shutdown::scenarios(),
         signal::scenarios(),
+        reload::scenarios(),
     ]
     .concat()
 }
