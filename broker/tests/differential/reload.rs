@@ -24,6 +24,9 @@ pub fn scenarios() -> Vec<Scenario> {
         reload_of_a_broken_config_file_keeps_the_running_configuration,
         reload_keeps_command_line_flags_over_the_file,
         reload_lowering_max_connections_closes_the_excess_clients,
+        reload_of_a_token_or_of_new_auth_disconnects_clients_that_no_longer_log_in,
+        reload_moving_a_user_to_another_account_closes_its_clients,
+        reload_moves_the_log_to_a_new_file,
     ]
 }
 
@@ -295,6 +298,98 @@ fn reload_lowering_max_connections_closes_the_excess_clients(t: &Target) -> anyh
             .expect_err_and_close("maximum connections exceeded")
             .await
             .context("a new client over the lowered limit")
+    });
+    with_log(&server, result)
+}
+
+fn reload_of_a_token_or_of_new_auth_disconnects_clients_that_no_longer_log_in(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let server = t.start_with_config("authorization { token: first }\n", &[])?;
+    let port = server.port();
+    let token = |t: &str| format!(r#"{{"verbose":false,"pedantic":false,"auth_token":"{t}"}}"#);
+    let result = block_on(async {
+        let mut old = RawClient::connect_with(port, &token("first")).await?;
+        server.rewrite_config("authorization { token: second }\n")?;
+        signal_reload(&server)?;
+        old.expect_err_and_close(VIOLATION)
+            .await
+            .context("the client of the old token")?;
+        RawClient::connect_with(port, &token("second"))
+            .await
+            .context("the new token")?;
+        // From no auth at all to users: an anonymous client no longer logs in.
+        server.rewrite_config("max_payload: 1000\n")?;
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 2).await?;
+        let mut anonymous = RawClient::quiet(port).await?;
+        server.rewrite_config(USERS_BEFORE)?;
+        signal_reload(&server)?;
+        anonymous
+            .expect_err_and_close(VIOLATION)
+            .await
+            .context("an anonymous client once users are required")?;
+        let fresh = RawClient::connect(port).await?;
+        ensure!(fresh.info["auth_required"] == true, "{}", fresh.info);
+        Ok(())
+    });
+    with_log(&server, result)
+}
+
+fn reload_moving_a_user_to_another_account_closes_its_clients(t: &Target) -> anyhow::Result<()> {
+    let accounts = |a: &str, b: &str| {
+        format!("accounts {{\n  A {{ users: [{a}] }}\n  B {{ users: [{b}] }}\n}}\n",)
+    };
+    let (moving, staying) = ("{user: m, password: pm}", "{user: s, password: ps}");
+    let before = accounts(&format!("{moving}, {staying}"), "{user: x, password: px}");
+    let after = accounts(staying, &format!("{moving}, {{user: x, password: px}}"));
+    let server = t.start_with_config(&before, &[])?;
+    let port = server.port();
+    let result = block_on(async {
+        let mut moved = RawClient::connect_with(port, &login("m", "pm")).await?;
+        let mut stays = RawClient::connect_with(port, &login("s", "ps")).await?;
+        server.rewrite_config(&after)?;
+        signal_reload(&server)?;
+        let said = moved
+            .until_closed()
+            .await
+            .context("the client of the user that moved")?;
+        ensure!(said.is_empty(), "the moved user's client got {said:?}");
+        stays.expect_still_open().await?;
+        // Logged in again, the user is in its new account, with x.
+        let mut again = RawClient::connect_with(port, &login("m", "pm")).await?;
+        let mut x = RawClient::connect_with(port, &login("x", "px")).await?;
+        x.send("SUB moved 1\r\n").await?;
+        x.expect_still_open().await?;
+        again.send("PUB moved 2\r\nhi\r\n").await?;
+        again.expect_still_open().await?;
+        let ops = x.ping_until_pong().await?;
+        ensure!(ops == [ServerOp::msg("moved", "1", b"hi")], "x got {ops:?}");
+        Ok(())
+    });
+    with_log(&server, result)
+}
+
+fn reload_moves_the_log_to_a_new_file(t: &Target) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir().context("a directory for the log")?;
+    let log = dir.path().join("moved.log");
+    let server = t.start_with_config("max_payload: 1000\n", &[])?;
+    let result = block_on(async {
+        server.rewrite_config(&format!("log_file: \"{}\"\n", log.display()))?;
+        signal_reload(&server)?;
+        let deadline = Instant::now() + RELOAD_BOUND;
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(RELOADED) {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} does not say {RELOADED:?} after {RELOAD_BOUND:?}: {text:?}",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     });
     with_log(&server, result)
 }
