@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use crate::client::Subscription;
 use crate::sublist::Sublist;
 
@@ -59,10 +61,10 @@ impl Account {
     }
 }
 
-/// Every account of the server, fixed at start-up.
+/// Every account of the server: those of start-up, plus those a configuration reload added.
 pub(crate) struct Accounts {
     global: Arc<Account>,
-    by_name: HashMap<String, Arc<Account>>,
+    by_name: RwLock<HashMap<String, Arc<Account>>>,
 }
 
 impl Accounts {
@@ -76,7 +78,21 @@ impl Accounts {
                 .entry(name.to_string())
                 .or_insert_with(|| Account::new(name, max));
         }
-        Accounts { global, by_name }
+        Accounts {
+            global,
+            by_name: RwLock::new(by_name),
+        }
+    }
+
+    /// Adds an account of this name (no connection limit) unless there is one; returns
+    /// whether it was added.
+    pub fn add(&self, name: &str) -> bool {
+        let mut by_name = self.by_name.write();
+        if by_name.contains_key(name) {
+            return false;
+        }
+        by_name.insert(name.to_string(), Account::new(name, None));
+        true
     }
 
     /// The global account `$G`.
@@ -85,13 +101,17 @@ impl Accounts {
     }
 
     /// The account of this name (or public key).
-    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.by_name.read().get(name).cloned()
     }
 
     /// Subscriptions held in all accounts.
     pub fn subscription_count(&self) -> u64 {
-        self.by_name.values().map(|a| a.sublist.count()).sum()
+        self.by_name
+            .read()
+            .values()
+            .map(|a| a.sublist.count())
+            .sum()
     }
 }
 
@@ -109,15 +129,18 @@ mod tests {
         ]);
         assert!(accounts.global().is_global());
         assert!(Arc::ptr_eq(
-            accounts.get(GLOBAL_ACCOUNT).unwrap(),
+            &accounts.get(GLOBAL_ACCOUNT).unwrap(),
             accounts.global()
         ));
         assert_eq!(accounts.get("A").unwrap().name, "A");
         assert!(!Arc::ptr_eq(
-            accounts.get("A").unwrap(),
-            accounts.get("B").unwrap()
+            &accounts.get("A").unwrap(),
+            &accounts.get("B").unwrap()
         ));
         assert!(accounts.get("C").is_none());
+        assert!(accounts.add("C"), "a reload adds an account");
+        assert!(!accounts.add("A"), "an existing one stays as it is");
+        assert_eq!(accounts.get("C").unwrap().name, "C");
         assert_eq!(accounts.subscription_count(), 0);
         assert!((0..3).all(|_| accounts.global().join()), "no limit on $G");
     }

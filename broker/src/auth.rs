@@ -117,6 +117,17 @@ fn login_by_certificate<'a>(
     }
 }
 
+/// The account of the configured user with this name or nkey: `None` when there is no such
+/// user, `Some(None)` for a user of `authorization {}` (the global account).
+pub(crate) fn account_of<'a>(
+    opts: &'a Options,
+    identity: &str,
+) -> Option<Option<&'a AccountConfig>> {
+    users(opts)
+        .find(|(u, _)| u.identity() == identity)
+        .map(|(_, account)| account)
+}
+
 /// Every configured user with its account: `authorization {}` users first.
 fn users(opts: &Options) -> impl Iterator<Item = (&User, Option<&AccountConfig>)> {
     let global = match &opts.auth {

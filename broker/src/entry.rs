@@ -3,17 +3,25 @@
 
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::Mutex;
+
 use crate::cli::{self, Command};
-use crate::logging::LogFile;
+use crate::logging::Logging;
+use crate::reload::Reloader;
 use crate::server::{BROKER_VERSION, COMPATIBLE_VERSION};
 use crate::signals::Signals;
 use crate::{Options, Server};
-use anyhow::Context;
 
 /// Runs the broker as its binary does: parses `args` (without the program name), serves until
 /// SIGINT or SIGTERM, and returns the exit code (2 for a bad command line).
 pub fn main<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
-    let (command, warnings) = match cli::parse_args(args) {
+    let args: Vec<String> = args.into_iter().collect();
+    let (command, warnings) = match cli::parse_args(args.clone()) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("broker: {e} (see 'broker --help')");
@@ -33,11 +41,11 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
             println!("broker: configuration is valid");
             return ExitCode::SUCCESS;
         }
-        Command::Signal(request) => return send_signal(&request),
+        Command::Signal(value) => return send_signal(&value),
         Command::Run(opts) => *opts,
     };
-    let log_file = match crate::logging::init(&opts) {
-        Ok(log_file) => log_file,
+    let logging = match crate::logging::init(&opts) {
+        Ok(logging) => logging,
         Err(e) => {
             eprintln!("broker: {e:#}");
             return ExitCode::FAILURE;
@@ -53,7 +61,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(opts, log_file)) {
+    match runtime.block_on(run(opts, logging, args)) {
         Ok(()) => {
             tracing::info!("Server Exiting..");
             ExitCode::SUCCESS
@@ -65,8 +73,43 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
     }
 }
 
-async fn run(opts: Options, log_file: Option<LogFile>) -> anyhow::Result<()> {
-    let (shutdown, lame_duck) = Signals::install()?.split(log_file);
+/// The pid and ports files of the running server, removed at exit; a reload may move them.
+struct Files {
+    pid: Option<PathBuf>,
+    ports: Option<PathBuf>,
+    client: SocketAddr,
+    monitor: Option<SocketAddr>,
+}
+
+impl Files {
+    fn write_pid(&mut self, path: Option<PathBuf>) -> anyhow::Result<()> {
+        if let Some(path) = &path {
+            std::fs::write(path, std::process::id().to_string())
+                .with_context(|| format!("cannot write pid file {}", path.display()))?;
+        }
+        self.pid = path;
+        Ok(())
+    }
+
+    fn write_ports(&mut self, dir: Option<&Path>) -> anyhow::Result<()> {
+        if let Some(old) = self.ports.take() {
+            let _ = std::fs::remove_file(old);
+        }
+        if let Some(dir) = dir {
+            self.ports = Some(write_ports_file(dir, self.client, self.monitor)?);
+        }
+        Ok(())
+    }
+
+    fn remove(&self) {
+        for path in self.pid.iter().chain(self.ports.iter()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn run(opts: Options, logging: Logging, args: Vec<String>) -> anyhow::Result<()> {
+    let (shutdown, lame_duck, reloads) = Signals::install()?.split(logging.target.clone());
     let pid_file = opts.pid_file.clone();
     let ports_dir = opts.ports_file_dir.clone();
     let server = Server::bind(opts).await?;
@@ -81,30 +124,100 @@ async fn run(opts: Options, log_file: Option<LogFile>) -> anyhow::Result<()> {
         "Listening for client connections on {}",
         server.client_addr()
     );
-    if let Some(path) = &pid_file {
-        std::fs::write(path, std::process::id().to_string())
-            .with_context(|| format!("cannot write pid file {}", path.display()))?;
-    }
-    let ports_file = match &ports_dir {
-        Some(dir) => Some(write_ports_file(dir, &server)?),
-        None => None,
+    let mut files = Files {
+        pid: None,
+        ports: None,
+        client: server.client_addr(),
+        monitor: server.monitor_addr(),
     };
+    files.write_pid(pid_file)?;
+    files.write_ports(ports_dir.as_deref())?;
+    let files = Arc::new(Mutex::new(files));
+    let reloading = tokio::spawn(answer_reloads(
+        reloads,
+        Reload {
+            args,
+            reloader: server.reloader(),
+            logging,
+            files: files.clone(),
+        },
+    ));
     tracing::info!("Server is ready");
     let result = server
         .run(shutdown, lame_duck)
         .await
         .context("server stopped");
-    for path in pid_file.iter().chain(ports_file.iter()) {
-        let _ = std::fs::remove_file(path);
-    }
+    reloading.abort();
+    files.lock().remove();
     result
 }
 
+/// What a reload needs besides the server.
+struct Reload {
+    /// The command line, read again with the config file (flags still win over it).
+    args: Vec<String>,
+    reloader: Reloader,
+    logging: Logging,
+    files: Arc<Mutex<Files>>,
+}
+
+async fn answer_reloads(mut requests: tokio::sync::mpsc::Receiver<()>, reload: Reload) {
+    while requests.recv().await.is_some() {
+        match reload_once(&reload) {
+            Ok(()) => tracing::info!("Reloaded server configuration"),
+            Err(e) => tracing::error!("Failed to reload server configuration: {e}"),
+        }
+    }
+}
+
+/// Reads the configuration again and puts it in force; `Err` leaves the running one.
+fn reload_once(reload: &Reload) -> Result<(), String> {
+    let (command, warnings) = cli::parse_args(reload.args.clone()).map_err(|e| e.to_string())?;
+    let opts = match command {
+        Command::Run(opts) if opts.config_file.is_some() => *opts,
+        _ => {
+            return Err(
+                "can only reload config when a file is provided using -c or --config".into(),
+            )
+        }
+    };
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let reloaded = reload.reloader.reload(opts)?;
+    for line in &reloaded.lines {
+        tracing::info!("Reloaded: {line}");
+    }
+    let new = &reloaded.opts;
+    if reloaded.logging {
+        // The settings are in force already; a log file that cannot be opened is reported and
+        // the lines keep going where they went.
+        if let Err(e) = reload.logging.apply(new) {
+            tracing::error!("{e:#}");
+        }
+    }
+    let mut files = reload.files.lock();
+    if reloaded.pid_file {
+        if let Err(e) = files.write_pid(new.pid_file.clone()) {
+            tracing::error!("{e:#}");
+        }
+    }
+    if reloaded.ports_file_dir {
+        if let Err(e) = files.write_ports(new.ports_file_dir.as_deref()) {
+            tracing::error!("{e:#}");
+        }
+    }
+    Ok(())
+}
+
 /// Writes `<exe>_<pid>.ports` as nats-server does, so harnesses can find a random port.
-fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<std::path::PathBuf> {
-    let client = server.client_addr();
+fn write_ports_file(
+    dir: &Path,
+    client: SocketAddr,
+    monitor: Option<SocketAddr>,
+) -> anyhow::Result<PathBuf> {
     let mut ports = serde_json::json!({ "nats": [format!("nats://{client}")] });
-    if let Some(monitor) = server.monitor_addr() {
+    if let Some(monitor) = monitor {
         ports["monitoring"] = serde_json::json!([format!("http://{monitor}")]);
     }
     let path = dir.join(format!("broker_{}.ports", std::process::id()));
@@ -113,29 +226,21 @@ fn write_ports_file(dir: &std::path::Path, server: &Server) -> anyhow::Result<st
     Ok(path)
 }
 
-/// `--signal`: sends the command's signal to the process and exits 0, or says why not (exit 1).
-fn send_signal(request: &cli::SignalRequest) -> ExitCode {
-    let pid = match &request.target {
-        cli::SignalTarget::Pid(pid) => *pid,
-        cli::SignalTarget::PidFile(path) => match std::fs::read_to_string(path) {
-            Ok(text) => match text.trim().parse::<i32>() {
-                Ok(pid) if pid > 0 => pid,
-                _ => {
-                    eprintln!("broker: pid file {} holds no process id", path.display());
-                    return ExitCode::FAILURE;
-                }
-            },
-            Err(err) => {
-                eprintln!("broker: reading pid file {}: {err}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-    };
-    // SAFETY: kill(2) has no memory effects; a wrong pid is reported through errno.
-    if unsafe { libc::kill(pid, request.command.signal()) } != 0 {
-        let err = std::io::Error::last_os_error();
-        eprintln!("broker: signalling process {pid}: {err}");
-        return ExitCode::FAILURE;
+/// `--signal`: sends the command's signal and exits 0, or prints why not and exits 1, as
+/// nats-server.
+fn send_signal(value: &str) -> ExitCode {
+    let sent = crate::send_signal::parse(value).and_then(|request| {
+        crate::send_signal::send(
+            &request,
+            crate::send_signal::running_brokers,
+            crate::send_signal::kill,
+        )
+    });
+    match sent {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("broker: {e}");
+            ExitCode::FAILURE
+        }
     }
-    ExitCode::SUCCESS
 }

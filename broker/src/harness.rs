@@ -35,6 +35,9 @@ pub use reference::reference_server_path;
 /// How long [`ServerProcess::start`] waits for the ports to accept connections.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The name of the config file in the server's temporary directory.
+const CONFIG_FILE: &str = "server.conf";
+
 /// How many times a start is retried when the server dies early (say, another process took the
 /// port that was free a moment before).
 const START_ATTEMPTS: usize = 3;
@@ -119,7 +122,7 @@ impl ServerProcess {
             .prefix("nats-harness-")
             .tempdir()
             .context("creating a temporary directory for the server config")?;
-        let path = dir.path().join("server.conf");
+        let path = dir.path().join(CONFIG_FILE);
         std::fs::write(&path, config)
             .with_context(|| format!("writing the config file {}", path.display()))?;
         let path = path
@@ -186,6 +189,25 @@ impl ServerProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The server's temporary directory (its log, its config file), removed on drop; a place
+    /// for a scenario's pid or log files too.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the config file of a server started with [`ServerProcess::start_with_config`],
+    /// for a reload (`--signal reload`, SIGHUP) to read.
+    pub fn rewrite_config(&self, config: &str) -> anyhow::Result<()> {
+        let path = self.dir.path().join(CONFIG_FILE);
+        anyhow::ensure!(
+            path.exists(),
+            "{} was not started with a config file",
+            self.kind
+        );
+        std::fs::write(&path, config)
+            .with_context(|| format!("rewriting the config file {}", path.display()))
     }
 
     /// Everything the server wrote to stdout and stderr so far.

@@ -25,7 +25,7 @@ pub(crate) async fn run<F: Future<Output = ()>>(
     if clients.is_empty() {
         return;
     }
-    let mut info = state.info.clone();
+    let mut info = state.live().info.clone();
     info.ldm = true;
     for client in &clients {
         // Only clients that understand asynchronous INFO (protocol 1) are told. The INFO names

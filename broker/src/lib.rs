@@ -17,6 +17,8 @@
 //! - [`tls`]: TLS on the client port (rustls): the handshake before or after INFO, client
 //!   certificates, and mapping them to users.
 //! - `lame_duck`: the SIGUSR2 drain that moves clients to other servers.
+//! - [`reload`]: configuration reload on SIGHUP, as nats-server.
+//! - [`send_signal`]: `--signal`, sending a command to a running broker.
 //! - [`store`]: a JetStream stream's messages, in memory or in segmented files, with limits.
 //! - `monitor`: `/healthz`, `/varz`, `/connz`, `/subsz`, `/jsz` and `/metrics`.
 
@@ -35,7 +37,9 @@ mod monitor;
 pub mod options;
 mod permissions;
 pub mod proto;
+pub mod reload;
 mod secret;
+pub mod send_signal;
 pub mod server;
 pub mod signals;
 pub mod store;

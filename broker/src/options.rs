@@ -224,6 +224,8 @@ pub struct Options {
     pub ports_file_dir: Option<PathBuf>,
     /// File to write the process id into (`-P/--pid`).
     pub pid_file: Option<PathBuf>,
+    /// The config file given with `-c`, which a reload reads again.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -298,6 +300,7 @@ impl Default for Options {
             cluster_id: None,
             ports_file_dir: None,
             pid_file: None,
+            config_file: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,10 +37,28 @@ pub(crate) struct Stats {
     pub total_connections: AtomicU64,
 }
 
-/// State shared by every connection and the monitor.
-pub(crate) struct ServerState {
+/// What a configuration reload may change: the options and the INFO new connections get. Read
+/// once per connection event (accept, CONNECT, a reload), never per message.
+pub(crate) struct Live {
     pub opts: Options,
     pub info: Info,
+    /// TLS of new connections, rebuilt by a reload that changes `tls {}` (certificate rotation).
+    pub tls: Option<Arc<crate::tls::Tls>>,
+}
+
+/// State shared by every connection and the monitor.
+pub(crate) struct ServerState {
+    /// The options of start-up. Read from here only the settings a reload cannot change (see
+    /// `reload::diff`): the others are in [`ServerState::live`].
+    pub opts: Options,
+    /// The INFO of start-up, for what never changes (server id and name, version, port); the
+    /// INFO clients are sent is `live().info`, whose `max_payload` and `auth_required` a reload
+    /// may change.
+    pub info: Info,
+    /// The reloadable settings, swapped whole by a reload.
+    live: RwLock<Arc<Live>>,
+    /// Serialises reloads.
+    pub reloading: Mutex<()>,
     /// Every account, each with its own subscriptions.
     pub accounts: Accounts,
     /// Operator mode's trusted operators and accounts.
@@ -53,11 +71,21 @@ pub(crate) struct ServerState {
     next_internal_sid: AtomicU64,
     /// JetStream of each account that has it, when enabled (`-js`).
     pub jetstream: std::sync::OnceLock<crate::jetstream::JetStreams>,
-    /// TLS on the client port, when configured.
-    pub tls: Option<crate::tls::Tls>,
+    /// TLS of start-up, which the monitoring port's HTTPS keeps; clients get `live().tls`.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl ServerState {
+    /// The reloadable settings now in force.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().clone()
+    }
+
+    /// Puts `live` in force for every connection event from now on.
+    pub fn set_live(&self, live: Live) {
+        *self.live.write() = Arc::new(live);
+    }
+
     /// A client without a socket that owns the broker's own subscriptions in `account` (see
     /// [`ServerState::subscribe_internal`]).
     pub fn system_client(&self, account: &Arc<Account>) -> Arc<Client> {
@@ -164,6 +192,7 @@ impl Server {
         let tls = match &opts.tls {
             Some(settings) => Some(
                 crate::tls::Tls::new(settings, opts.allow_non_tls)
+                    .map(Arc::new)
                     .map_err(|e| anyhow::anyhow!("TLS: {e}"))?,
             ),
             None => None,
@@ -222,9 +251,16 @@ impl Server {
             .transpose()
             .context("operator mode")?;
         let accounts = accounts(&opts, trust.as_ref());
+        let live = RwLock::new(Arc::new(Live {
+            opts: opts.clone(),
+            info: info.clone(),
+            tls: tls.clone(),
+        }));
         let state = Arc::new(ServerState {
             opts,
             info,
+            live,
+            reloading: Mutex::new(()),
             accounts,
             trust,
             clients: Mutex::new(HashMap::new()),
@@ -263,6 +299,11 @@ impl Server {
     /// The server's unique id.
     pub fn server_id(&self) -> &str {
         &self.state.info.server_id
+    }
+
+    /// A handle that reloads the configuration of this server (see `reload`).
+    pub fn reloader(&self) -> crate::reload::Reloader {
+        crate::reload::Reloader::new(self.state.clone())
     }
 
     /// Serves until `shutdown` completes, then stops accepting, flushes and closes every
@@ -321,7 +362,7 @@ impl Server {
         );
         state.shutdown.cancel();
         tracker.close();
-        let bound = state.opts.write_deadline + Duration::from_secs(1);
+        let bound = state.live().opts.write_deadline + Duration::from_secs(1);
         if tokio::time::timeout(bound, tracker.wait()).await.is_err() {
             tracing::warn!("some connections did not close within {bound:?}");
         }
@@ -332,10 +373,11 @@ impl Server {
 fn accept(state: &Arc<ServerState>, tracker: &TaskTracker, socket: TcpStream, addr: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
-    if state.clients.lock().len() >= state.opts.max_connections {
+    let live = state.live();
+    if state.clients.lock().len() >= live.opts.max_connections {
         tracing::warn!(cid = id, %addr, "maximum connections exceeded");
         let mut bytes = Vec::new();
-        server_op::write_info(&mut bytes, &state.info);
+        server_op::write_info(&mut bytes, &live.info);
         server_op::write_err(&mut bytes, "maximum connections exceeded");
         tracker.spawn(client::refuse(socket, bytes));
         return;
@@ -346,7 +388,7 @@ fn accept(state: &Arc<ServerState>, tracker: &TaskTracker, socket: TcpStream, ad
         .fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(Client::new(id, addr, state.accounts.global().clone()));
     state.clients.lock().insert(id, client.clone());
-    tracker.spawn(client::serve(state.clone(), client, socket));
+    tracker.spawn(client::serve(state.clone(), live, client, socket));
 }
 
 /// JetStream's settings from the server's options.

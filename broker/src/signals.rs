@@ -1,8 +1,8 @@
 //! The process signals the broker answers, as nats-server does: SIGINT and SIGTERM shut down
-//! (SIGTERM not during lame duck mode, which then runs to its end), SIGUSR2 enters lame duck mode, SIGUSR1 reopens the log file, and SIGHUP (a configuration
-//! reload in nats-server) is answered with a warning. Every handler is installed before the
-//! listeners are bound, so no signal can arrive while its default action would still kill the
-//! process.
+//! (SIGTERM not during lame duck mode, which then runs to its end), SIGUSR2 enters lame duck
+//! mode, SIGUSR1 reopens the log file, and SIGHUP asks for a configuration reload (see
+//! `reload`). Every handler is installed before the listeners are bound, so no signal can
+//! arrive while its default action would still kill the process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::logging::LogFile;
+use tokio::sync::mpsc;
+
+use crate::logging::LogTarget;
 
 /// The installed handlers, to be split into the futures the server waits on.
 pub struct Signals {
@@ -36,13 +38,16 @@ impl Signals {
         })
     }
 
-    /// Splits into (shutdown, lame duck) futures and spawns the task that answers the rest.
+    /// Splits into (shutdown, lame duck) futures and the reload requests (one per SIGHUP; those
+    /// that arrive while one waits are folded into it), and spawns the task that answers the
+    /// rest.
     pub fn split(
         self,
-        log_file: Option<LogFile>,
+        log: LogTarget,
     ) -> (
         impl std::future::Future<Output = ()>,
         impl std::future::Future<Output = ()>,
+        mpsc::Receiver<()>,
     ) {
         let Signals {
             mut interrupt,
@@ -51,7 +56,8 @@ impl Signals {
             reopen_log,
             hangup,
         } = self;
-        tokio::spawn(answer_others(reopen_log, hangup, log_file));
+        let (reload_tx, reload_rx) = mpsc::channel(1);
+        tokio::spawn(answer_others(reopen_log, hangup, log, reload_tx));
         // As nats-server: once lame duck mode has begun, SIGTERM no longer cuts it short (an
         // orchestrator's preStop hook puts the broker in lame duck mode and SIGTERM follows at
         // once); SIGINT still stops at once.
@@ -82,23 +88,28 @@ impl Signals {
             entered.store(true, Ordering::SeqCst);
             tracing::info!("Trapped \"user defined signal 2\" signal");
         };
-        (shutdown, lame_duck)
+        (shutdown, lame_duck, reload_rx)
     }
 }
 
-async fn answer_others(mut reopen_log: Signal, mut hangup: Signal, log_file: Option<LogFile>) {
+async fn answer_others(
+    mut reopen_log: Signal,
+    mut hangup: Signal,
+    log: LogTarget,
+    reload: mpsc::Sender<()>,
+) {
     loop {
         tokio::select! {
-            _ = reopen_log.recv() => match &log_file {
-                Some(file) => match file.reopen() {
-                    Ok(()) => tracing::info!("Reopened log file"),
-                    Err(e) => tracing::error!("{e:#}"),
-                },
-                None => tracing::info!("SIGUSR1: not logging to a file, nothing to reopen"),
+            _ = reopen_log.recv() => match log.reopen() {
+                Ok(true) => tracing::info!("Reopened log file"),
+                Ok(false) => tracing::info!("SIGUSR1: not logging to a file, nothing to reopen"),
+                Err(e) => tracing::error!("{e:#}"),
             },
-            _ = hangup.recv() => tracing::warn!(
-                "SIGHUP: configuration reload is not supported; restart to apply changes"
-            ),
+            _ = hangup.recv() => {
+                tracing::debug!("Trapped \"hangup\" signal");
+                // A full channel already holds a request, which reads the file afresh.
+                let _ = reload.try_send(());
+            }
         }
     }
 }

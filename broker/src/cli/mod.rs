@@ -29,69 +29,9 @@ pub enum Command {
     Version,
     /// Print [`usage`] and exit (`-h`, `--help`, or the word `help`).
     Help,
-    /// Send a signal to a running broker and exit (`--signal ldm=<pid>`, as nats-server).
-    Signal(SignalRequest),
-}
-
-/// `--signal <command>[=<pid or pid file>]`: what to send, and to which process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignalRequest {
-    /// The command, which names the signal.
-    pub command: SignalCommand,
-    /// Where the process id comes from.
-    pub target: SignalTarget,
-}
-
-/// The commands of `--signal`, each a Unix signal the running broker answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalCommand {
-    /// `ldm`: enter lame duck mode (SIGUSR2).
-    LameDuck,
-    /// `stop`: kill at once (SIGKILL).
-    Stop,
-    /// `quit`: shut down (SIGINT).
-    Quit,
-    /// `term`: shut down (SIGTERM).
-    Term,
-    /// `reopen`: reopen the log file (SIGUSR1).
-    Reopen,
-    /// `reload`: reload the configuration (SIGHUP).
-    Reload,
-}
-
-impl SignalCommand {
-    fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "ldm" => Self::LameDuck,
-            "stop" => Self::Stop,
-            "quit" => Self::Quit,
-            "term" => Self::Term,
-            "reopen" => Self::Reopen,
-            "reload" => Self::Reload,
-            _ => return None,
-        })
-    }
-
-    /// The signal number.
-    pub fn signal(self) -> i32 {
-        match self {
-            Self::LameDuck => libc::SIGUSR2,
-            Self::Stop => libc::SIGKILL,
-            Self::Quit => libc::SIGINT,
-            Self::Term => libc::SIGTERM,
-            Self::Reopen => libc::SIGUSR1,
-            Self::Reload => libc::SIGHUP,
-        }
-    }
-}
-
-/// Which process `--signal` addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignalTarget {
-    /// `=<pid>`.
-    Pid(i32),
-    /// `=<path>`, or the `-P` pid file when no `=` is given.
-    PidFile(PathBuf),
+    /// Send a signal to a running broker and exit: the value of `--signal`, as
+    /// `<command>[=<pid or pid file>]` (see `send_signal`).
+    Signal(String),
 }
 
 /// Why the command line cannot be used; each message is one line that names the flag, in the
@@ -163,8 +103,10 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     if scan.help {
         return Ok((Command::Help, Vec::new()));
     }
-    if let Some(value) = &scan.signal {
-        return Ok((Command::Signal(signal_request(value, &scan)?), Vec::new()));
+    // As nats-server: the signal is sent before the config file is read, and an empty value
+    // sends nothing.
+    if let Some(value) = scan.signal.filter(|v| !v.is_empty()) {
+        return Ok((Command::Signal(value), Vec::new()));
     }
     let mut opts = Options::default();
     let mut warnings = match &scan.config {
@@ -175,7 +117,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     for given in &scan.flags {
         builder.apply(given)?;
     }
-    let (opts, flag_warnings) = builder.finish()?;
+    let (mut opts, flag_warnings) = builder.finish()?;
+    opts.config_file = scan.config.clone();
     warnings.extend(flag_warnings);
     warnings.extend(crate::auth::malformed_hashes(&opts));
     warnings.extend(crate::auth::users_without_password(&opts));
@@ -186,54 +129,6 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
         Command::Run(opts)
     };
     Ok((command, warnings))
-}
-
-/// `ldm=1`, `reload=/run/broker.pid`, or `ldm` with the pid file given by `-P` (on the command
-/// line or in the `-c` file).
-fn signal_request(value: &str, scan: &Scan) -> Result<SignalRequest, CliError> {
-    let invalid = |reason: String| CliError::InvalidValue {
-        flag: "signal".to_owned(),
-        value: value.to_owned(),
-        reason,
-    };
-    let (word, target) = match value.split_once('=') {
-        Some((word, target)) => (word, Some(target)),
-        None => (value, None),
-    };
-    let command = SignalCommand::parse(word).ok_or_else(|| {
-        invalid("the command must be one of ldm, stop, quit, term, reopen, reload".to_owned())
-    })?;
-    let target = match target {
-        Some(pid) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
-            match pid.parse::<i32>() {
-                Ok(pid) if pid > 0 => SignalTarget::Pid(pid),
-                _ => return Err(invalid(format!("{pid} is not a process id"))),
-            }
-        }
-        Some("") => return Err(invalid("nothing after '='".to_owned())),
-        Some(path) => SignalTarget::PidFile(PathBuf::from(path)),
-        None => {
-            let from_config = match &scan.config {
-                Some(path) => {
-                    let mut opts = Options::default();
-                    crate::config_file::load_into(path, &mut opts)?;
-                    opts.pid_file
-                }
-                None => None,
-            };
-            match scan.pid_file.clone().or(from_config) {
-                Some(path) => SignalTarget::PidFile(path),
-                None => {
-                    return Err(invalid(
-                        "give the process as <command>=<pid> or <command>=<pid file>, or the \
-                         pid file with -P"
-                            .to_owned(),
-                    ))
-                }
-            }
-        }
-    };
-    Ok(SignalRequest { command, target })
 }
 
 /// The help text, listing every flag.
@@ -250,7 +145,6 @@ struct Scan {
     version: bool,
     help: bool,
     signal: Option<String>,
-    pid_file: Option<PathBuf>,
 }
 
 /// Reads every flag, checking each value in command-line order as Go does, so the first
@@ -278,7 +172,6 @@ fn scan<I: IntoIterator<Item = String>>(args: I) -> Result<Scan, CliError> {
             Flag::Version => scan.version = given.switch(),
             Flag::Help => scan.help = given.switch(),
             Flag::Signal => scan.signal = Some(given.value.clone()),
-            Flag::Pid => scan.pid_file = Some(PathBuf::from(&given.value)),
             _ => {}
         }
         scan.flags.push(given);

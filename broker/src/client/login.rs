@@ -14,7 +14,7 @@ use crate::server::ServerState;
 use crate::tls::peer::PeerCert;
 
 /// A logged-in connection's place.
-pub(super) struct Placement {
+pub(crate) struct Placement {
     /// The account its subscriptions and publications are in.
     pub account: Arc<Account>,
     /// What it may do; `None` means anything.
@@ -25,10 +25,12 @@ pub(super) struct Placement {
     pub expires: Option<SystemTime>,
 }
 
-/// Logs in the CONNECT `info` (its INFO carried `nonce`; it comes from `ip`); `Err` says why not,
-/// for the debug log.
-pub(super) fn place(
+/// Logs in the CONNECT `info` (its INFO carried `nonce`; it comes from `ip`) against the users
+/// of `opts` (the settings in force: a reload checks existing logins again); `Err` says why
+/// not, for the debug log.
+pub(crate) fn place(
     state: &ServerState,
+    opts: &crate::options::Options,
     info: &ConnectInfo,
     nonce: &str,
     ip: IpAddr,
@@ -41,7 +43,7 @@ pub(super) fn place(
             .get(&login.account)
             .ok_or_else(|| format!("account {} is not loaded", login.account))?;
         return Ok(Placement {
-            account: account.clone(),
+            account,
             perms: login.permissions.as_ref().map(Checker::new),
             user: login.user,
             expires: login
@@ -49,7 +51,6 @@ pub(super) fn place(
                 .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)),
         });
     }
-    let opts = &state.opts;
     let (user, config) = match auth::login(opts, info, nonce, cert) {
         Login::Refused => return Err("no configured credentials match".into()),
         Login::Anonymous => ("", None),
@@ -60,10 +61,10 @@ pub(super) fn place(
             .accounts
             .get(&config.name)
             .ok_or_else(|| format!("account {} is not loaded", config.name))?,
-        None => state.accounts.global(),
+        None => state.accounts.global().clone(),
     };
     Ok(Placement {
-        account: account.clone(),
+        account,
         perms: permissions(opts, user, config).map(Checker::new),
         user: user.to_string(),
         expires: None,

@@ -40,12 +40,12 @@ pub(crate) enum CloseReason {
     AuthenticationViolation,
     AuthenticationExpired,
     MaxAccountConnectionsExceeded,
+    MaxConnectionsExceeded,
     ProtocolViolation,
     MaxPayloadExceeded,
     MaxControlLineExceeded,
     ServerShutdown,
     TlsHandshakeError,
-    MaxConnectionsExceeded,
 }
 
 impl CloseReason {
@@ -62,12 +62,12 @@ impl CloseReason {
             CloseReason::AuthenticationViolation => "Authentication Failure",
             CloseReason::AuthenticationExpired => "Authentication Expired",
             CloseReason::MaxAccountConnectionsExceeded => "Maximum Account Connections Exceeded",
+            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
             CloseReason::ProtocolViolation => "Protocol Violation",
             CloseReason::MaxPayloadExceeded => "Maximum Message Payload Exceeded",
             CloseReason::MaxControlLineExceeded => "Maximum Control Line Exceeded",
             CloseReason::ServerShutdown => "Server Shutdown",
             CloseReason::TlsHandshakeError => "TLS Handshake Failure",
-            CloseReason::MaxConnectionsExceeded => "Maximum Connections Exceeded",
         }
     }
 }
@@ -115,6 +115,9 @@ pub(crate) struct Client {
     account: Mutex<Arc<Account>>,
     /// The connection's TLS, once its handshake is done.
     tls: std::sync::OnceLock<crate::tls::Session>,
+    /// Told by a configuration reload: the reader then checks the login again and takes the
+    /// new limits.
+    pub reloaded: Notify,
 }
 
 /// One subscription of one client.
@@ -170,6 +173,7 @@ impl Client {
             meta: Mutex::new(ClientMeta::default()),
             account: Mutex::new(account),
             tls: std::sync::OnceLock::new(),
+            reloaded: Notify::new(),
         }
     }
 

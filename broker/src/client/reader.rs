@@ -17,8 +17,10 @@ use crate::permissions::Checker;
 use crate::proto::connect::ConnectInfo;
 use crate::proto::server_op::{self, PING, PONG};
 use crate::proto::{self, ClientOp, Limits, ProtocolError};
-use crate::server::ServerState;
+use crate::server::{Live, ServerState};
 use crate::tls::{OpenError, Stream};
+
+mod reconfigure;
 
 /// Longest a publisher waits, per read, for a subscriber that is near `max_pending`.
 const PRODUCER_STALL: Duration = Duration::from_millis(5);
@@ -26,15 +28,21 @@ const PRODUCER_STALL: Duration = Duration::from_millis(5);
 const READ_RESERVE: usize = 32 * 1024;
 
 /// Runs one connection to the end and removes every trace of it from the server.
-pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: TcpStream) {
-    let mut info = state.info.clone();
+/// `live` is the reloadable settings in force when the connection was accepted.
+pub(crate) async fn serve(
+    state: Arc<ServerState>,
+    live: Arc<Live>,
+    client: Arc<Client>,
+    socket: TcpStream,
+) {
+    let mut info = live.info.clone();
     info.client_id = client.id;
     info.client_ip = client.addr.ip().to_string();
-    if state.opts.needs_nonce() {
+    if live.opts.needs_nonce() {
         info.nonce = crate::auth::new_nonce();
     }
     let nonce = info.nonce.clone();
-    let stream = match &state.tls {
+    let stream = match &live.tls {
         None => {
             client.queue_proto(|out| server_op::write_info(out, &info));
             Stream::Plain(socket)
@@ -81,11 +89,11 @@ pub(crate) async fn serve(state: Arc<ServerState>, client: Arc<Client>, socket: 
     match stream {
         Stream::Plain(socket) => {
             let (read_half, write_half) = socket.into_split();
-            run(&state, &client, nonce, read_half, write_half).await;
+            run(&state, live, &client, nonce, read_half, write_half).await;
         }
         Stream::Tls(socket) => {
             let (read_half, write_half) = tokio::io::split(*socket);
-            run(&state, &client, nonce, read_half, write_half).await;
+            run(&state, live, &client, nonce, read_half, write_half).await;
         }
     }
     finish(&state, &client);
@@ -110,17 +118,19 @@ fn with_tls(info: &server_op::Info, required: bool) -> server_op::Info {
 }
 
 /// Reads until the connection ends, while its writer drains what is queued for it.
-async fn run<R, W>(state: &Arc<ServerState>, client: &Arc<Client>, nonce: String, read: R, write: W)
-where
+async fn run<R, W>(
+    state: &Arc<ServerState>,
+    live: Arc<Live>,
+    client: &Arc<Client>,
+    nonce: String,
+    read: R,
+    write: W,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let writer = tokio::spawn(writer::run(
-        client.clone(),
-        write,
-        state.opts.write_deadline,
-    ));
-    let mut conn = Connection::new(state.clone(), client.clone(), nonce);
+    let writer = tokio::spawn(writer::run(client.clone(), write, live.opts.write_deadline));
+    let mut conn = Connection::new(state.clone(), live, client.clone(), nonce);
     let reason = conn.read_loop(read).await;
     client.close(reason);
     drop_subscriptions(state, client);
@@ -164,6 +174,10 @@ pub(crate) async fn refuse(mut socket: TcpStream, bytes: Vec<u8>) {
 /// The reader's own state; other connections never touch it.
 struct Connection {
     state: Arc<ServerState>,
+    /// The reloadable settings this connection goes by; a reload replaces them.
+    live: Arc<Live>,
+    /// The CONNECT that logged in, checked again against the users of a reload.
+    connect: Option<ConnectInfo>,
     client: Arc<Client>,
     router: Router,
     connected: bool,
@@ -181,16 +195,23 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: Arc<ServerState>, client: Arc<Client>, nonce: String) -> Connection {
+    fn new(
+        state: Arc<ServerState>,
+        live: Arc<Live>,
+        client: Arc<Client>,
+        nonce: String,
+    ) -> Connection {
         let limits = Limits {
-            max_control_line: state.opts.max_control_line,
-            max_payload: state.opts.max_payload,
+            max_control_line: live.opts.max_control_line,
+            max_payload: live.opts.max_payload,
             headers: false,
         };
         let router = Router::new(state.clone(), client.clone());
-        let liveness = Liveness::new(state.opts.ping_max, state.opts.ping_timeout);
+        let liveness = Liveness::new(live.opts.ping_max, live.opts.ping_timeout);
         Connection {
             state,
+            live,
+            connect: None,
             client,
             router,
             connected: false,
@@ -206,12 +227,13 @@ impl Connection {
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(&mut self, mut socket: R) -> CloseReason {
-        let opts = &self.state.opts;
+        let live = self.live.clone();
+        let opts = &live.opts;
         let mut buf = BytesMut::with_capacity(READ_RESERVE * 2);
         let mut ping =
             tokio::time::interval_at(Instant::now() + opts.ping_interval, opts.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let auth_required = self.state.info.auth_required;
+        let auth_required = live.info.auth_required;
         let auth_deadline = tokio::time::sleep(opts.auth_timeout());
         tokio::pin!(auth_deadline);
         let pong_overdue = tokio::time::sleep(opts.ping_interval);
@@ -220,6 +242,9 @@ impl Connection {
         tokio::pin!(expiry);
         let closed = self.client.closed.clone();
         let shutdown = self.state.shutdown.clone();
+        let client = self.client.clone();
+        let reloaded = client.reloaded.notified();
+        tokio::pin!(reloaded);
         loop {
             if buf.capacity() - buf.len() < READ_RESERVE {
                 buf.reserve(READ_RESERVE);
@@ -272,6 +297,14 @@ impl Connection {
                     self.send_err("Authentication Timeout");
                     return CloseReason::AuthenticationTimeout;
                 }
+                _ = &mut reloaded => {
+                    reloaded.set(client.reloaded.notified());
+                    if let Err(reason) = self.on_reload() {
+                        self.router.finish_batch();
+                        return reason;
+                    }
+                    self.router.finish_batch();
+                }
                 _ = closed.cancelled() => {
                     return self.client.close_reason().unwrap_or(CloseReason::ServerShutdown);
                 }
@@ -301,7 +334,7 @@ impl Connection {
     }
 
     fn handle(&mut self, op: ClientOp<'_>) -> Result<(), CloseReason> {
-        if !self.connected && self.state.info.auth_required && !matches!(op, ClientOp::Connect(_)) {
+        if !self.connected && self.live.info.auth_required && !matches!(op, ClientOp::Connect(_)) {
             self.send_err("Authorization Violation");
             return Err(CloseReason::AuthenticationViolation);
         }
@@ -379,22 +412,7 @@ impl Connection {
             tracing::debug!(cid = self.client.id, "malformed CONNECT");
             return Err(CloseReason::ProtocolViolation);
         };
-        let cert = self.client.tls().and_then(|t| t.peer_certs.first());
-        let placement = match login::place(
-            &self.state,
-            &info,
-            &self.nonce,
-            self.client.addr.ip(),
-            cert,
-        ) {
-            Ok(placement) => placement,
-            Err(why) => {
-                tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
-                tracing::debug!(cid = self.client.id, "login refused: {why}");
-                self.send_err("Authorization Violation");
-                return Err(CloseReason::AuthenticationViolation);
-            }
-        };
+        let placement = self.log_in(&self.live.clone(), &info)?;
         self.perms = placement.perms;
         self.expires = placement.expires;
         if !self.router.set_account(&placement.account) {
@@ -419,8 +437,21 @@ impl Connection {
         meta.version = info.version.clone().unwrap_or_default();
         meta.user = placement.user;
         drop(meta);
+        self.connect = Some(info);
         self.ok();
         Ok(())
+    }
+
+    /// Logs in `info` against the users of `live`; a refusal is told to the client.
+    fn log_in(&mut self, live: &Live, info: &ConnectInfo) -> Result<login::Placement, CloseReason> {
+        let ip = self.client.addr.ip();
+        let cert = self.client.tls().and_then(|t| t.peer_certs.first());
+        login::place(&self.state, &live.opts, info, &self.nonce, ip, cert).map_err(|why| {
+            tracing::warn!(cid = self.client.id, addr = %self.client.addr, "authorization violation");
+            tracing::debug!(cid = self.client.id, "login refused: {why}");
+            self.send_err("Authorization Violation");
+            CloseReason::AuthenticationViolation
+        })
     }
 
     fn act(&mut self, action: Action) -> Result<(), CloseReason> {

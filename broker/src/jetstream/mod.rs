@@ -82,7 +82,7 @@ impl JetStreams {
                 .accounts
                 .get(name)
                 .with_context(|| format!("account {name} is not configured"))?;
-            let js = JetStream::start(server, account, config.clone())
+            let js = JetStream::start(server, &account, config.clone())
                 .with_context(|| format!("account {name}"))?;
             by_account.insert((*name).to_string(), js);
         }
@@ -95,7 +95,7 @@ impl JetStreams {
                 let Some(account) = server.accounts.get(name) else {
                     continue;
                 };
-                let ctx = Arc::new(Context::new(server, account, config.clone()));
+                let ctx = Arc::new(Context::new(server, &account, config.clone()));
                 for (subject, endpoint) in api::ENDPOINTS {
                     let sink: Arc<dyn InternalSink> = Arc::new(api::NotEnabled {
                         ctx: Arc::downgrade(&ctx),

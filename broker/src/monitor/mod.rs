@@ -64,7 +64,7 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 /// nats-server's duration style: `1h2m3s`, `4.5s`, `12ms`.
-fn go_duration(d: Duration) -> String {
+pub(crate) fn go_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
         return format!("{}ms", d.as_millis());
@@ -92,7 +92,8 @@ fn clients(state: &ServerState) -> Vec<Arc<Client>> {
 }
 
 async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
-    let o = &state.opts;
+    let live = state.live();
+    let o = &live.opts;
     let s = &state.stats;
     let mut v = json!({
         "server_id": state.info.server_id,
@@ -103,7 +104,7 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
         "go": state.info.go,
         "host": o.host,
         "port": state.info.port,
-        "auth_required": state.info.auth_required,
+        "auth_required": live.info.auth_required,
         "max_connections": o.max_connections,
         "max_subscriptions": o.max_subscriptions,
         "ping_interval": o.ping_interval.as_nanos() as u64,

@@ -28,8 +28,10 @@ mod protocol;
 mod pubsub;
 mod queue;
 mod raw;
+mod reload;
 mod request;
 mod shutdown;
+mod signal;
 mod tls;
 
 use std::future::Future;
@@ -77,6 +79,8 @@ fn all_scenarios() -> Vec<Scenario> {
         jsz::scenarios(),
         shutdown::scenarios(),
         tls::scenarios(),
+        signal::scenarios(),
+        reload::scenarios(),
     ]
     .concat()
 }

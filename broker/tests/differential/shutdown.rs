@@ -14,9 +14,7 @@ pub fn scenarios() -> Vec<Scenario> {
     scenarios![
         sigterm_stops_the_server_after_delivering_what_was_published_before_it,
         lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and_exits,
-        the_signal_flag_puts_a_running_server_in_lame_duck_mode,
         sigterm_during_lame_duck_mode_does_not_cut_it_short,
-        the_signal_flag_refuses_an_unknown_command_and_a_missing_process,
         sigusr1_reopens_a_rotated_log_file_and_sighup_leaves_the_server_running,
     ]
 }
@@ -154,37 +152,6 @@ fn lame_duck_signal_announces_ldm_then_closes_clients_after_the_grace_period_and
     with_log(&server, result)
 }
 
-/// `<server> --signal ldm=<pid>`: how a Kubernetes `preStop` hook without a shell drains the
-/// broker.
-fn the_signal_flag_puts_a_running_server_in_lame_duck_mode(t: &Target) -> anyhow::Result<()> {
-    let mut server = t.start_with_config(LAME_DUCK_CONFIG, &[])?;
-    let port = server.port();
-    let program = server.kind().program()?;
-    let pid = server.pid();
-    let result = block_on(async {
-        let modern = r#"{"verbose":false,"pedantic":false,"protocol":1}"#;
-        let mut told = RawClient::connect_with(port, modern).await?;
-        let sent = std::process::Command::new(&program)
-            .args(["--signal", &format!("ldm={pid}")])
-            .output()
-            .context("running --signal")?;
-        ensure!(
-            sent.status.success(),
-            "--signal ldm={pid} failed ({}): {}",
-            sent.status,
-            String::from_utf8_lossy(&sent.stderr)
-        );
-        match told.expect().await.context("the lame duck INFO")? {
-            ServerOp::Info(info) => ensure!(info["ldm"] == true, "INFO without ldm: {info}"),
-            other => bail!("expected an INFO with ldm, got {other:?}"),
-        }
-        told.until_closed().await.context("closing the client")?;
-        server.wait_exit(EXIT_BOUND)?;
-        Ok(())
-    });
-    with_log(&server, result)
-}
-
 /// What a Kubernetes pod's stop does: the preStop hook enters lame duck mode and SIGTERM follows
 /// at once. The clients still get the whole grace period, and the server then exits by itself.
 fn sigterm_during_lame_duck_mode_does_not_cut_it_short(t: &Target) -> anyhow::Result<()> {
@@ -211,27 +178,6 @@ fn sigterm_during_lame_duck_mode_does_not_cut_it_short(t: &Target) -> anyhow::Re
         Ok(())
     });
     with_log(&server, result)
-}
-
-/// A command that is not a signal, and a process that does not exist, fail with a message and
-/// a non-zero exit status on both servers.
-fn the_signal_flag_refuses_an_unknown_command_and_a_missing_process(
-    t: &Target,
-) -> anyhow::Result<()> {
-    let server = t.start(&[])?;
-    let program = server.kind().program()?;
-    for arg in ["bogus=1", "ldm=999999999"] {
-        let out = std::process::Command::new(&program)
-            .args(["--signal", arg])
-            .output()
-            .context("running --signal")?;
-        ensure!(!out.status.success(), "--signal {arg} succeeded");
-        ensure!(
-            !out.stderr.is_empty() || !out.stdout.is_empty(),
-            "--signal {arg} failed without a word"
-        );
-    }
-    Ok(())
 }
 
 fn sigusr1_reopens_a_rotated_log_file_and_sighup_leaves_the_server_running(

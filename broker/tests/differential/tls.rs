@@ -34,6 +34,7 @@ pub fn scenarios() -> Vec<Scenario> {
         pinned_certs_admit_only_the_listed_client_keys,
         the_monitoring_port_serves_https_with_the_client_ports_certificate,
         broken_tls_settings_stop_the_server_at_start,
+        a_reload_rotates_the_certificate_for_new_connections_only,
     ]
 }
 
@@ -89,6 +90,13 @@ impl Certs {
         )?;
         // mallory: signed by a CA the server does not trust.
         let (other, other_key) = certs.authority("other-ca", "Other CA")?;
+        // A second server certificate, from the other CA, for rotation by a reload.
+        let key = KeyPair::generate()?;
+        let mut server = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?;
+        server.distinguished_name = dn(&[(DnType::CommonName, "broker test server, renewed")]);
+        let server = server.signed_by(&key, &other, &other_key)?;
+        certs.write("server2-cert.pem", &server.pem())?;
+        certs.write("server2-key.pem", &key.serialize_pem())?;
         certs.client(
             &other,
             &other_key,
@@ -638,4 +646,41 @@ fn broken_tls_settings_stop_the_server_at_start(t: &Target) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+fn a_reload_rotates_the_certificate_for_new_connections_only(t: &Target) -> anyhow::Result<()> {
+    let certs = Certs::new()?;
+    let server = start(t, &certs.block(""), &[])?;
+    let port = server.port();
+    let renewed = format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n",
+        certs.path("server2-cert.pem").display(),
+        certs.path("server2-key.pem").display()
+    );
+    let trusting_other = || {
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .add_root_certificates(certs.path("other-ca.pem"))
+            .connection_timeout(WAIT)
+            .max_reconnects(Some(0))
+    };
+    let outcome = block_on(async {
+        let before = round_trip(port, tls_options(&certs, None)).await?;
+        server.rewrite_config(&renewed)?;
+        crate::reload::signal_reload(&server)?;
+        crate::reload::logged(&server, crate::reload::RELOADED, 1).await?;
+        round_trip(port, trusting_other()).await?;
+        refused(
+            port,
+            tls_options(&certs, None),
+            "a client trusting only the old CA",
+        )
+        .await?;
+        before
+            .flush()
+            .await
+            .context("the connection opened before the reload")?;
+        Ok(())
+    });
+    with_log(&server, outcome)
 }
