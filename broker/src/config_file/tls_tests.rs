@@ -69,6 +69,11 @@ fn handshake_first_takes_a_boolean_auto_or_a_delay() {
         first("\"300ms\"").unwrap(),
         HandshakeFirst::Fallback(Duration::from_millis(300))
     );
+    assert_eq!(
+        first("300ms").unwrap(),
+        HandshakeFirst::Fallback(Duration::from_millis(300))
+    );
+    assert_eq!(first("auto").unwrap(), first("\"auto_fallback\"").unwrap());
     let bad = first("\"sometimes\"").unwrap_err().to_string();
     assert!(bad.contains("\"sometimes\" is invalid"), "{bad}");
 }

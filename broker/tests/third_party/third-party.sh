@@ -57,8 +57,6 @@ suite_config() {
             'jetstream_tests::jetstream::republish'
             'kv_tests::kv::republish'
             'kv_tests::kv::republish_headers_handling'
-            # TLS is not supported (config `tls {}` is refused).
-            'tls_tests::*'
             # Websockets are not supported.
             'websocket_test::*'
         )
@@ -81,10 +79,7 @@ suite_config() {
         ;;
     nats)
         VERSION=0.25.0
-        KNOWN_GAPS=(
-            # TLS is not supported (config `tls {}` is refused).
-            'auth_tls::*'
-        )
+        KNOWN_GAPS=()
         # No test of this suite names a host on the internet: every one dials the server its
         # helper started (checked: no demo.nats.io, connect_domain or http(s) URL in tests/).
         NEVER_RUN=()
