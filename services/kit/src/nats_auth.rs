@@ -3,6 +3,12 @@
 //! `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`). At most one way may be set; none
 //! means an anonymous connection, which a broker with authentication refuses.
 //!
+//! TLS to the broker: `NATS_TLS_CA` (the CA that signed the broker's certificate; TLS is then
+//! required), `NATS_TLS_CERT` with `NATS_TLS_KEY` (a client certificate, for a broker that
+//! verifies them or maps them to users), `NATS_TLS_FIRST` (the handshake before INFO, for a
+//! broker with `handshake_first`). A `tls://` URL alone also requires TLS, trusting the system's
+//! CAs.
+//!
 //! Files are read once, at start, by [`NatsAuth::load`], so a wrong path or a malformed file
 //! stops the process with a clear error instead of failing every connection attempt later.
 
@@ -45,6 +51,32 @@ pub struct NatsAuth {
     #[arg(long, env = "NATS_NKEY", value_name = "PATH")]
     pub nats_nkey: Option<PathBuf>,
 
+    /// A CA certificate file (PEM) to trust for the broker's certificate; requires TLS.
+    #[arg(long, env = "NATS_TLS_CA", value_name = "PATH")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// A client certificate chain (PEM) to present to the broker (with `NATS_TLS_KEY`).
+    #[arg(
+        long,
+        env = "NATS_TLS_CERT",
+        value_name = "PATH",
+        requires = "nats_tls_key"
+    )]
+    pub nats_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `NATS_TLS_CERT`.
+    #[arg(
+        long,
+        env = "NATS_TLS_KEY",
+        value_name = "PATH",
+        requires = "nats_tls_cert"
+    )]
+    pub nats_tls_key: Option<PathBuf>,
+
+    /// Start TLS before the broker's INFO (for a broker with `handshake_first`).
+    #[arg(long, env = "NATS_TLS_FIRST", default_value_t = false)]
+    pub nats_tls_first: bool,
+
     /// The prefix of this client's reply subjects. A broker that limits each user's
     /// subscriptions gives every user its own (`_INBOX.account-service`), so that no user can
     /// read another's replies.
@@ -60,6 +92,16 @@ pub const DEFAULT_INBOX_PREFIX: &str = "_INBOX";
 pub struct Login {
     method: Method,
     inbox_prefix: String,
+    tls: Tls,
+}
+
+/// TLS to the broker, its files checked.
+#[derive(Clone, Debug, Default)]
+struct Tls {
+    required: bool,
+    ca: Option<PathBuf>,
+    client: Option<(PathBuf, PathBuf)>,
+    first: bool,
 }
 
 impl Default for Login {
@@ -67,6 +109,7 @@ impl Default for Login {
         Self {
             method: Method::Anonymous,
             inbox_prefix: DEFAULT_INBOX_PREFIX.to_owned(),
+            tls: Tls::default(),
         }
     }
 }
@@ -94,6 +137,7 @@ impl NatsAuth {
     pub fn load_for(&self, nats_url: &str) -> Result<Login, String> {
         let mut login = self.load()?;
         let first = nats_url.split(',').next().unwrap_or_default().trim();
+        login.tls.required |= first.starts_with("tls://");
         let Ok(addr) = first.parse::<async_nats::ServerAddr>() else {
             return Ok(login);
         };
@@ -161,6 +205,34 @@ impl NatsAuth {
         Ok(Login {
             method,
             inbox_prefix: prefix.to_owned(),
+            tls: self.tls()?,
+        })
+    }
+
+    /// The TLS settings, each file checked to be a readable PEM file.
+    fn tls(&self) -> Result<Tls, String> {
+        let pem = |path: &Path, variable: &str| -> Result<PathBuf, String> {
+            let text = read(path, variable)?;
+            if !text.contains("-----BEGIN ") {
+                return Err(format!("{variable} {}: not a PEM file", path.display()));
+            }
+            Ok(path.to_owned())
+        };
+        let ca = match &self.nats_tls_ca {
+            Some(path) => Some(pem(path, "NATS_TLS_CA")?),
+            None => None,
+        };
+        let client = match (&self.nats_tls_cert, &self.nats_tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((pem(cert, "NATS_TLS_CERT")?, pem(key, "NATS_TLS_KEY")?))
+            }
+            _ => None,
+        };
+        Ok(Tls {
+            required: ca.is_some() || client.is_some() || self.nats_tls_first,
+            ca,
+            client,
+            first: self.nats_tls_first,
         })
     }
 }
@@ -168,7 +240,19 @@ impl NatsAuth {
 impl Login {
     /// `options` with this login applied.
     pub fn apply(&self, options: async_nats::ConnectOptions) -> async_nats::ConnectOptions {
-        let options = options.custom_inbox_prefix(&self.inbox_prefix);
+        let mut options = options.custom_inbox_prefix(&self.inbox_prefix);
+        if self.tls.required {
+            options = options.require_tls(true);
+        }
+        if let Some(ca) = &self.tls.ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.tls.client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if self.tls.first {
+            options = options.tls_first();
+        }
         match &self.method {
             Method::Anonymous => options,
             Method::UserPassword(user, password) => {
@@ -281,6 +365,21 @@ mod tests {
         }
         let ok = parse(&["--nats-inbox-prefix", "_INBOX.account-service"]).unwrap();
         assert!(ok.load().is_ok());
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_must_be_pem() {
+        assert!(parse(&["--nats-tls-cert", "/c.pem"]).is_err());
+        assert!(parse(&["--nats-tls-key", "/k.pem"]).is_err());
+        let missing = parse(&["--nats-tls-ca", "/no/such/ca.pem"]).unwrap().load();
+        assert!(missing.unwrap_err().contains("NATS_TLS_CA /no/such/ca.pem"));
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("ca.txt");
+        std::fs::write(&text, "not a certificate").unwrap();
+        let bad = parse(&["--nats-tls-ca", text.to_str().unwrap()])
+            .unwrap()
+            .load();
+        assert!(bad.unwrap_err().contains("not a PEM file"));
     }
 
     #[test]
