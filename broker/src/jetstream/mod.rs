@@ -26,6 +26,7 @@ mod resources;
 pub(crate) mod stream;
 mod subjects;
 pub(crate) mod time;
+pub(crate) mod transform;
 pub(crate) mod usage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -271,6 +272,7 @@ impl JetStream {
                 return Err(ApiError::max_streams());
             }
         }
+        config.check_transforms().map_err(ApiError::stream_create)?;
         self.check_overlap(&config, None)?;
         let reserved: i64 = self
             .streams

@@ -53,6 +53,9 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let config = config.normalize()?;
     let old = stream.config();
     config.check_update(&old)?;
+    config
+        .check_transforms_on_update()
+        .map_err(ApiError::stream_update)?;
     check_consumer_limits(&stream, &old, &config)?;
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;

@@ -5,8 +5,10 @@
 use serde_json::json;
 
 use super::commit::{refuse_taken_back, AwaitingAck};
+use super::extras::republished;
 use super::{Retention, Storage, Stream, StreamInner};
 use crate::client::InternalSink;
+use crate::jetstream::context::Outgoing;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::{self, get};
 use crate::jetstream::time::now_nanos;
@@ -36,6 +38,10 @@ impl InternalSink for Stream {
             .and_then(|r| std::str::from_utf8(r).ok())
             .filter(|r| !r.is_empty());
         let mut inner = self.inner.lock();
+        // `subject_transform`: a matching subject is stored (and seen by consumers) as its
+        // transform.
+        let transformed = inner.compiled.input.as_ref().and_then(|t| t.apply(subject));
+        let subject = transformed.as_deref().unwrap_or(subject);
         let can_respond = reply.is_some() && !inner.config.no_ack;
         let admission = Admission {
             interested: self.has_interest(&inner, subject),
@@ -67,7 +73,17 @@ impl InternalSink for Stream {
                 },
             });
         }
+        let republish = inner.republish_out.take();
         drop(inner);
+        if let Some(copy) = republish {
+            self.ctx.send(&Outgoing {
+                route: &copy.subject,
+                subject: &copy.subject,
+                reply: None,
+                headers: Some(&copy.headers),
+                payload: &copy.payload,
+            });
+        }
         if deferred {
             self.commit_wake.notify_one();
         } else if let (true, Some(reply)) = (can_respond, reply) {
@@ -166,11 +182,26 @@ impl StreamInner {
             self.remember(msg_id, seq, now);
             return Ok(Ingested::Skipped(seq));
         }
+        let last_on_subject = match self.compiled.republish {
+            Some(_) => self.last_on_subject(subject)?,
+            None => 0,
+        };
         let seq = self
             .store
             .append(subject, hdrs, payload, now)
             .map_err(|e| self.refused(e))?;
         self.remember(msg_id, seq, now);
+        if self.compiled.republish.is_some() {
+            let stored = (subject, seq, now);
+            self.republish_out = republished(
+                &self.config.name,
+                &self.compiled,
+                stored,
+                last_on_subject,
+                hdrs,
+                payload,
+            );
+        }
         if let Some(all) = rollup {
             let purge = Purge {
                 filter: (!all).then(|| subject.to_string()),
@@ -235,11 +266,7 @@ impl StreamInner {
             }
         }
         if let Some(expected) = headers::sequence(h, headers::EXPECTED_LAST_SUBJECT_SEQ) {
-            let last = match self.store.get_last_by_subject(subject) {
-                Ok(Some(m)) => m.seq,
-                Ok(None) => 0,
-                Err(e) => return Err(store_error(e)),
-            };
+            let last = self.last_on_subject(subject)?;
             if last != expected {
                 return Err(ApiError::wrong_last_sequence(last));
             }
@@ -256,6 +283,14 @@ impl StreamInner {
             }
         }
         Ok(None)
+    }
+
+    /// The sequence of the newest message on `subject` (0 for none).
+    fn last_on_subject(&self, subject: &str) -> Result<u64, ApiError> {
+        match self.store.get_last_by_subject(subject) {
+            Ok(m) => Ok(m.map_or(0, |m| m.seq)),
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     /// `Nats-Rollup`: `Some(false)` rolls up the subject, `Some(true)` the whole stream.
@@ -322,6 +357,8 @@ mod full_disk_tests {
             store,
             last_msg_id: String::new(),
             awaiting_sync: Vec::new(),
+            compiled: Default::default(),
+            republish_out: None,
         }
     }
 

@@ -9,6 +9,7 @@
 mod commit;
 pub(crate) mod config;
 mod dedup;
+mod extras;
 mod ingest;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,10 @@ pub(crate) struct StreamInner {
     last_msg_id: String,
     /// PubAcks waiting for the next fsync.
     awaiting_sync: Vec<commit::AwaitingAck>,
+    /// The configuration's subject transform and republish, built.
+    compiled: extras::Compiled,
+    /// The republished copy of the message just stored, for the publisher's task to send.
+    republish_out: Option<extras::Republished>,
 }
 
 impl Stream {
@@ -66,6 +71,7 @@ impl Stream {
         dir: Option<PathBuf>,
     ) -> Arc<Stream> {
         let dedup = Dedup::new(config.duplicate_window);
+        let compiled = extras::Compiled::of(&config);
         let stream = Arc::new(Stream {
             name: config.name.clone(),
             ctx,
@@ -76,6 +82,8 @@ impl Stream {
                 dedup,
                 last_msg_id: String::new(),
                 awaiting_sync: Vec::new(),
+                compiled,
+                republish_out: None,
             }),
             consumers: RwLock::new(BTreeMap::new()),
             subs: Mutex::new(Vec::new()),
@@ -235,6 +243,7 @@ impl StreamInner {
     pub fn reconfigure(&mut self, config: StreamConfig) -> Result<(), StoreError> {
         self.store.set_limits(config.limits())?;
         self.dedup.set_window(config.duplicate_window);
+        self.compiled = extras::Compiled::of(&config);
         self.config = config;
         Ok(())
     }

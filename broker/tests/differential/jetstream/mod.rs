@@ -29,6 +29,7 @@ mod resources;
 mod restart;
 mod retention;
 mod streams;
+mod transforms;
 mod wire;
 
 pub use wire::*;
@@ -66,6 +67,7 @@ pub fn scenarios() -> Vec<Scenario> {
         consumer_limits::scenarios(),
         resources::scenarios(),
         error_codes::scenarios(),
+        transforms::scenarios(),
     ]
     .concat()
 }
