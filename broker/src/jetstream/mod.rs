@@ -23,6 +23,7 @@ mod errors;
 mod headers;
 pub(crate) mod persist;
 mod resources;
+mod sourcing;
 pub(crate) mod stream;
 mod subjects;
 pub(crate) mod time;
@@ -294,6 +295,7 @@ impl JetStream {
             .insert(stream.name.clone(), stream.clone());
         stream.start();
         self.direct_get_subscriptions(&stream);
+        self.follow_origins(&stream);
         Ok(stream)
     }
 
@@ -435,6 +437,7 @@ impl JetStream {
             .insert(stream.name.clone(), stream.clone());
         stream.start();
         self.direct_get_subscriptions(&stream);
+        self.follow_origins(&stream);
         let obs = path.join("obs");
         for entry in std::fs::read_dir(&obs).into_iter().flatten().flatten() {
             let dir = entry.path();

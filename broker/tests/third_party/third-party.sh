@@ -48,12 +48,6 @@ suite_config() {
     async-nats)
         VERSION=0.51.0
         KNOWN_GAPS=(
-            # Stream features the broker refuses ("... is not supported by this server"):
-            # mirrors and sources.
-            'jetstream_tests::jetstream::mirrors'
-            'jetstream_tests::jetstream::sources'
-            'jetstream_tests::jetstream::stream_subject_transforms' # a stream with sources
-            'jetstream_tests::jetstream::subject_transform'         # a stream with sources
             # TLS is not supported (config `tls {}` is refused).
             'tls_tests::*'
             # Websockets are not supported.

@@ -221,16 +221,6 @@ impl StreamConfig {
                 "stream metadata exceeds maximum size of {MAX_METADATA_LEN} bytes"
             )));
         }
-        for (name, used) in [
-            ("mirror", self.mirror.is_some()),
-            ("sources", !self.sources.is_empty()),
-        ] {
-            if used {
-                return Err(ApiError::invalid_config(format!(
-                    "stream {name} is not supported by this server"
-                )));
-            }
-        }
         self.fill_defaults()?;
         self.check_windows()?;
         self.check_mirror_and_sources()?;
@@ -467,6 +457,20 @@ mod tests {
         assert_eq!(overlap.description, r#"subject "a.*" overlaps with "a.b""#);
         assert!(config(r#"{"name":"S","subjects":["a..b"]}"#).is_err());
         assert!(config(r#"{"name":"S","subjects":[">"]}"#).is_err());
-        assert!(config(r#"{"name":"S","mirror":{"name":"O"}}"#).is_err());
+    }
+
+    #[test]
+    fn mirrors_take_no_subjects_nor_sources_and_keep_no_duplicate_window() {
+        let mirror = config(r#"{"name":"S","mirror":{"name":"O"}}"#).unwrap();
+        assert!(mirror.subjects.is_empty());
+        assert_eq!(mirror.duplicate_window, 0);
+        let e = config(r#"{"name":"S","subjects":["a"],"mirror":{"name":"O"}}"#).unwrap_err();
+        assert_eq!(e.err_code, 10034);
+        let e = config(r#"{"name":"S","mirror":{"name":"O"},"sources":[{"name":"P"}]}"#);
+        assert_eq!(e.unwrap_err().err_code, 10031);
+        let sourced = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
+        assert!(sourced.subjects.is_empty());
+        let twice = r#"{"name":"S","sources":[{"name":"O"},{"name":"O","filter_subject":">"}]}"#;
+        assert_eq!(config(twice).unwrap_err().err_code, 10140);
     }
 }

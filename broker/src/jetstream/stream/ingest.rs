@@ -37,6 +37,22 @@ impl InternalSink for Stream {
             .reply
             .and_then(|r| std::str::from_utf8(r).ok())
             .filter(|r| !r.is_empty());
+        // A refusal went back in the PubAck.
+        let _ = self.process(subject, reply, d.headers, d.payload);
+    }
+}
+
+impl Stream {
+    /// A message for the stream, published on one of its subjects or taken from a source:
+    /// stored (or refused), republished, acknowledged to `reply`, announced to consumers.
+    /// `Err` is the refusal.
+    pub(super) fn process(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), ApiError> {
         let mut inner = self.inner.lock();
         // `subject_transform`: a matching subject is stored (and seen by consumers) as its
         // transform.
@@ -47,7 +63,7 @@ impl InternalSink for Stream {
             interested: self.has_interest(&inner, subject),
             resources_exceeded: self.ctx.config.resources.exceeded(inner.config.storage),
         };
-        let mut result = inner.ingest(subject, d.headers, d.payload, admission);
+        let mut result = inner.ingest(subject, headers, payload, admission);
         let file = inner.config.storage == Storage::File;
         let group_commit = file && self.ctx.config.sync == SyncPolicy::Always;
         let deferred = can_respond
@@ -89,13 +105,16 @@ impl InternalSink for Stream {
         } else if let (true, Some(reply)) = (can_respond, reply) {
             self.ctx.reply(reply, &body);
         }
-        if let Ok(Ingested::Stored(seq)) = result {
-            self.notify_stored(seq, subject);
+        match result {
+            Ok(Ingested::Stored(seq)) => {
+                self.notify_stored(seq, subject);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
         }
     }
-}
 
-impl Stream {
     /// Whether interest retention should store a message on `subject`.
     fn has_interest(&self, inner: &StreamInner, subject: &str) -> bool {
         if inner.config.retention != Retention::Interest {
@@ -312,7 +331,7 @@ impl StreamInner {
 
     /// Uses up a sequence without keeping a message, as interest retention does when nobody
     /// listens.
-    fn skip(&mut self, subject: &str, now: i64) -> Result<u64, StoreError> {
+    pub(super) fn skip(&mut self, subject: &str, now: i64) -> Result<u64, StoreError> {
         let seq = self.store.append(subject, None, b"", now)?;
         self.store.delete(seq)?;
         Ok(seq)

@@ -11,9 +11,11 @@ pub(crate) mod config;
 mod dedup;
 mod extras;
 mod ingest;
+pub(crate) mod sourced;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -24,7 +26,7 @@ use super::consumer::Consumer;
 use super::context::Context;
 use crate::client::Subscription;
 use crate::store::{Store, StoreError, StoredMsg};
-pub(crate) use config::{Retention, Storage, StreamConfig};
+pub(crate) use config::{Retention, Storage, StreamConfig, StreamSource};
 use dedup::Dedup;
 
 /// A stream: shared by the API, the publishers' tasks and its consumers.
@@ -44,6 +46,12 @@ pub(crate) struct Stream {
     /// The directory of a file stream (its metadata, messages and consumers).
     pub dir: Option<PathBuf>,
     pub closed: CancellationToken,
+    /// How many mirrors and sources follow this stream; they wait on `follow_wake`, which a
+    /// stored message wakes only when there are some.
+    pub followers: AtomicUsize,
+    pub follow_wake: Notify,
+    /// This stream's own mirror or sources.
+    pub origins: Mutex<Vec<Arc<sourced::Origin>>>,
 }
 
 /// What the stream's lock guards.
@@ -91,6 +99,9 @@ impl Stream {
             maintenance_wake: Notify::new(),
             dir,
             closed: CancellationToken::new(),
+            followers: AtomicUsize::new(0),
+            follow_wake: Notify::new(),
+            origins: Mutex::new(Vec::new()),
         });
         stream.rebuild_dedup();
         stream
@@ -154,6 +165,9 @@ impl Stream {
     pub fn notify_stored(&self, seq: u64, subject: &str) {
         for consumer in self.consumers.read().values() {
             consumer.on_stored(seq, subject);
+        }
+        if self.followers.load(Ordering::Relaxed) > 0 {
+            self.follow_wake.notify_waiters();
         }
     }
 

@@ -28,6 +28,7 @@ mod requests;
 mod resources;
 mod restart;
 mod retention;
+mod sourcing;
 mod streams;
 mod transforms;
 mod wire;
@@ -68,6 +69,7 @@ pub fn scenarios() -> Vec<Scenario> {
         resources::scenarios(),
         error_codes::scenarios(),
         transforms::scenarios(),
+        sourcing::scenarios(),
     ]
     .concat()
 }

@@ -1,0 +1,450 @@
+//! Mirrors and sources in one account: what they copy and how (a mirror keeps the origin's
+//! sequences, a source stores copies marked with `Nats-Stream-Source`), following new
+//! messages, origins that come later or go, updates, a restart, and the configuration errors.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::{block_on, scenarios, Scenario, Target};
+
+pub fn scenarios() -> Vec<Scenario> {
+    scenarios![
+        js_mirror_keeps_the_origins_sequences_and_follows_it,
+        js_mirror_subject_transforms_filter_and_rename,
+        js_mirror_configuration_errors,
+        js_sources_copy_from_several_streams_with_a_source_header,
+        js_source_configuration_errors,
+        js_origins_created_after_their_mirror_and_source_are_followed,
+        js_stream_update_adds_and_removes_sources,
+        js_mirror_and_source_resume_after_a_restart_without_duplicates,
+        js_consumers_of_a_mirror_and_a_source_get_the_copies_from_the_start_sequence,
+    ]
+}
+
+/// Long enough for a follower that looks for a missing origin once a second.
+const FOLLOW: Duration = Duration::from_secs(10);
+
+/// Waits until `stream` holds `msgs` messages with `last_seq` last.
+async fn await_state(
+    c: &async_nats::Client,
+    stream: &str,
+    msgs: u64,
+    last_seq: u64,
+) -> anyhow::Result<Value> {
+    let what = format!("{stream} holding {msgs} messages up to {last_seq}");
+    eventually(FOLLOW, &what, || async {
+        let st = stream_state(c, stream).await?;
+        Ok(st["messages"] == msgs && st["last_seq"] == last_seq)
+    })
+    .await?;
+    stream_state(c, stream).await
+}
+
+/// `(subject, payload, Nats-Stream-Source)` of the message at `seq`.
+async fn message(c: &async_nats::Client, stream: &str, seq: u64) -> anyhow::Result<Value> {
+    let reply = api_ok(c, &format!("STREAM.MSG.GET.{stream}"), json!({"seq": seq})).await?;
+    let m = &reply["message"];
+    let decode = |v: &Value| -> anyhow::Result<String> {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or(""))?;
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    };
+    let headers = decode(&m["hdrs"])?;
+    let source = headers
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("Nats-Stream-Source: "))
+        .map(str::to_string);
+    let expected = headers.contains("Nats-Expected-");
+    Ok(json!([
+        m["subject"],
+        decode(&m["data"])?,
+        source,
+        expected,
+        m["time"]
+    ]))
+}
+
+fn js_mirror_keeps_the_origins_sequences_and_follows_it(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(
+            &c,
+            json!({"name": "MO", "subjects": ["mo.>"], "allow_direct": true}),
+        )
+        .await?;
+        publish_n(&c, "mo.a", "m", 4).await?;
+        api_ok(&c, "STREAM.MSG.DELETE.MO", json!({"seq": 3})).await?;
+        api_ok(&c, "STREAM.PURGE.MO", json!({"seq": 2})).await?;
+        let info = create_stream(&c, json!({"name": "MM", "mirror": {"name": "MO"}})).await?;
+        // No subjects, no duplicate window; direct gets inherited from the origin.
+        let config = &info["config"];
+        ensure!(config.get("subjects").is_none(), "{info}");
+        ensure!(config.get("duplicate_window").is_none(), "{info}");
+        ensure!(config["mirror"] == json!({"name": "MO"}), "{info}");
+        ensure!(config["mirror_direct"] == true, "{info}");
+        let st = await_state(&c, "MM", 2, 4).await?;
+        ensure!(
+            st["first_seq"] == 2 && st.get("num_deleted") == Some(&json!(1)),
+            "{st}"
+        );
+        // The same message at the same sequence, with the origin's timestamp.
+        ensure!(message(&c, "MM", 4).await? == message(&c, "MO", 4).await?);
+        publish(&c, "mo.b", &[("Nats-Msg-Id", "x")], "new").await?;
+        await_state(&c, "MM", 3, 5).await?;
+        ensure!(message(&c, "MM", 5).await? == message(&c, "MO", 5).await?);
+        eventually(FOLLOW, "a lag of 0", || async {
+            let info = api_ok(&c, "STREAM.INFO.MM", Value::Null).await?;
+            let m = &info["mirror"];
+            Ok(m["name"] == "MO" && m["lag"] == 0 && m["active"].is_i64())
+        })
+        .await?;
+        // Deleting the origin leaves the mirror as it was.
+        api_ok(&c, "STREAM.DELETE.MO", Value::Null).await?;
+        let info = api_ok(&c, "STREAM.INFO.MM", Value::Null).await?;
+        ensure!(
+            info["state"]["messages"] == 3 && info["mirror"]["name"] == "MO",
+            "{info}"
+        );
+        Ok(())
+    })
+}
+
+fn js_mirror_subject_transforms_filter_and_rename(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "MFO", "subjects": ["mfo.>"]})).await?;
+        for subject in ["mfo.a.1", "mfo.b.2", "mfo.a.3"] {
+            publish_n(&c, subject, "m", 1).await?;
+        }
+        let transforms = json!([{"src": "mfo.a.*", "dest": "moved.$1"}]);
+        create_stream(
+            &c,
+            json!({"name": "MFM", "mirror": {"name": "MFO", "subject_transforms": transforms}}),
+        )
+        .await?;
+        let st = await_state(&c, "MFM", 2, 3).await?;
+        ensure!(st["first_seq"] == 1, "{st}");
+        ensure!(message(&c, "MFM", 1).await?[0] == "moved.1");
+        ensure!(message(&c, "MFM", 3).await?[0] == "moved.3");
+        let info = api_ok(&c, "STREAM.INFO.MFM", Value::Null).await?;
+        ensure!(info["mirror"]["subject_transforms"] == transforms, "{info}");
+        Ok(())
+    })
+}
+
+fn js_mirror_configuration_errors(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(
+            &c,
+            json!({"name": "MEO", "subjects": ["meo"], "max_msg_size": 100}),
+        )
+        .await?;
+        let mirror = json!({"name": "MEO"});
+        let cases = [
+            (
+                json!({"subjects": ["mex"], "mirror": mirror}),
+                10034,
+                "stream mirrors can not contain subjects",
+            ),
+            (
+                json!({"first_seq": 5, "mirror": mirror}),
+                10143,
+                "stream mirrors can not have first sequence configured",
+            ),
+            (
+                json!({"mirror": mirror, "sources": [{"name": "MEO"}]}),
+                10031,
+                "stream mirrors can not also contain other sources",
+            ),
+            (
+                json!({"mirror": {"name": "MEO", "filter_subject": "meo",
+                "subject_transforms": [{"src": "meo", "dest": "x"}]}}),
+                10150,
+                "mirror with multiple subject transforms cannot also have a single subject filter",
+            ),
+            (
+                json!({"mirror": {"name": "MEO", "subject_transforms": [
+                {"src": "a.*", "dest": "x.$1"}, {"src": "a.b", "dest": "y"}]}}),
+                10152,
+                "mirror subject filters can not overlap",
+            ),
+            (
+                json!({"mirror": {"name": "MEO", "subject_transforms": [{"src": "a..b", "dest": "x"}]}}),
+                10151,
+                "mirror subject filter is invalid",
+            ),
+            (
+                json!({"mirror": {"name": "a.b"}}),
+                10142,
+                "mirrored stream name is invalid",
+            ),
+            (
+                json!({"mirror": mirror, "max_msg_size": 10}),
+                10030,
+                "stream mirror must have max message size >= source",
+            ),
+        ];
+        for (mut config, err_code, text) in cases {
+            config["name"] = json!("ME");
+            let reply = api(&c, "STREAM.CREATE.ME", config).await?;
+            expect_error(&reply, 400, err_code, text)?;
+        }
+        create_stream(&c, json!({"name": "ME", "mirror": mirror})).await?;
+        let reply = api(
+            &c,
+            "STREAM.UPDATE.ME",
+            json!({"name": "ME", "mirror": {"name": "MEO", "filter_subject": "meo"}}),
+        )
+        .await?;
+        expect_error(
+            &reply,
+            400,
+            10055,
+            "stream mirror configuration can not be updated",
+        )?;
+        Ok(())
+    })
+}
+
+fn js_sources_copy_from_several_streams_with_a_source_header(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "SA", "subjects": ["sa.>"]})).await?;
+        create_stream(&c, json!({"name": "SB", "subjects": ["sb.>"]})).await?;
+        publish_n(&c, "sa.x", "a", 2).await?;
+        publish_n(&c, "sb.x", "b", 1).await?;
+        publish_n(&c, "sb.y", "b", 1).await?;
+        let sources = json!([{"name": "SA"}, {"name": "SB", "filter_subject": "sb.y"}]);
+        let info = create_stream(&c, json!({"name": "SS", "sources": sources})).await?;
+        ensure!(info["config"]["sources"] == sources, "{info}");
+        ensure!(info["config"].get("subjects").is_none(), "{info}");
+        await_state(&c, "SS", 3, 3).await?;
+        let mut copies = Vec::new();
+        for seq in 1..=3 {
+            let m = message(&c, "SS", seq).await?;
+            copies.push(json!([m[0], m[1], m[2]]));
+        }
+        copies.sort_by_key(|v| v.to_string());
+        let expected = json!([
+            ["sa.x", "a0", "SA 1 > >"],
+            ["sa.x", "a1", "SA 2 > >"],
+            ["sb.y", "b0", "SB 2 sb.y >"],
+        ]);
+        ensure!(json!(copies) == expected, "{}", json!(copies));
+        // New messages follow; the origin's expectations are not checked again.
+        let ack = publish(&c, "sa.z", &[("Nats-Expected-Last-Sequence", "2")], "a2").await?;
+        ensure!(ack.get("error").is_none(), "{ack}");
+        await_state(&c, "SS", 4, 4).await?;
+        let m = message(&c, "SS", 4).await?;
+        ensure!(m[0] == "sa.z" && m[2] == "SA 3 > >" && m[3] == false, "{m}");
+        let info = api_ok(&c, "STREAM.INFO.SS", Value::Null).await?;
+        let mut names: Vec<Value> = info["sources"].as_array().cloned().unwrap_or_default();
+        names.sort_by_key(|s| s["name"].to_string());
+        ensure!(
+            names.len() == 2 && names[1]["filter_subject"] == "sb.y",
+            "{info}"
+        );
+        ensure!(
+            names
+                .iter()
+                .all(|s| s["active"].is_i64() && s["lag"].is_u64()),
+            "{info}"
+        );
+        Ok(())
+    })
+}
+
+fn js_source_configuration_errors(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(
+            &c,
+            json!({"name": "SEO", "subjects": ["seo.>"], "max_msg_size": 100}),
+        )
+        .await?;
+        let cases = [
+            (
+                json!([{"name": "SEO"}, {"name": "SEO"}]),
+                10140,
+                "duplicate source configuration detected",
+            ),
+            (
+                json!([{"name": "a.b"}]),
+                10141,
+                "sourced stream name is invalid",
+            ),
+            (
+                json!([{"name": "SEO", "filter_subject": "seo.a",
+                "subject_transforms": [{"src": "seo.b", "dest": "x"}]}]),
+                10144,
+                "source with multiple subject transforms cannot also have a single subject filter",
+            ),
+            (
+                json!([{"name": "SEO", "subject_transforms": [{"src": "seo.*", "dest": "x.{{bogus(1)}}"}]}]),
+                10146,
+                "source transform destination is invalid",
+            ),
+            (
+                json!([{"name": "SEO", "subject_transforms": [{"src": "seo..a", "dest": "x"}]}]),
+                10145,
+                "source subject filter is invalid",
+            ),
+            (
+                json!([{"name": "SEO", "subject_transforms": [
+                {"src": "seo.a", "dest": "x"}, {"src": "seo.*", "dest": "y.$1"}]}]),
+                10147,
+                "source filters can not overlap",
+            ),
+        ];
+        for (sources, err_code, text) in cases {
+            let config = json!({"name": "SE", "sources": sources});
+            let reply = api(&c, "STREAM.CREATE.SE", config).await?;
+            expect_error(&reply, 400, err_code, text)?;
+        }
+        let config = json!({"name": "SE", "sources": [{"name": "SEO"}], "max_msg_size": 10});
+        let reply = api(&c, "STREAM.CREATE.SE", config).await?;
+        expect_error(
+            &reply,
+            400,
+            10046,
+            "stream source must have max message size >= target",
+        )?;
+        // A stream sourcing from one that sources from it, on the same subjects.
+        create_stream(
+            &c,
+            json!({"name": "SC1", "subjects": ["sc1"], "sources": [{"name": "SC2"}]}),
+        )
+        .await?;
+        let config = json!({"name": "SC2", "subjects": ["sc2"], "sources": [{"name": "SC1"}]});
+        let reply = api(&c, "STREAM.CREATE.SC2", config).await?;
+        expect_error(&reply, 500, 10052, "detected cycle")?;
+        Ok(())
+    })
+}
+
+fn js_origins_created_after_their_mirror_and_source_are_followed(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "LM", "mirror": {"name": "LATE"}})).await?;
+        create_stream(&c, json!({"name": "LS", "sources": [{"name": "LATE"}]})).await?;
+        create_stream(&c, json!({"name": "LATE", "subjects": ["late"]})).await?;
+        publish_n(&c, "late", "m", 2).await?;
+        await_state(&c, "LM", 2, 2).await?;
+        await_state(&c, "LS", 2, 2).await?;
+        Ok(())
+    })
+}
+
+fn js_stream_update_adds_and_removes_sources(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "UA", "subjects": ["ua"]})).await?;
+        create_stream(&c, json!({"name": "UB", "subjects": ["ub"]})).await?;
+        create_stream(
+            &c,
+            json!({"name": "US", "subjects": ["us"], "sources": [{"name": "UA"}]}),
+        )
+        .await?;
+        publish_n(&c, "ua", "a", 1).await?;
+        await_state(&c, "US", 1, 1).await?;
+        let both = json!({"name": "US", "subjects": ["us"],
+            "sources": [{"name": "UA"}, {"name": "UB"}]});
+        api_ok(&c, "STREAM.UPDATE.US", both).await?;
+        publish_n(&c, "ub", "b", 1).await?;
+        await_state(&c, "US", 2, 2).await?;
+        let only_b = json!({"name": "US", "subjects": ["us"], "sources": [{"name": "UB"}]});
+        let info = api_ok(&c, "STREAM.UPDATE.US", only_b).await?;
+        ensure!(
+            info["config"]["sources"] == json!([{"name": "UB"}]),
+            "{info}"
+        );
+        // UA is no longer followed: its next message does not come, UB's does.
+        publish_n(&c, "ua", "late", 1).await?;
+        publish_n(&c, "ub", "b", 1).await?;
+        await_state(&c, "US", 3, 3).await?;
+        ensure!(message(&c, "US", 3).await?[0] == "ub");
+        // The stream's own subjects still take publishes.
+        publish_n(&c, "us", "own", 1).await?;
+        await_state(&c, "US", 4, 4).await?;
+        Ok(())
+    })
+}
+
+fn js_mirror_and_source_resume_after_a_restart_without_duplicates(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let mut server = JsServer::start(t)?;
+    block_on(async move {
+        let c = connect(&server.server.client_url()).await?;
+        create_stream(&c, json!({"name": "RO", "subjects": ["ro.*"]})).await?;
+        publish_n(&c, "ro.a", "m", 5).await?;
+        create_stream(&c, json!({"name": "RM", "mirror": {"name": "RO"}})).await?;
+        create_stream(
+            &c,
+            json!({"name": "RS", "sources": [{"name": "RO", "filter_subject": "ro.a"}]}),
+        )
+        .await?;
+        await_state(&c, "RM", 5, 5).await?;
+        await_state(&c, "RS", 5, 5).await?;
+        drop(c);
+        server.restart(false)?;
+        let c = connect(&server.server.client_url()).await?;
+        publish_n(&c, "ro.a", "n", 2).await?;
+        publish_n(&c, "ro.b", "n", 1).await?;
+        await_state(&c, "RM", 8, 8).await?;
+        // The filter leaves ro.b out: seven copies, none twice.
+        await_state(&c, "RS", 7, 7).await?;
+        let m = message(&c, "RS", 7).await?;
+        ensure!(m[1] == "n1" && m[2] == "RO 7 ro.a >", "{m}");
+        Ok(())
+    })
+}
+
+fn js_consumers_of_a_mirror_and_a_source_get_the_copies_from_the_start_sequence(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "CO", "subjects": ["co"]})).await?;
+        publish_n(&c, "co", "m", 3).await?;
+        create_stream(
+            &c,
+            json!({"name": "CM", "mirror": {"name": "CO", "opt_start_seq": 2}}),
+        )
+        .await?;
+        create_stream(
+            &c,
+            json!({"name": "CS", "sources": [{"name": "CO", "opt_start_seq": 3}]}),
+        )
+        .await?;
+        let st = await_state(&c, "CM", 2, 3).await?;
+        ensure!(st["first_seq"] == 2, "{st}");
+        await_state(&c, "CS", 1, 1).await?;
+        for (stream, expected) in [("CM", ["m1", "m2", "CM-0"]), ("CS", ["m2", "CM-0", "CS-0"])] {
+            create_consumer(&c, stream, json!({"durable_name": "d"})).await?;
+            let mut inbox = pull(&c, stream, "d", json!({"batch": 3})).await?;
+            let first = inbox.next(WAIT, "a copied message").await?;
+            // A message stored after the consumer started reaches it as well.
+            publish_n(&c, "co", &format!("{stream}-"), 1).await?;
+            let mut got = vec![String::from_utf8_lossy(&first.payload).into_owned()];
+            for _ in 0..2 {
+                let msg = inbox.next(FOLLOW, "a copied message").await?;
+                got.push(String::from_utf8_lossy(&msg.payload).into_owned());
+            }
+            ensure!(got == expected, "{stream}: {got:?}");
+        }
+        Ok(())
+    })
+}
