@@ -13,6 +13,9 @@
 //! - `usage.rs`: what JetStream holds and has served, for `/jsz` and `/metrics`.
 //! - `resources.rs`: the server's `max_storage` and `max_memory`, sized from the machine or
 //!   configured, which stream creation and publishing are held to.
+//! - `transform.rs`: subject transforms (stream `subject_transform`, `republish`, mirror and
+//!   source `subject_transforms`); `sourcing.rs`: the tasks that follow mirrors' and sources'
+//!   origins, and the checks of those configurations against other streams.
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 

@@ -5,6 +5,8 @@
 //! - `ingest.rs`: a published message's checks (expected headers, dedup, rollup) and its PubAck.
 //! - `commit.rs`: group commit, one fsync for every PubAck waiting, and max_age expiry.
 //! - `dedup.rs`: the `Nats-Msg-Id` window.
+//! - `extras.rs`: `subject_transform`, `republish`, `mirror` and `sources` configuration and
+//!   checks; `sourced.rs`: how a mirror's or source's messages come in, and their info.
 
 mod commit;
 pub(crate) mod config;
