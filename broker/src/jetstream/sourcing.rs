@@ -128,6 +128,7 @@ async fn follow(js: Weak<JetStream>, target: Weak<Stream>, origin: Arc<Origin>) 
         let found = js
             .upgrade()
             .and_then(|js| js.streams.read().get(&origin.config.name).cloned());
+        origin.missing.store(found.is_none(), Ordering::Relaxed);
         let Some(from) = found else {
             tokio::select! {
                 () = cancel.cancelled() => return,

@@ -3,13 +3,14 @@
 //! timestamps; a source stores copies marked with `Nats-Stream-Source`), and the `mirror` and
 //! `sources` of the stream info. The task that follows an origin is in `jetstream/sourcing.rs`.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::extras::StreamSource;
 use super::{Storage, Stream};
+use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::{self, HeaderBlock};
 use crate::jetstream::subjects::matches;
 use crate::jetstream::time::{now_nanos, parse};
@@ -38,6 +39,8 @@ pub(crate) struct Origin {
     last_active: AtomicI64,
     /// Cancelled when the origin is configured away or the stream closes.
     pub cancel: CancellationToken,
+    /// The origin stream does not exist (reported as "stream not found" in the info).
+    pub missing: AtomicBool,
 }
 
 impl Origin {
@@ -65,6 +68,7 @@ impl Origin {
             lag: AtomicU64::new(0),
             last_active: AtomicI64::new(0),
             cancel: parent.child_token(),
+            missing: AtomicBool::new(false),
         }
     }
 
@@ -95,6 +99,9 @@ impl Origin {
             "lag": self.lag.load(Ordering::Relaxed),
             "active": active,
         });
+        if self.missing.load(Ordering::Relaxed) {
+            info["error"] = json!(ApiError::stream_not_found());
+        }
         if let Some(external) = &self.config.external {
             info["external"] = json!(external);
         }
