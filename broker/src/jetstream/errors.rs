@@ -203,6 +203,24 @@ impl ApiError {
         ApiError::new(400, 10094, text.to_string())
     }
 
+    /// An external origin's deliver prefix with wildcards (10024).
+    pub fn external_deliver_wildcards(prefix: &str) -> ApiError {
+        ApiError::new(
+            400,
+            10024,
+            format!("stream external delivery prefix {prefix} must not contain wildcards"),
+        )
+    }
+
+    /// An external origin's API prefix inside the JetStream API (10021).
+    pub fn external_api_overlap(prefix: &str, subject: &str) -> ApiError {
+        ApiError::new(
+            400,
+            10021,
+            format!("stream external api prefix {prefix} must not overlap with {subject}"),
+        )
+    }
+
     /// A stream that could not be created (10049).
     pub fn stream_create(text: impl std::fmt::Display) -> ApiError {
         ApiError::new(500, 10049, text.to_string())

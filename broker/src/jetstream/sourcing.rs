@@ -22,12 +22,7 @@ impl JetStream {
     /// them: message sizes, cycles; a mirror inherits its origin's `allow_direct` as
     /// `mirror_direct`.
     pub fn check_origins(&self, config: &mut StreamConfig) -> Result<(), ApiError> {
-        let mut all = config.mirror.iter().chain(&config.sources);
-        if all.any(|s| s.external.is_some()) {
-            return Err(ApiError::invalid_config(
-                "stream external sources are not supported by this server",
-            ));
-        }
+        config.refuse_external()?;
         let streams = self.streams.read();
         let lookup = |name: &str| streams.get(name).map(|s| s.config());
         let too_small = |origin: &StreamConfig| {

@@ -458,19 +458,4 @@ mod tests {
         assert!(config(r#"{"name":"S","subjects":["a..b"]}"#).is_err());
         assert!(config(r#"{"name":"S","subjects":[">"]}"#).is_err());
     }
-
-    #[test]
-    fn mirrors_take_no_subjects_nor_sources_and_keep_no_duplicate_window() {
-        let mirror = config(r#"{"name":"S","mirror":{"name":"O"}}"#).unwrap();
-        assert!(mirror.subjects.is_empty());
-        assert_eq!(mirror.duplicate_window, 0);
-        let e = config(r#"{"name":"S","subjects":["a"],"mirror":{"name":"O"}}"#).unwrap_err();
-        assert_eq!(e.err_code, 10034);
-        let e = config(r#"{"name":"S","mirror":{"name":"O"},"sources":[{"name":"P"}]}"#);
-        assert_eq!(e.unwrap_err().err_code, 10031);
-        let sourced = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
-        assert!(sourced.subjects.is_empty());
-        let twice = r#"{"name":"S","sources":[{"name":"O"},{"name":"O","filter_subject":">"}]}"#;
-        assert_eq!(config(twice).unwrap_err().err_code, 10140);
-    }
 }

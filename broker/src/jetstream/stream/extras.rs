@@ -86,6 +86,29 @@ impl StreamSource {
     }
 }
 
+/// An external origin's prefixes, as nats-server checks them: a deliver prefix without
+/// wildcards, an API prefix that is a subject without wildcards and not inside `$JS.API`.
+fn check_external(external: &ExternalStream) -> Result<(), ApiError> {
+    let literal =
+        |s: &str| is_valid_subject(s.as_bytes()) && !s.split('.').any(|t| t == "*" || t == ">");
+    let deliver = &external.deliver;
+    if !deliver.is_empty() && !literal(deliver) {
+        return Err(ApiError::external_deliver_wildcards(deliver));
+    }
+    let api = &external.api;
+    if !api.is_empty() {
+        if !literal(api) {
+            return Err(ApiError::invalid_config(format!(
+                "stream external api prefix {api:?} must be a valid subject without wildcards"
+            )));
+        }
+        if collide(api, "$JS.API") {
+            return Err(ApiError::external_api_overlap(api, "$JS.API"));
+        }
+    }
+    Ok(())
+}
+
 /// The transforms' sources: each a subject, no two overlapping (as `overlap` says, which
 /// differs between mirrors and sources in nats-server). `Err(true)` for an invalid subject,
 /// `Err(false)` for an overlap.
@@ -132,6 +155,27 @@ impl StreamConfig {
                 return Err(ApiError::mirror_invalid_stream_name());
             }
         }
+        self.check_sources()?;
+        let externals = self.mirror.iter().chain(&self.sources);
+        for external in externals.filter_map(|s| s.external.as_ref()) {
+            check_external(external)?;
+        }
+        Ok(())
+    }
+
+    /// Origins in another account or domain (`external`) are not followed by this broker: such
+    /// a configuration is refused rather than accepted and left idle.
+    pub fn refuse_external(&self) -> Result<(), ApiError> {
+        let mut all = self.mirror.iter().chain(&self.sources);
+        if all.any(|s| s.external.is_some()) {
+            return Err(ApiError::invalid_config(
+                "stream external sources are not supported by this server",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_sources(&self) -> Result<(), ApiError> {
         let mut seen = Vec::new();
         for source in &self.sources {
             if !super::config::is_valid_name(&source.name) {
@@ -322,4 +366,48 @@ pub(crate) fn republished(
             payload.to_vec()
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<StreamConfig, ApiError> {
+        serde_json::from_str::<StreamConfig>(json)
+            .unwrap()
+            .normalize()
+    }
+
+    #[test]
+    fn mirrors_take_no_subjects_nor_sources_and_keep_no_duplicate_window() {
+        let mirror = config(r#"{"name":"S","mirror":{"name":"O"}}"#).unwrap();
+        assert!(mirror.subjects.is_empty());
+        assert_eq!(mirror.duplicate_window, 0);
+        let e = config(r#"{"name":"S","subjects":["a"],"mirror":{"name":"O"}}"#).unwrap_err();
+        assert_eq!(e.err_code, 10034);
+        let e = config(r#"{"name":"S","mirror":{"name":"O"},"sources":[{"name":"P"}]}"#);
+        assert_eq!(e.unwrap_err().err_code, 10031);
+        let sourced = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
+        assert!(sourced.subjects.is_empty());
+        let twice = r#"{"name":"S","sources":[{"name":"O"},{"name":"O","filter_subject":">"}]}"#;
+        assert_eq!(config(twice).unwrap_err().err_code, 10140);
+    }
+
+    #[test]
+    fn external_origins_are_checked_then_refused() {
+        let external =
+            r#"{"name":"S","sources":[{"name":"O","external":{"api":"$JS.A.API","deliver":"d"}}]}"#;
+        let checked = config(external).unwrap();
+        let refused = checked.refuse_external().unwrap_err();
+        assert_eq!(refused.err_code, 10052);
+        assert_eq!(
+            refused.description,
+            "stream external sources are not supported by this server"
+        );
+        let wildcard =
+            r#"{"name":"S","mirror":{"name":"O","external":{"api":"a","deliver":"d.>"}}}"#;
+        assert_eq!(config(wildcard).unwrap_err().err_code, 10024);
+        let local = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
+        assert!(local.refuse_external().is_ok());
+    }
 }

@@ -311,6 +311,32 @@ fn js_source_configuration_errors(t: &Target) -> anyhow::Result<()> {
             let reply = api(&c, "STREAM.CREATE.SE", config).await?;
             expect_error(&reply, 400, err_code, text)?;
         }
+        // An external origin's prefixes.
+        let externals = [
+            (
+                json!({"api": "$JS.API", "deliver": "d"}),
+                400,
+                10021,
+                "stream external api prefix $JS.API must not overlap with $JS.API",
+            ),
+            (
+                json!({"api": "$JS.X.API", "deliver": "d.*"}),
+                400,
+                10024,
+                "stream external delivery prefix d.* must not contain wildcards",
+            ),
+            (
+                json!({"api": "x.>", "deliver": "d"}),
+                500,
+                10052,
+                "stream external api prefix \"x.>\" must be a valid subject without wildcards",
+            ),
+        ];
+        for (external, code, err_code, text) in externals {
+            let config = json!({"name": "SE", "sources": [{"name": "SEO", "external": external}]});
+            let reply = api(&c, "STREAM.CREATE.SE", config).await?;
+            expect_error(&reply, code, err_code, text)?;
+        }
         let config = json!({"name": "SE", "sources": [{"name": "SEO"}], "max_msg_size": 10});
         let reply = api(&c, "STREAM.CREATE.SE", config).await?;
         expect_error(
