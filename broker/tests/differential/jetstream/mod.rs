@@ -28,6 +28,7 @@ mod requests;
 mod resources;
 mod restart;
 mod retention;
+mod sources;
 mod sourcing;
 mod streams;
 mod transforms;
@@ -70,6 +71,7 @@ pub fn scenarios() -> Vec<Scenario> {
         error_codes::scenarios(),
         transforms::scenarios(),
         sourcing::scenarios(),
+        sources::scenarios(),
     ]
     .concat()
 }

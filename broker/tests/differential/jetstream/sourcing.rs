@@ -1,6 +1,6 @@
-//! Mirrors and sources in one account: what they copy and how (a mirror keeps the origin's
-//! sequences, a source stores copies marked with `Nats-Stream-Source`), following new
-//! messages, origins that come later or go, updates, a restart, and the configuration errors.
+//! Mirrors and sources in one account: mirrors (which keep the origin's sequences), what both
+//! share (following origins that come later, go or are missing, a restart, consumers of the
+//! copies) and the helpers of `sources.rs`.
 
 use std::time::Duration;
 
@@ -15,10 +15,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_mirror_keeps_the_origins_sequences_and_follows_it,
         js_mirror_subject_transforms_filter_and_rename,
         js_mirror_configuration_errors,
-        js_sources_copy_from_several_streams_with_a_source_header,
-        js_source_configuration_errors,
         js_origins_created_after_their_mirror_and_source_are_followed,
-        js_stream_update_adds_and_removes_sources,
         js_mirror_and_source_resume_after_a_restart_without_duplicates,
         js_consumers_of_a_mirror_and_a_source_get_the_copies_from_the_start_sequence,
         js_a_missing_origin_is_reported_in_the_stream_info,
@@ -26,10 +23,10 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// Long enough for a follower that looks for a missing origin once a second.
-const FOLLOW: Duration = Duration::from_secs(10);
+pub const FOLLOW: Duration = Duration::from_secs(10);
 
 /// Waits until `stream` holds `msgs` messages with `last_seq` last.
-async fn await_state(
+pub async fn await_state(
     c: &async_nats::Client,
     stream: &str,
     msgs: u64,
@@ -45,7 +42,7 @@ async fn await_state(
 }
 
 /// `(subject, payload, Nats-Stream-Source)` of the message at `seq`.
-async fn message(c: &async_nats::Client, stream: &str, seq: u64) -> anyhow::Result<Value> {
+pub async fn message(c: &async_nats::Client, stream: &str, seq: u64) -> anyhow::Result<Value> {
     let reply = api_ok(c, &format!("STREAM.MSG.GET.{stream}"), json!({"seq": seq})).await?;
     let m = &reply["message"];
     let decode = |v: &Value| -> anyhow::Result<String> {
@@ -214,150 +211,6 @@ fn js_mirror_configuration_errors(t: &Target) -> anyhow::Result<()> {
     })
 }
 
-fn js_sources_copy_from_several_streams_with_a_source_header(t: &Target) -> anyhow::Result<()> {
-    let url = t.jetstream()?.client_url();
-    block_on(async move {
-        let c = connect(&url).await?;
-        create_stream(&c, json!({"name": "SA", "subjects": ["sa.>"]})).await?;
-        create_stream(&c, json!({"name": "SB", "subjects": ["sb.>"]})).await?;
-        publish_n(&c, "sa.x", "a", 2).await?;
-        publish_n(&c, "sb.x", "b", 1).await?;
-        publish_n(&c, "sb.y", "b", 1).await?;
-        let sources = json!([{"name": "SA"}, {"name": "SB", "filter_subject": "sb.y"}]);
-        let info = create_stream(&c, json!({"name": "SS", "sources": sources})).await?;
-        ensure!(info["config"]["sources"] == sources, "{info}");
-        ensure!(info["config"].get("subjects").is_none(), "{info}");
-        await_state(&c, "SS", 3, 3).await?;
-        let mut copies = Vec::new();
-        for seq in 1..=3 {
-            let m = message(&c, "SS", seq).await?;
-            copies.push(json!([m[0], m[1], m[2]]));
-        }
-        copies.sort_by_key(|v| v.to_string());
-        let expected = json!([
-            ["sa.x", "a0", "SA 1 > >"],
-            ["sa.x", "a1", "SA 2 > >"],
-            ["sb.y", "b0", "SB 2 sb.y >"],
-        ]);
-        ensure!(json!(copies) == expected, "{}", json!(copies));
-        // New messages follow; the origin's expectations are not checked again.
-        let ack = publish(&c, "sa.z", &[("Nats-Expected-Last-Sequence", "2")], "a2").await?;
-        ensure!(ack.get("error").is_none(), "{ack}");
-        await_state(&c, "SS", 4, 4).await?;
-        let m = message(&c, "SS", 4).await?;
-        ensure!(m[0] == "sa.z" && m[2] == "SA 3 > >" && m[3] == false, "{m}");
-        let info = api_ok(&c, "STREAM.INFO.SS", Value::Null).await?;
-        let mut names: Vec<Value> = info["sources"].as_array().cloned().unwrap_or_default();
-        names.sort_by_key(|s| s["name"].to_string());
-        ensure!(
-            names.len() == 2 && names[1]["filter_subject"] == "sb.y",
-            "{info}"
-        );
-        ensure!(
-            names
-                .iter()
-                .all(|s| s["active"].is_i64() && s["lag"].is_u64()),
-            "{info}"
-        );
-        Ok(())
-    })
-}
-
-fn js_source_configuration_errors(t: &Target) -> anyhow::Result<()> {
-    let url = t.jetstream()?.client_url();
-    block_on(async move {
-        let c = connect(&url).await?;
-        create_stream(
-            &c,
-            json!({"name": "SEO", "subjects": ["seo.>"], "max_msg_size": 100}),
-        )
-        .await?;
-        let cases = [
-            (
-                json!([{"name": "SEO"}, {"name": "SEO"}]),
-                10140,
-                "duplicate source configuration detected",
-            ),
-            (
-                json!([{"name": "a.b"}]),
-                10141,
-                "sourced stream name is invalid",
-            ),
-            (
-                json!([{"name": "SEO", "filter_subject": "seo.a",
-                "subject_transforms": [{"src": "seo.b", "dest": "x"}]}]),
-                10144,
-                "source with multiple subject transforms cannot also have a single subject filter",
-            ),
-            (
-                json!([{"name": "SEO", "subject_transforms": [{"src": "seo.*", "dest": "x.{{bogus(1)}}"}]}]),
-                10146,
-                "source transform destination is invalid",
-            ),
-            (
-                json!([{"name": "SEO", "subject_transforms": [{"src": "seo..a", "dest": "x"}]}]),
-                10145,
-                "source subject filter is invalid",
-            ),
-            (
-                json!([{"name": "SEO", "subject_transforms": [
-                {"src": "seo.a", "dest": "x"}, {"src": "seo.*", "dest": "y.$1"}]}]),
-                10147,
-                "source filters can not overlap",
-            ),
-        ];
-        for (sources, err_code, text) in cases {
-            let config = json!({"name": "SE", "sources": sources});
-            let reply = api(&c, "STREAM.CREATE.SE", config).await?;
-            expect_error(&reply, 400, err_code, text)?;
-        }
-        // An external origin's prefixes.
-        let externals = [
-            (
-                json!({"api": "$JS.API", "deliver": "d"}),
-                400,
-                10021,
-                "stream external api prefix $JS.API must not overlap with $JS.API",
-            ),
-            (
-                json!({"api": "$JS.X.API", "deliver": "d.*"}),
-                400,
-                10024,
-                "stream external delivery prefix d.* must not contain wildcards",
-            ),
-            (
-                json!({"api": "x.>", "deliver": "d"}),
-                500,
-                10052,
-                "stream external api prefix \"x.>\" must be a valid subject without wildcards",
-            ),
-        ];
-        for (external, code, err_code, text) in externals {
-            let config = json!({"name": "SE", "sources": [{"name": "SEO", "external": external}]});
-            let reply = api(&c, "STREAM.CREATE.SE", config).await?;
-            expect_error(&reply, code, err_code, text)?;
-        }
-        let config = json!({"name": "SE", "sources": [{"name": "SEO"}], "max_msg_size": 10});
-        let reply = api(&c, "STREAM.CREATE.SE", config).await?;
-        expect_error(
-            &reply,
-            400,
-            10046,
-            "stream source must have max message size >= target",
-        )?;
-        // A stream sourcing from one that sources from it, on the same subjects.
-        create_stream(
-            &c,
-            json!({"name": "SC1", "subjects": ["sc1"], "sources": [{"name": "SC2"}]}),
-        )
-        .await?;
-        let config = json!({"name": "SC2", "subjects": ["sc2"], "sources": [{"name": "SC1"}]});
-        let reply = api(&c, "STREAM.CREATE.SC2", config).await?;
-        expect_error(&reply, 500, 10052, "detected cycle")?;
-        Ok(())
-    })
-}
-
 fn js_origins_created_after_their_mirror_and_source_are_followed(t: &Target) -> anyhow::Result<()> {
     let url = t.jetstream()?.client_url();
     block_on(async move {
@@ -368,42 +221,6 @@ fn js_origins_created_after_their_mirror_and_source_are_followed(t: &Target) -> 
         publish_n(&c, "late", "m", 2).await?;
         await_state(&c, "LM", 2, 2).await?;
         await_state(&c, "LS", 2, 2).await?;
-        Ok(())
-    })
-}
-
-fn js_stream_update_adds_and_removes_sources(t: &Target) -> anyhow::Result<()> {
-    let url = t.jetstream()?.client_url();
-    block_on(async move {
-        let c = connect(&url).await?;
-        create_stream(&c, json!({"name": "UA", "subjects": ["ua"]})).await?;
-        create_stream(&c, json!({"name": "UB", "subjects": ["ub"]})).await?;
-        create_stream(
-            &c,
-            json!({"name": "US", "subjects": ["us"], "sources": [{"name": "UA"}]}),
-        )
-        .await?;
-        publish_n(&c, "ua", "a", 1).await?;
-        await_state(&c, "US", 1, 1).await?;
-        let both = json!({"name": "US", "subjects": ["us"],
-            "sources": [{"name": "UA"}, {"name": "UB"}]});
-        api_ok(&c, "STREAM.UPDATE.US", both).await?;
-        publish_n(&c, "ub", "b", 1).await?;
-        await_state(&c, "US", 2, 2).await?;
-        let only_b = json!({"name": "US", "subjects": ["us"], "sources": [{"name": "UB"}]});
-        let info = api_ok(&c, "STREAM.UPDATE.US", only_b).await?;
-        ensure!(
-            info["config"]["sources"] == json!([{"name": "UB"}]),
-            "{info}"
-        );
-        // UA is no longer followed: its next message does not come, UB's does.
-        publish_n(&c, "ua", "late", 1).await?;
-        publish_n(&c, "ub", "b", 1).await?;
-        await_state(&c, "US", 3, 3).await?;
-        ensure!(message(&c, "US", 3).await?[0] == "ub");
-        // The stream's own subjects still take publishes.
-        publish_n(&c, "us", "own", 1).await?;
-        await_state(&c, "US", 4, 4).await?;
         Ok(())
     })
 }
