@@ -410,4 +410,38 @@ mod tests {
         let local = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
         assert!(local.refuse_external().is_ok());
     }
+
+    #[test]
+    fn a_republished_copy_adds_the_stream_headers_to_the_messages_own() {
+        let c = config(r#"{"name":"R","subjects":["r.*"],"republish":{"dest":"out.>"}}"#).unwrap();
+        let compiled = Compiled::of(&c);
+        let own = b"NATS/1.0\r\nA: 1\r\n\r\n";
+        let copy = republished(
+            "R",
+            &compiled,
+            ("r.x", 7, 1_000_000_000),
+            3,
+            Some(own),
+            b"hi",
+        )
+        .unwrap();
+        assert_eq!(copy.subject, "out.r.x");
+        let headers = String::from_utf8(copy.headers).unwrap();
+        assert_eq!(
+            headers,
+            "NATS/1.0\r\nA: 1\r\nNats-Stream: R\r\nNats-Subject: r.x\r\nNats-Sequence: 7\r\n\
+             Nats-Time-Stamp: 1970-01-01T00:00:01Z\r\nNats-Last-Sequence: 3\r\n\r\n"
+        );
+        assert_eq!(copy.payload, b"hi");
+
+        let c = config(r#"{"name":"R","subjects":["r.*"],"republish":{"src":"r.y","dest":"o","headers_only":true}}"#)
+            .unwrap();
+        let compiled = Compiled::of(&c);
+        assert!(republished("R", &compiled, ("r.x", 1, 0), 0, None, b"hi").is_none());
+        let copy = republished("R", &compiled, ("r.y", 1, 0), 0, None, b"hi").unwrap();
+        assert!(copy.payload.is_empty());
+        assert!(String::from_utf8(copy.headers)
+            .unwrap()
+            .ends_with("Nats-Msg-Size: 2\r\n\r\n"));
+    }
 }

@@ -89,7 +89,11 @@ impl Stream {
                 },
             });
         }
-        let republish = inner.republish_out.take();
+        // Only what is stored is republished (a failed write took the message back).
+        let republish = inner
+            .republish_out
+            .take()
+            .filter(|_| matches!(result, Ok(Ingested::Stored(_))));
         drop(inner);
         if let Some(copy) = republish {
             self.ctx.send(&Outgoing {
