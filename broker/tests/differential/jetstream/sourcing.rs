@@ -19,6 +19,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_mirror_and_source_resume_after_a_restart_without_duplicates,
         js_consumers_of_a_mirror_and_a_source_get_the_copies_from_the_start_sequence,
         js_a_missing_origin_is_reported_in_the_stream_info,
+        js_a_mirror_catches_up_on_more_messages_than_one_read_takes,
     ]
 }
 
@@ -318,6 +319,34 @@ fn js_a_missing_origin_is_reported_in_the_stream_info(t: &Target) -> anyhow::Res
         .await?;
         // (nats-server then retries with a growing backoff, the broker every second; an origin
         // created soon after is followed by both, see the scenario before.)
+        Ok(())
+    })
+}
+
+/// More than the broker reads from an origin at once (256), so the catch-up takes several
+/// reads.
+fn js_a_mirror_catches_up_on_more_messages_than_one_read_takes(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "BO", "subjects": ["bo.*"]})).await?;
+        for i in 0..600 {
+            c.publish(format!("bo.{}", i % 7), format!("m{i}").into())
+                .await?;
+        }
+        c.flush().await?;
+        await_state(&c, "BO", 600, 600).await?;
+        create_stream(&c, json!({"name": "BM", "mirror": {"name": "BO"}})).await?;
+        create_stream(
+            &c,
+            json!({"name": "BS", "sources": [{"name": "BO", "filter_subject": "bo.3"}]}),
+        )
+        .await?;
+        await_state(&c, "BM", 600, 600).await?;
+        await_state(&c, "BS", 86, 86).await?;
+        ensure!(message(&c, "BM", 599).await? == message(&c, "BO", 599).await?);
+        let last = message(&c, "BS", 86).await?;
+        ensure!(last[1] == "m598" && last[2] == "BO 599 bo.3 >", "{last}");
         Ok(())
     })
 }
