@@ -7,11 +7,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::api::msgs::DirectGet;
+use super::context::Context;
 use super::errors::ApiError;
 use super::stream::sourced::Origin;
 use super::stream::{Stream, StreamConfig};
 use super::subjects::collide;
 use super::JetStream;
+use crate::client::{InternalSink, Subscription};
+
+/// A mirror with `mirror_direct` answers direct gets for its origin once it lags by fewer
+/// messages than this (nats-server's threshold).
+pub(crate) const DIRECT_GET_CAUGHT_UP: u64 = 10;
 
 /// How often a follower confirms its origin is there (nats-server's source heartbeat), and
 /// how often it looks again for an origin that does not exist.
@@ -131,6 +138,7 @@ async fn follow(js: Weak<JetStream>, target: Weak<Stream>, origin: Arc<Origin>) 
             }
         };
         let following = Following::new(from);
+        let mut direct = MirrorDirect::default();
         loop {
             let wake = following.0.follow_wake.notified();
             tokio::pin!(wake);
@@ -139,6 +147,9 @@ async fn follow(js: Weak<JetStream>, target: Weak<Stream>, origin: Arc<Origin>) 
                 return;
             };
             let more = stream.take_from(&following.0, &origin);
+            if origin.mirror && direct.ctx.is_none() && origin.lag() < DIRECT_GET_CAUGHT_UP {
+                direct.subscribe(&stream, &origin.config.name);
+            }
             drop(stream);
             if more {
                 tokio::task::yield_now().await;
@@ -149,6 +160,43 @@ async fn follow(js: Weak<JetStream>, target: Weak<Stream>, origin: Arc<Origin>) 
                 () = following.0.closed.cancelled() => break,
                 () = &mut wake => {}
                 () = tokio::time::sleep(SOURCE_HEARTBEAT) => origin.heard(),
+            }
+        }
+    }
+}
+
+/// A mirror's subscriptions to its origin's direct gets (`mirror_direct`), in the queue group
+/// the origin's own are in, so that both answer; dropped with the follower.
+#[derive(Default)]
+struct MirrorDirect {
+    subs: Vec<Arc<Subscription>>,
+    /// Set once the mirror caught up (whether or not it has `mirror_direct`).
+    ctx: Option<Arc<Context>>,
+}
+
+impl MirrorDirect {
+    fn subscribe(&mut self, mirror: &Arc<Stream>, origin: &str) {
+        self.ctx = Some(mirror.ctx.clone());
+        if !mirror.config().mirror_direct {
+            return;
+        }
+        for subject in [
+            format!("$JS.API.DIRECT.GET.{origin}"),
+            format!("$JS.API.DIRECT.GET.{origin}.>"),
+        ] {
+            let sink: Arc<dyn InternalSink> = Arc::new(DirectGet(Arc::downgrade(mirror)));
+            if let Some(sub) = mirror.ctx.subscribe(&subject, Some("_sys_"), sink) {
+                self.subs.push(sub);
+            }
+        }
+    }
+}
+
+impl Drop for MirrorDirect {
+    fn drop(&mut self) {
+        if let Some(ctx) = &self.ctx {
+            for sub in self.subs.drain(..) {
+                ctx.unsubscribe(&sub);
             }
         }
     }

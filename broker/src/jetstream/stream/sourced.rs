@@ -85,6 +85,11 @@ impl Origin {
         })
     }
 
+    /// Messages of the origin not yet taken.
+    pub fn lag(&self) -> u64 {
+        self.lag.load(Ordering::Relaxed)
+    }
+
     /// The origin was heard from.
     pub fn heard(&self) {
         self.last_active.store(now_nanos(), Ordering::Relaxed);
@@ -96,7 +101,7 @@ impl Origin {
         let active = if last == 0 { -1 } else { now_nanos() - last };
         let mut info = json!({
             "name": self.config.name,
-            "lag": self.lag.load(Ordering::Relaxed),
+            "lag": self.lag(),
             "active": active,
         });
         if self.missing.load(Ordering::Relaxed) {

@@ -20,6 +20,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_consumers_of_a_mirror_and_a_source_get_the_copies_from_the_start_sequence,
         js_a_missing_origin_is_reported_in_the_stream_info,
         js_a_mirror_catches_up_on_more_messages_than_one_read_takes,
+        js_a_caught_up_mirror_with_mirror_direct_answers_its_origins_direct_gets,
     ]
 }
 
@@ -347,6 +348,39 @@ fn js_a_mirror_catches_up_on_more_messages_than_one_read_takes(t: &Target) -> an
         ensure!(message(&c, "BM", 599).await? == message(&c, "BO", 599).await?);
         let last = message(&c, "BS", 86).await?;
         ensure!(last[1] == "m598" && last[2] == "BO 599 bo.3 >", "{last}");
+        Ok(())
+    })
+}
+
+fn js_a_caught_up_mirror_with_mirror_direct_answers_its_origins_direct_gets(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(
+            &c,
+            json!({"name": "DO", "subjects": ["do.*"], "allow_direct": true}),
+        )
+        .await?;
+        publish_n(&c, "do.a", "m", 3).await?;
+        let info = create_stream(&c, json!({"name": "DM", "mirror": {"name": "DO"}})).await?;
+        ensure!(info["config"]["mirror_direct"] == true, "{info}");
+        await_state(&c, "DM", 3, 3).await?;
+        // The origin and the mirror share the queue group: over many requests both answer,
+        // with the same message.
+        let mut answered_by = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let request = c.request("$JS.API.DIRECT.GET.DO", r#"{"seq": 2}"#.into());
+            let reply = within(WAIT, "a direct get", request).await??;
+            ensure!(reply.payload.as_ref() == b"m1", "{reply:?}");
+            let stream = reply.headers.as_ref().and_then(|h| h.get("Nats-Stream"));
+            answered_by.insert(stream.map(|s| s.to_string()).unwrap_or_default());
+            if answered_by.len() == 2 {
+                break;
+            }
+        }
+        ensure!(answered_by.contains("DM"), "{answered_by:?}");
         Ok(())
     })
 }
