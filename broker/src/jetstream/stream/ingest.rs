@@ -226,14 +226,7 @@ impl StreamInner {
             );
         }
         if let Some(all) = rollup {
-            let purge = Purge {
-                filter: (!all).then(|| subject.to_string()),
-                keep: Some(1),
-                ..Purge::default()
-            };
-            if let Err(e) = self.store.purge(&purge) {
-                tracing::warn!(stream = %self.config.name, "rollup: {e}");
-            }
+            self.roll_up(subject, all);
         }
         // The rollup's purge may have found the disk full and taken this message back.
         if let Some(rewound) = self.forget_rewound().filter(|r| seq >= r.from) {
@@ -316,8 +309,20 @@ impl StreamInner {
         }
     }
 
+    /// Keeps only the message just stored on `subject` (or in the whole stream, `all`).
+    pub(super) fn roll_up(&mut self, subject: &str, all: bool) {
+        let purge = Purge {
+            filter: (!all).then(|| subject.to_string()),
+            keep: Some(1),
+            ..Purge::default()
+        };
+        if let Err(e) = self.store.purge(&purge) {
+            tracing::warn!(stream = %self.config.name, "rollup: {e}");
+        }
+    }
+
     /// `Nats-Rollup`: `Some(false)` rolls up the subject, `Some(true)` the whole stream.
-    fn check_rollup(&self, h: &[u8]) -> Result<Option<bool>, ApiError> {
+    pub(super) fn check_rollup(&self, h: &[u8]) -> Result<Option<bool>, ApiError> {
         let Some(value) = get(h, headers::ROLLUP).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };

@@ -247,6 +247,11 @@ impl Stream {
             inner
                 .store
                 .append(subject, msg.headers.as_deref(), &msg.payload, msg.timestamp);
+        // A rollup the mirror allows is applied as on the origin.
+        let rollup = msg.headers.as_deref().map(|h| inner.check_rollup(h));
+        if let (Ok(_), Some(Ok(Some(all)))) = (&appended, rollup) {
+            inner.roll_up(subject, all);
+        }
         let flushed = match (&appended, inner.config.storage) {
             (Ok(_), Storage::File) => inner.store.flush(),
             _ => Ok(()),

@@ -21,6 +21,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_a_missing_origin_is_reported_in_the_stream_info,
         js_a_mirror_catches_up_on_more_messages_than_one_read_takes,
         js_a_caught_up_mirror_with_mirror_direct_answers_its_origins_direct_gets,
+        js_a_mirror_allowing_rollups_applies_its_origins_rollups,
     ]
 }
 
@@ -381,6 +382,27 @@ fn js_a_caught_up_mirror_with_mirror_direct_answers_its_origins_direct_gets(
             }
         }
         ensure!(answered_by.contains("DM"), "{answered_by:?}");
+        Ok(())
+    })
+}
+
+fn js_a_mirror_allowing_rollups_applies_its_origins_rollups(t: &Target) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        let rollups = json!({"name": "RUO", "subjects": ["ru.*"], "allow_rollup_hdrs": true});
+        create_stream(&c, rollups).await?;
+        publish_n(&c, "ru.a", "m", 2).await?;
+        publish_n(&c, "ru.b", "m", 1).await?;
+        let mirror = json!({"name": "RUM", "mirror": {"name": "RUO"}, "allow_rollup_hdrs": true});
+        create_stream(&c, mirror).await?;
+        await_state(&c, "RUM", 3, 3).await?;
+        publish(&c, "ru.a", &[("Nats-Rollup", "sub")], "r").await?;
+        publish_n(&c, "ru.b", "x", 1).await?;
+        let origin = untimed(&await_state(&c, "RUO", 3, 5).await?);
+        let mirrored = untimed(&await_state(&c, "RUM", 3, 5).await?);
+        ensure!(origin == mirrored, "{origin} vs {mirrored}");
+        ensure!(mirrored["first_seq"] == 3, "{mirrored}");
         Ok(())
     })
 }
