@@ -41,6 +41,8 @@ pub(crate) struct Origin {
     pub cancel: CancellationToken,
     /// The origin stream does not exist (reported as "stream not found" in the info).
     pub missing: AtomicBool,
+    /// The origin sequence of the last message the stream refused (0 for none).
+    failing: AtomicU64,
 }
 
 impl Origin {
@@ -69,6 +71,7 @@ impl Origin {
             last_active: AtomicI64::new(0),
             cancel: parent.child_token(),
             missing: AtomicBool::new(false),
+            failing: AtomicU64::new(0),
         }
     }
 
@@ -207,8 +210,9 @@ impl Stream {
             if let Some(subject) = origin.route(&msg.subject) {
                 if origin.mirror {
                     self.store_mirrored(&subject, msg);
-                } else {
-                    self.store_sourced(origin, &subject, msg);
+                } else if !self.store_sourced(origin, &subject, msg) {
+                    // Tried again on the next wake-up or heartbeat, as nats-server retries.
+                    return false;
                 }
             }
             *origin.position.lock() = Some(seq);
@@ -269,8 +273,9 @@ impl Stream {
     }
 
     /// A sourced message: the origin's headers without its own source and expectations, a
-    /// `Nats-Stream-Source` of this origin, then the stream's usual path.
-    fn store_sourced(&self, origin: &Origin, subject: &str, msg: StoredMsg) {
+    /// `Nats-Stream-Source` of this origin, then the stream's usual path. False when the
+    /// stream refused it (a limit under `discard: new`, say): it is to be tried again.
+    fn store_sourced(&self, origin: &Origin, subject: &str, msg: StoredMsg) -> bool {
         let mut block = HeaderBlock::new();
         if let Some(h) = msg.headers.as_deref() {
             block = HeaderBlock::extend(&strip_headers(h));
@@ -279,8 +284,15 @@ impl Stream {
         let (filters, dests) = (parts.next().unwrap_or(">"), parts.next().unwrap_or(">"));
         let value = format!("{} {} {filters} {dests}", origin.config.name, msg.seq);
         let block = block.add(STREAM_SOURCE, value).finish();
-        if let Err(e) = self.process(subject, None, Some(&block), &msg.payload) {
-            tracing::warn!(stream = %self.name, source = %origin.config.name, "storing {}: {e}", msg.seq);
+        match self.process(subject, None, Some(&block), &msg.payload) {
+            Ok(()) => true,
+            Err(e) => {
+                // Said once per message, however often it is tried.
+                if origin.failing.swap(msg.seq, Ordering::Relaxed) != msg.seq {
+                    tracing::warn!(stream = %self.name, source = %origin.config.name, "storing {}: {e}", msg.seq);
+                }
+                false
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn scenarios() -> Vec<Scenario> {
         js_stream_update_adds_and_removes_sources,
         js_kv_bucket_sourcing_another_with_a_transform_serves_its_keys,
         js_a_source_with_a_start_time_begins_at_the_first_message_at_or_after_it,
+        js_a_copy_the_stream_refuses_is_tried_again_once_there_is_room,
     ]
 }
 
@@ -263,6 +264,28 @@ fn js_a_source_with_a_start_time_begins_at_the_first_message_at_or_after_it(
         await_state(&c, "TS", 2, 2).await?;
         let first = message(&c, "TS", 1).await?;
         ensure!(first[1] == "m1" && first[2] == "TO 2 > >", "{first}");
+        Ok(())
+    })
+}
+
+fn js_a_copy_the_stream_refuses_is_tried_again_once_there_is_room(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let url = t.jetstream()?.client_url();
+    block_on(async move {
+        let c = connect(&url).await?;
+        create_stream(&c, json!({"name": "FO", "subjects": ["fo"]})).await?;
+        publish_n(&c, "fo", "m", 3).await?;
+        let full = json!({"name": "FS", "sources": [{"name": "FO"}],
+            "max_msgs": 2, "discard": "new"});
+        create_stream(&c, full).await?;
+        await_state(&c, "FS", 2, 2).await?;
+        api_ok(&c, "STREAM.PURGE.FS", Value::Null).await?;
+        // The third message comes once the purge made room, and nothing is lost or repeated.
+        let st = await_state(&c, "FS", 1, 3).await?;
+        ensure!(st["first_seq"] == 3, "{st}");
+        let m = message(&c, "FS", 3).await?;
+        ensure!(m[1] == "m2" && m[2] == "FO 3 > >", "{m}");
         Ok(())
     })
 }
