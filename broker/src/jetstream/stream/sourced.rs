@@ -93,6 +93,14 @@ impl Origin {
         self.lag.load(Ordering::Relaxed)
     }
 
+    /// The stream could not store the origin's message `seq`: said once per message,
+    /// however often it is tried.
+    fn refused(&self, stream: &str, seq: u64, e: &dyn std::fmt::Display) {
+        if self.failing.swap(seq, Ordering::Relaxed) != seq {
+            tracing::warn!(%stream, origin = %self.config.name, "storing {seq}: {e}");
+        }
+    }
+
     /// The origin was heard from.
     pub fn heard(&self) {
         self.last_active.store(now_nanos(), Ordering::Relaxed);
@@ -208,9 +216,11 @@ impl Stream {
             }
             let seq = msg.seq;
             if let Some(subject) = origin.route(&msg.subject) {
-                if origin.mirror {
-                    self.store_mirrored(&subject, msg);
-                } else if !self.store_sourced(origin, &subject, msg) {
+                let stored = match origin.mirror {
+                    true => self.store_mirrored(origin, &subject, msg),
+                    false => self.store_sourced(origin, &subject, msg),
+                };
+                if !stored {
                     // Tried again on the next wake-up or heartbeat, as nats-server retries.
                     return false;
                 }
@@ -224,12 +234,13 @@ impl Stream {
         more
     }
 
-    /// A mirrored message, at its origin's sequence with its origin's timestamp.
-    fn store_mirrored(&self, subject: &str, msg: StoredMsg) {
+    /// A mirrored message, at its origin's sequence with its origin's timestamp. False when
+    /// it could not be stored: it is to be tried again.
+    fn store_mirrored(&self, origin: &Origin, subject: &str, msg: StoredMsg) -> bool {
         let mut inner = self.inner.lock();
         let st = inner.store.state();
         if msg.seq <= st.last_seq {
-            return;
+            return true;
         }
         if msg.seq > st.last_seq + 1 {
             let skipped = if st.msgs == 0 {
@@ -243,8 +254,8 @@ impl Stream {
                     .try_for_each(|_| inner.skip(subject, msg.timestamp).map(|_| ()))
             };
             if let Err(e) = skipped {
-                tracing::warn!(stream = %self.name, "mirror: skipping to {}: {e}", msg.seq);
-                return;
+                origin.refused(&self.name, msg.seq, &e);
+                return false;
             }
         }
         let appended =
@@ -262,13 +273,19 @@ impl Stream {
         };
         if let Err(e) = flushed {
             inner.forget_rewound();
-            tracing::error!(stream = %self.name, "mirror: writing a message: {e}");
-            return;
+            origin.refused(&self.name, msg.seq, &e);
+            return false;
         }
         drop(inner);
         match appended {
-            Ok(seq) => self.notify_stored(seq, subject),
-            Err(e) => tracing::warn!(stream = %self.name, "mirror: storing {}: {e}", msg.seq),
+            Ok(seq) => {
+                self.notify_stored(seq, subject);
+                true
+            }
+            Err(e) => {
+                origin.refused(&self.name, msg.seq, &e);
+                false
+            }
         }
     }
 
@@ -287,10 +304,7 @@ impl Stream {
         match self.process(subject, None, Some(&block), &msg.payload) {
             Ok(()) => true,
             Err(e) => {
-                // Said once per message, however often it is tried.
-                if origin.failing.swap(msg.seq, Ordering::Relaxed) != msg.seq {
-                    tracing::warn!(stream = %self.name, source = %origin.config.name, "storing {}: {e}", msg.seq);
-                }
+                origin.refused(&self.name, msg.seq, &e);
                 false
             }
         }
