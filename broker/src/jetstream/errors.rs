@@ -158,6 +158,38 @@ api_errors! {
     storage_exceeded => 500, 10047, "insufficient storage resources available";
     /// Memory storage is full.
     memory_exceeded => 500, 10028, "insufficient memory resources available";
+    /// A mirror with `first_seq`.
+    mirror_with_first_seq => 400, 10143, "stream mirrors can not have first sequence configured";
+    /// A mirror with subjects of its own.
+    mirror_with_subjects => 400, 10034, "stream mirrors can not contain subjects";
+    /// A mirror with sources.
+    mirror_with_sources => 400, 10031, "stream mirrors can not also contain other sources";
+    /// A mirror with both a filter and subject transforms.
+    mirror_multiple_filters => 400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter";
+    /// A mirror transform whose source is not a subject.
+    mirror_invalid_subject_filter => 400, 10151, "mirror subject filter is invalid";
+    /// Two mirror transforms whose sources overlap.
+    mirror_overlapping_filters => 400, 10152, "mirror subject filters can not overlap";
+    /// A mirror of a name no stream can have.
+    mirror_invalid_stream_name => 400, 10142, "mirrored stream name is invalid";
+    /// A mirror whose max_msg_size is below its origin's.
+    mirror_max_msg_size => 400, 10030, "stream mirror must have max message size >= source";
+    /// A stream update that changes the mirror.
+    mirror_not_updatable => 400, 10055, "stream mirror configuration can not be updated";
+    /// A source of a name no stream can have.
+    source_invalid_stream_name => 400, 10141, "sourced stream name is invalid";
+    /// The same source twice.
+    source_duplicate => 400, 10140, "duplicate source configuration detected";
+    /// A stream whose max_msg_size is below a source's.
+    source_max_msg_size => 400, 10046, "stream source must have max message size >= target";
+    /// A source with both a filter and subject transforms.
+    source_multiple_filters => 400, 10144, "source with multiple subject transforms cannot also have a single subject filter";
+    /// A source transform whose source is not a subject.
+    source_invalid_subject_filter => 400, 10145, "source subject filter is invalid";
+    /// A source transform with a destination nats-server refuses.
+    source_invalid_transform_destination => 400, 10146, "source transform destination is invalid";
+    /// Two source transforms whose sources overlap.
+    source_overlapping_filters => 400, 10147, "source filters can not overlap";
 }
 
 impl ApiError {
@@ -169,6 +201,24 @@ impl ApiError {
     /// A consumer configuration that is not valid (10094).
     pub fn invalid_policy(text: impl std::fmt::Display) -> ApiError {
         ApiError::new(400, 10094, text.to_string())
+    }
+
+    /// An external origin's deliver prefix with wildcards (10024).
+    pub fn external_deliver_wildcards(prefix: &str) -> ApiError {
+        ApiError::new(
+            400,
+            10024,
+            format!("stream external delivery prefix {prefix} must not contain wildcards"),
+        )
+    }
+
+    /// An external origin's API prefix inside the JetStream API (10021).
+    pub fn external_api_overlap(prefix: &str, subject: &str) -> ApiError {
+        ApiError::new(
+            400,
+            10021,
+            format!("stream external api prefix {prefix} must not overlap with {subject}"),
+        )
     }
 
     /// A stream that could not be created (10049).

@@ -13,6 +13,9 @@
 //! - `usage.rs`: what JetStream holds and has served, for `/jsz` and `/metrics`.
 //! - `resources.rs`: the server's `max_storage` and `max_memory`, sized from the machine or
 //!   configured, which stream creation and publishing are held to.
+//! - `transform.rs`: subject transforms (stream `subject_transform`, `republish`, mirror and
+//!   source `subject_transforms`); `sourcing.rs`: the tasks that follow mirrors' and sources'
+//!   origins, and the checks of those configurations against other streams.
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 
@@ -23,9 +26,11 @@ mod errors;
 mod headers;
 pub(crate) mod persist;
 mod resources;
+mod sourcing;
 pub(crate) mod stream;
 mod subjects;
 pub(crate) mod time;
+pub(crate) mod transform;
 pub(crate) mod usage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -271,6 +276,7 @@ impl JetStream {
                 return Err(ApiError::max_streams());
             }
         }
+        config.check_transforms().map_err(ApiError::stream_create)?;
         self.check_overlap(&config, None)?;
         let reserved: i64 = self
             .streams
@@ -292,6 +298,7 @@ impl JetStream {
             .insert(stream.name.clone(), stream.clone());
         stream.start();
         self.direct_get_subscriptions(&stream);
+        self.follow_origins(&stream);
         Ok(stream)
     }
 
@@ -433,6 +440,7 @@ impl JetStream {
             .insert(stream.name.clone(), stream.clone());
         stream.start();
         self.direct_get_subscriptions(&stream);
+        self.follow_origins(&stream);
         let obs = path.join("obs");
         for entry in std::fs::read_dir(&obs).into_iter().flatten().flatten() {
             let dir = entry.path();

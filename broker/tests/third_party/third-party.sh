@@ -48,15 +48,6 @@ suite_config() {
     async-nats)
         VERSION=0.51.0
         KNOWN_GAPS=(
-            # Stream features the broker refuses ("... is not supported by this server"):
-            # mirrors, sources, republish and subject transforms.
-            'jetstream_tests::jetstream::mirrors'
-            'jetstream_tests::jetstream::sources'
-            'jetstream_tests::jetstream::stream_subject_transforms' # a stream with sources
-            'jetstream_tests::jetstream::subject_transform'
-            'jetstream_tests::jetstream::republish'
-            'kv_tests::kv::republish'
-            'kv_tests::kv::republish_headers_handling'
             # Websockets are not supported.
             'websocket_test::*'
         )

@@ -86,7 +86,19 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
         info["offset"] = json!(offset);
         info["limit"] = json!(limit);
     }
+    drop(inner);
+    add_origins(&mut info, stream);
     info
+}
+
+/// A mirror's `mirror` and a sourcing stream's `sources`.
+fn add_origins(info: &mut Value, stream: &Stream) {
+    let origins = stream.origins.lock();
+    match origins.first() {
+        Some(o) if o.mirror => info["mirror"] = o.info(),
+        Some(_) => info["sources"] = origins.iter().map(|o| o.info()).collect(),
+        None => {}
+    }
 }
 
 /// A consumer's info.

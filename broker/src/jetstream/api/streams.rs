@@ -32,7 +32,8 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
             "stream has no mirror but does have mirror direct",
         ));
     }
-    let config = config.normalize()?;
+    let mut config = config.normalize()?;
+    js.check_origins(&mut config)?;
     if config.num_replicas > 1 {
         return Err(ApiError::replicas_not_supported());
     }
@@ -50,9 +51,13 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
         return Err(ApiError::stream_mismatch());
     }
     let stream = js.lookup(name)?;
-    let config = config.normalize()?;
+    let mut config = config.normalize()?;
+    js.check_origins(&mut config)?;
     let old = stream.config();
     config.check_update(&old)?;
+    config
+        .check_transforms_on_update()
+        .map_err(ApiError::stream_update)?;
     check_consumer_limits(&stream, &old, &config)?;
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;
@@ -72,6 +77,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     if resubscribe || allow_direct_changed {
         js.direct_get_subscriptions(&stream);
     }
+    js.follow_origins(&stream);
     if now_interest {
         // Messages no consumer wants go at once, as they would have on arrival.
         stream.remove_unwanted();

@@ -11,6 +11,8 @@ use crate::jetstream::subjects::{collide, is_subset};
 use crate::proto::subject::is_valid_subject;
 use crate::store::{Discard as StoreDiscard, Limits};
 
+pub(crate) use super::extras::{RePublish, StreamSource, SubjectTransformConfig};
+
 /// Longest stream or consumer name.
 pub(crate) const MAX_NAME_LEN: usize = 255;
 /// Longest description.
@@ -106,15 +108,17 @@ pub(crate) struct StreamConfig {
     pub consumer_limits: ConsumerLimits,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
-    /// Features of nats-server the broker does not have; a configuration using one is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mirror: Option<serde_json::Value>,
+    pub mirror: Option<StreamSource>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_empty"
+    )]
+    pub sources: Vec<StreamSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sources: Option<serde_json::Value>,
+    pub republish: Option<RePublish>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub republish: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_transform: Option<serde_json::Value>,
+    pub subject_transform: Option<SubjectTransformConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<serde_json::Value>,
 }
@@ -149,12 +153,21 @@ impl Default for StreamConfig {
             consumer_limits: ConsumerLimits::default(),
             metadata: None,
             mirror: None,
-            sources: None,
+            sources: Vec::new(),
             republish: None,
             subject_transform: None,
             placement: None,
         }
     }
+}
+
+/// `null` as an empty list, as Go reads it.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn is_false(b: &bool) -> bool {
@@ -208,29 +221,12 @@ impl StreamConfig {
                 "stream metadata exceeds maximum size of {MAX_METADATA_LEN} bytes"
             )));
         }
-        self.check_unsupported()?;
         self.fill_defaults()?;
         self.check_windows()?;
+        self.check_mirror_and_sources()?;
         self.check_subjects()?;
+        self.check_republish()?;
         Ok(self)
-    }
-
-    fn check_unsupported(&self) -> Result<(), ApiError> {
-        let unsupported = [
-            ("mirror", self.mirror.is_some()),
-            (
-                "sources",
-                self.sources.as_ref().is_some_and(|s| !s.is_null()),
-            ),
-            ("republish", self.republish.is_some()),
-            ("subject_transform", self.subject_transform.is_some()),
-        ];
-        match unsupported.iter().find(|(_, used)| *used) {
-            Some((name, _)) => Err(ApiError::invalid_config(format!(
-                "stream {name} is not supported by this server"
-            ))),
-            None => Ok(()),
-        }
     }
 
     fn fill_defaults(&mut self) -> Result<(), ApiError> {
@@ -265,7 +261,8 @@ impl StreamConfig {
                 self.compression
             )));
         }
-        if self.duplicate_window == 0 {
+        // A mirror keeps no duplicate window: it stores what its origin stored.
+        if self.duplicate_window == 0 && self.mirror.is_none() {
             self.duplicate_window = if self.max_age != 0 && self.max_age < DEFAULT_DUPLICATE_WINDOW
             {
                 self.max_age
@@ -320,7 +317,11 @@ impl StreamConfig {
 
     fn check_subjects(&mut self) -> Result<(), ApiError> {
         if self.subjects.is_empty() {
-            self.subjects.push(self.name.clone());
+            if self.mirror.is_none() && self.sources.is_empty() {
+                self.subjects.push(self.name.clone());
+            }
+        } else if self.mirror.is_some() {
+            return Err(ApiError::mirror_with_subjects());
         }
         for (i, subject) in self.subjects.iter().enumerate() {
             if !is_valid_subject(subject.as_bytes()) {
@@ -386,6 +387,9 @@ impl StreamConfig {
         }
         if old.deny_purge && !self.deny_purge {
             return refuse("stream configuration update can not cancel deny purge");
+        }
+        if self.mirror != old.mirror {
+            return Err(ApiError::mirror_not_updatable());
         }
         if self.first_seq != old.first_seq && self.first_seq != 0 {
             return Err(ApiError::stream_update(
@@ -453,6 +457,5 @@ mod tests {
         assert_eq!(overlap.description, r#"subject "a.*" overlaps with "a.b""#);
         assert!(config(r#"{"name":"S","subjects":["a..b"]}"#).is_err());
         assert!(config(r#"{"name":"S","subjects":[">"]}"#).is_err());
-        assert!(config(r#"{"name":"S","mirror":{"name":"O"}}"#).is_err());
     }
 }

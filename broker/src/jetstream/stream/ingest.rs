@@ -5,8 +5,10 @@
 use serde_json::json;
 
 use super::commit::{refuse_taken_back, AwaitingAck};
+use super::extras::republished;
 use super::{Retention, Storage, Stream, StreamInner};
 use crate::client::InternalSink;
+use crate::jetstream::context::Outgoing;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::{self, get};
 use crate::jetstream::time::now_nanos;
@@ -35,13 +37,33 @@ impl InternalSink for Stream {
             .reply
             .and_then(|r| std::str::from_utf8(r).ok())
             .filter(|r| !r.is_empty());
+        // A refusal went back in the PubAck.
+        let _ = self.process(subject, reply, d.headers, d.payload);
+    }
+}
+
+impl Stream {
+    /// A message for the stream, published on one of its subjects or taken from a source:
+    /// stored (or refused), republished, acknowledged to `reply`, announced to consumers.
+    /// `Err` is the refusal.
+    pub(super) fn process(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&[u8]>,
+        payload: &[u8],
+    ) -> Result<(), ApiError> {
         let mut inner = self.inner.lock();
+        // `subject_transform`: a matching subject is stored (and seen by consumers) as its
+        // transform.
+        let transformed = inner.compiled.input.as_ref().and_then(|t| t.apply(subject));
+        let subject = transformed.as_deref().unwrap_or(subject);
         let can_respond = reply.is_some() && !inner.config.no_ack;
         let admission = Admission {
             interested: self.has_interest(&inner, subject),
             resources_exceeded: self.ctx.config.resources.exceeded(inner.config.storage),
         };
-        let mut result = inner.ingest(subject, d.headers, d.payload, admission);
+        let mut result = inner.ingest(subject, headers, payload, admission);
         let file = inner.config.storage == Storage::File;
         let group_commit = file && self.ctx.config.sync == SyncPolicy::Always;
         let deferred = can_respond
@@ -67,19 +89,36 @@ impl InternalSink for Stream {
                 },
             });
         }
+        // Only what is stored is republished (a failed write took the message back).
+        let republish = inner
+            .republish_out
+            .take()
+            .filter(|_| matches!(result, Ok(Ingested::Stored(_))));
         drop(inner);
+        if let Some(copy) = republish {
+            self.ctx.send(&Outgoing {
+                route: &copy.subject,
+                subject: &copy.subject,
+                reply: None,
+                headers: Some(&copy.headers),
+                payload: &copy.payload,
+            });
+        }
         if deferred {
             self.commit_wake.notify_one();
         } else if let (true, Some(reply)) = (can_respond, reply) {
             self.ctx.reply(reply, &body);
         }
-        if let Ok(Ingested::Stored(seq)) = result {
-            self.notify_stored(seq, subject);
+        match result {
+            Ok(Ingested::Stored(seq)) => {
+                self.notify_stored(seq, subject);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
         }
     }
-}
 
-impl Stream {
     /// Whether interest retention should store a message on `subject`.
     fn has_interest(&self, inner: &StreamInner, subject: &str) -> bool {
         if inner.config.retention != Retention::Interest {
@@ -166,20 +205,28 @@ impl StreamInner {
             self.remember(msg_id, seq, now);
             return Ok(Ingested::Skipped(seq));
         }
+        let last_on_subject = match self.compiled.republish {
+            Some(_) => self.last_on_subject(subject)?,
+            None => 0,
+        };
         let seq = self
             .store
             .append(subject, hdrs, payload, now)
             .map_err(|e| self.refused(e))?;
         self.remember(msg_id, seq, now);
+        if self.compiled.republish.is_some() {
+            let stored = (subject, seq, now);
+            self.republish_out = republished(
+                &self.config.name,
+                &self.compiled,
+                stored,
+                last_on_subject,
+                hdrs,
+                payload,
+            );
+        }
         if let Some(all) = rollup {
-            let purge = Purge {
-                filter: (!all).then(|| subject.to_string()),
-                keep: Some(1),
-                ..Purge::default()
-            };
-            if let Err(e) = self.store.purge(&purge) {
-                tracing::warn!(stream = %self.config.name, "rollup: {e}");
-            }
+            self.roll_up(subject, all);
         }
         // The rollup's purge may have found the disk full and taken this message back.
         if let Some(rewound) = self.forget_rewound().filter(|r| seq >= r.from) {
@@ -235,11 +282,7 @@ impl StreamInner {
             }
         }
         if let Some(expected) = headers::sequence(h, headers::EXPECTED_LAST_SUBJECT_SEQ) {
-            let last = match self.store.get_last_by_subject(subject) {
-                Ok(Some(m)) => m.seq,
-                Ok(None) => 0,
-                Err(e) => return Err(store_error(e)),
-            };
+            let last = self.last_on_subject(subject)?;
             if last != expected {
                 return Err(ApiError::wrong_last_sequence(last));
             }
@@ -258,8 +301,28 @@ impl StreamInner {
         Ok(None)
     }
 
+    /// The sequence of the newest message on `subject` (0 for none).
+    fn last_on_subject(&self, subject: &str) -> Result<u64, ApiError> {
+        match self.store.get_last_by_subject(subject) {
+            Ok(m) => Ok(m.map_or(0, |m| m.seq)),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    /// Keeps only the message just stored on `subject` (or in the whole stream, `all`).
+    pub(super) fn roll_up(&mut self, subject: &str, all: bool) {
+        let purge = Purge {
+            filter: (!all).then(|| subject.to_string()),
+            keep: Some(1),
+            ..Purge::default()
+        };
+        if let Err(e) = self.store.purge(&purge) {
+            tracing::warn!(stream = %self.config.name, "rollup: {e}");
+        }
+    }
+
     /// `Nats-Rollup`: `Some(false)` rolls up the subject, `Some(true)` the whole stream.
-    fn check_rollup(&self, h: &[u8]) -> Result<Option<bool>, ApiError> {
+    pub(super) fn check_rollup(&self, h: &[u8]) -> Result<Option<bool>, ApiError> {
         let Some(value) = get(h, headers::ROLLUP).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
@@ -277,7 +340,7 @@ impl StreamInner {
 
     /// Uses up a sequence without keeping a message, as interest retention does when nobody
     /// listens.
-    fn skip(&mut self, subject: &str, now: i64) -> Result<u64, StoreError> {
+    pub(super) fn skip(&mut self, subject: &str, now: i64) -> Result<u64, StoreError> {
         let seq = self.store.append(subject, None, b"", now)?;
         self.store.delete(seq)?;
         Ok(seq)
@@ -322,6 +385,8 @@ mod full_disk_tests {
             store,
             last_msg_id: String::new(),
             awaiting_sync: Vec::new(),
+            compiled: Default::default(),
+            republish_out: None,
         }
     }
 

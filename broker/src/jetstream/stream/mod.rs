@@ -5,14 +5,19 @@
 //! - `ingest.rs`: a published message's checks (expected headers, dedup, rollup) and its PubAck.
 //! - `commit.rs`: group commit, one fsync for every PubAck waiting, and max_age expiry.
 //! - `dedup.rs`: the `Nats-Msg-Id` window.
+//! - `extras.rs`: `subject_transform`, `republish`, `mirror` and `sources` configuration and
+//!   checks; `sourced.rs`: how a mirror's or source's messages come in, and their info.
 
 mod commit;
 pub(crate) mod config;
 mod dedup;
+mod extras;
 mod ingest;
+pub(crate) mod sourced;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -23,7 +28,7 @@ use super::consumer::Consumer;
 use super::context::Context;
 use crate::client::Subscription;
 use crate::store::{Store, StoreError, StoredMsg};
-pub(crate) use config::{Retention, Storage, StreamConfig};
+pub(crate) use config::{Retention, Storage, StreamConfig, StreamSource};
 use dedup::Dedup;
 
 /// A stream: shared by the API, the publishers' tasks and its consumers.
@@ -43,6 +48,12 @@ pub(crate) struct Stream {
     /// The directory of a file stream (its metadata, messages and consumers).
     pub dir: Option<PathBuf>,
     pub closed: CancellationToken,
+    /// How many mirrors and sources follow this stream; they wait on `follow_wake`, which a
+    /// stored message wakes only when there are some.
+    pub followers: AtomicUsize,
+    pub follow_wake: Notify,
+    /// This stream's own mirror or sources.
+    pub origins: Mutex<Vec<Arc<sourced::Origin>>>,
 }
 
 /// What the stream's lock guards.
@@ -54,6 +65,10 @@ pub(crate) struct StreamInner {
     last_msg_id: String,
     /// PubAcks waiting for the next fsync.
     awaiting_sync: Vec<commit::AwaitingAck>,
+    /// The configuration's subject transform and republish, built.
+    compiled: extras::Compiled,
+    /// The republished copy of the message just stored, for the publisher's task to send.
+    republish_out: Option<extras::Republished>,
 }
 
 impl Stream {
@@ -66,6 +81,7 @@ impl Stream {
         dir: Option<PathBuf>,
     ) -> Arc<Stream> {
         let dedup = Dedup::new(config.duplicate_window);
+        let compiled = extras::Compiled::of(&config);
         let stream = Arc::new(Stream {
             name: config.name.clone(),
             ctx,
@@ -76,6 +92,8 @@ impl Stream {
                 dedup,
                 last_msg_id: String::new(),
                 awaiting_sync: Vec::new(),
+                compiled,
+                republish_out: None,
             }),
             consumers: RwLock::new(BTreeMap::new()),
             subs: Mutex::new(Vec::new()),
@@ -83,6 +101,9 @@ impl Stream {
             maintenance_wake: Notify::new(),
             dir,
             closed: CancellationToken::new(),
+            followers: AtomicUsize::new(0),
+            follow_wake: Notify::new(),
+            origins: Mutex::new(Vec::new()),
         });
         stream.rebuild_dedup();
         stream
@@ -146,6 +167,9 @@ impl Stream {
     pub fn notify_stored(&self, seq: u64, subject: &str) {
         for consumer in self.consumers.read().values() {
             consumer.on_stored(seq, subject);
+        }
+        if self.followers.load(Ordering::Relaxed) > 0 {
+            self.follow_wake.notify_waiters();
         }
     }
 
@@ -235,6 +259,7 @@ impl StreamInner {
     pub fn reconfigure(&mut self, config: StreamConfig) -> Result<(), StoreError> {
         self.store.set_limits(config.limits())?;
         self.dedup.set_window(config.duplicate_window);
+        self.compiled = extras::Compiled::of(&config);
         self.config = config;
         Ok(())
     }

@@ -28,7 +28,10 @@ mod requests;
 mod resources;
 mod restart;
 mod retention;
+mod sources;
+mod sourcing;
 mod streams;
+mod transforms;
 mod wire;
 
 pub use wire::*;
@@ -66,6 +69,9 @@ pub fn scenarios() -> Vec<Scenario> {
         consumer_limits::scenarios(),
         resources::scenarios(),
         error_codes::scenarios(),
+        transforms::scenarios(),
+        sourcing::scenarios(),
+        sources::scenarios(),
     ]
     .concat()
 }
