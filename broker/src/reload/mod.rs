@@ -72,6 +72,7 @@ impl Reloader {
             opts: new.clone(),
             info,
         });
+        *state.config_loaded.lock() = std::time::SystemTime::now();
         let clients: Vec<_> = state.clients.lock().values().cloned().collect();
         for client in &clients {
             client.reloaded.notify_one();

@@ -161,9 +161,21 @@ fn reload_puts_a_new_max_payload_in_the_info_and_for_existing_clients(
     let result = block_on(async {
         let mut existing = RawClient::quiet(port).await?;
         ensure!(existing.info["max_payload"] == 1000, "{}", existing.info);
+        let varz = crate::http::get_json(server.http_port(), "/varz").await?;
+        let loaded = varz["config_load_time"].clone();
+        ensure!(loaded.is_string(), "/varz has no config_load_time: {varz}");
         server.rewrite_config("max_payload: 2000\n")?;
         signal_reload(&server)?;
         logged(&server, RELOADED, 1).await?;
+        let varz = crate::http::get_json(server.http_port(), "/varz").await?;
+        ensure!(
+            varz["max_payload"] == 2000,
+            "/varz after the reload: {varz}"
+        );
+        ensure!(
+            varz["config_load_time"] != loaded,
+            "config_load_time stayed {loaded} after the reload"
+        );
         let fresh = RawClient::connect(port).await?;
         ensure!(
             fresh.info["max_payload"] == 2000,
