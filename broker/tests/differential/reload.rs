@@ -23,6 +23,7 @@ pub fn scenarios() -> Vec<Scenario> {
         reload_keeps_command_line_flags_over_the_file,
         reload_lowering_max_connections_closes_the_excess_clients,
         reload_moves_the_log_to_a_new_file,
+        reload_turns_debug_logging_on_and_off,
     ];
     table.extend(crate::reload_auth::scenarios());
     table
@@ -259,6 +260,55 @@ fn reload_moves_the_log_to_a_new_file(t: &Target) -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    });
+    with_log(&server, result)
+}
+
+/// How each server marks a debug line.
+fn debug_marker(server: &ServerProcess) -> &'static str {
+    match server.kind().name() {
+        "nats-server" => "[DBG]",
+        _ => " DEBUG ",
+    }
+}
+
+fn reload_turns_debug_logging_on_and_off(t: &Target) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_payload: 1000\n", &[])?;
+    let port = server.port();
+    let marker = debug_marker(&server);
+    let result = block_on(async {
+        // A client coming and going is logged at debug level by both servers.
+        let churn = || async {
+            let mut c = RawClient::quiet(port).await?;
+            c.send("UNKNOWN\r\n").await?;
+            c.until_closed().await
+        };
+        churn().await?;
+        ensure!(
+            !server.log().contains(marker),
+            "debug lines before debug was on"
+        );
+        server.rewrite_config("max_payload: 1000\ndebug: true\n")?;
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 1).await?;
+        churn().await?;
+        logged(&server, marker, 1)
+            .await
+            .context("debug lines once on")?;
+        server.rewrite_config("max_payload: 1000\n")?;
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 2).await?;
+        let lines = server.log().matches(marker).count();
+        churn().await?;
+        // A server logs a close right after it; another reload's outcome line, which takes a
+        // process start to come, is the barrier after which those lines would be there.
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 3).await?;
+        ensure!(
+            server.log().matches(marker).count() == lines,
+            "debug lines after debug was off again"
+        );
+        Ok(())
     });
     with_log(&server, result)
 }
