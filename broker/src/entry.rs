@@ -172,7 +172,8 @@ async fn answer_reloads(mut requests: tokio::sync::mpsc::Receiver<()>, reload: R
 
 /// Reads the configuration again and puts it in force; `Err` leaves the running one.
 fn reload_once(reload: &Reload) -> Result<(), String> {
-    let (command, warnings) = cli::parse_args(reload.args.clone()).map_err(|e| e.to_string())?;
+    let (command, warnings) =
+        cli::parse_args_for_reload(reload.args.clone()).map_err(|e| e.to_string())?;
     let opts = match command {
         Command::Run(opts) if opts.config_file.is_some() => *opts,
         _ => {

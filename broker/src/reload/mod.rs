@@ -55,6 +55,9 @@ impl Reloader {
         let _one_at_a_time = state.reloading.lock();
         let live = state.live();
         let changes = diff::diff(&live.opts, &mut new)?;
+        if changes != diff::Changes::default() {
+            new.validate()?;
+        }
         for account in &new.accounts {
             if state.accounts.add(&account.name) && account.jetstream && new.jetstream {
                 tracing::warn!(

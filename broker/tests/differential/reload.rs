@@ -147,6 +147,10 @@ fn reload_refuses_settings_nats_server_cannot_change_and_keeps_the_running_ones(
                 "server_name: first\nmax_payload: 2000\nlame_duck_duration: \"30s\"\n",
                 "config reload not supported for LameDuckDuration: old=2m0s, new=30s",
             ),
+            (
+                "server_name: first\nmax_payload: 100MB\n",
+                "max_payload (104857600) cannot be higher than max_pending (67108864)",
+            ),
         ];
         for (n, (config, why)) in refusals.iter().enumerate() {
             server.rewrite_config(config)?;
