@@ -17,6 +17,7 @@ pub fn scenarios() -> Vec<Scenario> {
         reload_of_a_token_or_of_new_auth_disconnects_clients_that_no_longer_log_in,
         reload_moving_a_user_to_another_account_closes_its_clients,
         reload_of_nkey_users_checks_each_client_again,
+        every_reload_checks_logins_again,
     ]
 }
 
@@ -220,6 +221,31 @@ fn reload_of_nkey_users_checks_each_client_again(t: &Target) -> anyhow::Result<(
         let connect = nkey_login(&removed, &again.info)?;
         again.send(format!("CONNECT {connect}\r\nPING\r\n")).await?;
         again.expect_err_and_close(VIOLATION).await
+    });
+    with_log(&server, result)
+}
+
+/// A client may send a user name to a server without users (it is ignored). nats-server
+/// checks every login again on every reload, whatever changed: it looks that user up, finds
+/// none, and closes the client without a word. An anonymous client stays.
+fn every_reload_checks_logins_again(t: &Target) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_payload: 1000\n", &[])?;
+    let port = server.port();
+    let result = block_on(async {
+        let mut named = RawClient::connect_with(port, &login("x", "y")).await?;
+        let mut anonymous = RawClient::quiet(port).await?;
+        server.rewrite_config("max_payload: 2000\n")?;
+        signal_reload(&server)?;
+        let said = named
+            .until_closed()
+            .await
+            .context("a named client after a limits reload")?;
+        ensure!(said.is_empty(), "the named client got {said:?}");
+        logged(&server, RELOADED, 1).await?;
+        anonymous
+            .expect_still_open()
+            .await
+            .context("an anonymous client after the reload")
     });
     with_log(&server, result)
 }
