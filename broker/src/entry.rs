@@ -84,7 +84,7 @@ struct Files {
 impl Files {
     fn write_pid(&mut self, path: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(path) = &path {
-            std::fs::write(path, std::process::id().to_string())
+            write_whole(path, std::process::id().to_string().as_bytes())
                 .with_context(|| format!("cannot write pid file {}", path.display()))?;
         }
         self.pid = path;
@@ -172,7 +172,8 @@ async fn answer_reloads(mut requests: tokio::sync::mpsc::Receiver<()>, reload: R
 
 /// Reads the configuration again and puts it in force; `Err` leaves the running one.
 fn reload_once(reload: &Reload) -> Result<(), String> {
-    let (command, warnings) = cli::parse_args(reload.args.clone()).map_err(|e| e.to_string())?;
+    let (command, warnings) =
+        cli::parse_args_for_reload(reload.args.clone()).map_err(|e| e.to_string())?;
     let opts = match command {
         Command::Run(opts) if opts.config_file.is_some() => *opts,
         _ => {
@@ -210,6 +211,18 @@ fn reload_once(reload: &Reload) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` through a temporary file renamed over it, so a reader (`--signal
+/// ldm=<pid file>`, a harness) never sees the file empty or half written.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
 /// Writes `<exe>_<pid>.ports` as nats-server does, so harnesses can find a random port.
 fn write_ports_file(
     dir: &Path,
@@ -221,7 +234,7 @@ fn write_ports_file(
         ports["monitoring"] = serde_json::json!([format!("http://{monitor}")]);
     }
     let path = dir.join(format!("broker_{}.ports", std::process::id()));
-    std::fs::write(&path, ports.to_string())
+    write_whole(&path, ports.to_string().as_bytes())
         .with_context(|| format!("cannot write ports file {}", path.display()))?;
     Ok(path)
 }
@@ -242,5 +255,23 @@ fn send_signal(value: &str) -> ExitCode {
             eprintln!("broker: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_write_replaces_the_file_and_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.pid");
+        std::fs::write(&path, "an older, longer content").unwrap();
+        write_whole(&path, b"4242").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4242");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let missing = dir.path().join("no-such-dir").join("broker.pid");
+        assert!(write_whole(&missing, b"1").is_err());
     }
 }

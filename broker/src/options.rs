@@ -245,6 +245,17 @@ impl Options {
             || self.accounts.iter().any(|a| !a.users.is_empty())
     }
 
+    /// Checks the settings against each other, as nats-server does at start-up and on reload.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_payload > self.max_pending {
+            return Err(format!(
+                "max_payload ({}) cannot be higher than max_pending ({})",
+                self.max_payload, self.max_pending
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether clients may have to sign a nonce, so INFO must carry one: an nkey user exists, or
     /// users log in with JWTs.
     pub fn needs_nonce(&self) -> bool {

@@ -59,6 +59,9 @@ pub(crate) struct ServerState {
     live: RwLock<Arc<Live>>,
     /// Serialises reloads.
     pub reloading: Mutex<()>,
+    /// When the configuration in force was loaded: start-up, or the last successful reload
+    /// (`/varz` `config_load_time`).
+    pub config_loaded: Mutex<SystemTime>,
     /// Every account, each with its own subscriptions.
     pub accounts: Accounts,
     /// Operator mode's trusted operators and accounts.
@@ -261,6 +264,7 @@ impl Server {
             info,
             live,
             reloading: Mutex::new(()),
+            config_loaded: Mutex::new(SystemTime::now()),
             accounts,
             trust,
             clients: Mutex::new(HashMap::new()),

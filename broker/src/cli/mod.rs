@@ -88,6 +88,9 @@ pub enum CliError {
     /// The file named by `-c` cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Settings that contradict each other, in nats-server's words.
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 /// Parses the arguments after the program name into what to do, plus warnings about settings
@@ -95,6 +98,22 @@ pub enum CliError {
 /// up).
 pub fn parse_args<I: IntoIterator<Item = String>>(
     args: I,
+) -> Result<(Command, Vec<String>), CliError> {
+    parse(args, true)
+}
+
+/// [`parse_args`] for a configuration reload: the settings are not checked against each other
+/// yet, because a reload first refuses what it cannot change (as nats-server, which validates
+/// after comparing); see `Options::validate`.
+pub fn parse_args_for_reload<I: IntoIterator<Item = String>>(
+    args: I,
+) -> Result<(Command, Vec<String>), CliError> {
+    parse(args, false)
+}
+
+fn parse<I: IntoIterator<Item = String>>(
+    args: I,
+    validate: bool,
 ) -> Result<(Command, Vec<String>), CliError> {
     let scan = scan(args)?;
     if scan.version {
@@ -119,6 +138,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(
     }
     let (mut opts, flag_warnings) = builder.finish()?;
     opts.config_file = scan.config.clone();
+    if validate {
+        opts.validate().map_err(CliError::Inconsistent)?;
+    }
     warnings.extend(flag_warnings);
     warnings.extend(crate::auth::malformed_hashes(&opts));
     warnings.extend(crate::auth::users_without_password(&opts));

@@ -343,3 +343,14 @@ fn the_signal_flag_is_handled_before_the_config_file_is_read() {
         Ok((Command::Run(_), _))
     ));
 }
+
+#[test]
+fn max_payload_may_not_pass_max_pending() {
+    let path = config("max_payload: 100MB\n");
+    assert_eq!(
+        error(&format!("-c {}", path.display())),
+        "max_payload (104857600) cannot be higher than max_pending (67108864)"
+    );
+    let path = config("max_payload: 2048\nmax_pending: 2048\n");
+    assert!(parse_args(args(&format!("-c {}", path.display()))).is_ok());
+}

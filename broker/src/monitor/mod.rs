@@ -123,6 +123,7 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
         "cluster_id": o.cluster_id,
         "jetstream": { "config": if o.jetstream { json!({"store_dir": o.store_dir}) } else { Value::Null } },
         "start": rfc3339(state.started),
+        "config_load_time": rfc3339(*state.config_loaded.lock()),
         "now": rfc3339(SystemTime::now()),
         "uptime": go_duration(since(state.started)),
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),

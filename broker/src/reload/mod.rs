@@ -57,6 +57,9 @@ impl Reloader {
         let _one_at_a_time = state.reloading.lock();
         let live = state.live();
         let changes = diff::diff(&live.opts, &mut new)?;
+        if changes != diff::Changes::default() {
+            new.validate()?;
+        }
         // Loaded before anything changes, so that a bad certificate refuses the whole reload.
         let tls = if changes.tls {
             match &new.tls {
@@ -90,6 +93,7 @@ impl Reloader {
             info,
             tls,
         });
+        *state.config_loaded.lock() = std::time::SystemTime::now();
         let clients: Vec<_> = state.clients.lock().values().cloned().collect();
         for client in &clients {
             client.reloaded.notify_one();

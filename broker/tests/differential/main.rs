@@ -29,6 +29,7 @@ mod pubsub;
 mod queue;
 mod raw;
 mod reload;
+mod reload_auth;
 mod request;
 mod shutdown;
 mod signal;

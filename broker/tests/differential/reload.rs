@@ -1,6 +1,6 @@
-//! Configuration reload, on SIGHUP and `--signal reload`: users, permissions and limits change
-//! for new and existing clients, refused settings and broken files keep the running
-//! configuration, and flags still win over the file.
+//! Configuration reload, on SIGHUP and `--signal reload`: limits change for new and existing
+//! clients, refused settings and broken files keep the running configuration, flags still win
+//! over the file, and the log moves. Users, permissions and accounts are in `reload_auth`.
 //!
 //! A reload is not acknowledged to clients, so each scenario waits for something it causes (a
 //! client disconnected, an INFO that changed) or for the outcome line both servers log
@@ -16,26 +16,25 @@ use crate::raw::{RawClient, ServerOp};
 use crate::{block_on, scenarios, with_log, Scenario, Target};
 
 pub fn scenarios() -> Vec<Scenario> {
-    scenarios![
-        reload_changes_users_for_new_and_existing_clients,
-        sighup_gives_existing_clients_their_new_permissions,
+    let mut table = scenarios![
         reload_puts_a_new_max_payload_in_the_info_and_for_existing_clients,
         reload_refuses_settings_nats_server_cannot_change_and_keeps_the_running_ones,
         reload_of_a_broken_config_file_keeps_the_running_configuration,
         reload_keeps_command_line_flags_over_the_file,
         reload_lowering_max_connections_closes_the_excess_clients,
-        reload_of_a_token_or_of_new_auth_disconnects_clients_that_no_longer_log_in,
-        reload_moving_a_user_to_another_account_closes_its_clients,
         reload_moves_the_log_to_a_new_file,
-    ]
+        reload_turns_debug_logging_on_and_off,
+    ];
+    table.extend(crate::reload_auth::scenarios());
+    table
 }
 
 /// How long a scenario waits for a reload's outcome.
-const RELOAD_BOUND: Duration = Duration::from_secs(10);
+pub(crate) const RELOAD_BOUND: Duration = Duration::from_secs(10);
 
-const VIOLATION: &str = "Authorization Violation";
+pub(crate) const VIOLATION: &str = "Authorization Violation";
 
-fn login(user: &str, pass: &str) -> String {
+pub(crate) fn login(user: &str, pass: &str) -> String {
     format!(r#"{{"verbose":false,"pedantic":false,"user":"{user}","pass":"{pass}"}}"#)
 }
 
@@ -76,87 +75,10 @@ pub(crate) async fn logged(
 
 /// The outcome lines both servers log after a reload.
 pub(crate) const RELOADED: &str = "Reloaded server configuration";
-const FAILED: &str = "Failed to reload server configuration: ";
+pub(crate) const FAILED: &str = "Failed to reload server configuration: ";
 
-/// Expects a new connection as `user` to be refused.
-async fn refused(port: u16, user: &str, pass: &str) -> anyhow::Result<()> {
-    let mut c = RawClient::connect(port).await?;
-    c.send(format!("CONNECT {}\r\nPING\r\n", login(user, pass)))
-        .await?;
-    c.expect_err_and_close(VIOLATION)
-        .await
-        .with_context(|| format!("logging in as {user}:{pass}"))
-}
-
-const USERS_BEFORE: &str = "authorization { users: [\n  {user: a, password: pa}\n  \
+pub(crate) const USERS_BEFORE: &str = "authorization { users: [\n  {user: a, password: pa}\n  \
                             {user: b, password: pb}\n  {user: d, password: pd}\n] }\n";
-const USERS_AFTER: &str = "authorization { users: [\n  {user: a, password: pa2}\n  \
-                           {user: c, password: pc}\n  {user: d, password: pd}\n] }\n";
-
-fn reload_changes_users_for_new_and_existing_clients(t: &Target) -> anyhow::Result<()> {
-    let server = t.start_with_config(USERS_BEFORE, &[])?;
-    let port = server.port();
-    let result = block_on(async {
-        let mut old_pass = RawClient::connect_with(port, &login("a", "pa")).await?;
-        let mut removed = RawClient::connect_with(port, &login("b", "pb")).await?;
-        let mut kept = RawClient::connect_with(port, &login("d", "pd")).await?;
-        server.rewrite_config(USERS_AFTER)?;
-        signal_reload(&server)?;
-        // As nats-server: the client of a user who is gone is closed without a word, one whose
-        // password no longer logs in is told.
-        let said = removed
-            .until_closed()
-            .await
-            .context("the client of the removed user")?;
-        ensure!(said.is_empty(), "the removed user's client got {said:?}");
-        old_pass
-            .expect_err_and_close(VIOLATION)
-            .await
-            .context("the client whose password changed")?;
-        kept.expect_still_open()
-            .await
-            .context("the client of an unchanged user")?;
-        refused(port, "a", "pa").await?;
-        refused(port, "b", "pb").await?;
-        RawClient::connect_with(port, &login("a", "pa2"))
-            .await
-            .context("the new password")?;
-        RawClient::connect_with(port, &login("c", "pc"))
-            .await
-            .context("the new user")?;
-        Ok(())
-    });
-    with_log(&server, result)
-}
-
-fn sighup_gives_existing_clients_their_new_permissions(t: &Target) -> anyhow::Result<()> {
-    let before = "authorization { users: [{user: a, password: pa}] }\n";
-    let after = "authorization { users: [{user: a, password: pa, permissions: {\n  \
-                 publish: {deny: [\"foo.x\"]}\n  subscribe: {allow: [\"foo.>\"]}\n}}] }\n";
-    let mut server = t.start_with_config(before, &[])?;
-    let port = server.port();
-    let result = block_on(async {
-        let mut c = RawClient::connect_with(port, &login("a", "pa")).await?;
-        c.send("SUB foo.a 1\r\nSUB bar.b 2\r\n").await?;
-        c.expect_still_open().await?;
-        server.rewrite_config(after)?;
-        server.signal(libc::SIGHUP)?;
-        let lost = ServerOp::err("Permissions Violation for Subscription to \"bar.b\" (sid \"2\")");
-        let first = c.expect().await.context("the lost subscription's error")?;
-        ensure!(first == lost, "expected {lost:?}, got {first:?}");
-        c.send("PUB foo.x 1\r\nx\r\nPUB bar.b 1\r\nb\r\nPUB foo.a 1\r\na\r\n")
-            .await?;
-        let ops = c.ping_until_pong().await?;
-        let want = [
-            ServerOp::err("Permissions Violation for Publish to \"foo.x\""),
-            ServerOp::msg("foo.a", "1", b"a"),
-        ];
-        ensure!(ops == want, "after the reload got {ops:?}, not {want:?}");
-        Ok(())
-    });
-    with_log(&server, result)
-}
-
 fn reload_puts_a_new_max_payload_in_the_info_and_for_existing_clients(
     t: &Target,
 ) -> anyhow::Result<()> {
@@ -165,9 +87,21 @@ fn reload_puts_a_new_max_payload_in_the_info_and_for_existing_clients(
     let result = block_on(async {
         let mut existing = RawClient::quiet(port).await?;
         ensure!(existing.info["max_payload"] == 1000, "{}", existing.info);
+        let varz = crate::http::get_json(server.http_port(), "/varz").await?;
+        let loaded = varz["config_load_time"].clone();
+        ensure!(loaded.is_string(), "/varz has no config_load_time: {varz}");
         server.rewrite_config("max_payload: 2000\n")?;
         signal_reload(&server)?;
         logged(&server, RELOADED, 1).await?;
+        let varz = crate::http::get_json(server.http_port(), "/varz").await?;
+        ensure!(
+            varz["max_payload"] == 2000,
+            "/varz after the reload: {varz}"
+        );
+        ensure!(
+            varz["config_load_time"] != loaded,
+            "config_load_time stayed {loaded} after the reload"
+        );
         let fresh = RawClient::connect(port).await?;
         ensure!(
             fresh.info["max_payload"] == 2000,
@@ -212,6 +146,10 @@ fn reload_refuses_settings_nats_server_cannot_change_and_keeps_the_running_ones(
             (
                 "server_name: first\nmax_payload: 2000\nlame_duck_duration: \"30s\"\n",
                 "config reload not supported for LameDuckDuration: old=2m0s, new=30s",
+            ),
+            (
+                "server_name: first\nmax_payload: 100MB\n",
+                "max_payload (104857600) cannot be higher than max_pending (67108864)",
             ),
         ];
         for (n, (config, why)) in refusals.iter().enumerate() {
@@ -306,74 +244,6 @@ fn reload_lowering_max_connections_closes_the_excess_clients(t: &Target) -> anyh
     with_log(&server, result)
 }
 
-fn reload_of_a_token_or_of_new_auth_disconnects_clients_that_no_longer_log_in(
-    t: &Target,
-) -> anyhow::Result<()> {
-    let server = t.start_with_config("authorization { token: first }\n", &[])?;
-    let port = server.port();
-    let token = |t: &str| format!(r#"{{"verbose":false,"pedantic":false,"auth_token":"{t}"}}"#);
-    let result = block_on(async {
-        let mut old = RawClient::connect_with(port, &token("first")).await?;
-        server.rewrite_config("authorization { token: second }\n")?;
-        signal_reload(&server)?;
-        old.expect_err_and_close(VIOLATION)
-            .await
-            .context("the client of the old token")?;
-        RawClient::connect_with(port, &token("second"))
-            .await
-            .context("the new token")?;
-        // From no auth at all to users: an anonymous client no longer logs in.
-        server.rewrite_config("max_payload: 1000\n")?;
-        signal_reload(&server)?;
-        logged(&server, RELOADED, 2).await?;
-        let mut anonymous = RawClient::quiet(port).await?;
-        server.rewrite_config(USERS_BEFORE)?;
-        signal_reload(&server)?;
-        anonymous
-            .expect_err_and_close(VIOLATION)
-            .await
-            .context("an anonymous client once users are required")?;
-        let fresh = RawClient::connect(port).await?;
-        ensure!(fresh.info["auth_required"] == true, "{}", fresh.info);
-        Ok(())
-    });
-    with_log(&server, result)
-}
-
-fn reload_moving_a_user_to_another_account_closes_its_clients(t: &Target) -> anyhow::Result<()> {
-    let accounts = |a: &str, b: &str| {
-        format!("accounts {{\n  A {{ users: [{a}] }}\n  B {{ users: [{b}] }}\n}}\n",)
-    };
-    let (moving, staying) = ("{user: m, password: pm}", "{user: s, password: ps}");
-    let before = accounts(&format!("{moving}, {staying}"), "{user: x, password: px}");
-    let after = accounts(staying, &format!("{moving}, {{user: x, password: px}}"));
-    let server = t.start_with_config(&before, &[])?;
-    let port = server.port();
-    let result = block_on(async {
-        let mut moved = RawClient::connect_with(port, &login("m", "pm")).await?;
-        let mut stays = RawClient::connect_with(port, &login("s", "ps")).await?;
-        server.rewrite_config(&after)?;
-        signal_reload(&server)?;
-        let said = moved
-            .until_closed()
-            .await
-            .context("the client of the user that moved")?;
-        ensure!(said.is_empty(), "the moved user's client got {said:?}");
-        stays.expect_still_open().await?;
-        // Logged in again, the user is in its new account, with x.
-        let mut again = RawClient::connect_with(port, &login("m", "pm")).await?;
-        let mut x = RawClient::connect_with(port, &login("x", "px")).await?;
-        x.send("SUB moved 1\r\n").await?;
-        x.expect_still_open().await?;
-        again.send("PUB moved 2\r\nhi\r\n").await?;
-        again.expect_still_open().await?;
-        let ops = x.ping_until_pong().await?;
-        ensure!(ops == [ServerOp::msg("moved", "1", b"hi")], "x got {ops:?}");
-        Ok(())
-    });
-    with_log(&server, result)
-}
-
 fn reload_moves_the_log_to_a_new_file(t: &Target) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a directory for the log")?;
     let log = dir.path().join("moved.log");
@@ -394,6 +264,55 @@ fn reload_moves_the_log_to_a_new_file(t: &Target) -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    });
+    with_log(&server, result)
+}
+
+/// How each server marks a debug line.
+fn debug_marker(server: &ServerProcess) -> &'static str {
+    match server.kind().name() {
+        "nats-server" => "[DBG]",
+        _ => " DEBUG ",
+    }
+}
+
+fn reload_turns_debug_logging_on_and_off(t: &Target) -> anyhow::Result<()> {
+    let server = t.start_with_config("max_payload: 1000\n", &[])?;
+    let port = server.port();
+    let marker = debug_marker(&server);
+    let result = block_on(async {
+        // A client coming and going is logged at debug level by both servers.
+        let churn = || async {
+            let mut c = RawClient::quiet(port).await?;
+            c.send("UNKNOWN\r\n").await?;
+            c.until_closed().await
+        };
+        churn().await?;
+        ensure!(
+            !server.log().contains(marker),
+            "debug lines before debug was on"
+        );
+        server.rewrite_config("max_payload: 1000\ndebug: true\n")?;
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 1).await?;
+        churn().await?;
+        logged(&server, marker, 1)
+            .await
+            .context("debug lines once on")?;
+        server.rewrite_config("max_payload: 1000\n")?;
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 2).await?;
+        let lines = server.log().matches(marker).count();
+        churn().await?;
+        // A server logs a close right after it; another reload's outcome line, which takes a
+        // process start to come, is the barrier after which those lines would be there.
+        signal_reload(&server)?;
+        logged(&server, RELOADED, 3).await?;
+        ensure!(
+            server.log().matches(marker).count() == lines,
+            "debug lines after debug was off again"
+        );
+        Ok(())
     });
     with_log(&server, result)
 }

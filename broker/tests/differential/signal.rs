@@ -57,10 +57,11 @@ fn signal_ok(server: &ServerProcess, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits (bounded) until `path` exists.
+/// Waits (bounded) until `path` exists and is not empty (nats-server creates its pid file
+/// before it writes the pid).
 async fn appears(path: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !path.exists() {
+    while std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
         ensure!(
             Instant::now() < deadline,
             "{} did not appear within 5 s",
