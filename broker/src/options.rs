@@ -202,6 +202,9 @@ pub struct Options {
     pub redeliver_on_disconnect: bool,
     /// Server-wide consumer limits (`jetstream { limits { ... } }` in the config file).
     pub jetstream_limits: JetStreamLimits,
+    /// The JetStream domain (`jetstream { domain }`): reported in INFO, PubAcks, stream and
+    /// account info, and `$JS.<domain>.API.>` reaches the API as `$JS.API.>` does.
+    pub jetstream_domain: Option<String>,
     /// Most bytes in memory streams (`jetstream { max_memory_store }`); 75% of the system's
     /// memory when `None` or negative, as nats-server.
     pub jetstream_max_memory: Option<i64>,
@@ -271,6 +274,7 @@ impl Default for Options {
             sync: crate::store::SyncPolicy::Always,
             redeliver_on_disconnect: true,
             jetstream_limits: Default::default(),
+            jetstream_domain: None,
             jetstream_max_memory: None,
             jetstream_max_store: None,
             cluster_id: None,

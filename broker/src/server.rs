@@ -193,6 +193,11 @@ impl Server {
             jetstream: opts.jetstream,
             client_id: 0,
             client_ip: String::new(),
+            domain: opts
+                .jetstream_domain
+                .clone()
+                .filter(|_| opts.jetstream)
+                .unwrap_or_default(),
             ldm: false,
             nonce: String::new(),
         };
@@ -348,6 +353,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         ),
         redeliver_on_disconnect: opts.redeliver_on_disconnect,
         limits: opts.jetstream_limits,
+        domain: opts.jetstream_domain.clone(),
     }
 }
 

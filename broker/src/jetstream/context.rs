@@ -38,6 +38,8 @@ pub struct JetStreamConfig {
     pub redeliver_on_disconnect: bool,
     /// Server-wide consumer limits (`jetstream { limits { ... } }`).
     pub limits: crate::options::JetStreamLimits,
+    /// The JetStream domain, which PubAcks, stream info and account info report.
+    pub domain: Option<String>,
 }
 
 /// Longest the broker keeps an ephemeral consumer without interest, unless it says otherwise.

@@ -30,7 +30,18 @@ pub(crate) struct StreamInfoRequest {
 /// The most subjects one `STREAM.INFO` reply lists (nats-server's `JSMaxSubjectDetails`).
 pub(crate) const MAX_SUBJECT_DETAILS: usize = 100_000;
 
-/// A stream's info.
+/// A stream's info as `STREAM.UPDATE` and `STREAM.LIST` send it (and `STREAM.CREATE`, less
+/// the `domain`): without the `cluster` member, which nats-server on a single server puts only
+/// in `STREAM.INFO` (and the monitor's `/jsz`).
+pub(crate) fn stream_reply(js: &JetStream, stream: &Stream) -> Value {
+    let mut info = self::stream(js, stream, &StreamInfoRequest::default());
+    if let Some(map) = info.as_object_mut() {
+        map.remove("cluster");
+    }
+    info
+}
+
+/// A stream's info, as `STREAM.INFO` sends it.
 pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -> Value {
     let inner = stream.inner.lock();
     let st = inner.store.state();
@@ -81,6 +92,9 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
         "cluster": {"leader": js.ctx.server_name},
         "ts": format(now_nanos()),
     });
+    if let Some(domain) = &js.ctx.config.domain {
+        info["domain"] = json!(domain);
+    }
     if req.paged {
         info["total"] = json!(total);
         info["offset"] = json!(offset);
@@ -133,7 +147,7 @@ pub(crate) fn account(js: &Arc<JetStream>) -> Value {
         consumers += s.consumers.read().len();
     }
     let cfg = &js.ctx.config;
-    json!({
+    let mut info = json!({
         "memory": memory,
         "storage": storage,
         "reserved_memory": 0,
@@ -154,5 +168,9 @@ pub(crate) fn account(js: &Arc<JetStream>) -> Value {
             "total": js.api_total.load(Ordering::Relaxed),
             "errors": js.api_errors.load(Ordering::Relaxed),
         },
-    })
+    });
+    if let Some(domain) = &cfg.domain {
+        info["domain"] = json!(domain);
+    }
+    info
 }

@@ -37,7 +37,10 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
         return Err(ApiError::replicas_not_supported());
     }
     let stream = js.create_stream(config)?;
-    let mut info = info::stream(js, &stream, &StreamInfoRequest::default());
+    let mut info = info::stream_reply(js, &stream);
+    if let Some(map) = info.as_object_mut() {
+        map.remove("domain");
+    }
     info["did_create"] = json!(true);
     Ok(info)
 }
@@ -78,7 +81,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     } else {
         stream.notify_removed();
     }
-    Ok(info::stream(js, &stream, &StreamInfoRequest::default()))
+    Ok(info::stream_reply(js, &stream))
 }
 
 /// New `consumer_limits` that a consumer of the stream already exceeds are refused, as
@@ -190,7 +193,7 @@ pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
         .into_iter()
         .skip(offset)
         .take(LIST_PAGE)
-        .map(|s| info::stream(js, &s, &StreamInfoRequest::default()))
+        .map(|s| info::stream_reply(js, &s))
         .collect();
     Ok(json!({"total": total, "offset": offset, "limit": LIST_PAGE, "streams": page}))
 }

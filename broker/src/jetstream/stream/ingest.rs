@@ -97,13 +97,21 @@ impl Stream {
     }
 
     fn pub_ack_body(&self, result: &Result<Ingested, ApiError>) -> Vec<u8> {
-        let name = json!(self.name);
+        // nats-server's exact text: the domain, when there is one, between stream and seq.
+        let head = match &self.ctx.config.domain {
+            Some(domain) => format!(
+                "{{\"stream\":{}, \"domain\":{}, ",
+                json!(self.name),
+                json!(domain)
+            ),
+            None => format!("{{\"stream\":{}, ", json!(self.name)),
+        };
         match result {
             Ok(Ingested::Stored(seq) | Ingested::Skipped(seq)) => {
-                format!("{{\"stream\":{name}, \"seq\":{seq}}}").into_bytes()
+                format!("{head}\"seq\":{seq}}}").into_bytes()
             }
             Ok(Ingested::Duplicate(seq)) => {
-                format!("{{\"stream\":{name}, \"seq\":{seq},\"duplicate\": true}}").into_bytes()
+                format!("{head}\"seq\":{seq},\"duplicate\": true}}").into_bytes()
             }
             Err(e) => error_body(&self.name, e),
         }

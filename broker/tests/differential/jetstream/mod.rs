@@ -13,9 +13,11 @@
 mod accounts;
 mod acks;
 mod clients;
+mod config;
 mod consumer_limits;
 mod consumers;
 mod delivery;
+mod edges;
 mod error_codes;
 mod interest;
 mod lifecycle;
@@ -66,6 +68,8 @@ pub fn scenarios() -> Vec<Scenario> {
         consumer_limits::scenarios(),
         resources::scenarios(),
         error_codes::scenarios(),
+        edges::scenarios(),
+        config::scenarios(),
     ]
     .concat()
 }

@@ -1,0 +1,104 @@
+//! The `jetstream` setting's forms: what each sets, and what is refused with which message.
+
+use super::tests::{error, load};
+
+#[test]
+fn jetstream_words_and_booleans_switch_it() {
+    for (text, on) in [
+        ("jetstream: enabled", true),
+        ("jetstream: \"Enable\"", true),
+        ("jetstream: on", true),
+        ("jetstream: disabled", false),
+        ("jetstream: false", false),
+    ] {
+        assert_eq!(load(text).unwrap().jetstream, on, "{text}");
+    }
+    // A quoted "on" is a string, and the only strings are enabled and disabled.
+    assert!(error("jetstream: \"on\"").contains("expected enabled, disabled"));
+}
+
+#[test]
+fn quoted_sizes_take_one_binary_unit_as_nats_server_reads_them() {
+    let opts = load("jetstream { max_mem: \"512M\", max_file: \"2T\" }").unwrap();
+    assert_eq!(opts.jetstream_max_memory, Some(512 << 20));
+    assert_eq!(opts.jetstream_max_store, Some(2 << 40));
+    let opts = load("jetstream { max_mem: \"\", max_file: \"-1G\" }").unwrap();
+    assert_eq!(opts.jetstream_max_memory, Some(0));
+    assert_eq!(opts.jetstream_max_store, Some(-(1 << 30)));
+    // Bare sizes follow the file syntax: 1GB is binary, 1G decimal.
+    let opts = load("jetstream { max_mem: 1GB, max_file: 1G }").unwrap();
+    assert_eq!(opts.jetstream_max_memory, Some(1 << 30));
+    assert_eq!(opts.jetstream_max_store, Some(1_000_000_000));
+    for bad in ["\"1GB\"", "\"512\"", "\"10g\"", "\"G\""] {
+        let text = format!("jetstream {{ max_file_store: {bad} }}");
+        assert!(error(&text).contains("followed by K, M, G or T"), "{bad}");
+    }
+}
+
+#[test]
+fn the_domain_is_kept_and_must_be_a_plain_name() {
+    let opts = load("jetstream { domain: hub }").unwrap();
+    assert_eq!(opts.jetstream_domain.as_deref(), Some("hub"));
+    assert_eq!(
+        load("jetstream { domain: \"\" }").unwrap().jetstream_domain,
+        None
+    );
+    for bad in ["a.b", "a*", "x>", "\"a b\""] {
+        let text = format!("jetstream {{ domain: {bad} }}");
+        assert!(error(&text).contains("invalid domain name"), "{bad}");
+    }
+}
+
+#[test]
+fn cluster_only_settings_are_ignored_with_a_warning() {
+    let text = "jetstream {\n  unique_tag: \"az:\"\n  extension_hint: will_extend\n  \
+                request_queue_limit: 100\n  max_outstanding_catchup: 64MB\n  cipher: aes\n}";
+    let (opts, warnings) =
+        super::tests::load_with_warnings(text).expect("nats-server starts with these");
+    assert!(opts.jetstream);
+    for key in [
+        "unique_tag",
+        "extension_hint",
+        "request_queue_limit",
+        "max_outstanding_catchup",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(key)),
+            "{key}: {warnings:?}"
+        );
+    }
+}
+
+#[test]
+fn encryption_at_rest_is_refused_naming_the_setting() {
+    for key in [
+        "key",
+        "ek",
+        "encryption_key",
+        "prev_key",
+        "prev_ek",
+        "prev_encryption_key",
+    ] {
+        let message = error(&format!(
+            "jetstream {{ cipher: chacha, {key}: \"s3cr3t\" }}"
+        ));
+        assert!(message.contains(&format!("'{key}'")), "{message}");
+        assert!(
+            message.contains("encryption at rest is not supported"),
+            "{message}"
+        );
+    }
+    assert!(error("jetstream { cipher: des }").contains("unknown cipher type \"des\""));
+}
+
+#[test]
+fn unknown_jetstream_settings_are_refused() {
+    for text in [
+        "jetstream { bogus: 1 }",
+        "jetstream { max_buffered_msgs: 100 }",
+        "jetstream { strict: true }",
+        "jetstream { limits { bogus: 1 } }",
+    ] {
+        assert!(error(text).contains("unknown setting"), "{text}");
+    }
+}
