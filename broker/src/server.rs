@@ -343,9 +343,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
     crate::jetstream::JetStreamConfig {
         store_dir: store_dir.clone(),
         sync: opts.sync,
-        max_streams: None,
-        max_memory: -1,
-        max_storage: -1,
+        account: Default::default(),
         resources: crate::jetstream::Resources::new(
             &store_dir.join("jetstream"),
             opts.jetstream_max_memory,

@@ -4,7 +4,7 @@
 use super::apply::{boolean, invalid, number, other, path, string, unsupported};
 use super::value::{Entry, Node, Value};
 use super::ConfigError;
-use crate::options::Options;
+use crate::options::{AccountJetStreamLimits, Options};
 
 /// JetStream settings without meaning on a single server, ignored with a warning: catch-up of
 /// cluster peers, placement tags, the leaf-node extension hint and the API request queue.
@@ -196,4 +196,54 @@ fn sync_interval(key: &str, node: &Node) -> Result<crate::store::SyncPolicy, Con
             d => Ok(SyncPolicy::Interval(d)),
         },
     }
+}
+
+// An account's jetstream: enabled | disabled | true | false | { max_mem: 1G, max_file: 10G,
+// max_streams: 10, max_consumers: 100, max_ack_pending: 1000, mem_max_stream_bytes: 1M,
+// disk_max_stream_bytes: 1G, max_bytes_required: true }: the limits, or None for disabled.
+pub(super) fn account_jetstream(
+    key: &str,
+    node: &Node,
+) -> Result<Option<AccountJetStreamLimits>, ConfigError> {
+    let on = match &node.value {
+        Value::Map(map) => return account_limits(map).map(Some),
+        Value::Bool(on) => *on,
+        _ => enabled_word(key, node)?,
+    };
+    Ok(on.then(AccountJetStreamLimits::default))
+}
+
+fn account_limits(map: &super::value::Map) -> Result<AccountJetStreamLimits, ConfigError> {
+    let mut limits = AccountJetStreamLimits::default();
+    for entry in &map.entries {
+        let key = entry.key.to_ascii_lowercase();
+        let (k, node) = (key.as_str(), &entry.node);
+        let target = match k {
+            "max_memory" | "max_mem" | "mem" | "memory" => &mut limits.max_memory,
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" => &mut limits.max_storage,
+            "max_streams" | "streams" => &mut limits.max_streams,
+            "max_consumers" | "consumers" => &mut limits.max_consumers,
+            "max_ack_pending" => &mut limits.max_ack_pending,
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                &mut limits.memory_max_stream_bytes
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                &mut limits.storage_max_stream_bytes
+            }
+            "max_bytes_required" | "max_stream_bytes" | "max_bytes" => {
+                limits.max_bytes_required = boolean(k, node)?;
+                continue;
+            }
+            _ => {
+                other(entry, &[], &mut Vec::new())?;
+                continue;
+            }
+        };
+        // nats-server takes only numbers here (with a size unit when bare), never strings.
+        *target = match node.value {
+            Value::Integer(n) => n,
+            _ => return Err(invalid(k, node, "expected a number such as 1024 or 1GB")),
+        };
+    }
+    Ok(limits)
 }

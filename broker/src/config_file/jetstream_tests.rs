@@ -102,3 +102,56 @@ fn unknown_jetstream_settings_are_refused() {
         assert!(error(text).contains("unknown setting"), "{text}");
     }
 }
+
+#[test]
+fn an_account_block_sets_its_limits_and_a_word_none() {
+    use crate::options::AccountJetStreamLimits;
+    let account = |jetstream: &str| {
+        let text = format!("accounts {{ A {{ jetstream: {jetstream} }} }}");
+        let opts = load(&text).unwrap();
+        let a = &opts.accounts[0];
+        (a.jetstream, a.jetstream_limits)
+    };
+    let none = AccountJetStreamLimits::default();
+    assert_eq!(account("enabled"), (true, none));
+    assert_eq!(account("true"), (true, none));
+    assert_eq!(account("disabled"), (false, none));
+    let (on, limits) = account(
+        "{ max_mem: 1MB, max_file: 1GB, max_streams: 2, max_consumers: 3, max_ack_pending: 4, \
+         mem_max_stream_bytes: 5, disk_max_stream_bytes: 6, max_bytes_required: true }",
+    );
+    let expected = AccountJetStreamLimits {
+        max_memory: 1 << 20,
+        max_storage: 1 << 30,
+        max_streams: 2,
+        max_consumers: 3,
+        max_ack_pending: 4,
+        memory_max_stream_bytes: 5,
+        storage_max_stream_bytes: 6,
+        max_bytes_required: true,
+    };
+    assert_eq!((on, limits), (true, expected));
+    // nats-server's other spellings.
+    let (_, limits) =
+        account("{ memory: 10, store: 20, streams: 1, consumers: 2, max_bytes: true }");
+    assert_eq!(
+        (
+            limits.max_memory,
+            limits.max_storage,
+            limits.max_streams,
+            limits.max_consumers
+        ),
+        (10, 20, 1, 2)
+    );
+    assert!(limits.max_bytes_required);
+    let (_, limits) = account("{ disk: 7, memory_max_stream_bytes: 8, store_max_stream_bytes: 9 }");
+    assert_eq!(limits.max_storage, 7);
+    assert_eq!(limits.memory_max_stream_bytes, 8);
+    assert_eq!(limits.storage_max_stream_bytes, 9);
+    let message = error("accounts { A { jetstream: { max_mem: \"1G\" } } }");
+    assert!(message.contains("expected a number"), "{message}");
+    let message = error("accounts { A { jetstream: { max_bytes_required: 5 } } }");
+    assert!(message.contains("expected true or false"), "{message}");
+    assert!(error("accounts { A { jetstream: { bogus: 1 } } }").contains("unknown setting"));
+    assert!(error("accounts { A { jetstream: maybe } }").contains("expected enabled"));
+}

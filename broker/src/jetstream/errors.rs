@@ -158,6 +158,12 @@ api_errors! {
     storage_exceeded => 500, 10047, "insufficient storage resources available";
     /// Memory storage is full.
     memory_exceeded => 500, 10028, "insufficient memory resources available";
+    /// A publish would take the account past its storage limits.
+    account_resources_exceeded => 400, 10002, "resource limits exceeded for account";
+    /// The account requires every stream to set `max_bytes`.
+    stream_max_bytes_required => 400, 10113, "account requires a stream config to have max bytes set";
+    /// The stream's `max_bytes` is above the account's per-stream limit.
+    stream_max_stream_bytes_exceeded => 400, 10122, "stream max bytes exceeds account limit max stream bytes";
 }
 
 impl ApiError {

@@ -16,6 +16,7 @@
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 
+mod account_limits;
 pub(crate) mod api;
 pub(crate) mod consumer;
 mod context;
@@ -82,7 +83,12 @@ impl JetStreams {
                 .accounts
                 .get(name)
                 .with_context(|| format!("account {name} is not configured"))?;
-            let js = JetStream::start(server, account, config.clone())
+            let mut config = config.clone();
+            config.resources = config.resources.for_account();
+            if let Some(limits) = opts.accounts.iter().find(|a| a.name == *name) {
+                config.account = limits.jetstream_limits;
+            }
+            let js = JetStream::start(server, account, config)
                 .with_context(|| format!("account {name}"))?;
             by_account.insert((*name).to_string(), js);
         }
@@ -266,12 +272,6 @@ impl JetStream {
                 false => Err(ApiError::stream_name_exist()),
             };
         }
-        if let Some(max) = self.ctx.config.max_streams {
-            if self.streams.read().len() >= max {
-                return Err(ApiError::max_streams());
-            }
-        }
-        self.check_overlap(&config, None)?;
         let reserved: i64 = self
             .streams
             .read()
@@ -280,6 +280,9 @@ impl JetStream {
             .filter(|c| c.storage == config.storage)
             .map(|c| c.max_bytes.max(0))
             .sum();
+        let streams = self.streams.read().len();
+        account_limits::check_new_stream(&self.ctx.config.account, &config, streams, reserved)?;
+        self.check_overlap(&config, None)?;
         let resources = &self.ctx.config.resources;
         resources.check_reservation(config.storage, config.max_bytes, reserved)?;
         let created = time::now_nanos();

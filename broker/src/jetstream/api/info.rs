@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::jetstream::account_limits;
 use crate::jetstream::consumer::state::SeqPair;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::{Storage, Stream};
@@ -137,32 +138,41 @@ pub(crate) fn consumer(consumer: &Consumer) -> Value {
 pub(crate) fn account(js: &Arc<JetStream>) -> Value {
     let streams = js.streams.read();
     let (mut memory, mut storage, mut consumers) = (0u64, 0u64, 0usize);
+    let (mut reserved_memory, mut reserved_storage) = (Vec::new(), Vec::new());
     for s in streams.values() {
         let inner = s.inner.lock();
         let bytes = inner.store.state().bytes;
         match inner.config.storage {
-            Storage::Memory => memory += bytes,
-            Storage::File => storage += bytes,
+            Storage::Memory => {
+                memory += bytes;
+                reserved_memory.push(inner.config.max_bytes);
+            }
+            Storage::File => {
+                storage += bytes;
+                reserved_storage.push(inner.config.max_bytes);
+            }
         }
         consumers += s.consumers.read().len();
     }
     let cfg = &js.ctx.config;
+    let limits = &cfg.account;
+    let reserved = |all: Vec<i64>| account_limits::reported_reservation(all.into_iter());
     let mut info = json!({
         "memory": memory,
         "storage": storage,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
+        "reserved_memory": reserved(reserved_memory),
+        "reserved_storage": reserved(reserved_storage),
         "streams": streams.len(),
         "consumers": consumers,
         "limits": {
-            "max_memory": cfg.max_memory,
-            "max_storage": cfg.max_storage,
-            "max_streams": cfg.max_streams.map_or(-1, |n| n as i64),
-            "max_consumers": -1,
-            "max_ack_pending": -1,
-            "memory_max_stream_bytes": -1,
-            "storage_max_stream_bytes": -1,
-            "max_bytes_required": false,
+            "max_memory": limits.max_memory,
+            "max_storage": limits.max_storage,
+            "max_streams": limits.max_streams,
+            "max_consumers": limits.max_consumers,
+            "max_ack_pending": limits.max_ack_pending,
+            "memory_max_stream_bytes": limits.memory_max_stream_bytes,
+            "storage_max_stream_bytes": limits.storage_max_stream_bytes,
+            "max_bytes_required": limits.max_bytes_required,
         },
         "api": {
             "total": js.api_total.load(Ordering::Relaxed),

@@ -36,6 +36,7 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
     if config.num_replicas > 1 {
         return Err(ApiError::replicas_not_supported());
     }
+    crate::jetstream::account_limits::check_stream_config(&js.ctx.config.account, &config)?;
     let stream = js.create_stream(config)?;
     let mut info = info::stream_reply(js, &stream);
     if let Some(map) = info.as_object_mut() {
@@ -54,6 +55,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     }
     let stream = js.lookup(name)?;
     let config = config.normalize()?;
+    crate::jetstream::account_limits::check_stream_config(&js.ctx.config.account, &config)?;
     let old = stream.config();
     config.check_update(&old)?;
     check_consumer_limits(&stream, &old, &config)?;

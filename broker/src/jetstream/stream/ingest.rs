@@ -7,6 +7,7 @@ use serde_json::json;
 use super::commit::{refuse_taken_back, AwaitingAck};
 use super::{Retention, Storage, Stream, StreamInner};
 use crate::client::InternalSink;
+use crate::jetstream::account_limits;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::{self, get};
 use crate::jetstream::time::now_nanos;
@@ -37,9 +38,13 @@ impl InternalSink for Stream {
             .filter(|r| !r.is_empty());
         let mut inner = self.inner.lock();
         let can_respond = reply.is_some() && !inner.config.no_ack;
+        let storage = inner.config.storage;
+        let config = &self.ctx.config;
         let admission = Admission {
             interested: self.has_interest(&inner, subject),
-            resources_exceeded: self.ctx.config.resources.exceeded(inner.config.storage),
+            resources_exceeded: config.resources.exceeded(storage),
+            account: account_limits::limits_publishes(&config.account, storage)
+                .then(|| (config.account, config.resources.account_used(storage))),
         };
         let mut result = inner.ingest(subject, d.headers, d.payload, admission);
         let file = inner.config.storage == Storage::File;
@@ -132,6 +137,9 @@ struct Admission {
     /// The server's storage of the stream's kind is past its limit (`max_storage`,
     /// `max_memory`).
     resources_exceeded: bool,
+    /// The account's limits and what its streams of this storage hold, when it has limits a
+    /// publish must fit.
+    account: Option<(crate::options::AccountJetStreamLimits, u64)>,
 }
 
 impl StreamInner {
@@ -168,6 +176,12 @@ impl StreamInner {
         }
         if admission.resources_exceeded {
             return Err(ApiError::insufficient_resources());
+        }
+        if let Some((limits, used)) = admission.account {
+            let size = self.store.msg_size(subject, hdrs, payload);
+            if !account_limits::admits(&limits, self.config.storage, used, size) {
+                return Err(ApiError::account_resources_exceeded());
+            }
         }
         if !admission.interested {
             let seq = self.skip(subject, now).map_err(|e| self.refused(e))?;
@@ -343,6 +357,7 @@ mod full_disk_tests {
         let admission = Admission {
             interested: true,
             resources_exceeded: false,
+            account: None,
         };
         match s.ingest("s.a", headers.as_deref(), payload, admission)? {
             Ingested::Stored(seq) => {

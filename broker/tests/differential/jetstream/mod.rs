@@ -10,6 +10,7 @@
 //! is about the client working unchanged. Values that differ by server by nature (server ids,
 //! timestamps, `created`, cluster names) are never asserted.
 
+mod account_limits;
 mod accounts;
 mod acks;
 mod clients;
@@ -51,6 +52,7 @@ pub fn scenarios() -> Vec<Scenario> {
     [
         streams::scenarios(),
         accounts::scenarios(),
+        account_limits::scenarios(),
         messages::scenarios(),
         limits::scenarios(),
         retention::scenarios(),
