@@ -308,6 +308,9 @@ pub struct AccountJetStreamLimits {
     pub storage_max_stream_bytes: i64,
     /// Every stream must set `max_bytes`.
     pub max_bytes_required: bool,
+    /// The limits are an account JWT's `R1` tier: the account info reports them under
+    /// `tiers`, as nats-server does.
+    pub tiered: bool,
 }
 
 impl Default for AccountJetStreamLimits {
@@ -322,6 +325,7 @@ impl Default for AccountJetStreamLimits {
             memory_max_stream_bytes: -1,
             storage_max_stream_bytes: -1,
             max_bytes_required: false,
+            tiered: false,
         }
     }
 }

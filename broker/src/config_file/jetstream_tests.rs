@@ -129,6 +129,7 @@ fn an_account_block_sets_its_limits_and_a_word_none() {
         memory_max_stream_bytes: 5,
         storage_max_stream_bytes: 6,
         max_bytes_required: true,
+        tiered: false,
     };
     assert_eq!((on, limits), (true, expected));
     // nats-server's other spellings.

@@ -117,6 +117,7 @@ mod tests {
             memory_max_stream_bytes: 300,
             storage_max_stream_bytes: -1,
             max_bytes_required: false,
+            tiered: false,
         }
     }
 

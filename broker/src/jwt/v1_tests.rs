@@ -123,3 +123,31 @@ fn version_2_claims_under_the_version_1_header_still_decode() {
     let token = format!("{header}.{body}.{}", URL_SAFE_NO_PAD.encode(sig));
     assert_eq!(decode::<User>(&token).unwrap().sub, user.public_key());
 }
+
+#[test]
+fn account_jetstream_limits_come_from_the_plain_limits_or_the_r1_tier() {
+    let operator = KeyPair::new_operator();
+    let account = KeyPair::new_account();
+    let decode_with = |limits: Value| {
+        let c = super::tests::claims(
+            "account",
+            &operator,
+            &account.public_key(),
+            json!({"limits": limits}),
+        );
+        decode::<Account>(&super::tests::encode(&operator, &c))
+            .unwrap()
+            .nats
+    };
+    let plain = decode_with(json!({"conn": -1, "mem_storage": -1, "disk_storage": 1000,
+        "streams": 2, "consumer": -1, "max_ack_pending": 0, "disk_max_stream_bytes": 600}));
+    let js = plain.jetstream().expect("JetStream on");
+    assert_eq!(
+        (js.max_memory, js.max_storage, js.max_streams),
+        (-1, 1000, 2)
+    );
+    assert_eq!((js.max_ack_pending, js.storage_max_stream_bytes), (-1, 600));
+    let tiered = decode_with(json!({"tiered_limits": {"R1": {"mem_storage": 100, "consumer": 1}}}));
+    assert_eq!(tiered.jetstream().map(|l| l.max_memory), Some(100));
+    assert!(decode_with(json!({"conn": -1})).jetstream().is_none());
+}

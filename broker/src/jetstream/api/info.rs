@@ -156,29 +156,54 @@ pub(crate) fn account(js: &Arc<JetStream>) -> Value {
     }
     let cfg = &js.ctx.config;
     let limits = &cfg.account;
-    let reserved = |all: Vec<i64>| account_limits::reported_reservation(all.into_iter());
-    let mut info = json!({
-        "memory": memory,
-        "storage": storage,
-        "reserved_memory": reserved(reserved_memory),
-        "reserved_storage": reserved(reserved_storage),
-        "streams": streams.len(),
-        "consumers": consumers,
-        "limits": {
-            "max_memory": limits.max_memory,
-            "max_storage": limits.max_storage,
-            "max_streams": limits.max_streams,
-            "max_consumers": limits.max_consumers,
-            "max_ack_pending": limits.max_ack_pending,
-            "memory_max_stream_bytes": limits.memory_max_stream_bytes,
-            "storage_max_stream_bytes": limits.storage_max_stream_bytes,
-            "max_bytes_required": limits.max_bytes_required,
-        },
-        "api": {
-            "total": js.api_total.load(Ordering::Relaxed),
-            "errors": js.api_errors.load(Ordering::Relaxed),
-        },
+    let limits_json = json!({
+        "max_memory": limits.max_memory,
+        "max_storage": limits.max_storage,
+        "max_streams": limits.max_streams,
+        "max_consumers": limits.max_consumers,
+        "max_ack_pending": limits.max_ack_pending,
+        "memory_max_stream_bytes": limits.memory_max_stream_bytes,
+        "storage_max_stream_bytes": limits.storage_max_stream_bytes,
+        "max_bytes_required": limits.max_bytes_required,
     });
+    // The usage part, at the top and in a tier.
+    let usage = |reserved_memory: u64, reserved_storage: u64, limits: Value| {
+        json!({
+            "memory": memory,
+            "storage": storage,
+            "reserved_memory": reserved_memory,
+            "reserved_storage": reserved_storage,
+            "streams": streams.len(),
+            "consumers": consumers,
+            "limits": limits,
+        })
+    };
+    let reserved = |all: &[i64]| account_limits::reported_reservation(all.iter().copied());
+    let mut info = usage(
+        reserved(&reserved_memory),
+        reserved(&reserved_storage),
+        limits_json.clone(),
+    );
+    info["api"] = json!({
+        "total": js.api_total.load(Ordering::Relaxed),
+        "errors": js.api_errors.load(Ordering::Relaxed),
+    });
+    if limits.tiered {
+        // nats-server: empty top-level limits, and the tier's own usage and limits, whose
+        // reservations count only streams with a max_bytes.
+        let positive = |all: &[i64]| -> u64 { all.iter().filter(|&&n| n > 0).sum::<i64>() as u64 };
+        info["limits"] = json!({
+            "max_memory": 0, "max_storage": 0, "max_streams": 0, "max_consumers": 0,
+            "max_ack_pending": 0, "memory_max_stream_bytes": 0, "storage_max_stream_bytes": 0,
+            "max_bytes_required": false,
+        });
+        let tier = usage(
+            positive(&reserved_memory),
+            positive(&reserved_storage),
+            limits_json,
+        );
+        info["tiers"] = json!({ "R1": tier });
+    }
     if let Some(domain) = &cfg.domain {
         info["domain"] = json!(domain);
     }

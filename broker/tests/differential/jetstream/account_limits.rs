@@ -11,6 +11,7 @@ pub fn scenarios() -> Vec<Scenario> {
     scenarios![
         js_account_limits_cap_streams_consumers_and_stream_bytes,
         js_account_storage_limits_refuse_reservations_and_publishes,
+        js_account_jwt_limits_enable_jetstream_and_are_enforced,
     ]
 }
 
@@ -205,6 +206,142 @@ fn js_account_storage_limits_refuse_reservations_and_publishes(t: &Target) -> an
             expected["seq"] = json!(0);
             ensure!(ack == expected, "{subject}: {ack}");
         }
+        Ok(())
+    })
+}
+
+/// An async-nats client logged in as a new user of `account` (operator mode).
+async fn jwt_login(url: &str, account: &nkeys::KeyPair) -> anyhow::Result<async_nats::Client> {
+    let (key, jwt) = crate::creds::user(account, json!({}), json!({}));
+    let seed = key.seed()?;
+    let options = async_nats::ConnectOptions::with_jwt(jwt, move |nonce| {
+        let pair = nkeys::KeyPair::from_seed(&seed);
+        async move {
+            let pair = pair.map_err(async_nats::AuthError::new)?;
+            pair.sign(&nonce).map_err(async_nats::AuthError::new)
+        }
+    });
+    within(WAIT, "a JWT login", options.connect(url))
+        .await?
+        .context("logging in with a user JWT")
+}
+
+fn js_account_jwt_limits_enable_jetstream_and_are_enforced(t: &Target) -> anyhow::Result<()> {
+    use crate::creds::{claims, encode};
+    let operator = nkeys::KeyPair::new_operator();
+    let (limited, tiered, plain, system) = (
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+        nkeys::KeyPair::new_account(),
+    );
+    let base = json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1});
+    let mut with_js = base.clone();
+    for (k, v) in [
+        ("mem_storage", json!(-1)),
+        ("disk_storage", json!(1000)),
+        ("streams", json!(2)),
+        ("consumer", json!(-1)),
+        ("max_ack_pending", json!(0)),
+        ("disk_max_stream_bytes", json!(600)),
+    ] {
+        with_js[k] = v;
+    }
+    let mut with_tier = base.clone();
+    with_tier["tiered_limits"] = json!({"R1": {"mem_storage": 100, "disk_storage": -1,
+        "streams": -1, "consumer": 1, "max_bytes_required": true}});
+    let op = claims("operator", &operator, &operator.public_key(), json!({}));
+    let mut config = format!(
+        "operator: {}\nresolver: MEMORY\nresolver_preload: {{\n",
+        encode(&operator, &op)
+    );
+    // nats-server runs JetStream in operator mode only with a system account.
+    let accounts = [
+        (&limited, &with_js),
+        (&tiered, &with_tier),
+        (&plain, &base),
+        (&system, &base),
+    ];
+    for (account, limits) in accounts {
+        let c = claims(
+            "account",
+            &operator,
+            &account.public_key(),
+            json!({"limits": limits}),
+        );
+        let line = format!("  {}: {}\n", account.public_key(), encode(&operator, &c));
+        config.push_str(&line);
+    }
+    config.push_str(&format!("}}\nsystem_account: {}\n", system.public_key()));
+    let store = tempfile::Builder::new().prefix("js-jwtlim-").tempdir()?;
+    let dir = store.path().to_str().context("store path is not UTF-8")?;
+    let server = t.start_with_config(&config, &["-js", "-sd", dir])?;
+    let url = server.client_url();
+    block_on(async move {
+        let c = jwt_login(&url, &limited).await?;
+        let info = api_ok(&c, "INFO", Value::Null).await?;
+        let expected = json!({"max_memory": -1, "max_storage": 1000, "max_streams": 2,
+            "max_consumers": -1, "max_ack_pending": -1, "memory_max_stream_bytes": -1,
+            "storage_max_stream_bytes": 600, "max_bytes_required": false});
+        ensure!(info["limits"] == expected, "{info}");
+        let reply = api(
+            &c,
+            "STREAM.CREATE.J1",
+            json!({"name": "J1", "subjects": ["j1"], "max_bytes": 601}),
+        )
+        .await?;
+        let too_big = refused(
+            400,
+            10122,
+            "stream max bytes exceeds account limit max stream bytes",
+        );
+        ensure!(error_of(&reply)? == too_big, "{reply}");
+        create_stream(&c, json!({"name": "J1", "subjects": ["j1"]})).await?;
+        create_stream(&c, json!({"name": "J2", "subjects": ["j2"]})).await?;
+        let reply = api(
+            &c,
+            "STREAM.CREATE.J3",
+            json!({"name": "J3", "subjects": ["j3"]}),
+        )
+        .await?;
+        let streams = refused(400, 10027, "maximum number of streams reached");
+        ensure!(error_of(&reply)? == streams, "{reply}");
+        // The per-stream cap of 600 bytes holds the account's file usage.
+        let payload = "x".repeat(250);
+        for seq in 1..=2 {
+            let ack = publish(&c, "j1", &[], &payload).await?;
+            ensure!(ack == json!({"stream": "J1", "seq": seq}), "{ack}");
+        }
+        let ack = publish(&c, "j2", &[], &payload).await?;
+        let exceeded = json!({"error": refused(400, 10002, "resource limits exceeded for account"),
+            "stream": "J2", "seq": 0});
+        ensure!(ack == exceeded, "{ack}");
+        // The R1 tier's limits are the account's on one server.
+        let c = jwt_login(&url, &tiered).await?;
+        let info = api_ok(&c, "INFO", Value::Null).await?;
+        let tier = json!({"max_memory": 100, "max_storage": -1, "max_streams": -1,
+            "max_consumers": 1, "max_ack_pending": -1, "memory_max_stream_bytes": -1,
+            "storage_max_stream_bytes": -1, "max_bytes_required": true});
+        ensure!(info["tiers"]["R1"]["limits"] == tier, "{info}");
+        ensure!(info["limits"]["max_memory"] == 0, "{info}");
+        let reply = api(
+            &c,
+            "STREAM.CREATE.T",
+            json!({"name": "T", "subjects": ["t"]}),
+        )
+        .await?;
+        let required = refused(
+            400,
+            10113,
+            "account requires a stream config to have max bytes set",
+        );
+        ensure!(error_of(&reply)? == required, "{reply}");
+        // An account whose JWT has no JetStream limits has no JetStream.
+        let c = jwt_login(&url, &plain).await?;
+        let reply = api(&c, "INFO", Value::Null).await?;
+        let off = refused(503, 10039, "JetStream not enabled for account");
+        ensure!(error_of(&reply)? == off, "{reply}");
         Ok(())
     })
 }
