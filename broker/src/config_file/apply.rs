@@ -38,6 +38,7 @@ pub(super) fn apply(
         .iter()
         .try_for_each(|entry| top_level(entry, opts, warnings))?;
     super::accounts::check(map, opts)?;
+    super::jetstream::check_store_dir(map)?;
     super::operator::check(map, opts)
 }
 
@@ -73,6 +74,7 @@ fn top_level(
         "pid_file" | "pidfile" => opts.pid_file = Some(path(k, node)?),
         "ports_file_dir" => opts.ports_file_dir = Some(path(k, node)?),
         "jetstream" => super::jetstream::jetstream(node, opts, warnings)?,
+        "store_dir" | "storedir" => opts.store_dir = Some(path(k, node)?),
         "authorization" => authorization(k, node, opts)?,
         "accounts" => super::accounts::accounts(k, node, opts, warnings)?,
         "no_auth_user" => opts.no_auth_user = Some(string(k, node)?),

@@ -2,7 +2,7 @@
 //! JetStream domain, in every form nats-server 2.10 reads.
 
 use super::apply::{boolean, invalid, number, other, path, string, unsupported};
-use super::value::{Entry, Node, Value};
+use super::value::{Entry, Map, Node, Value};
 use super::ConfigError;
 use crate::options::{AccountJetStreamLimits, Options};
 
@@ -69,6 +69,28 @@ pub(super) fn jetstream(
             "cipher" => cipher(k, node)?,
             _ if ENCRYPTION_KEYS.contains(&k) => return Err(encryption_refused(entry)),
             _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
+        }
+    }
+    Ok(())
+}
+
+/// A store directory given both at the top level and in the `jetstream` block is refused, as
+/// nats-server refuses it (the same key repeated at one level is not: the last one counts).
+pub(super) fn check_store_dir(map: &Map) -> Result<(), ConfigError> {
+    const KEYS: &[&str] = &["store_dir", "storedir"];
+    let named = |e: &&Entry, keys: &[&str]| keys.iter().any(|k| e.key.eq_ignore_ascii_case(k));
+    if !map.entries.iter().any(|e| named(&e, KEYS)) {
+        return Ok(());
+    }
+    let blocks = map.entries.iter().filter(|e| named(e, &["jetstream"]));
+    for block in blocks {
+        let Value::Map(inner) = &block.node.value else {
+            continue;
+        };
+        let inner_keys = ["store", "store_dir", "storedir"];
+        if let Some(entry) = inner.entries.iter().find(|e| named(e, &inner_keys)) {
+            let message = "duplicate 'store_dir' configuration: also set at the top level";
+            return Err(invalid(&entry.key, &entry.node, message));
         }
     }
     Ok(())

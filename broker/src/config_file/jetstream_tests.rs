@@ -156,3 +156,16 @@ fn an_account_block_sets_its_limits_and_a_word_none() {
     assert!(error("accounts { A { jetstream: { bogus: 1 } } }").contains("unknown setting"));
     assert!(error("accounts { A { jetstream: maybe } }").contains("expected enabled"));
 }
+
+#[test]
+fn the_store_directory_is_set_at_the_top_level_or_in_the_block_not_both() {
+    let top = load("store_dir: \"/data/a\"\njetstream: enabled").unwrap();
+    assert_eq!(top.store_dir, Some(std::path::PathBuf::from("/data/a")));
+    let block = load("jetstream { store: /data/b }").unwrap();
+    assert_eq!(block.store_dir, Some(std::path::PathBuf::from("/data/b")));
+    let both = error("storedir: /data/a\njetstream { store_dir: /data/b }");
+    assert!(both.contains("duplicate 'store_dir'"), "{both}");
+    // One key repeated at one level: the last counts, as in nats-server's maps.
+    let again = load("store_dir: /a\nstore_dir: /b").unwrap();
+    assert_eq!(again.store_dir, Some(std::path::PathBuf::from("/b")));
+}

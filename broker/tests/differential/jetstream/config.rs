@@ -90,6 +90,18 @@ fn js_config_forms_nats_server_reads_start_the_server(t: &Target) -> anyhow::Res
         })?;
         ensure!(jetstream == *on, "`{setting}`: jetstream is {jetstream}");
     }
+    // The store directory at the top level or in the block (and then without -sd, which
+    // nats-server counts as a second one).
+    for text in [
+        format!("store_dir: \"{dir}\"\njetstream: enabled\n"),
+        format!("jetstream {{ store: \"{dir}\" }}\n"),
+    ] {
+        let server = t
+            .start_with_config(&text, &[])
+            .with_context(|| format!("starting with `{text}`"))?;
+        let url = server.client_url();
+        block_on(async move { api_ok(&connect(&url).await?, "INFO", Value::Null).await })?;
+    }
     Ok(())
 }
 
@@ -100,6 +112,11 @@ fn js_config_forms_nats_server_refuses_stop_the_server(t: &Target) -> anyhow::Re
         let started = t.start_with_config(&format!("{setting}\n"), &["-sd", dir]);
         ensure!(started.is_err(), "`{setting}` was accepted");
     }
+    let both = format!("store_dir: \"{dir}\"\njetstream {{ store_dir: \"{dir}\" }}\n");
+    ensure!(
+        t.start_with_config(&both, &[]).is_err(),
+        "a store directory given twice was accepted"
+    );
     Ok(())
 }
 
