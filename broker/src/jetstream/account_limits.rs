@@ -58,17 +58,41 @@ pub(crate) fn check_new_stream(
     if limits.max_streams > 0 && streams as i64 >= limits.max_streams {
         return Err(ApiError::max_streams());
     }
+    let wanted = if config.max_bytes < 0 {
+        1
+    } else {
+        config.max_bytes
+    };
+    check_reservation(limits, config, wanted, reserved)
+}
+
+/// A stream update from `old` to `new`: only what `max_bytes` grows by is reserved, beside the
+/// other streams' reservations and the stream's old `max_bytes` (`others` is what the other
+/// streams of its storage reserve).
+pub(crate) fn check_update(
+    limits: &AccountJetStreamLimits,
+    old: &StreamConfig,
+    new: &StreamConfig,
+    others: i64,
+) -> Result<(), ApiError> {
+    let growth = new.max_bytes.saturating_sub(old.max_bytes).max(0);
+    check_reservation(limits, new, growth, others.saturating_add(old.max_bytes))
+}
+
+/// The account's `max_consumers` against the stream's, and `wanted` more bytes beside
+/// `reserved` against its storage limit.
+fn check_reservation(
+    limits: &AccountJetStreamLimits,
+    config: &StreamConfig,
+    wanted: i64,
+    reserved: i64,
+) -> Result<(), ApiError> {
     if config.max_consumers > 0
         && limits.max_consumers > 0
         && config.max_consumers > limits.max_consumers
     {
         return Err(ApiError::max_consumers());
     }
-    let wanted = if config.max_bytes < 0 {
-        1
-    } else {
-        config.max_bytes
-    };
     match storage_limit(limits, config.storage) {
         Some(max) if reserved.saturating_add(wanted) > max => Err(match config.storage {
             Storage::Memory => ApiError::memory_exceeded(),
@@ -159,6 +183,29 @@ mod tests {
         assert_eq!(err.err_code, 10026);
         let none = AccountJetStreamLimits::default();
         assert!(check_new_stream(&none, &consumers, 1000, i64::MAX).is_ok());
+    }
+
+    #[test]
+    fn an_update_reserves_only_what_max_bytes_grows_by() {
+        let l = limits();
+        let (old, grown) = (stream(Storage::File, 400), stream(Storage::File, 600));
+        assert!(
+            check_update(&l, &old, &grown, 400).is_ok(),
+            "400 + 400 + 200"
+        );
+        let err = check_update(&l, &old, &grown, 401).unwrap_err();
+        assert_eq!(err.err_code, 10047);
+        let shrunk = stream(Storage::File, 100);
+        assert!(
+            check_update(&l, &old, &shrunk, 600).is_ok(),
+            "shrinking reserves nothing"
+        );
+        let mut more = stream(Storage::File, 400);
+        more.max_consumers = 4;
+        assert_eq!(
+            check_update(&l, &old, &more, 0).unwrap_err().err_code,
+            10026
+        );
     }
 
     #[test]

@@ -279,14 +279,7 @@ impl JetStream {
                 false => Err(ApiError::stream_name_exist()),
             };
         }
-        let reserved: i64 = self
-            .streams
-            .read()
-            .values()
-            .map(|s| s.config())
-            .filter(|c| c.storage == config.storage)
-            .map(|c| c.max_bytes.max(0))
-            .sum();
+        let reserved = self.reserved_by_others(&config);
         let streams = self.streams.read().len();
         account_limits::check_new_stream(&self.ctx.config.account, &config, streams, reserved)?;
         self.check_overlap(&config, None)?;
@@ -303,6 +296,32 @@ impl JetStream {
         stream.start();
         self.direct_get_subscriptions(&stream);
         Ok(stream)
+    }
+
+    /// What the other streams of `config`'s storage reserve: their `max_bytes`, where set.
+    fn reserved_by_others(&self, config: &StreamConfig) -> i64 {
+        self.streams
+            .read()
+            .values()
+            .filter(|s| s.name != config.name)
+            .map(|s| s.config())
+            .filter(|c| c.storage == config.storage)
+            .map(|c| c.max_bytes.max(0))
+            .sum()
+    }
+
+    /// A stream update's new reservation, against the account's limits and the server's:
+    /// only what `max_bytes` grows by is added to what is reserved, as nats-server does.
+    pub fn check_update_reservation(
+        &self,
+        old: &StreamConfig,
+        new: &StreamConfig,
+    ) -> Result<(), ApiError> {
+        let others = self.reserved_by_others(new);
+        account_limits::check_update(&self.ctx.config.account, old, new, others)?;
+        let growth = new.max_bytes.saturating_sub(old.max_bytes).max(0);
+        let resources = &self.ctx.config.resources;
+        resources.check_reservation(new.storage, growth, others + old.max_bytes.max(0))
     }
 
     /// Opens a stream's store; `fresh` for a new stream (its directory is written anew).

@@ -59,6 +59,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let old = stream.config();
     config.check_update(&old)?;
     check_consumer_limits(&stream, &old, &config)?;
+    js.check_update_reservation(&old, &config)?;
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;
     let allow_direct_changed = config.allow_direct != old.allow_direct;

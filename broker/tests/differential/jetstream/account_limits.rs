@@ -184,6 +184,12 @@ fn js_account_storage_limits_refuse_reservations_and_publishes(t: &Target) -> an
             json!({"name": "M", "subjects": ["m"], "storage": "memory"}),
         )
         .await?;
+        // An update reserves what max_bytes grows by, beside its old value.
+        let grow = json!({"name": "S2", "subjects": ["s2"], "max_bytes": 1001});
+        let reply = api(&c, "STREAM.UPDATE.S2", grow).await?;
+        ensure!(error_of(&reply)? == storage, "{reply}");
+        let same = json!({"name": "S2", "subjects": ["s2"], "max_bytes": 1000});
+        api_ok(&c, "STREAM.UPDATE.S2", same).await?;
         // A stream without max_bytes counts as -1 in the reported reservation (nats-server
         // adds the values up unsigned): 1000 - 1 for the files, 2^64 - 1 for the memory.
         let info = api_ok(&c, "INFO", Value::Null).await?;
