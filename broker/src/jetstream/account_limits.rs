@@ -8,11 +8,13 @@
 //! - a publish that would take what the account's streams of that storage hold past its
 //!   `max_memory` / `max_storage`, or past the per-stream cap (which nats-server compares with
 //!   the account's whole usage), is refused with 400 10002;
+//! - a stream update reserves what its `max_bytes` grows by ([`JetStream::check_update_reservation`]);
 //! - consumers: see `api/consumers.rs` (`max_consumers` per stream) and the consumer config
 //!   (`max_ack_pending` default and ceiling).
 
 use super::errors::ApiError;
 use super::stream::{Storage, StreamConfig};
+use super::JetStream;
 use crate::options::AccountJetStreamLimits;
 
 /// The account's per-stream byte cap for `storage`, when it has one.
@@ -125,6 +127,34 @@ pub(crate) fn limits_publishes(limits: &AccountJetStreamLimits, storage: Storage
 /// included, in unsigned 64-bit arithmetic that wraps.
 pub(crate) fn reported_reservation(max_bytes: impl Iterator<Item = i64>) -> u64 {
     max_bytes.fold(0u64, |sum, n| sum.wrapping_add(n as u64))
+}
+
+impl JetStream {
+    /// What the other streams of `config`'s storage reserve: their `max_bytes`, where set.
+    pub(super) fn reserved_by_others(&self, config: &StreamConfig) -> i64 {
+        self.streams
+            .read()
+            .values()
+            .filter(|s| s.name != config.name)
+            .map(|s| s.config())
+            .filter(|c| c.storage == config.storage)
+            .map(|c| c.max_bytes.max(0))
+            .sum()
+    }
+
+    /// A stream update's new reservation, against the account's limits and the server's:
+    /// only what `max_bytes` grows by is added to what is reserved, as nats-server does.
+    pub fn check_update_reservation(
+        &self,
+        old: &StreamConfig,
+        new: &StreamConfig,
+    ) -> Result<(), ApiError> {
+        let others = self.reserved_by_others(new);
+        check_update(&self.ctx.config.account, old, new, others)?;
+        let growth = new.max_bytes.saturating_sub(old.max_bytes).max(0);
+        let resources = &self.ctx.config.resources;
+        resources.check_reservation(new.storage, growth, others + old.max_bytes.max(0))
+    }
 }
 
 #[cfg(test)]

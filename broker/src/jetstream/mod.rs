@@ -298,32 +298,6 @@ impl JetStream {
         Ok(stream)
     }
 
-    /// What the other streams of `config`'s storage reserve: their `max_bytes`, where set.
-    fn reserved_by_others(&self, config: &StreamConfig) -> i64 {
-        self.streams
-            .read()
-            .values()
-            .filter(|s| s.name != config.name)
-            .map(|s| s.config())
-            .filter(|c| c.storage == config.storage)
-            .map(|c| c.max_bytes.max(0))
-            .sum()
-    }
-
-    /// A stream update's new reservation, against the account's limits and the server's:
-    /// only what `max_bytes` grows by is added to what is reserved, as nats-server does.
-    pub fn check_update_reservation(
-        &self,
-        old: &StreamConfig,
-        new: &StreamConfig,
-    ) -> Result<(), ApiError> {
-        let others = self.reserved_by_others(new);
-        account_limits::check_update(&self.ctx.config.account, old, new, others)?;
-        let growth = new.max_bytes.saturating_sub(old.max_bytes).max(0);
-        let resources = &self.ctx.config.resources;
-        resources.check_reservation(new.storage, growth, others + old.max_bytes.max(0))
-    }
-
     /// Opens a stream's store; `fresh` for a new stream (its directory is written anew).
     fn open_store(
         &self,
