@@ -83,8 +83,11 @@ pub struct AccountConfig {
     pub users: Vec<User>,
     /// Permissions of this account's users who have none of their own.
     pub default_permissions: Option<Permissions>,
-    /// `jetstream: enabled` in the account block.
+    /// `jetstream: enabled` (or a block) in the account block.
     pub jetstream: bool,
+    /// The account's JetStream limits (`jetstream { max_mem, max_file, ... }`); none (-1) for
+    /// `jetstream: enabled`.
+    pub jetstream_limits: AccountJetStreamLimits,
 }
 
 /// Operator mode (decentralised auth): users log in with a JWT that an account signed, and
@@ -212,6 +215,9 @@ pub struct Options {
     pub redeliver_on_disconnect: bool,
     /// Server-wide consumer limits (`jetstream { limits { ... } }` in the config file).
     pub jetstream_limits: JetStreamLimits,
+    /// The JetStream domain (`jetstream { domain }`): reported in INFO, PubAcks, stream and
+    /// account info, and `$JS.<domain>.API.>` reaches the API as `$JS.API.>` does.
+    pub jetstream_domain: Option<String>,
     /// Most bytes in memory streams (`jetstream { max_memory_store }`); 75% of the system's
     /// memory when `None` or negative, as nats-server.
     pub jetstream_max_memory: Option<i64>,
@@ -306,12 +312,56 @@ impl Default for Options {
             sync: crate::store::SyncPolicy::Always,
             redeliver_on_disconnect: true,
             jetstream_limits: Default::default(),
+            jetstream_domain: None,
             jetstream_max_memory: None,
             jetstream_max_store: None,
             cluster_id: None,
             ports_file_dir: None,
             pid_file: None,
             config_file: None,
+        }
+    }
+}
+
+/// An account's JetStream limits, as nats-server's account `jetstream {}` block and account
+/// JWTs set them and `$JS.API.INFO` reports them. -1 (0 for the stream byte caps) is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountJetStreamLimits {
+    /// Most bytes in the account's memory streams (`max_mem`; `mem_storage` in a JWT).
+    pub max_memory: i64,
+    /// Most bytes in its file streams (`max_file`; `disk_storage`).
+    pub max_storage: i64,
+    /// Most streams (`max_streams`; `streams`).
+    pub max_streams: i64,
+    /// Most consumers of one stream (`max_consumers`; `consumer`): nats-server counts them per
+    /// stream.
+    pub max_consumers: i64,
+    /// Largest and default `max_ack_pending` of a consumer.
+    pub max_ack_pending: i64,
+    /// Largest `max_bytes` of a memory stream, and a cap on what memory streams hold.
+    pub memory_max_stream_bytes: i64,
+    /// Largest `max_bytes` of a file stream, and a cap on what file streams hold.
+    pub storage_max_stream_bytes: i64,
+    /// Every stream must set `max_bytes`.
+    pub max_bytes_required: bool,
+    /// The limits are an account JWT's `R1` tier: the account info reports them under
+    /// `tiers`, as nats-server does.
+    pub tiered: bool,
+}
+
+impl Default for AccountJetStreamLimits {
+    /// No limits, as `jetstream: enabled` gives an account.
+    fn default() -> Self {
+        AccountJetStreamLimits {
+            max_memory: -1,
+            max_storage: -1,
+            max_streams: -1,
+            max_consumers: -1,
+            max_ack_pending: -1,
+            memory_max_stream_bytes: -1,
+            storage_max_stream_bytes: -1,
+            max_bytes_required: false,
+            tiered: false,
         }
     }
 }

@@ -244,6 +244,11 @@ impl Server {
             jetstream: opts.jetstream,
             client_id: 0,
             client_ip: String::new(),
+            domain: opts
+                .jetstream_domain
+                .clone()
+                .filter(|_| opts.jetstream)
+                .unwrap_or_default(),
             ldm: false,
             nonce: String::new(),
         };
@@ -404,9 +409,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
     crate::jetstream::JetStreamConfig {
         store_dir: store_dir.clone(),
         sync: opts.sync,
-        max_streams: None,
-        max_memory: -1,
-        max_storage: -1,
+        account: Default::default(),
         resources: crate::jetstream::Resources::new(
             &store_dir.join("jetstream"),
             opts.jetstream_max_memory,
@@ -414,6 +417,7 @@ fn jetstream_config(opts: &Options) -> crate::jetstream::JetStreamConfig {
         ),
         redeliver_on_disconnect: opts.redeliver_on_disconnect,
         limits: opts.jetstream_limits,
+        domain: opts.jetstream_domain.clone(),
     }
 }
 

@@ -139,13 +139,18 @@ impl<T> Sublist<T> {
         removed
     }
 
-    /// Every subscription whose subject matches the literal `subject`.
+    /// Every subscription whose subject matches the literal `subject`. A subject with an empty
+    /// token (`a..b`, `a.`, `.a`, or empty) matches nothing, as in nats-server: such a publish
+    /// reaches no subscriber, no stream and no permission's allow list.
     pub fn matches(&self, subject: &[u8]) -> Matches<T> {
         let mut out = Matches {
             plain: Vec::new(),
             groups: Vec::new(),
         };
         let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
+        if tokens.iter().any(|t| t.is_empty()) {
+            return out;
+        }
         match_level(&self.root.read(), &tokens, &mut out);
         out
     }

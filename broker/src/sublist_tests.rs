@@ -38,6 +38,20 @@ fn literal_star_and_full_wildcards_match_as_nats_does() {
 }
 
 #[test]
+fn a_subject_with_an_empty_token_matches_nothing() {
+    let sl = list(&[">", "a.>", "a.*.b", "*"]);
+    for subject in ["", ".", "a.", ".a", "a..b", "a.b."] {
+        assert!(
+            names(&sl.matches(subject.as_bytes())).is_empty(),
+            "{subject:?}"
+        );
+    }
+    // Wildcard characters in a published subject are literal tokens that wildcards match.
+    assert_eq!(names(&sl.matches(b"a.*.b")), [">", "a.*.b", "a.>"]);
+    assert_eq!(names(&sl.matches(b"a.>")), [">", "a.>"]);
+}
+
+#[test]
 fn queue_members_are_grouped_by_queue_name() {
     let sl: Sublist<&'static str> = Sublist::default();
     sl.insert(b"work", Some(b"a"), Arc::new("a1"));

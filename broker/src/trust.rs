@@ -61,6 +61,18 @@ impl Trust {
             .map(|(key, claims)| (key.as_str(), usize::try_from(claims.nats.limits.conn).ok()))
     }
 
+    /// The trusted accounts whose JWT enables JetStream, with its limits, by public key.
+    pub fn jetstream_accounts(&self) -> Vec<(&str, crate::options::AccountJetStreamLimits)> {
+        let mut accounts: Vec<_> = self
+            .accounts
+            .iter()
+            .filter(|(key, claims)| self.trusted(key, claims))
+            .filter_map(|(key, claims)| Some((key.as_str(), claims.nats.jetstream()?)))
+            .collect();
+        accounts.sort_unstable_by_key(|(key, _)| *key);
+        accounts
+    }
+
     /// Accounts whose JWT no trusted operator signed, or whose key differs from its subject:
     /// nobody can log in to them.
     pub fn untrusted_accounts(&self) -> Vec<&str> {

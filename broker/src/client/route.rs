@@ -94,13 +94,15 @@ impl Router {
     pub fn publish(&mut self, p: &Publish<'_>) {
         self.in_msgs += 1;
         self.in_bytes += p.message.len() as u64;
-        let matches = self.lookup(p.subject);
+        let mapped = self.domain_api_subject(p.subject);
+        let subject = mapped.as_deref().unwrap_or(p.subject);
+        let matches = self.lookup(subject);
         let (headers, payload) = match p.header_len {
             Some(h) => (Some(&p.message[..h]), &p.message[h..]),
             None => (None, p.message),
         };
         let d = Delivery {
-            subject: p.subject,
+            subject,
             reply: p.reply,
             headers,
             payload,
@@ -123,6 +125,17 @@ impl Router {
                 self.send_no_responders(reply);
             }
         }
+    }
+
+    /// `$JS.<domain>.API.<rest>` as `$JS.API.<rest>` when the server has that JetStream domain:
+    /// nats-server maps the domain's API subjects onto the local API this way.
+    fn domain_api_subject(&self, subject: &[u8]) -> Option<Vec<u8>> {
+        let domain = self.state.opts.jetstream_domain.as_deref()?;
+        let rest = subject
+            .strip_prefix(b"$JS.")?
+            .strip_prefix(domain.as_bytes())?
+            .strip_prefix(b".API.")?;
+        Some([&b"$JS.API."[..], rest].concat())
     }
 
     fn deliver(&mut self, sub: &Arc<Subscription>, d: &Delivery<'_>) -> bool {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::apply::{boolean, invalid, other, unsupported};
+use super::apply::{invalid, other, unsupported};
 use super::value::{Entry, Map, Node, Value};
 use super::ConfigError;
 use crate::accounts::GLOBAL_ACCOUNT;
@@ -86,7 +86,11 @@ fn account(
             "default_permissions" => {
                 account.default_permissions = Some(super::permissions::permissions(k, node)?)
             }
-            "jetstream" => account.jetstream = jetstream(k, node)?,
+            "jetstream" => {
+                let limits = super::jetstream::account_jetstream(k, node)?;
+                account.jetstream = limits.is_some();
+                account.jetstream_limits = limits.unwrap_or_default();
+            }
             "imports" | "exports" | "mappings" | "maps" => {
                 let message = "imports, exports and mappings between accounts are not supported";
                 return Err(unsupported(entry, message));
@@ -96,19 +100,6 @@ fn account(
         }
     }
     Ok(account)
-}
-
-// jetstream: enabled | disabled | true | false | { max_mem: ..., ... } (limits not enforced)
-fn jetstream(key: &str, node: &Node) -> Result<bool, ConfigError> {
-    match &node.value {
-        Value::Map(_) => Ok(true),
-        Value::Bool(_) => boolean(key, node),
-        _ => match node.text.to_ascii_lowercase().as_str() {
-            "enabled" | "enable" => Ok(true),
-            "disabled" | "disable" => Ok(false),
-            _ => Err(invalid(key, node, "expected enabled, disabled or a block")),
-        },
-    }
 }
 
 impl AccountConfig {

@@ -27,9 +27,6 @@ const IGNORED: &[&str] = &[
     "syslog",
 ];
 
-/// JetStream settings without meaning on a single server.
-const IGNORED_IN_JETSTREAM: &[&str] = &["max_outstanding_catchup"];
-
 /// Applies every top-level entry of `map` onto `opts`, in file order (a repeated key: the last
 /// wins), collecting warnings about ignored settings.
 pub(super) fn apply(
@@ -41,6 +38,7 @@ pub(super) fn apply(
         .iter()
         .try_for_each(|entry| top_level(entry, opts, warnings))?;
     super::accounts::check(map, opts)?;
+    super::jetstream::check_store_dir(map)?;
     super::operator::check(map, opts)
 }
 
@@ -75,7 +73,8 @@ fn top_level(
         "log_file" | "logfile" => opts.log_file = Some(path(k, node)?),
         "pid_file" | "pidfile" => opts.pid_file = Some(path(k, node)?),
         "ports_file_dir" => opts.ports_file_dir = Some(path(k, node)?),
-        "jetstream" => jetstream(node, opts, warnings)?,
+        "jetstream" => super::jetstream::jetstream(node, opts, warnings)?,
+        "store_dir" | "storedir" => opts.store_dir = Some(path(k, node)?),
         "authorization" => authorization(k, node, opts)?,
         "accounts" => super::accounts::accounts(k, node, opts, warnings)?,
         "no_auth_user" => opts.no_auth_user = Some(string(k, node)?),
@@ -143,7 +142,7 @@ pub(super) fn string(key: &str, node: &Node) -> Result<String, ConfigError> {
     }
 }
 
-fn path(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
+pub(super) fn path(key: &str, node: &Node) -> Result<PathBuf, ConfigError> {
     string(key, node).map(PathBuf::from)
 }
 
@@ -155,7 +154,7 @@ pub(super) fn boolean(key: &str, node: &Node) -> Result<bool, ConfigError> {
 }
 
 /// A non-negative integer that fits `T`, with an optional size suffix (`1MB`), quoted or not.
-fn number<T: TryFrom<i64>>(key: &str, node: &Node) -> Result<T, ConfigError> {
+pub(super) fn number<T: TryFrom<i64>>(key: &str, node: &Node) -> Result<T, ConfigError> {
     let n = match node.value {
         Value::Integer(n) => Some(n),
         Value::String(_) => parse_size(&node.text),
@@ -173,7 +172,7 @@ fn number<T: TryFrom<i64>>(key: &str, node: &Node) -> Result<T, ConfigError> {
 }
 
 /// A duration: `"2m"`, `"1h30m"`, `500ms`, or a number of seconds (`10`, `0.5`); never zero.
-fn duration(key: &str, node: &Node) -> Result<Duration, ConfigError> {
+pub(super) fn duration(key: &str, node: &Node) -> Result<Duration, ConfigError> {
     let parsed = match node.value {
         Value::Float(f) => Duration::try_from_secs_f64(f)
             .map_err(|_| format!("'{}' is not a valid number of seconds", node.text)),
@@ -258,93 +257,6 @@ fn monitor_listen(key: &str, node: &Node, opts: &mut Options) -> Result<Option<u
 fn https(key: &str, node: &Node, opts: &mut Options) -> Result<(), ConfigError> {
     opts.https_port = monitor_listen(key, node, opts)?;
     Ok(())
-}
-
-// jetstream: true | enabled | disabled | { store_dir: "/data", enabled: true }
-fn jetstream(
-    node: &Node,
-    opts: &mut Options,
-    warnings: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    let Value::Map(map) = &node.value else {
-        opts.jetstream = match node.text.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "enabled" | "enable" => true,
-            "false" | "no" | "off" | "disabled" | "disable" => false,
-            _ => {
-                let expected = "expected enabled, disabled, true, false or a block";
-                return Err(invalid("jetstream", node, expected));
-            }
-        };
-        return Ok(());
-    };
-    opts.jetstream = true;
-    for entry in &map.entries {
-        let key = entry.key.to_ascii_lowercase();
-        let (k, node) = (key.as_str(), &entry.node);
-        match k {
-            "enabled" | "enable" => opts.jetstream = boolean(k, node)?,
-            "store_dir" | "store" | "storedir" => opts.store_dir = Some(path(k, node)?),
-            "sync_interval" | "sync" => opts.sync = sync_interval(k, node)?,
-            "limits" => jetstream_limits(node, opts, warnings)?,
-            "max_memory_store" | "max_mem_store" | "max_mem" => {
-                opts.jetstream_max_memory = Some(storage_size(k, node)?);
-            }
-            "max_file_store" | "max_file" => {
-                opts.jetstream_max_store = Some(storage_size(k, node)?)
-            }
-            _ => other(entry, IGNORED_IN_JETSTREAM, warnings)?,
-        }
-    }
-    Ok(())
-}
-
-/// Server-wide JetStream limits the broker does not enforce: duplicate windows are each
-/// stream's own, and there are no replicated (HA) assets without a cluster.
-const IGNORED_IN_JETSTREAM_LIMITS: &[&str] = &["duplicate_window", "max_ha_assets"];
-
-// limits { max_request_batch: 100, max_ack_pending: 1000, duplicate_window: 2m, max_ha_assets: 0 }
-fn jetstream_limits(
-    node: &Node,
-    opts: &mut Options,
-    warnings: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    let Value::Map(map) = &node.value else {
-        return Err(invalid("limits", node, "expected a block"));
-    };
-    let limits = &mut opts.jetstream_limits;
-    for entry in &map.entries {
-        let key = entry.key.to_ascii_lowercase();
-        let (k, node) = (key.as_str(), &entry.node);
-        match k {
-            "max_request_batch" => limits.max_request_batch = number(k, node)?,
-            "max_ack_pending" => limits.max_ack_pending = number(k, node)?,
-            _ => other(entry, IGNORED_IN_JETSTREAM_LIMITS, warnings)?,
-        }
-    }
-    Ok(())
-}
-
-// max_file_store: 10GB | 1073741824; a negative size means "size it from the machine"
-fn storage_size(key: &str, node: &Node) -> Result<i64, ConfigError> {
-    let n = match node.value {
-        Value::Integer(n) => Some(n),
-        Value::String(_) => parse_size(&node.text),
-        _ => None,
-    };
-    n.ok_or_else(|| invalid(key, node, "expected a size such as 10GB or 1073741824"))
-}
-
-// sync_interval: always | <duration>, as nats-server (and never, as --sync)
-fn sync_interval(key: &str, node: &Node) -> Result<crate::store::SyncPolicy, ConfigError> {
-    use crate::store::SyncPolicy;
-    match node.text.to_ascii_lowercase().as_str() {
-        "always" => Ok(SyncPolicy::Always),
-        "never" => Ok(SyncPolicy::Never),
-        _ => match duration(key, node)? {
-            d if d.is_zero() => Err(invalid(key, node, "expected always, never or a duration")),
-            d => Ok(SyncPolicy::Interval(d)),
-        },
-    }
 }
 
 // authorization { token: t } | { user: u, password: p } | { users: [{user: u, password: p}] }

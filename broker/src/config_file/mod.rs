@@ -8,6 +8,9 @@ mod accounts;
 #[cfg(test)]
 mod accounts_tests;
 mod apply;
+mod jetstream;
+#[cfg(test)]
+mod jetstream_tests;
 mod lexer;
 mod operator;
 mod parse;

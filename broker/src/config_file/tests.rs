@@ -29,6 +29,10 @@ pub(super) fn load(text: &str) -> Result<Options, ConfigError> {
     load_as(Path::new("foo.conf"), text).map(|(opts, _)| opts)
 }
 
+pub(super) fn load_with_warnings(text: &str) -> Result<(Options, Vec<String>), ConfigError> {
+    load_as(Path::new("foo.conf"), text)
+}
+
 pub(super) fn error(text: &str) -> String {
     load(text).unwrap_err().to_string()
 }

@@ -24,20 +24,18 @@ pub struct JetStreamConfig {
     pub store_dir: PathBuf,
     /// When a PubAck may be sent for a file stream (see `--sync`).
     pub sync: SyncPolicy,
-    /// Most streams; `None` for no limit.
-    pub max_streams: Option<usize>,
-    /// The account's own limit on memory storage, reported in `$JS.API.INFO`: -1, none, as
-    /// nats-server reports an account without JetStream limits of its own.
-    pub max_memory: i64,
-    /// The account's own limit on file storage, likewise -1.
-    pub max_storage: i64,
-    /// The server's `max_memory` and `max_storage`, and what all accounts use of them.
+    /// The account's own limits (none, -1, unless its config block or JWT sets them).
+    pub account: crate::options::AccountJetStreamLimits,
+    /// The server's `max_memory` and `max_storage`, what all accounts use of them, and what
+    /// this account uses.
     pub resources: super::Resources,
     /// Whether a closed connection's unacknowledged deliveries are due for redelivery at once
     /// (`--redeliver_on_disconnect`, an extension).
     pub redeliver_on_disconnect: bool,
     /// Server-wide consumer limits (`jetstream { limits { ... } }`).
     pub limits: crate::options::JetStreamLimits,
+    /// The JetStream domain, which PubAcks, stream info and account info report.
+    pub domain: Option<String>,
 }
 
 /// Longest the broker keeps an ephemeral consumer without interest, unless it says otherwise.

@@ -190,6 +190,12 @@ api_errors! {
     source_invalid_transform_destination => 400, 10146, "source transform destination is invalid";
     /// Two source transforms whose sources overlap.
     source_overlapping_filters => 400, 10147, "source filters can not overlap";
+    /// A publish would take the account past its storage limits.
+    account_resources_exceeded => 400, 10002, "resource limits exceeded for account";
+    /// The account requires every stream to set `max_bytes`.
+    stream_max_bytes_required => 400, 10113, "account requires a stream config to have max bytes set";
+    /// The stream's `max_bytes` is above the account's per-stream limit.
+    stream_max_stream_bytes_exceeded => 400, 10122, "stream max bytes exceeds account limit max stream bytes";
 }
 
 impl ApiError {

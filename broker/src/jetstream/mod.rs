@@ -19,6 +19,7 @@
 //! - `persist.rs`: the metadata and consumer-state files; `errors.rs`: nats-server's API
 //!   errors; `headers.rs`, `subjects.rs`, `time.rs`: small wire helpers.
 
+mod account_limits;
 pub(crate) mod api;
 pub(crate) mod consumer;
 mod context;
@@ -58,8 +59,8 @@ use stream::{Storage, Stream, StreamConfig};
 /// JetStream of every account that has it. As nats-server: with no accounts configured, the
 /// global account `$G`; with accounts configured, those whose block says `jetstream: enabled`,
 /// while every other account's API requests are refused with "JetStream not enabled for
-/// account" (503, 10039). In operator mode, the global account only (account JWTs' JetStream
-/// limits are not read).
+/// account" (503, 10039). In operator mode, the global account and each account whose JWT's
+/// limits enable JetStream (the others are refused likewise).
 pub(crate) struct JetStreams {
     config: JetStreamConfig,
     by_account: BTreeMap<String, Arc<JetStream>>,
@@ -72,43 +73,55 @@ impl JetStreams {
     /// within the tokio runtime.
     pub fn start(server: &Arc<ServerState>, config: JetStreamConfig) -> anyhow::Result<JetStreams> {
         let opts = &server.opts;
-        let enabled: Vec<&str> = if opts.accounts.is_empty() || opts.operator.is_some() {
-            vec![crate::accounts::GLOBAL_ACCOUNT]
-        } else {
-            opts.accounts
+        let global = (crate::accounts::GLOBAL_ACCOUNT, Default::default());
+        let enabled: Vec<(&str, crate::options::AccountJetStreamLimits)> = match &server.trust {
+            // Operator mode: the global account as before, and each account whose JWT
+            // enables JetStream, with the JWT's limits.
+            Some(trust) => std::iter::once(global)
+                .chain(trust.jetstream_accounts())
+                .collect(),
+            None if opts.accounts.is_empty() => vec![global],
+            None => opts
+                .accounts
                 .iter()
                 .filter(|a| a.jetstream)
-                .map(|a| a.name.as_str())
-                .collect()
+                .map(|a| (a.name.as_str(), a.jetstream_limits))
+                .collect(),
         };
         let mut by_account = BTreeMap::new();
-        for name in &enabled {
+        for (name, limits) in enabled {
             let account = server
                 .accounts
                 .get(name)
                 .with_context(|| format!("account {name} is not configured"))?;
-            let js = JetStream::start(server, &account, config.clone())
+            let mut config = config.clone();
+            config.resources = config.resources.for_account();
+            config.account = limits;
+            let js = JetStream::start(server, &account, config)
                 .with_context(|| format!("account {name}"))?;
-            by_account.insert((*name).to_string(), js);
+            tracing::debug!(account = name, ?limits, "JetStream enabled");
+            by_account.insert(name.to_string(), js);
         }
         let mut refusals = Vec::new();
-        if opts.operator.is_none() {
-            let others = std::iter::once(crate::accounts::GLOBAL_ACCOUNT)
-                .chain(opts.accounts.iter().map(|a| a.name.as_str()))
-                .filter(|name| !by_account.contains_key(*name));
-            for name in others {
-                let Some(account) = server.accounts.get(name) else {
-                    continue;
-                };
-                let ctx = Arc::new(Context::new(server, &account, config.clone()));
-                for (subject, endpoint) in api::ENDPOINTS {
-                    let sink: Arc<dyn InternalSink> = Arc::new(api::NotEnabled {
-                        ctx: Arc::downgrade(&ctx),
-                        endpoint: *endpoint,
-                    });
-                    if let Some(sub) = ctx.subscribe(subject, None, sink) {
-                        refusals.push((ctx.clone(), sub));
-                    }
+        let accounts: Vec<&str> = match &server.trust {
+            Some(trust) => trust.account_limits().map(|(key, _)| key).collect(),
+            None => opts.accounts.iter().map(|a| a.name.as_str()).collect(),
+        };
+        let others = std::iter::once(crate::accounts::GLOBAL_ACCOUNT)
+            .chain(accounts)
+            .filter(|name| !by_account.contains_key(*name));
+        for name in others {
+            let Some(account) = server.accounts.get(name) else {
+                continue;
+            };
+            let ctx = Arc::new(Context::new(server, &account, config.clone()));
+            for (subject, endpoint) in api::ENDPOINTS {
+                let sink: Arc<dyn InternalSink> = Arc::new(api::NotEnabled {
+                    ctx: Arc::downgrade(&ctx),
+                    endpoint: *endpoint,
+                });
+                if let Some(sub) = ctx.subscribe(subject, None, sink) {
+                    refusals.push((ctx.clone(), sub));
                 }
             }
         }
@@ -271,21 +284,11 @@ impl JetStream {
                 false => Err(ApiError::stream_name_exist()),
             };
         }
-        if let Some(max) = self.ctx.config.max_streams {
-            if self.streams.read().len() >= max {
-                return Err(ApiError::max_streams());
-            }
-        }
+        let reserved = self.reserved_by_others(&config);
+        let streams = self.streams.read().len();
+        account_limits::check_new_stream(&self.ctx.config.account, &config, streams, reserved)?;
         config.check_transforms().map_err(ApiError::stream_create)?;
         self.check_overlap(&config, None)?;
-        let reserved: i64 = self
-            .streams
-            .read()
-            .values()
-            .map(|s| s.config())
-            .filter(|c| c.storage == config.storage)
-            .map(|c| c.max_bytes.max(0))
-            .sum();
         let resources = &self.ctx.config.resources;
         resources.check_reservation(config.storage, config.max_bytes, reserved)?;
         let created = time::now_nanos();

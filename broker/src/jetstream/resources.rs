@@ -21,7 +21,8 @@ const MAX_MEMORY_FALLBACK: i64 = 256 * 1024 * 1024;
 /// nats-server's `JetStreamMaxStoreDefault`: file storage when the free disk is unknown.
 const MAX_STORAGE_FALLBACK: i64 = 1024 * 1024 * 1024 * 1024;
 
-/// The server-wide limits and what the streams of every account use of them.
+/// The server-wide limits and what the streams of every account use of them, and what one
+/// account's streams use ([`Resources::for_account`]).
 #[derive(Debug, Clone)]
 pub struct Resources {
     /// Most bytes in memory streams (`max_memory` in `/jsz`).
@@ -30,6 +31,9 @@ pub struct Resources {
     pub max_storage: i64,
     memory: UsageGauge,
     storage: UsageGauge,
+    /// One account's share of `memory` and `storage`: its stores count here, and so there.
+    account_memory: UsageGauge,
+    account_storage: UsageGauge,
 }
 
 impl Resources {
@@ -38,11 +42,23 @@ impl Resources {
     /// on nats-server.
     pub fn new(store_dir: &Path, max_memory: Option<i64>, max_storage: Option<i64>) -> Resources {
         let configured = |n: Option<i64>| n.filter(|&n| n >= 0);
+        let (memory, storage) = (UsageGauge::new(), UsageGauge::new());
         Resources {
             max_memory: configured(max_memory).unwrap_or_else(default_max_memory),
             max_storage: configured(max_storage).unwrap_or_else(|| default_max_storage(store_dir)),
-            memory: UsageGauge::new(),
-            storage: UsageGauge::new(),
+            account_memory: memory.child(),
+            account_storage: storage.child(),
+            memory,
+            storage,
+        }
+    }
+
+    /// The same server-wide limits and usage, with a count of one account's own.
+    pub fn for_account(&self) -> Resources {
+        Resources {
+            account_memory: self.memory.child(),
+            account_storage: self.storage.child(),
+            ..self.clone()
         }
     }
 
@@ -52,11 +68,24 @@ impl Resources {
         Resources::new(Path::new("/"), Some(max_memory), Some(max_storage))
     }
 
-    /// Where the stores of `storage` count their bytes.
+    /// Where the stores of `storage` count their bytes: the account's gauge, which counts
+    /// into the server's.
     pub fn gauge(&self, storage: Storage) -> UsageGauge {
         match storage {
-            Storage::Memory => self.memory.clone(),
-            Storage::File => self.storage.clone(),
+            Storage::Memory => self.account_memory.clone(),
+            Storage::File => self.account_storage.clone(),
+        }
+    }
+
+    /// The bytes of `storage` that the account's streams hold.
+    pub fn account_used(&self, storage: Storage) -> u64 {
+        self.gauge(storage).get()
+    }
+
+    fn server_gauge(&self, storage: Storage) -> &UsageGauge {
+        match storage {
+            Storage::Memory => &self.memory,
+            Storage::File => &self.storage,
         }
     }
 
@@ -69,7 +98,7 @@ impl Resources {
 
     /// Whether streams of `storage` already hold more than the limit: publishes are refused.
     pub fn exceeded(&self, storage: Storage) -> bool {
-        let used = i64::try_from(self.gauge(storage).get()).unwrap_or(i64::MAX);
+        let used = i64::try_from(self.server_gauge(storage).get()).unwrap_or(i64::MAX);
         used > self.max(storage)
     }
 

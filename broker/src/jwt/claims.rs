@@ -55,6 +55,61 @@ pub(crate) struct AccountLimits {
     pub conn: i64,
     /// Users may not log in with bearer tokens (JWTs without a signed nonce).
     pub disallow_bearer: bool,
+    /// The account's JetStream limits; JetStream is on for it when either storage is not 0.
+    #[serde(flatten)]
+    pub jetstream: JetStreamLimits,
+    /// JetStream limits by replica tier (`R1`, `R3`); a single server uses `R1`'s.
+    pub tiered_limits: HashMap<String, JetStreamLimits>,
+}
+
+/// An account JWT's JetStream limits, as `nsc` writes them (-1 is no limit; 0 storage is no
+/// JetStream).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub(crate) struct JetStreamLimits {
+    /// Bytes in memory streams.
+    pub mem_storage: i64,
+    /// Bytes in file streams.
+    pub disk_storage: i64,
+    /// Streams.
+    pub streams: i64,
+    /// Consumers (of each stream, as nats-server counts them).
+    pub consumer: i64,
+    /// A consumer's largest and default `max_ack_pending`.
+    pub max_ack_pending: i64,
+    /// Largest `max_bytes` of a memory stream.
+    pub mem_max_stream_bytes: i64,
+    /// Largest `max_bytes` of a file stream.
+    pub disk_max_stream_bytes: i64,
+    /// Every stream must set `max_bytes`.
+    pub max_bytes_required: bool,
+}
+
+impl Account {
+    /// The account's JetStream limits as nats-server 2.10 takes them from the JWT, or `None`
+    /// when the JWT does not enable JetStream: the plain limits when either storage is not 0,
+    /// else the `R1` tier (the only one a single server uses).
+    pub fn jetstream(&self) -> Option<crate::options::AccountJetStreamLimits> {
+        let plain = &self.limits.jetstream;
+        let tiered = plain.mem_storage == 0 && plain.disk_storage == 0;
+        let limits = match tiered {
+            false => plain,
+            true => self.limits.tiered_limits.get("R1")?,
+        };
+        // The byte caps and max_ack_pending: anything but a positive value is no limit.
+        let unlimited = |n: i64| if n > 0 { n } else { -1 };
+        Some(crate::options::AccountJetStreamLimits {
+            max_memory: limits.mem_storage,
+            max_storage: limits.disk_storage,
+            max_streams: limits.streams,
+            max_consumers: limits.consumer,
+            max_ack_pending: unlimited(limits.max_ack_pending),
+            memory_max_stream_bytes: unlimited(limits.mem_max_stream_bytes),
+            storage_max_stream_bytes: unlimited(limits.disk_max_stream_bytes),
+            max_bytes_required: limits.max_bytes_required,
+            tiered,
+        })
+    }
 }
 
 /// An account signing key: a plain key, or a scoped one whose users get `template`.

@@ -1,15 +1,21 @@
-//! NATS JWTs (version 2): decoding and signature checks for operator, account and user claims.
+//! NATS JWTs: decoding and signature checks for operator, account and user claims, of version 2
+//! and of the legacy version 1 that nats-server 2.10 still accepts.
 //!
 //! A JWT is `header.claims.signature`, each part base64url without padding. The header says
-//! `{"typ":"JWT","alg":"ed25519-nkey"}`; the claims are JSON whose `iss` is the public nkey
-//! that signed `header.claims` with Ed25519, and whose `nats` object carries the kind (`type`)
-//! and what that kind grants. [`decode`] checks the form, the signature, the kind and the key
+//! `{"typ":"JWT","alg":"ed25519-nkey"}` (`ed25519` in version 1); the claims are JSON whose
+//! `iss` is the public nkey that signed them with Ed25519, and whose `nats` object carries what
+//! the kind grants. Version 2 names its kind in `nats.type` (with `nats.version: 2`) and signs
+//! `header.claims`; version 1 names it in a top-level `type`, keeps a user's `issuer_account` at
+//! the top level too, and signs the claims part alone. A version 1 account has no JetStream
+//! limits (version 1 had none), so JetStream is off for it, as on nats-server. [`decode`] checks the form, the signature, the kind and the key
 //! types; [`Claims::check_time`] checks `exp` and `nbf`; who may issue what (operator → account
 //! → user) is decided by the caller (`trust`).
 
 mod claims;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod v1_tests;
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -28,8 +34,8 @@ pub(crate) enum JwtError {
     /// The header is not `typ: JWT`, `alg: ed25519-nkey`.
     #[error("unsupported jwt header: {0}")]
     Header(String),
-    /// A version 1 JWT, or one newer than version 2.
-    #[error("unsupported jwt version {0}: only version 2 is supported")]
+    /// Claims of no known version (no `type`, no `nats.version`), or newer than version 2.
+    #[error("unsupported jwt version {0}: versions 1 and 2 are supported")]
     Version(u64),
     /// The claims are of another kind than expected.
     #[error("expected {expected} claims, found {found:?}")]
@@ -112,12 +118,47 @@ struct Header {
     alg: String,
 }
 
-/// The `nats.type` and `nats.version` of any claims.
+/// The kind and version of any claims: a top-level `type` (version 1), or `nats.type` and
+/// `nats.version`.
 #[derive(Deserialize)]
 struct Identity {
+    #[serde(default, rename = "type")]
+    v1_kind: String,
     #[serde(default)]
     nats: IdentityFields,
 }
+
+impl Identity {
+    fn version(&self) -> u64 {
+        if self.v1_kind.is_empty() {
+            self.nats.version
+        } else {
+            1
+        }
+    }
+
+    fn kind(self) -> String {
+        if self.v1_kind.is_empty() {
+            self.nats.kind
+        } else {
+            self.v1_kind
+        }
+    }
+}
+
+/// What version 1 kept in `nats.limits` of an account: anything else there (JetStream limits
+/// came with version 2) is not read from a version 1 account.
+const V1_ACCOUNT_LIMITS: &[&str] = &[
+    "subs",
+    "data",
+    "payload",
+    "imports",
+    "exports",
+    "wildcards",
+    "conn",
+    "leaf",
+    "disallow_bearer",
+];
 
 #[derive(Default, Deserialize)]
 struct IdentityFields {
@@ -139,33 +180,65 @@ pub(crate) fn decode<N: Kind>(token: &str) -> Result<Claims<N>, JwtError> {
     };
     check_header(&json::<Header>(header, "header")?)?;
     let identity: Identity = json(body, "claims")?;
-    if identity.nats.version != 2 {
-        return Err(JwtError::Version(identity.nats.version));
+    let version = identity.version();
+    if version != 1 && version != 2 {
+        return Err(JwtError::Version(version));
     }
-    if identity.nats.kind != N::TYPE {
+    let kind = identity.kind();
+    if kind != N::TYPE {
         return Err(JwtError::WrongKind {
             expected: N::TYPE,
-            found: identity.nats.kind,
+            found: kind,
         });
     }
-    let claims: Claims<N> = json(body, "claims")?;
+    let claims: Claims<N> = if version == 1 {
+        let value: serde_json::Value = json(body, "claims")?;
+        serde_json::from_value(from_v1(value))
+            .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?
+    } else {
+        json(body, "claims")?
+    };
     let issuer = public_key("iss", &claims.iss, N::ISSUER)?;
     public_key("sub", &claims.sub, N::SUBJECT)?;
     let sig = base64url(sig, "signature")?;
-    let signed = &token[..header.len() + 1 + body.len()];
+    let signed = match version {
+        1 => body,
+        _ => &token[..header.len() + 1 + body.len()],
+    };
     issuer
         .verify(signed.as_bytes(), &sig)
         .map_err(|_| JwtError::Signature)?;
     Ok(claims)
 }
 
+/// Version 1 claims in version 2's shape: a user's top-level `issuer_account` moves into
+/// `nats`, and an account's `nats.limits` keeps only what version 1 had.
+fn from_v1(mut claims: serde_json::Value) -> serde_json::Value {
+    let issuer_account = claims
+        .as_object_mut()
+        .and_then(|c| c.remove("issuer_account"));
+    let kind = claims["type"].as_str().unwrap_or_default().to_string();
+    let Some(nats) = claims.get_mut("nats").and_then(|n| n.as_object_mut()) else {
+        return claims;
+    };
+    if let Some(account) = issuer_account.filter(|_| kind == "user") {
+        nats.insert("issuer_account".into(), account);
+    }
+    if kind == "account" {
+        if let Some(limits) = nats.get_mut("limits").and_then(|l| l.as_object_mut()) {
+            limits.retain(|k, _| V1_ACCOUNT_LIMITS.contains(&k.as_str()));
+        }
+    }
+    claims
+}
+
 fn check_header(header: &Header) -> Result<(), JwtError> {
     if !header.typ.eq_ignore_ascii_case("JWT") {
         return Err(JwtError::Header(format!("type {:?}", header.typ)));
     }
+    // Either algorithm name goes with either version, as in nats-server's JWT library.
     match header.alg.to_ascii_lowercase().as_str() {
-        "ed25519-nkey" => Ok(()),
-        "ed25519" => Err(JwtError::Version(1)),
+        "ed25519-nkey" | "ed25519" => Ok(()),
         _ => Err(JwtError::Header(format!("algorithm {:?}", header.alg))),
     }
 }

@@ -109,18 +109,20 @@ fn the_kind_and_the_key_types_must_match() {
 }
 
 #[test]
-fn malformed_tokens_and_version_1_are_refused() {
+fn malformed_tokens_and_unknown_versions_are_refused() {
     for bad in ["", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.e30.e30"] {
         assert!(decode::<User>(bad).is_err(), "{bad:?}");
     }
     let (account, user) = (KeyPair::new_account(), KeyPair::new_user());
-    let token = user_token(&account, &user);
-    let v1 = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ed25519"}"#);
-    let (_, rest) = token.split_once('.').unwrap();
-    assert_eq!(
-        decode::<User>(&format!("{v1}.{rest}")).err(),
-        Some(JwtError::Version(1))
-    );
+    for (version, expected) in [(json!(3), 3), (json!(0), 0)] {
+        let mut c = claims("user", &account, &user.public_key(), json!({}));
+        c["nats"]["version"] = version;
+        let token = encode(&account, &c);
+        assert_eq!(
+            decode::<User>(&token).err(),
+            Some(JwtError::Version(expected))
+        );
+    }
 }
 
 #[test]

@@ -185,6 +185,16 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// An account limit as `/jsz` reports it: read as unsigned, and 0 for limits of a tier (which
+/// nats-server does not report there).
+fn reserved_limit(limits: &crate::options::AccountJetStreamLimits, limit: i64) -> u64 {
+    if limits.tiered {
+        0
+    } else {
+        limit as u64
+    }
+}
+
 /// The account's usage and, when asked, its streams (and their consumers, and configurations).
 /// Its reserved sizes are its limits read as unsigned, as nats-server prints them (no limit, -1,
 /// reads 18446744073709551615).
@@ -195,8 +205,8 @@ fn account_detail(js: &JetStream, usage: &Usage, opts: &JszOptions) -> Value {
         "id": js.ctx.account.name,
         "memory": usage.memory,
         "storage": usage.storage,
-        "reserved_memory": cfg.max_memory as u64,
-        "reserved_storage": cfg.max_storage as u64,
+        "reserved_memory": reserved_limit(&cfg.account, cfg.account.max_memory),
+        "reserved_storage": reserved_limit(&cfg.account, cfg.account.max_storage),
         "accounts": 0,
         "ha_assets": 0,
         "api": {"total": usage.api_total, "errors": usage.api_errors},

@@ -52,6 +52,9 @@ pub struct Info {
     /// The connection's remote address.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// The JetStream domain, when one is configured.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domain: String,
     /// Random text an nkey user signs to log in; only when nkey users are configured.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub nonce: String,

@@ -35,7 +35,7 @@ pub enum StoreError {
     /// A stream limit refused the message; nothing was stored.
     #[error("{0}")]
     LimitExceeded(Limit),
-    /// The subject is empty, has wildcards or is longer than 65535 bytes.
+    /// The subject is empty, has an empty token or is longer than 65535 bytes.
     #[error("invalid subject for a stored message")]
     InvalidSubject,
     /// The record would not fit a segment (over 1 GiB).

@@ -43,7 +43,7 @@ pub(crate) use file::set_free;
 pub use file::{FileConfig, SyncHandle, SyncPolicy, FREE_FILE_VAR};
 pub use gauge::UsageGauge;
 pub use limits::{Discard, Limits};
-pub use stream::{Rewound, Store};
+pub use stream::{is_storable_subject, Rewound, Store, MAX_STORED_SUBJECT_LEN};
 
 /// A message as stored: what a consumer delivers and `MSG.GET` returns.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,6 @@ use super::{
     FileConfig, Limits, StoreError, StoredMsg, StreamState, SubjectState, SyncHandle, SyncPolicy,
     UsageGauge,
 };
-use crate::proto::subject::is_valid_literal_subject;
 
 /// The messages of one stream, in memory ([`Store::memory`]) or in a directory
 /// ([`Store::open_file`]), with the same behaviour either way.
@@ -263,7 +262,7 @@ impl Store {
         payload: &[u8],
         timestamp_nanos: i64,
     ) -> Result<u64, StoreError> {
-        if subject.len() > usize::from(u16::MAX) || !is_valid_literal_subject(subject.as_bytes()) {
+        if !is_storable_subject(subject) {
             return Err(StoreError::InvalidSubject);
         }
         let headers = headers.filter(|h| !h.is_empty());
@@ -471,4 +470,17 @@ impl std::fmt::Debug for Store {
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
+}
+
+/// The longest subject a stored record can hold (its length is written in two bytes).
+pub const MAX_STORED_SUBJECT_LEN: usize = u16::MAX as usize;
+
+/// True when `subject` can be stored: 1 to [`MAX_STORED_SUBJECT_LEN`] bytes of non-empty tokens.
+/// Anything else is taken, as nats-server stores whatever a publish delivered to the stream:
+/// `*` and `>` tokens (literal characters in a published subject), control characters, any
+/// token length. A subject with an empty token never reaches a stream (it matches nothing).
+pub fn is_storable_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.len() <= MAX_STORED_SUBJECT_LEN
+        && subject.split('.').all(|t| !t.is_empty())
 }

@@ -22,6 +22,26 @@ pub fn encode(issuer: &KeyPair, claims: &Value) -> String {
     format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// Signs `claims` as `issuer` the legacy (version 1) way: the `ed25519` header, and a signature
+/// over the claims part alone.
+pub fn encode_v1(issuer: &KeyPair, claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"ed25519"}"#);
+    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let sig = issuer.sign(body.as_bytes()).expect("an nkey signs");
+    format!("{header}.{body}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// Version 1 claims: the kind in a top-level `type`, no `nats.version`.
+pub fn claims_v1(kind: &str, issuer: &KeyPair, subject: &str, nats: Value) -> Value {
+    let mut c = claims(kind, issuer, subject, nats);
+    if let Some(nats) = c["nats"].as_object_mut() {
+        nats.remove("type");
+        nats.remove("version");
+    }
+    c["type"] = json!(kind);
+    c
+}
+
 /// Claims of `kind` about `subject` issued by `issuer`, with `nats` as the kind's own fields.
 pub fn claims(kind: &str, issuer: &KeyPair, subject: &str, mut nats: Value) -> Value {
     nats["type"] = json!(kind);

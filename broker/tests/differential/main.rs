@@ -20,6 +20,7 @@ mod edges;
 mod http;
 mod jetstream;
 mod jsz;
+mod legacy_jwt;
 mod limits;
 mod liveness;
 mod monitor;
@@ -75,6 +76,7 @@ fn all_scenarios() -> Vec<Scenario> {
         bcrypt::scenarios(),
         accounts::scenarios(),
         operator::scenarios(),
+        legacy_jwt::scenarios(),
         corpus::scenarios(),
         monitor::scenarios(),
         jsz::scenarios(),

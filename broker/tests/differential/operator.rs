@@ -26,7 +26,7 @@ pub fn scenarios() -> Vec<Scenario> {
 const VIOLATION: &str = "Authorization Violation";
 
 /// Logs in over a raw socket with `jwt`, signing the nonce with `key`.
-async fn raw_login(port: u16, jwt: &str, key: &KeyPair) -> anyhow::Result<RawClient> {
+pub(crate) async fn raw_login(port: u16, jwt: &str, key: &KeyPair) -> anyhow::Result<RawClient> {
     let mut c = RawClient::connect(port).await?;
     let options = jwt_connect(jwt, key, &c.info);
     c.send(format!("CONNECT {options}\r\n")).await?;
@@ -55,7 +55,12 @@ async fn raw_refused_with(
 }
 
 /// Expects a raw login to be refused as an authorization violation.
-async fn raw_refused(port: u16, jwt: &str, key: &KeyPair, what: &str) -> anyhow::Result<()> {
+pub(crate) async fn raw_refused(
+    port: u16,
+    jwt: &str,
+    key: &KeyPair,
+    what: &str,
+) -> anyhow::Result<()> {
     raw_refused_with(port, jwt, key, VIOLATION, what).await
 }
 

@@ -83,7 +83,11 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
 /// allows; returns its info.
 fn add(js: &JetStream, stream: &Arc<Stream>, config: ConsumerConfig, action: &str) -> Outcome {
     let stream_config = stream.config();
-    let mut config = config.normalize(&stream_config, &js.ctx.config.limits)?;
+    let mut config = config.normalize(
+        &stream_config,
+        &js.ctx.config.limits,
+        &js.ctx.config.account,
+    )?;
     let name = match (&config.durable_name, &config.name) {
         (d, _) if !d.is_empty() => d.clone(),
         (_, n) if !n.is_empty() => n.clone(),
@@ -123,7 +127,12 @@ fn add(js: &JetStream, stream: &Arc<Stream>, config: ConsumerConfig, action: &st
     if action == "update" {
         return Err(ApiError::consumer_does_not_exist());
     }
-    check_limits(stream, &stream_config, &config)?;
+    check_limits(
+        stream,
+        &stream_config,
+        &config,
+        js.ctx.config.account.max_consumers,
+    )?;
     let dir = (config.is_durable() && !config.mem_storage)
         .then(|| stream.dir.as_ref().map(|d| persist::consumer_dir(d, &name)))
         .flatten();
@@ -194,14 +203,20 @@ fn check_update(
     Ok(())
 }
 
-/// max_consumers and the work queue rules.
+/// max_consumers (the stream's, or the account's where that is lower or the stream has none:
+/// nats-server holds each stream to the account's) and the work queue rules.
 fn check_limits(
     stream: &Stream,
     sc: &StreamConfig,
     config: &ConsumerConfig,
+    account_max: i64,
 ) -> Result<(), ApiError> {
     let consumers = stream.consumers.read();
-    if sc.max_consumers > 0 && consumers.len() as i64 >= sc.max_consumers {
+    let mut max = sc.max_consumers;
+    if max <= 0 || (account_max > 0 && account_max < max) {
+        max = account_max;
+    }
+    if max > 0 && consumers.len() as i64 >= max {
         return Err(ApiError::max_consumers());
     }
     if sc.retention != Retention::WorkQueue {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::jetstream::account_limits;
 use crate::jetstream::consumer::state::SeqPair;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::{Storage, Stream};
@@ -30,7 +31,18 @@ pub(crate) struct StreamInfoRequest {
 /// The most subjects one `STREAM.INFO` reply lists (nats-server's `JSMaxSubjectDetails`).
 pub(crate) const MAX_SUBJECT_DETAILS: usize = 100_000;
 
-/// A stream's info.
+/// A stream's info as `STREAM.UPDATE` and `STREAM.LIST` send it (and `STREAM.CREATE`, less
+/// the `domain`): without the `cluster` member, which nats-server on a single server puts only
+/// in `STREAM.INFO` (and the monitor's `/jsz`).
+pub(crate) fn stream_reply(js: &JetStream, stream: &Stream) -> Value {
+    let mut info = self::stream(js, stream, &StreamInfoRequest::default());
+    if let Some(map) = info.as_object_mut() {
+        map.remove("cluster");
+    }
+    info
+}
+
+/// A stream's info, as `STREAM.INFO` sends it.
 pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -> Value {
     let inner = stream.inner.lock();
     let st = inner.store.state();
@@ -81,6 +93,9 @@ pub(crate) fn stream(js: &JetStream, stream: &Stream, req: &StreamInfoRequest) -
         "cluster": {"leader": js.ctx.server_name},
         "ts": format(now_nanos()),
     });
+    if let Some(domain) = &js.ctx.config.domain {
+        info["domain"] = json!(domain);
+    }
     if req.paged {
         info["total"] = json!(total);
         info["offset"] = json!(offset);
@@ -135,36 +150,74 @@ pub(crate) fn consumer(consumer: &Consumer) -> Value {
 pub(crate) fn account(js: &Arc<JetStream>) -> Value {
     let streams = js.streams.read();
     let (mut memory, mut storage, mut consumers) = (0u64, 0u64, 0usize);
+    let (mut reserved_memory, mut reserved_storage) = (Vec::new(), Vec::new());
     for s in streams.values() {
         let inner = s.inner.lock();
         let bytes = inner.store.state().bytes;
         match inner.config.storage {
-            Storage::Memory => memory += bytes,
-            Storage::File => storage += bytes,
+            Storage::Memory => {
+                memory += bytes;
+                reserved_memory.push(inner.config.max_bytes);
+            }
+            Storage::File => {
+                storage += bytes;
+                reserved_storage.push(inner.config.max_bytes);
+            }
         }
         consumers += s.consumers.read().len();
     }
     let cfg = &js.ctx.config;
-    json!({
-        "memory": memory,
-        "storage": storage,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
-        "streams": streams.len(),
-        "consumers": consumers,
-        "limits": {
-            "max_memory": cfg.max_memory,
-            "max_storage": cfg.max_storage,
-            "max_streams": cfg.max_streams.map_or(-1, |n| n as i64),
-            "max_consumers": -1,
-            "max_ack_pending": -1,
-            "memory_max_stream_bytes": -1,
-            "storage_max_stream_bytes": -1,
+    let limits = &cfg.account;
+    let limits_json = json!({
+        "max_memory": limits.max_memory,
+        "max_storage": limits.max_storage,
+        "max_streams": limits.max_streams,
+        "max_consumers": limits.max_consumers,
+        "max_ack_pending": limits.max_ack_pending,
+        "memory_max_stream_bytes": limits.memory_max_stream_bytes,
+        "storage_max_stream_bytes": limits.storage_max_stream_bytes,
+        "max_bytes_required": limits.max_bytes_required,
+    });
+    // The usage part, at the top and in a tier.
+    let usage = |reserved_memory: u64, reserved_storage: u64, limits: Value| {
+        json!({
+            "memory": memory,
+            "storage": storage,
+            "reserved_memory": reserved_memory,
+            "reserved_storage": reserved_storage,
+            "streams": streams.len(),
+            "consumers": consumers,
+            "limits": limits,
+        })
+    };
+    let reserved = |all: &[i64]| account_limits::reported_reservation(all.iter().copied());
+    let mut info = usage(
+        reserved(&reserved_memory),
+        reserved(&reserved_storage),
+        limits_json.clone(),
+    );
+    info["api"] = json!({
+        "total": js.api_total.load(Ordering::Relaxed),
+        "errors": js.api_errors.load(Ordering::Relaxed),
+    });
+    if limits.tiered {
+        // nats-server: empty top-level limits, and the tier's own usage and limits, whose
+        // reservations count only streams with a max_bytes.
+        let positive = |all: &[i64]| -> u64 { all.iter().filter(|&&n| n > 0).sum::<i64>() as u64 };
+        info["limits"] = json!({
+            "max_memory": 0, "max_storage": 0, "max_streams": 0, "max_consumers": 0,
+            "max_ack_pending": 0, "memory_max_stream_bytes": 0, "storage_max_stream_bytes": 0,
             "max_bytes_required": false,
-        },
-        "api": {
-            "total": js.api_total.load(Ordering::Relaxed),
-            "errors": js.api_errors.load(Ordering::Relaxed),
-        },
-    })
+        });
+        let tier = usage(
+            positive(&reserved_memory),
+            positive(&reserved_storage),
+            limits_json,
+        );
+        info["tiers"] = json!({ "R1": tier });
+    }
+    if let Some(domain) = &cfg.domain {
+        info["domain"] = json!(domain);
+    }
+    info
 }

@@ -37,8 +37,12 @@ pub(crate) fn create(js: &Arc<JetStream>, req: &Request) -> Outcome {
     if config.num_replicas > 1 {
         return Err(ApiError::replicas_not_supported());
     }
+    crate::jetstream::account_limits::check_stream_config(&js.ctx.config.account, &config)?;
     let stream = js.create_stream(config)?;
-    let mut info = info::stream(js, &stream, &StreamInfoRequest::default());
+    let mut info = info::stream_reply(js, &stream);
+    if let Some(map) = info.as_object_mut() {
+        map.remove("domain");
+    }
     info["did_create"] = json!(true);
     Ok(info)
 }
@@ -53,12 +57,14 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     let stream = js.lookup(name)?;
     let mut config = config.normalize()?;
     js.check_origins(&mut config)?;
+    crate::jetstream::account_limits::check_stream_config(&js.ctx.config.account, &config)?;
     let old = stream.config();
     config.check_update(&old)?;
     config
         .check_transforms_on_update()
         .map_err(ApiError::stream_update)?;
     check_consumer_limits(&stream, &old, &config)?;
+    js.check_update_reservation(&old, &config)?;
     js.check_overlap(&config, Some(name))?;
     let resubscribe = config.subjects != old.subjects;
     let allow_direct_changed = config.allow_direct != old.allow_direct;
@@ -84,7 +90,7 @@ pub(crate) fn update(js: &Arc<JetStream>, req: &Request) -> Outcome {
     } else {
         stream.notify_removed();
     }
-    Ok(info::stream(js, &stream, &StreamInfoRequest::default()))
+    Ok(info::stream_reply(js, &stream))
 }
 
 /// New `consumer_limits` that a consumer of the stream already exceeds are refused, as
@@ -196,7 +202,7 @@ pub(crate) fn list(js: &Arc<JetStream>, req: &Request) -> Outcome {
         .into_iter()
         .skip(offset)
         .take(LIST_PAGE)
-        .map(|s| info::stream(js, &s, &StreamInfoRequest::default()))
+        .map(|s| info::stream_reply(js, &s))
         .collect();
     Ok(json!({"total": total, "offset": offset, "limit": LIST_PAGE, "streams": page}))
 }

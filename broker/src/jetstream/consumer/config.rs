@@ -9,7 +9,7 @@ use crate::jetstream::errors::ApiError;
 use crate::jetstream::stream::config::{is_valid_name, MAX_NAME_LEN};
 use crate::jetstream::stream::{Retention, StreamConfig};
 use crate::jetstream::subjects::collide;
-use crate::options::JetStreamLimits;
+use crate::options::{AccountJetStreamLimits, JetStreamLimits};
 use crate::proto::subject::{is_valid_literal_subject, is_valid_subject};
 
 /// ack_wait when none is given: 30 s.
@@ -177,12 +177,13 @@ impl ConsumerConfig {
         }
     }
 
-    /// Fills in nats-server's defaults and checks the configuration against its stream and the
-    /// server's limits.
+    /// Fills in nats-server's defaults and checks the configuration against its stream, the
+    /// server's limits and the account's.
     pub fn normalize(
         mut self,
         stream: &StreamConfig,
         limits: &JetStreamLimits,
+        account: &AccountJetStreamLimits,
     ) -> Result<ConsumerConfig, ApiError> {
         self.check_names()?;
         self.check_mode()?;
@@ -203,16 +204,18 @@ impl ConsumerConfig {
         if self.num_replicas > 1 {
             return Err(ApiError::replicas_not_supported());
         }
-        self.fill_defaults(stream, limits);
-        self.check_limits(stream, limits)?;
+        self.fill_defaults(stream, limits, account);
+        self.check_limits(stream, limits, account)?;
         Ok(self)
     }
 
-    /// The server's and the stream's limits, against the configuration with its defaults.
+    /// The server's, the account's and the stream's limits, against the configuration with its
+    /// defaults.
     fn check_limits(
         &self,
         stream: &StreamConfig,
         limits: &JetStreamLimits,
+        account: &AccountJetStreamLimits,
     ) -> Result<(), ApiError> {
         let batch_limit = limits.max_request_batch;
         if !self.is_push() && batch_limit > 0 && self.max_batch > batch_limit {
@@ -220,6 +223,7 @@ impl ConsumerConfig {
         }
         for limit in [
             limits.max_ack_pending,
+            account.max_ack_pending,
             stream.consumer_limits.max_ack_pending,
         ] {
             if limit > 0 && self.max_ack_pending > limit {
@@ -396,7 +400,12 @@ impl ConsumerConfig {
         Ok(())
     }
 
-    fn fill_defaults(&mut self, stream: &StreamConfig, limits: &JetStreamLimits) {
+    fn fill_defaults(
+        &mut self,
+        stream: &StreamConfig,
+        limits: &JetStreamLimits,
+        account: &AccountJetStreamLimits,
+    ) {
         let acks = self.ack_policy != AckPolicy::None;
         if !self.is_push() && self.max_waiting == 0 {
             self.max_waiting = DEFAULT_MAX_WAITING;
@@ -417,10 +426,11 @@ impl ConsumerConfig {
             self.inactive_threshold = stream.consumer_limits.inactive_threshold;
         }
         if acks && self.max_ack_pending == 0 {
-            self.max_ack_pending = match limits.max_ack_pending {
-                limit if limit > 0 => limit.min(DEFAULT_MAX_ACK_PENDING),
-                _ => DEFAULT_MAX_ACK_PENDING,
-            };
+            // The smallest of nats-server's default and the server's and account's limits.
+            self.max_ack_pending = [limits.max_ack_pending, account.max_ack_pending]
+                .into_iter()
+                .filter(|&limit| limit > 0)
+                .fold(DEFAULT_MAX_ACK_PENDING, i64::min);
         }
         if !self.is_push() && self.max_batch == 0 {
             self.max_batch = limits.max_request_batch;

@@ -8,6 +8,7 @@ use super::commit::{refuse_taken_back, AwaitingAck};
 use super::extras::republished;
 use super::{Retention, Storage, Stream, StreamInner};
 use crate::client::InternalSink;
+use crate::jetstream::account_limits;
 use crate::jetstream::context::Outgoing;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::headers::{self, get};
@@ -59,9 +60,13 @@ impl Stream {
         let transformed = inner.compiled.input.as_ref().and_then(|t| t.apply(subject));
         let subject = transformed.as_deref().unwrap_or(subject);
         let can_respond = reply.is_some() && !inner.config.no_ack;
+        let storage = inner.config.storage;
+        let config = &self.ctx.config;
         let admission = Admission {
             interested: self.has_interest(&inner, subject),
-            resources_exceeded: self.ctx.config.resources.exceeded(inner.config.storage),
+            resources_exceeded: config.resources.exceeded(storage),
+            account: account_limits::limits_publishes(&config.account, storage)
+                .then(|| (config.account, config.resources.account_used(storage))),
         };
         let mut result = inner.ingest(subject, headers, payload, admission);
         let file = inner.config.storage == Storage::File;
@@ -136,13 +141,21 @@ impl Stream {
     }
 
     fn pub_ack_body(&self, result: &Result<Ingested, ApiError>) -> Vec<u8> {
-        let name = json!(self.name);
+        // nats-server's exact text: the domain, when there is one, between stream and seq.
+        let head = match &self.ctx.config.domain {
+            Some(domain) => format!(
+                "{{\"stream\":{}, \"domain\":{}, ",
+                json!(self.name),
+                json!(domain)
+            ),
+            None => format!("{{\"stream\":{}, ", json!(self.name)),
+        };
         match result {
             Ok(Ingested::Stored(seq) | Ingested::Skipped(seq)) => {
-                format!("{{\"stream\":{name}, \"seq\":{seq}}}").into_bytes()
+                format!("{head}\"seq\":{seq}}}").into_bytes()
             }
             Ok(Ingested::Duplicate(seq)) => {
-                format!("{{\"stream\":{name}, \"seq\":{seq},\"duplicate\": true}}").into_bytes()
+                format!("{head}\"seq\":{seq},\"duplicate\": true}}").into_bytes()
             }
             Err(e) => error_body(&self.name, e),
         }
@@ -163,6 +176,9 @@ struct Admission {
     /// The server's storage of the stream's kind is past its limit (`max_storage`,
     /// `max_memory`).
     resources_exceeded: bool,
+    /// The account's limits and what its streams of this storage hold, when it has limits a
+    /// publish must fit.
+    account: Option<(crate::options::AccountJetStreamLimits, u64)>,
 }
 
 impl StreamInner {
@@ -199,6 +215,12 @@ impl StreamInner {
         }
         if admission.resources_exceeded {
             return Err(ApiError::insufficient_resources());
+        }
+        if let Some((limits, used)) = admission.account {
+            let size = self.store.msg_size(subject, hdrs, payload);
+            if !account_limits::admits(&limits, self.config.storage, used, size) {
+                return Err(ApiError::account_resources_exceeded());
+            }
         }
         if !admission.interested {
             let seq = self.skip(subject, now).map_err(|e| self.refused(e))?;
@@ -400,6 +422,7 @@ mod full_disk_tests {
         let admission = Admission {
             interested: true,
             resources_exceeded: false,
+            account: None,
         };
         match s.ingest("s.a", headers.as_deref(), payload, admission)? {
             Ingested::Stored(seq) => {

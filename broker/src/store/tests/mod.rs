@@ -132,7 +132,7 @@ macro_rules! over_both_backends {
 over_both_backends!(
     ops::sequences_start_at_one_and_messages_read_back,
     ops::empty_headers_are_stored_as_none,
-    ops::invalid_subjects_are_refused_without_taking_a_sequence,
+    ops::subjects_nats_server_stores_are_kept_and_only_unroutable_ones_refused,
     ops::last_by_subject_follows_appends_and_deletes,
     ops::next_by_subject_honours_wildcards,
     ops::interior_deletes_leave_gaps_and_first_deletes_move_first_seq,

@@ -40,13 +40,24 @@ pub(super) fn empty_headers_are_stored_as_none(b: Backend) {
     assert_eq!(f.store.state().bytes, f.store.msg_size("a", None, b"x"));
 }
 
-pub(super) fn invalid_subjects_are_refused_without_taking_a_sequence(b: Backend) {
+pub(super) fn subjects_nats_server_stores_are_kept_and_only_unroutable_ones_refused(b: Backend) {
     let mut f = Fixture::new(b, Limits::default());
-    for bad in ["", "a.*", "a.>", "a..b", "a b"] {
+    let too_long = "x".repeat(crate::store::MAX_STORED_SUBJECT_LEN + 1);
+    for bad in ["", ".", "a..b", "a.", ".a", too_long.as_str()] {
         let err = f.store.append(bad, None, b"x", 1).unwrap_err();
         assert!(matches!(err, StoreError::InvalidSubject), "{bad:?}: {err}");
     }
     assert_eq!(f.put("ok", b"x"), 1);
+    // What nats-server stores from a publish: wildcard characters and odd bytes are literal.
+    let longest = "y".repeat(crate::store::MAX_STORED_SUBJECT_LEN);
+    let good = ["a.*", "a.>", "*", "a\x0cb", "a b", "k.\u{e9}", &longest];
+    for (seq, subject) in (2..).zip(good) {
+        assert_eq!(f.put(subject, b"x"), seq, "{subject:?}");
+    }
+    f.reopen();
+    for (seq, subject) in (2..).zip(good) {
+        assert_eq!(f.msg(seq).subject, subject);
+    }
 }
 
 pub(super) fn last_by_subject_follows_appends_and_deletes(b: Backend) {

@@ -7,9 +7,8 @@ use std::future::IntoFuture;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
-use async_nats::jetstream::{self, consumer, kv, object_store, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 
 use super::*;
 use crate::{block_on, scenarios, Scenario, Target};
@@ -299,23 +298,12 @@ fn js_async_nats_key_value_put_get_update_delete_and_watch(t: &Target) -> anyhow
 fn js_async_nats_object_store_put_get_info_and_delete(t: &Target) -> anyhow::Result<()> {
     let url = t.jetstream()?.client_url();
     block_on(async move {
-        let js = jetstream::new(connect(&url).await?);
-        let store = within(
-            CALL,
-            "create_object_store",
-            js.create_object_store(object_store::Config {
-                bucket: "nobj".into(),
-                ..Default::default()
-            }),
-        )
-        .await??;
+        let store = super::edges::object_store_bucket(&url, "nobj").await?;
         // 300 000 bytes: more than two 128 KiB chunks.
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let info = within(CALL, "put", store.put("blob", &mut data.as_slice())).await??;
         ensure!(info.size == data.len() && info.chunks == 3, "{info:?}");
-        let mut object = within(CALL, "get", store.get("blob")).await??;
-        let mut read = Vec::new();
-        within(CALL, "reading the object", object.read_to_end(&mut read)).await??;
+        let read = super::edges::read_object(&store, "blob").await?;
         ensure!(
             read == data,
             "read {} bytes that differ from the {} put",

@@ -10,12 +10,15 @@
 //! is about the client working unchanged. Values that differ by server by nature (server ids,
 //! timestamps, `created`, cluster names) are never asserted.
 
+mod account_limits;
 mod accounts;
 mod acks;
 mod clients;
+mod config;
 mod consumer_limits;
 mod consumers;
 mod delivery;
+mod edges;
 mod error_codes;
 mod interest;
 mod lifecycle;
@@ -52,6 +55,7 @@ pub fn scenarios() -> Vec<Scenario> {
     [
         streams::scenarios(),
         accounts::scenarios(),
+        account_limits::scenarios(),
         messages::scenarios(),
         limits::scenarios(),
         retention::scenarios(),
@@ -72,6 +76,8 @@ pub fn scenarios() -> Vec<Scenario> {
         transforms::scenarios(),
         sourcing::scenarios(),
         sources::scenarios(),
+        edges::scenarios(),
+        config::scenarios(),
     ]
     .concat()
 }

@@ -81,6 +81,17 @@ fn js_server_storage_limits_refuse_streams_and_publishes_past_them(
             10047,
             storage,
         )?;
+        // An update reserves what max_bytes grows by: RB may grow to the limit, not past it.
+        let update = |max_bytes: i64| {
+            let c = c.clone();
+            let config = json!({"name": "RB", "subjects": ["rb.>"], "max_bytes": max_bytes});
+            async move { api(&c, "STREAM.UPDATE.RB", config).await }
+        };
+        expect_error(&update(20001).await?, 500, 10047, storage)?;
+        let grown = update(20000).await?;
+        ensure!(grown.get("error").is_none(), "{grown}");
+        let shrunk = update(15000).await?;
+        ensure!(shrunk.get("error").is_none(), "{shrunk}");
         let memory = json!({"storage": "memory", "max_bytes": 20000});
         let text = "insufficient memory resources available";
         expect_error(&create("RM", memory).await?, 500, 10028, text)?;
