@@ -43,7 +43,17 @@ pub(crate) fn login<'a>(
     cert: Option<&PeerCert>,
 ) -> Login<'a> {
     let mapped = opts.tls.as_ref().is_some_and(|t| t.map);
-    if mapped && connect.nkey.is_none() && users(opts).next().is_some() {
+    if mapped && users(opts).next().is_some() {
+        // As nats-server: an nkey in CONNECT must be a configured nkey user that signed the
+        // nonce; anything else is named by the certificate, never by CONNECT's `user`.
+        if connect.nkey.is_some() {
+            return users(opts)
+                .find(|(u, _)| matches!(u, User::NKey(_)) && user_matches(u, connect, nonce))
+                .map_or(Login::Refused, |(u, account)| Login::User {
+                    identity: u.identity(),
+                    account,
+                });
+        }
         return cert.map_or(Login::Refused, |cert| {
             login_by_certificate(opts, connect, cert)
         });
@@ -250,6 +260,64 @@ mod tests {
             user: name.into(),
             pass: pass.into(),
         })
+    }
+
+    #[test]
+    fn with_verify_and_map_only_the_certificate_or_a_signed_nkey_names_the_user() {
+        let dir = std::path::PathBuf::from("/unused");
+        let mut tls = crate::tls::TlsSettings::new(dir.join("c.pem"), dir.join("k.pem"));
+        tls.verify = true;
+        tls.map = true;
+        let opts = Options {
+            auth: Auth::Users(vec![
+                user("CN=admin,O=bank", ""),
+                user("alice@example.com", ""),
+            ]),
+            tls: Some(tls),
+            ..Options::default()
+        };
+        // CONNECT naming a password-less user, with or without an unknown nkey, and no
+        // certificate: refused.
+        for json in [
+            r#"{"user":"CN=admin,O=bank"}"#,
+            r#"{"nkey":"UXXX","user":"CN=admin,O=bank"}"#,
+        ] {
+            assert_eq!(
+                login(&opts, &connect(json), "", None),
+                Login::Refused,
+                "{json}"
+            );
+        }
+        let cert = PeerCert {
+            subject: "CN=someone".into(),
+            emails: vec!["alice@example.com".into()],
+            ..PeerCert::default()
+        };
+        // The certificate names alice, whatever CONNECT says.
+        let by_cert = login(
+            &opts,
+            &connect(r#"{"user":"CN=admin,O=bank"}"#),
+            "",
+            Some(&cert),
+        );
+        assert!(
+            matches!(
+                by_cert,
+                Login::User {
+                    identity: "alice@example.com",
+                    ..
+                }
+            ),
+            "{by_cert:?}"
+        );
+        let stranger = PeerCert {
+            subject: "CN=nobody".into(),
+            ..PeerCert::default()
+        };
+        assert_eq!(
+            login(&opts, &connect("{}"), "", Some(&stranger)),
+            Login::Refused
+        );
     }
 
     #[test]

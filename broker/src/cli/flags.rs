@@ -360,7 +360,9 @@ impl Builder {
         match (self.tls.switch, self.tls.any) {
             // As nats-server: `-tls=false` turns TLS off, whatever else says otherwise.
             (Some(false), _) => self.opts.tls = None,
-            (Some(true), _) | (None, true) => self.opts.tls = Some(tls_settings(self.tls)?),
+            (Some(true), _) | (None, true) => {
+                self.opts.tls = Some(tls_settings(self.tls, self.opts.tls.take())?)
+            }
             (None, false) => {}
         }
         // A NATS Streaming deployment always had streaming: its flags turn JetStream on.
@@ -371,15 +373,30 @@ impl Builder {
     }
 }
 
-/// The TLS of the `-tls*` flags, checked by loading its files.
-fn tls_settings(flags: TlsFlags) -> Result<crate::tls::TlsSettings, CliError> {
+/// The TLS of the `-tls*` flags, checked by loading its files. As nats-server, they replace the
+/// file's certificates, CA, verification, suites, curves and minimum version; the file's timeout,
+/// `verify_and_map`, pins, rate limit and `handshake_first` stay.
+fn tls_settings(
+    flags: TlsFlags,
+    file: Option<crate::tls::TlsSettings>,
+) -> Result<crate::tls::TlsSettings, CliError> {
     let cert = flags
         .cert
         .ok_or_else(|| CliError::Tls("TLS Server certificate must be present and valid".into()))?;
     let key = flags
         .key
         .ok_or_else(|| CliError::Tls("TLS Server private key must be present and valid".into()))?;
-    let mut settings = crate::tls::TlsSettings::new(cert, key);
+    let fresh = crate::tls::TlsSettings::new(cert, key);
+    let mut settings = match file {
+        Some(file) => crate::tls::TlsSettings {
+            certs: fresh.certs,
+            cipher_suites: None,
+            curve_preferences: None,
+            min_version: fresh.min_version,
+            ..file
+        },
+        None => fresh,
+    };
     settings.ca_file = flags.ca;
     settings.verify = flags.verify;
     crate::tls::load::server_config(&settings).map_err(CliError::Tls)?;

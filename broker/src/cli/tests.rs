@@ -354,3 +354,44 @@ fn max_payload_may_not_pass_max_pending() {
     let path = config("max_payload: 2048\nmax_pending: 2048\n");
     assert!(parse_args(args(&format!("-c {}", path.display()))).is_ok());
 }
+
+#[test]
+fn tls_flags_replace_the_files_certificates_but_keep_its_other_tls_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let file = config(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 5, handshake_first: true, \
+         min_version: \"1.3\" }}",
+        c.display(),
+        k.display()
+    ));
+    let (c2, k2) = (dir.path().join("c2.pem"), dir.path().join("k2.pem"));
+    std::fs::copy(&c, &c2).unwrap();
+    std::fs::copy(&k, &k2).unwrap();
+    let tls = opts(&format!(
+        "-c {} --tlscert {} --tlskey {}",
+        file.display(),
+        c2.display(),
+        k2.display()
+    ))
+    .tls
+    .unwrap();
+    assert_eq!(tls.certs[0].cert_file, c2);
+    assert_eq!(tls.timeout, Duration::from_secs(5));
+    assert_eq!(tls.handshake_first, crate::tls::HandshakeFirst::On);
+    assert_eq!(
+        tls.min_version,
+        crate::tls::TlsVersion::V1_2,
+        "reset as nats-server"
+    );
+    assert!(opts(&format!("-c {} --tls=false", file.display()))
+        .tls
+        .is_none());
+}

@@ -48,13 +48,17 @@ pub(crate) async fn serve(
             Stream::Plain(socket)
         }
         Some(tls) => {
-            let opened = tls
-                .open(socket, |required| {
-                    let mut bytes = Vec::new();
-                    server_op::write_info(&mut bytes, &with_tls(&info, required));
-                    bytes
-                })
-                .await;
+            let open = tls.open(socket, |required| {
+                let mut bytes = Vec::new();
+                server_op::write_info(&mut bytes, &with_tls(&info, required));
+                bytes
+            });
+            // A shutdown (or a reload closing the client) does not wait for a slow handshake.
+            let opened = tokio::select! {
+                opened = open => opened,
+                _ = state.shutdown.cancelled() => Err(OpenError::Stopped),
+                _ = client.closed.cancelled() => Err(OpenError::Stopped),
+            };
             match opened {
                 Ok(opened) => {
                     if opened.info_after_handshake {
@@ -74,10 +78,12 @@ pub(crate) async fn serve(
                         OpenError::Throttled => tracing::debug!(
                             cid = client.id, addr = %client.addr, "TLS connection throttled"
                         ),
+                        OpenError::Stopped => {}
                     }
                     client.close(match e {
                         OpenError::Handshake(_) => CloseReason::TlsHandshakeError,
                         OpenError::Throttled => CloseReason::MaxConnectionsExceeded,
+                        OpenError::Stopped => CloseReason::ServerShutdown,
                     });
                     finish(&state, &client);
                     return;
@@ -112,8 +118,8 @@ pub(crate) async fn serve(
 /// INFO as a client that has not done the handshake sees it, or (`required`) one that has.
 fn with_tls(info: &server_op::Info, required: bool) -> server_op::Info {
     let mut info = info.clone();
+    // `tls_available` (from `allow_non_tls`) stays as it is, as on nats-server.
     info.tls_required = required;
-    info.tls_available = !required;
     info
 }
 
@@ -270,6 +276,10 @@ impl Connection {
                             // still cut off, and nobody waits longer than PRODUCER_STALL.
                             behind.wait_drained(PRODUCER_STALL).await;
                         }
+                    }
+                    // A TLS client that hangs up without close_notify, as many do, has closed.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return CloseReason::ClientClosed
                     }
                     Err(_) => return CloseReason::ReadError,
                 },

@@ -59,14 +59,19 @@ pub(super) fn tls(entry: &Entry) -> Result<TlsSettings, ConfigError> {
             "ca_file" => s.ca_file = Some(file(k, n, "ca_file")?),
             "insecure" => drop(flag(k, n)?),
             "verify" => s.verify = flag(k, n)?,
-            "verify_and_map" => (s.verify, s.map) = (flag(k, n)?, flag(k, n)?),
+            // As nats-server: `true` turns verification on too, `false` leaves `verify` alone.
+            "verify_and_map" => {
+                s.map = flag(k, n)?;
+                s.verify |= s.map;
+            }
             "verify_cert_and_check_known_urls" => {
-                flag(k, n)?;
-                return Err(invalid(
-                    k,
-                    n,
-                    "verify_cert_and_check_known_urls not supported in this context",
-                ));
+                if flag(k, n)? {
+                    return Err(invalid(
+                        k,
+                        n,
+                        "verify_cert_and_check_known_urls not supported in this context",
+                    ));
+                }
             }
             "cipher_suites" => s.cipher_suites = Some(names(k, n, "cipher_suites")?),
             "curve_preferences" => s.curve_preferences = Some(names(k, n, "curve_preferences")?),

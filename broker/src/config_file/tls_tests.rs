@@ -157,3 +157,24 @@ fn broken_tls_settings_are_errors_that_name_the_problem() {
         assert!(got.contains(want), "{text}\n  gave: {got}\n  want: {want}");
     }
 }
+
+#[test]
+fn verify_and_map_false_leaves_verify_as_it_was() {
+    let (_dir, files) = files();
+    let tls = load(&format!(
+        "tls {{ {files} verify: true, verify_and_map: false }}"
+    ))
+    .unwrap()
+    .tls
+    .unwrap();
+    assert!(tls.verify && !tls.map);
+    let tls = load(&format!("tls {{ {files} verify_and_map: true }}"))
+        .unwrap()
+        .tls
+        .unwrap();
+    assert!(tls.verify && tls.map);
+    assert!(load(&format!(
+        "tls {{ {files} verify_cert_and_check_known_urls: false }}"
+    ))
+    .is_ok());
+}

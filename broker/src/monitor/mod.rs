@@ -38,7 +38,15 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> any
     let stop = async move { shutdown.cancelled().await };
     match (&state.tls, state.opts.https_port.is_some()) {
         (Some(tls), true) => {
-            axum::serve(tls.https_listener(listener), app)
+            let live = state.clone();
+            let current = move || live.live().tls.as_ref().map(|t| t.https_acceptor());
+            let listener = crate::tls::https_listener(
+                listener,
+                current,
+                tls.settings.timeout,
+                state.shutdown.clone(),
+            );
+            axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await?
         }
@@ -112,8 +120,6 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
         "http_host": o.http_host.clone().unwrap_or_else(|| o.host.clone()),
         "http_port": o.http_port.unwrap_or(0),
         "https_port": o.https_port.unwrap_or(0),
-        "tls_required": state.info.tls_required,
-        "tls_verify": state.info.tls_verify,
         "tls_timeout": o.tls.as_ref().map_or(crate::tls::DEFAULT_TLS_TIMEOUT, |t| t.timeout).as_secs_f64(),
         "auth_timeout": o.auth_timeout().as_secs_f64(),
         "max_control_line": o.max_control_line,
@@ -138,6 +144,13 @@ async fn varz(State(state): State<Arc<ServerState>>) -> Json<Value> {
     });
     if let Some(system) = &o.system_account {
         v["system_account"] = json!(system);
+    }
+    // As nats-server: present only when true, and as a reload left them.
+    if live.info.tls_required {
+        v["tls_required"] = json!(true);
+    }
+    if live.info.tls_verify {
+        v["tls_verify"] = json!(true);
     }
     Json(v)
 }
@@ -214,7 +227,7 @@ fn conn_info(c: &Client, with_subs: bool, with_auth: bool) -> Value {
                 .iter()
                 .map(|p| {
                     json!({
-                        "subject": p.subject,
+                        "subject": p.display_subject,
                         "spki_sha256": crate::tls::hex(&p.spki_sha256),
                         "cert_sha256": crate::tls::hex(&p.cert_sha256),
                     })

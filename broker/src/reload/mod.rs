@@ -61,7 +61,9 @@ impl Reloader {
             new.validate()?;
         }
         // Loaded before anything changes, so that a bad certificate refuses the whole reload.
-        let tls = if changes.tls {
+        // Rebuilt on every reload, as nats-server loads its options afresh: a certificate
+        // renewed in place (same file names) comes into force too.
+        let tls = if changes.tls || new.tls.is_some() {
             match &new.tls {
                 Some(settings) => Some(Arc::new(
                     crate::tls::Tls::new(settings, new.allow_non_tls)

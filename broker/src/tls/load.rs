@@ -46,6 +46,18 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String
     if keys.is_empty() {
         return Err("missing 'cert_file' in TLS configuration".to_owned());
     }
+    // Each certificate's DNS names, read once here rather than at every handshake.
+    let keys = keys
+        .into_iter()
+        .map(|key| {
+            let names = key
+                .end_entity_cert()
+                .ok()
+                .and_then(|der| super::peer::dns_names(der.as_ref()))
+                .unwrap_or_default();
+            (names, key)
+        })
+        .collect();
     let config = builder.with_cert_resolver(Arc::new(ByServerName { keys }));
     Ok(Arc::new(config))
 }
@@ -196,24 +208,22 @@ fn certified_key(
 /// first, as Go does with several certificates.
 #[derive(Debug)]
 struct ByServerName {
-    keys: Vec<Arc<CertifiedKey>>,
+    keys: Vec<(Vec<String>, Arc<CertifiedKey>)>,
 }
 
 impl ResolvesServerCert for ByServerName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let wanted = hello.server_name().map(str::to_ascii_lowercase);
         if let (Some(name), true) = (wanted, self.keys.len() > 1) {
-            let found = self.keys.iter().find(|key| {
-                key.end_entity_cert()
-                    .ok()
-                    .and_then(|der| super::peer::dns_names(der.as_ref()))
-                    .is_some_and(|names| names.iter().any(|n| dns_matches(n, &name)))
-            });
-            if let Some(key) = found {
+            let found = self
+                .keys
+                .iter()
+                .find(|(names, _)| names.iter().any(|n| dns_matches(n, &name)));
+            if let Some((_, key)) = found {
                 return Some(key.clone());
             }
         }
-        self.keys.first().cloned()
+        self.keys.first().map(|(_, key)| key.clone())
     }
 }
 

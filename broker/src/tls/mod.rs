@@ -74,6 +74,8 @@ pub(crate) enum OpenError {
     Handshake(String),
     /// `connection_rate_limit` was reached; the client was told.
     Throttled,
+    /// The server stopped, or closed the connection, before it was open.
+    Stopped,
 }
 
 impl Tls {
@@ -99,33 +101,10 @@ impl Tls {
         })
     }
 
-    /// The monitoring port's HTTPS: accepts in the background and hands over each connection
-    /// once its handshake is done, so that a slow client holds up no other.
-    pub fn https_listener(&self, listener: tokio::net::TcpListener) -> HttpsListener {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let local = listener.local_addr();
-        let acceptor = self.https.clone();
-        let timeout = self.settings.timeout;
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, addr)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (acceptor, to_server) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(timeout, acceptor.accept(socket)).await
-                    {
-                        let _ = to_server.send((stream, addr)).await;
-                    }
-                });
-                if tx.is_closed() {
-                    break;
-                }
-            }
-        });
-        HttpsListener { rx, local }
+    /// The monitoring port's HTTPS acceptor: this TLS's certificates, never asking for a
+    /// client's.
+    pub fn https_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.https.clone()
     }
 
     /// Whether INFO says `tls_required` (as opposed to `tls_available`) to a client that gets
@@ -193,11 +172,24 @@ impl Tls {
                 Err(_) => return Err(OpenError::Handshake("timeout".to_owned())),
             };
         let (_, conn) = stream.get_ref();
-        let peer_certs: Vec<PeerCert> = conn
-            .peer_certificates()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|der| PeerCert::parse(der.as_ref()))
+        let ders = conn.peer_certificates().unwrap_or_default();
+        let leaf = ders.first().map(|der| PeerCert::parse(der.as_ref()));
+        if matches!(leaf, Some(None))
+            && (self.settings.map || !self.settings.pinned_certs.is_empty())
+        {
+            // Mapping and pinning look at the leaf: one that cannot be read fails the handshake.
+            return Err(OpenError::Handshake(
+                "the client certificate cannot be parsed".to_owned(),
+            ));
+        }
+        let peer_certs: Vec<PeerCert> = leaf
+            .flatten()
+            .into_iter()
+            .chain(
+                ders.iter()
+                    .skip(1)
+                    .filter_map(|der| PeerCert::parse(der.as_ref())),
+            )
             .collect();
         if !self.settings.pinned_certs.is_empty() {
             let pinned = peer_certs
@@ -240,7 +232,44 @@ impl Tls {
     }
 }
 
-/// The monitoring port's listener over HTTPS (see [`Tls::https_listener`]).
+/// The monitoring port's HTTPS: accepts in the background and hands over each connection once
+/// its handshake is done, so that a slow client holds up no other. `acceptor` gives the TLS in
+/// force for each new connection (a reload may have rotated the certificate); the task ends with
+/// `stop` or when the server stops taking connections.
+pub(crate) fn https_listener(
+    listener: tokio::net::TcpListener,
+    acceptor: impl Fn() -> Option<tokio_rustls::TlsAcceptor> + Send + 'static,
+    timeout: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> HttpsListener {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let local = listener.local_addr();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = stop.cancelled() => break,
+                _ = tx.closed() => break,
+            };
+            let Ok((socket, addr)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let (Some(acceptor), to_server) = (acceptor(), tx.clone()) else {
+                continue;
+            };
+            tokio::spawn(async move {
+                if let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(socket)).await
+                {
+                    let _ = to_server.send((stream, addr)).await;
+                }
+            });
+        }
+    });
+    HttpsListener { rx, local }
+}
+
+/// The monitoring port's listener over HTTPS (see [`https_listener`]).
 pub(crate) struct HttpsListener {
     rx: tokio::sync::mpsc::Receiver<(
         tokio_rustls::server::TlsStream<TcpStream>,

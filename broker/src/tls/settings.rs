@@ -118,7 +118,7 @@ impl TlsVersion {
 /// Parses one `pinned_certs` entry: 64 hex digits.
 pub fn parse_pin(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
-    if text.len() != 64 {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
