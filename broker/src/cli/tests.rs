@@ -358,14 +358,7 @@ fn max_payload_may_not_pass_max_pending() {
 #[test]
 fn tls_flags_replace_the_files_certificates_but_keep_its_other_tls_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let (c, k) = crate::tls::test_certificate(dir.path());
     let file = config(&format!(
         "tls {{ cert_file: \"{}\", key_file: \"{}\", timeout: 5, handshake_first: true, \
          min_version: \"1.3\" }}",

@@ -10,14 +10,7 @@ use crate::tls::{HandshakeFirst, TlsVersion};
 /// naming them.
 fn files() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let (c, k) = crate::tls::test_certificate(dir.path());
     let lines = format!(
         "cert_file: \"{}\"\n key_file: \"{}\"\n",
         c.display(),

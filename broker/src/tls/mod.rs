@@ -315,3 +315,17 @@ async fn starts_tls(socket: &TcpStream, wait: Duration) -> bool {
         Ok(Ok(1)) if byte[0] == HANDSHAKE_RECORD
     )
 }
+
+/// For tests: a self-signed certificate for localhost and its key, written into `dir` as
+/// `cert.pem` and `key.pem`; returns their paths.
+#[cfg(test)]
+pub(crate) fn test_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .and_then(|p| p.self_signed(&key))
+        .expect("a certificate");
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.pem()).expect("writing the certificate");
+    std::fs::write(&k, key.serialize_pem()).expect("writing the key");
+    (c, k)
+}
