@@ -259,7 +259,7 @@ pub(super) struct Builder {
     tls: TlsFlags,
 }
 
-/// The `-tls*` flags as given; together they replace the config file's `tls {}`.
+/// The `-tls*` flags as given; they replace the config file's certificate, key, CA and verify.
 #[derive(Default)]
 struct TlsFlags {
     /// `-tls` or `-tls=false`.
