@@ -35,6 +35,7 @@ pub fn scenarios() -> Vec<Scenario> {
         the_monitoring_port_serves_https_with_the_client_ports_certificate,
         broken_tls_settings_stop_the_server_at_start,
         a_reload_rotates_the_certificate_for_new_connections_only,
+        with_verify_and_map_connect_cannot_name_the_user,
     ]
 }
 
@@ -683,4 +684,24 @@ fn a_reload_rotates_the_certificate_for_new_connections_only(t: &Target) -> anyh
         Ok(())
     });
     with_log(&server, outcome)
+}
+
+fn with_verify_and_map_connect_cannot_name_the_user(t: &Target) -> anyhow::Result<()> {
+    let certs = Certs::new()?;
+    let config = format!(
+        "{}allow_non_tls: true\nauthorization {{ users: [ {{user: \"CN=admin,O=bank\"}} ] }}\n",
+        certs.block(&format!("{}\n  verify_and_map: true", certs.ca_setting()))
+    );
+    run_on(t, &config, &[], certs, |_certs, ports| async move {
+        let port = ports.client;
+        // In clear text there is no certificate: naming the user, with or without an nkey
+        // nobody configured, logs in as no one.
+        crate::auth::rejected(port, r#"{"verbose":false,"user":"CN=admin,O=bank"}"#).await?;
+        crate::auth::rejected(
+            port,
+            r#"{"verbose":false,"user":"CN=admin,O=bank","nkey":"UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE","sig":"AAAA"}"#,
+        )
+        .await?;
+        Ok(())
+    })
 }
