@@ -229,3 +229,8 @@ pub fn rss_kb() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A fresh idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
