@@ -107,7 +107,15 @@ pub async fn run(
             .unwrap_or(false)
     };
     let deadline = Instant::now() + options.settle_timeout;
+    let mut next_look = Instant::now() + STREAM_LOOK_AFTER;
     while !all_in() {
+        if Instant::now() >= next_look || Instant::now() > deadline {
+            fill_from_stream(nats, &arrivals).await;
+            next_look = Instant::now() + STREAM_LOOK_AFTER;
+            if all_in() {
+                break;
+            }
+        }
         if Instant::now() > deadline {
             bail!(
                 "not every transaction had an outcome {:?} after the last request",
@@ -118,6 +126,45 @@ pub async fn run(
     }
     collector.abort();
     report(&sent, &arrivals, started)
+}
+
+/// How long the wait for outcomes goes on the subscription alone before it also reads the
+/// outcomes back from the stream (see [`fill_from_stream`]).
+const STREAM_LOOK_AFTER: Duration = Duration::from_secs(5);
+
+/// Adds the outcomes the subscription missed, read back from the stream. A plain subscription
+/// loses what is published while its client reconnects, and the cluster target kills a node this
+/// client may be connected to. Such an outcome's arrival is its event's own time. A failure (a
+/// broker user without JetStream rights, as the Kubernetes load job's) leaves the subscription's
+/// record as it was.
+async fn fill_from_stream(nats: &async_nats::Client, arrivals: &Arrivals) {
+    use common_events::inspect::read_all;
+    use common_events::{TransactionApplied, TransactionRejected};
+    let js = async_nats::jetstream::new(nats.clone());
+    let (Ok(applied), Ok(rejected)) = (
+        read_all::<TransactionApplied>(&js).await,
+        read_all::<TransactionRejected>(&js).await,
+    ) else {
+        return;
+    };
+    let (now, wall) = (Instant::now(), chrono::Utc::now());
+    let at = |time: chrono::DateTime<chrono::Utc>| {
+        let ago = (wall - time).to_std().unwrap_or_default();
+        now.checked_sub(ago).unwrap_or(now)
+    };
+    let Ok(mut arrivals) = arrivals.lock() else {
+        return;
+    };
+    for (_, event) in applied {
+        arrivals
+            .entry(event.data.transaction_id.to_string())
+            .or_insert((at(event.occurred_at), true));
+    }
+    for (_, event) in rejected {
+        arrivals
+            .entry(event.data.transaction_id.to_string())
+            .or_insert((at(event.occurred_at), false));
+    }
 }
 
 /// Subscribes to the outcome subjects and records each arrival.
