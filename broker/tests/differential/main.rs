@@ -35,6 +35,7 @@ mod request;
 mod shutdown;
 mod signal;
 mod tls;
+mod tls_certs;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
