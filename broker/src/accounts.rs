@@ -28,6 +28,8 @@ pub(crate) struct Account {
     max_connections: Option<usize>,
     /// Clients in the account now.
     connections: AtomicUsize,
+    /// What other accounts import from this one, set once at start-up.
+    pub links: std::sync::OnceLock<crate::links::Links>,
 }
 
 impl Account {
@@ -37,6 +39,7 @@ impl Account {
             sublist: Sublist::default(),
             max_connections,
             connections: AtomicUsize::new(0),
+            links: std::sync::OnceLock::new(),
         })
     }
 

@@ -32,6 +32,7 @@ pub mod harness;
 pub(crate) mod jetstream;
 mod jwt;
 mod lame_duck;
+mod links;
 pub mod logging;
 mod monitor;
 pub mod options;

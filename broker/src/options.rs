@@ -88,6 +88,69 @@ pub struct AccountConfig {
     /// The account's JetStream limits (`jetstream { max_mem, max_file, ... }`); none (-1) for
     /// `jetstream: enabled`.
     pub jetstream_limits: AccountJetStreamLimits,
+    /// What the account offers other accounts (`exports: [...]`).
+    pub exports: Vec<Export>,
+    /// What the account takes from other accounts (`imports: [...]`).
+    pub imports: Vec<Import>,
+}
+
+/// One entry of an account's `exports`: subjects other accounts may import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    /// The exported subject (wildcards allowed).
+    pub subject: String,
+    /// A stream or a service, with the service's response settings.
+    pub kind: ExportKind,
+    /// The accounts allowed to import it; empty: every account.
+    pub accounts: Vec<String>,
+}
+
+/// What an export offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    /// Messages published in the exporting account, delivered to the importers too.
+    Stream,
+    /// Requests from the importers, answered in the exporting account.
+    Service {
+        /// How many responses a request may get.
+        response: ResponseType,
+        /// How long a request waits for (more) responses before its reply route is dropped.
+        threshold: Duration,
+    },
+}
+
+/// How many responses one request through a service import may get (`response_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResponseType {
+    /// One response (the default).
+    #[default]
+    Singleton,
+    /// Any number of responses, until the threshold passes without one.
+    Stream,
+    /// Any number of responses, ended by an empty message or the threshold.
+    Chunked,
+}
+
+/// One entry of an account's `imports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// The exporting account.
+    pub account: String,
+    /// The subject as the exporting account has it (wildcards allowed).
+    pub subject: String,
+    /// A stream or a service import, with where it lands in this account.
+    pub kind: ImportKind,
+}
+
+/// How an import maps subjects into the importing account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// Messages of the exporter's `subject` arrive here as `to` (the same subject when `None`,
+    /// `prefix.subject` for a `prefix`).
+    Stream { to: Option<String> },
+    /// Requests published here on `to` (the same subject when `None`) go to the exporter's
+    /// `subject`; `share` passes the requester's details in `Nats-Request-Info`.
+    Service { to: Option<String>, share: bool },
 }
 
 /// Operator mode (decentralised auth): users log in with a JWT that an account signed, and

@@ -132,6 +132,23 @@ impl ServerState {
     /// subscribers of `route`; they see it as `d.subject`, which may differ (a consumer delivers
     /// to its deliver subject a message that keeps its own subject). Returns whom it reached.
     pub fn publish_internal(&self, account: &Account, route: &[u8], d: &Delivery<'_>) -> Reached {
+        let mut reached = self.publish_internal_once(account, route, d);
+        if let Some(links) = account.links.get() {
+            if links.route_streams(self, d) {
+                reached.add(None);
+            }
+        }
+        reached
+    }
+
+    /// [`ServerState::publish_internal`] to `account`'s own subscribers only, not on through
+    /// its stream exports: what a stream import delivers.
+    pub fn publish_internal_once(
+        &self,
+        account: &Account,
+        route: &[u8],
+        d: &Delivery<'_>,
+    ) -> Reached {
         let matches = account.sublist.matches(route);
         let mut reached = Reached::Nobody;
         for sub in &matches.plain {
@@ -281,6 +298,7 @@ impl Server {
             jetstream: std::sync::OnceLock::new(),
             tls,
         });
+        crate::links::start(&state).context("setting up account imports and exports")?;
         if state.opts.jetstream {
             let js = crate::jetstream::JetStreams::start(&state, jetstream_config(&state.opts))
                 .context("starting JetStream")?;

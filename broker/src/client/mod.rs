@@ -140,6 +140,13 @@ pub(crate) trait InternalSink: Send + Sync {
     /// Handles one message. It runs on the publisher's task with no lock held, so it must not
     /// block for long; slow work goes to a task of its own.
     fn receive(&self, msg: &Delivery<'_>);
+
+    /// Handles one message and says whether it reached anyone: a sink that passes messages
+    /// on (a service import) can fail to, and then the publisher may hear "no responders".
+    fn forward(&self, msg: &Delivery<'_>) -> bool {
+        self.receive(msg);
+        true
+    }
 }
 
 /// What `Client::deliver` did.

@@ -120,6 +120,9 @@ impl Router {
                 }
             }
         }
+        if let Some(links) = self.account.links.get() {
+            delivered |= links.route_streams(&self.state, &d);
+        }
         if !delivered && self.no_responders {
             if let Some(reply) = p.reply {
                 self.send_no_responders(reply);
@@ -334,8 +337,10 @@ pub(crate) fn offer(state: &ServerState, sub: &Arc<Subscription>, d: &Delivery<'
         return Offer::Refused;
     }
     if let Some(sink) = &sub.internal {
-        sink.receive(d);
-        return Offer::Internal;
+        return match sink.forward(d) {
+            true => Offer::Internal,
+            false => Offer::Refused,
+        };
     }
     let max = sub.max.load(Ordering::Relaxed);
     let n = sub.delivered.fetch_add(1, Ordering::Relaxed) + 1;

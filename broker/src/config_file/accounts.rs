@@ -91,9 +91,10 @@ fn account(
                 account.jetstream = limits.is_some();
                 account.jetstream_limits = limits.unwrap_or_default();
             }
-            "imports" | "exports" | "mappings" | "maps" => {
-                let message = "imports, exports and mappings between accounts are not supported";
-                return Err(unsupported(entry, message));
+            "exports" => account.exports = super::links::exports(k, node)?,
+            "imports" => account.imports = super::links::imports(k, node)?,
+            "mappings" | "maps" => {
+                return Err(unsupported(entry, "subject mappings are not supported"));
             }
             "limits" => return Err(unsupported(entry, "account limits are not supported")),
             _ => other(entry, IGNORED_IN_ACCOUNT, warnings)?,
@@ -130,6 +131,7 @@ pub(super) fn check(map: &Map, opts: &Options) -> Result<(), ConfigError> {
         let message = "a token cannot be combined with users in accounts";
         return Err(at_setting(map, &["accounts"], message));
     }
+    super::links::check(&opts.accounts).map_err(|m| at_setting(map, &["accounts"], m))?;
     match &opts.no_auth_user {
         Some(name) if !seen.contains(name.as_str()) => {
             let message = format!("user {name:?} is not declared in authorization or accounts");

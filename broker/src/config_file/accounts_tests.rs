@@ -59,8 +59,8 @@ fn reserved_repeated_and_unsupported_account_settings_are_refused() {
         user_twice.contains("\"u\" is declared twice"),
         "{user_twice}"
     );
-    let exports = error("accounts { A { exports: [ {stream: foo} ] } }");
-    assert!(exports.contains("not supported"), "{exports}");
+    let mappings = error("accounts { A { mappings: { a: b } } }");
+    assert!(mappings.contains("not supported"), "{mappings}");
     let token =
         error("authorization { token: t }\naccounts { A { users: [ {user: u, password: p} ] } }");
     assert!(token.contains("token"), "{token}");

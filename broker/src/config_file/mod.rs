@@ -12,6 +12,9 @@ mod jetstream;
 #[cfg(test)]
 mod jetstream_tests;
 mod lexer;
+mod links;
+#[cfg(test)]
+mod links_tests;
 mod operator;
 mod parse;
 mod permissions;

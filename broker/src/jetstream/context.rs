@@ -90,6 +90,11 @@ impl Context {
         });
     }
 
+    /// The server, unless it is gone.
+    pub fn server(&self) -> Option<Arc<ServerState>> {
+        self.server.upgrade()
+    }
+
     /// Sends a message from the broker; false when nobody received it.
     pub fn send(&self, msg: &Outgoing<'_>) -> bool {
         self.deliver(msg).any()
@@ -113,7 +118,15 @@ impl Context {
     pub fn has_interest(&self, subject: &str, queue: Option<&str>) -> bool {
         let m = self.account.sublist.matches(subject.as_bytes());
         match queue {
-            None => !m.plain.is_empty() || !m.groups.is_empty(),
+            None => {
+                !m.plain.is_empty()
+                    || !m.groups.is_empty()
+                    || self
+                        .account
+                        .links
+                        .get()
+                        .is_some_and(|links| links.streams_interest(subject))
+            }
             Some(q) => m
                 .groups
                 .iter()

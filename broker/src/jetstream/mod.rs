@@ -29,7 +29,7 @@ pub(crate) mod persist;
 mod resources;
 mod sourcing;
 pub(crate) mod stream;
-mod subjects;
+pub(crate) mod subjects;
 pub(crate) mod time;
 pub(crate) mod transform;
 pub(crate) mod usage;
@@ -137,6 +137,11 @@ impl JetStreams {
         &self.config
     }
 
+    /// The JetStream of `account`, if it has JetStream.
+    pub fn get(&self, account: &str) -> Option<&Arc<JetStream>> {
+        self.by_account.get(account)
+    }
+
     /// Every account's JetStream, by account name.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<JetStream>> {
         self.by_account.values()
@@ -147,6 +152,14 @@ impl JetStreams {
     pub fn interest_added(&self, account: &str, subject: &str) {
         if let Some(js) = self.by_account.get(account) {
             js.ctx.interest_added(subject);
+        }
+        // A push consumer of another account may deliver here through a stream import.
+        for js in self.by_account.values() {
+            if let Some(links) = js.ctx.account.links.get() {
+                for filter in links.routes_to(account) {
+                    js.ctx.interest_added(filter);
+                }
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use super::api::msgs::DirectGet;
 use super::context::Context;
 use super::errors::ApiError;
 use super::stream::sourced::Origin;
-use super::stream::{Stream, StreamConfig};
+use super::stream::{Stream, StreamConfig, StreamSource};
 use super::subjects::collide;
 use super::JetStream;
 use crate::client::{InternalSink, Subscription};
@@ -29,7 +29,6 @@ impl JetStream {
     /// them: message sizes, cycles; a mirror inherits its origin's `allow_direct` as
     /// `mirror_direct`.
     pub fn check_origins(&self, config: &mut StreamConfig) -> Result<(), ApiError> {
-        config.refuse_external()?;
         let streams = self.streams.read();
         let lookup = |name: &str| streams.get(name).map(|s| s.config());
         let too_small = |origin: &StreamConfig| {
@@ -95,13 +94,51 @@ impl JetStream {
             keep
         });
         for (source, mirror) in wanted {
-            if source.external.is_some() || origins.iter().any(|o| o.iname == source.index_name()) {
+            if origins.iter().any(|o| o.iname == source.index_name()) {
                 continue;
             }
             let origin = Arc::new(Origin::new(source, mirror, &stream.closed));
             origins.push(origin.clone());
             tokio::spawn(follow(Arc::downgrade(self), Arc::downgrade(stream), origin));
         }
+    }
+}
+
+impl JetStream {
+    /// The JetStream an origin's stream lives in: this one, or for an `external` origin the
+    /// one its API prefix reaches. As with nats-server, that takes a service import of the
+    /// other account's JetStream API under the prefix, and a stream import that brings what
+    /// it delivers to the deliver prefix back here unchanged; without them the origin is
+    /// missing (and looked for again). A prefix of this server's own domain is this one.
+    fn origin_jetstream(self: &Arc<Self>, source: &StreamSource) -> Option<Arc<JetStream>> {
+        let Some(external) = &source.external else {
+            return Some(self.clone());
+        };
+        let server = self.ctx.server()?;
+        let own_domain = server
+            .opts
+            .jetstream_domain
+            .as_deref()
+            .is_some_and(|d| external.api == format!("$JS.{d}.API"));
+        if own_domain {
+            return Some(self.clone());
+        }
+        let links = self.ctx.account.links.get()?;
+        let probe = format!("{}.STREAM.INFO.{}", external.api, source.name);
+        let (exporter, mapped) = links.service_target(&probe)?;
+        if mapped != format!("$JS.API.STREAM.INFO.{}", source.name) {
+            return None;
+        }
+        let deliver = format!("{}.{}", external.deliver, source.name);
+        let delivered_here = !external.deliver.is_empty()
+            && exporter
+                .links
+                .get()
+                .is_some_and(|l| l.streams_reach(&deliver, &self.ctx.account.name));
+        if !delivered_here {
+            return None;
+        }
+        server.jetstream.get()?.get(&exporter.name).cloned()
     }
 }
 
@@ -127,9 +164,11 @@ impl Drop for Following {
 async fn follow(js: Weak<JetStream>, target: Weak<Stream>, origin: Arc<Origin>) {
     let cancel = origin.cancel.clone();
     while !cancel.is_cancelled() {
-        let found = js
-            .upgrade()
-            .and_then(|js| js.streams.read().get(&origin.config.name).cloned());
+        let found = js.upgrade().and_then(|js| {
+            let home = js.origin_jetstream(&origin.config)?;
+            let stream = home.streams.read().get(&origin.config.name).cloned();
+            stream
+        });
         origin.missing.store(found.is_none(), Ordering::Relaxed);
         let Some(from) = found else {
             tokio::select! {

@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use crate::monitor::go_duration;
-use crate::options::{Auth, Options};
+use crate::options::{Auth, Export, Import, Options};
 
 /// nats-server's system account when none is configured.
 const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
@@ -221,6 +221,19 @@ pub(crate) fn diff(old: &Options, new: &mut Options) -> Result<Changes, String> 
 /// Users, tokens, accounts and permissions, which nats-server reloads, and the two settings
 /// around them it does not (`no_auth_user`, `system_account`).
 fn auth(old: &Options, new: &Options, c: &mut Changes) -> Result<(), String> {
+    fn links(o: &Options) -> Vec<(&String, &Vec<Import>, &Vec<Export>)> {
+        o.accounts
+            .iter()
+            .filter(|a| !a.imports.is_empty() || !a.exports.is_empty())
+            .map(|a| (&a.name, &a.imports, &a.exports))
+            .collect()
+    }
+    if links(new) != links(old) {
+        return Err(
+            "config reload not supported for account imports and exports: restart to apply"
+                .to_string(),
+        );
+    }
     if new.accounts != old.accounts {
         c.auth = true;
         c.lines.push("accounts".to_string());

@@ -190,3 +190,17 @@ fn jetstream_store_and_limits_are_refused() {
         "an unchanged store is fine"
     );
 }
+
+#[test]
+fn imports_and_exports_cannot_change_on_reload() {
+    let before = "accounts { A { exports: [ {stream: x} ] }\n B {} }\n";
+    let after = "accounts { A { exports: [ {stream: x} ] }\n B { imports: [ {stream: {account: A, subject: x}} ] } }\n";
+    let refused = refusal(before, after);
+    assert!(refused.contains("imports and exports"), "{refused}");
+    let users_only =
+        "accounts { A { exports: [ {stream: x} ], users: [ {user: u, password: p} ] }\n B {} }\n";
+    assert!(
+        changes(before, users_only).auth,
+        "other account changes still reload"
+    );
+}

@@ -22,6 +22,7 @@ mod jetstream;
 mod jsz;
 mod legacy_jwt;
 mod limits;
+mod links;
 mod liveness;
 mod monitor;
 mod operator;
@@ -76,6 +77,7 @@ fn all_scenarios() -> Vec<Scenario> {
         auth::scenarios(),
         bcrypt::scenarios(),
         accounts::scenarios(),
+        links::scenarios(),
         operator::scenarios(),
         legacy_jwt::scenarios(),
         corpus::scenarios(),

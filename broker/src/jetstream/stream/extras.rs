@@ -82,8 +82,26 @@ impl StreamSource {
             let dests: Vec<String> = t.iter().map(|t| or_all(&t.dest)).collect();
             (filters.join("\x0c"), dests.join("\x0c"))
         };
-        format!("{} {filters} {dests}", self.name)
+        match &self.external {
+            Some(external) => format!(
+                "{}:{} {filters} {dests}",
+                self.name,
+                short_hash(&external.api)
+            ),
+            None => format!("{} {filters} {dests}", self.name),
+        }
     }
+}
+
+/// nats-server's short hash of a name: the first 8 bytes of its SHA-256, each as one of 62
+/// letters and digits (it tells external origins of the same name apart).
+fn short_hash(name: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| DIGITS[usize::from(*b) % DIGITS.len()] as char)
+        .collect()
 }
 
 /// An external origin's prefixes, as nats-server checks them: a deliver prefix without
@@ -159,18 +177,6 @@ impl StreamConfig {
         let externals = self.mirror.iter().chain(&self.sources);
         for external in externals.filter_map(|s| s.external.as_ref()) {
             check_external(external)?;
-        }
-        Ok(())
-    }
-
-    /// Origins in another account or domain (`external`) are not followed by this broker: such
-    /// a configuration is refused rather than accepted and left idle.
-    pub fn refuse_external(&self) -> Result<(), ApiError> {
-        let mut all = self.mirror.iter().chain(&self.sources);
-        if all.any(|s| s.external.is_some()) {
-            return Err(ApiError::invalid_config(
-                "stream external sources are not supported by this server",
-            ));
         }
         Ok(())
     }
@@ -394,21 +400,25 @@ mod tests {
     }
 
     #[test]
-    fn external_origins_are_checked_then_refused() {
-        let external =
-            r#"{"name":"S","sources":[{"name":"O","external":{"api":"$JS.A.API","deliver":"d"}}]}"#;
-        let checked = config(external).unwrap();
-        let refused = checked.refuse_external().unwrap_err();
-        assert_eq!(refused.err_code, 10052);
-        assert_eq!(
-            refused.description,
-            "stream external sources are not supported by this server"
+    fn external_origins_are_checked_and_named_by_their_api_prefix() {
+        let external = |api: &str| {
+            format!(
+                r#"{{"name":"S","sources":[{{"name":"O","external":{{"api":"{api}","deliver":"d"}}}}]}}"#
+            )
+        };
+        let a = config(&external("$JS.A.API")).unwrap().sources[0].index_name();
+        let b = config(&external("$JS.B.API")).unwrap().sources[0].index_name();
+        let (name, rest) = a.split_once(' ').unwrap();
+        let hash = name.strip_prefix("O:").unwrap();
+        assert!(
+            hash.len() == 8 && hash.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{a}"
         );
+        assert_eq!(rest, "> >");
+        assert_ne!(a, b, "another prefix, another name");
         let wildcard =
             r#"{"name":"S","mirror":{"name":"O","external":{"api":"a","deliver":"d.>"}}}"#;
         assert_eq!(config(wildcard).unwrap_err().err_code, 10024);
-        let local = config(r#"{"name":"S","sources":[{"name":"O"}]}"#).unwrap();
-        assert!(local.refuse_external().is_ok());
     }
 
     #[test]

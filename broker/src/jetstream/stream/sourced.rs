@@ -297,9 +297,10 @@ impl Stream {
         if let Some(h) = msg.headers.as_deref() {
             block = HeaderBlock::extend(&strip_headers(h));
         }
-        let mut parts = origin.iname.splitn(3, ' ').skip(1);
+        let mut parts = origin.iname.splitn(3, ' ');
+        let name = parts.next().unwrap_or(&origin.config.name);
         let (filters, dests) = (parts.next().unwrap_or(">"), parts.next().unwrap_or(">"));
-        let value = format!("{} {} {filters} {dests}", origin.config.name, msg.seq);
+        let value = format!("{name} {} {filters} {dests}", msg.seq);
         let block = block.add(STREAM_SOURCE, value).finish();
         match self.process(subject, None, Some(&block), &msg.payload) {
             Ok(()) => true,

@@ -32,7 +32,7 @@ fn start(t: &Target, dir: &tempfile::TempDir) -> anyhow::Result<broker::harness:
     t.start_with_config(CONFIG, &args)
 }
 
-fn store() -> anyhow::Result<tempfile::TempDir> {
+pub(super) fn store() -> anyhow::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("js-accounts-")
         .tempdir()
@@ -40,7 +40,7 @@ fn store() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// Connects as `who` (password = user name).
-async fn login(port: u16, who: &str) -> anyhow::Result<async_nats::Client> {
+pub(super) async fn login(port: u16, who: &str) -> anyhow::Result<async_nats::Client> {
     let options = async_nats::ConnectOptions::with_user_and_password(who.into(), who.into());
     crate::within(
         WAIT,

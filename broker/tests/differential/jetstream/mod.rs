@@ -20,6 +20,7 @@ mod consumers;
 mod delivery;
 mod edges;
 mod error_codes;
+mod imports;
 mod interest;
 mod lifecycle;
 mod limits;
@@ -76,6 +77,7 @@ pub fn scenarios() -> Vec<Scenario> {
         transforms::scenarios(),
         sourcing::scenarios(),
         sources::scenarios(),
+        imports::scenarios(),
         edges::scenarios(),
         config::scenarios(),
     ]
