@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::jwt::{self, Claims, JwtError, SigningKey};
-use crate::options::{OperatorMode, Permissions};
+use crate::options::{
+    AccountConfig, Export, ExportKind, Import, ImportKind, OperatorMode, Permissions, ResponseType,
+};
 use crate::proto::connect::ConnectInfo;
 
 /// Trusted operators and the accounts loaded for them.
@@ -70,6 +72,35 @@ impl Trust {
             .filter_map(|(key, claims)| Some((key.as_str(), claims.nats.jetstream()?)))
             .collect();
         accounts.sort_unstable_by_key(|(key, _)| *key);
+        accounts
+    }
+
+    /// The exports and imports of every trusted account, by public key, in the form of the
+    /// configuration file's. Exports that require an activation token are left out (with a
+    /// warning): the broker does not check activation tokens, so nobody may import them.
+    pub fn account_links(&self) -> Vec<AccountConfig> {
+        let mut accounts: Vec<AccountConfig> = self
+            .accounts
+            .iter()
+            .filter(|(key, claims)| self.trusted(key, claims))
+            .map(|(key, claims)| AccountConfig {
+                name: key.clone(),
+                exports: claims
+                    .nats
+                    .exports
+                    .iter()
+                    .filter_map(|e| jwt_export(key, e))
+                    .collect(),
+                imports: claims
+                    .nats
+                    .imports
+                    .iter()
+                    .filter_map(|i| jwt_import(key, i))
+                    .collect(),
+                ..AccountConfig::default()
+            })
+            .collect();
+        accounts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         accounts
     }
 
@@ -237,3 +268,82 @@ fn prefix_eq(a: u128, b: u128, bits: u32, width: u32) -> bool {
 #[cfg(test)]
 #[path = "trust_tests.rs"]
 mod tests;
+
+/// An account JWT's export as the configuration file's; `None` (with a warning) for one the
+/// broker cannot serve.
+fn jwt_export(account: &str, e: &jwt::JwtExport) -> Option<Export> {
+    if e.token_req {
+        tracing::warn!(
+            "account {account}: export {:?} requires activation tokens, which this broker does \
+             not support; nobody can import it",
+            e.subject
+        );
+        return None;
+    }
+    let kind = match e.kind.to_ascii_lowercase().as_str() {
+        "stream" => ExportKind::Stream,
+        "service" => ExportKind::Service {
+            response: match e.response_type.to_ascii_lowercase().as_str() {
+                "stream" => ResponseType::Stream,
+                "chunked" => ResponseType::Chunked,
+                _ => ResponseType::Singleton,
+            },
+            threshold: u64::try_from(e.response_threshold)
+                .ok()
+                .filter(|ns| *ns > 0)
+                .map_or(
+                    crate::links::DEFAULT_RESPONSE_THRESHOLD,
+                    std::time::Duration::from_nanos,
+                ),
+        },
+        other => {
+            tracing::warn!(
+                "account {account}: export {:?} of unknown type {other:?}",
+                e.subject
+            );
+            return None;
+        }
+    };
+    Some(Export {
+        subject: e.subject.clone(),
+        kind,
+        accounts: Vec::new(),
+    })
+}
+
+/// An account JWT's import as the configuration file's, as nats-server reads it: a
+/// `local_subject` maps the subject; without one, the older `to` is a stream's prefix or a
+/// service's local subject.
+fn jwt_import(account: &str, i: &jwt::JwtImport) -> Option<Import> {
+    if !i.token.is_empty() {
+        tracing::warn!(
+            "account {account}: import {:?} carries an activation token, which this broker does \
+             not check; it is left out",
+            i.subject
+        );
+        return None;
+    }
+    let local = (!i.local_subject.is_empty()).then(|| i.local_subject.clone());
+    let older = (!i.to.is_empty()).then(|| i.to.clone());
+    let kind = match i.kind.to_ascii_lowercase().as_str() {
+        "stream" => ImportKind::Stream {
+            to: local.or(older.map(|prefix| format!("{prefix}.{}", i.subject))),
+        },
+        "service" => ImportKind::Service {
+            to: local.or(older),
+            share: i.share,
+        },
+        other => {
+            tracing::warn!(
+                "account {account}: import {:?} of unknown type {other:?}",
+                i.subject
+            );
+            return None;
+        }
+    };
+    Some(Import {
+        account: i.account.clone(),
+        subject: i.subject.clone(),
+        kind,
+    })
+}

@@ -199,3 +199,67 @@ fn cidrs_match_by_prefix() {
     assert!(!cidr_contains("::1/129", ip("::1")));
     assert!(!cidr_contains("garbage", ip("::1")));
 }
+
+#[test]
+fn jwt_imports_and_exports_read_as_nats_server_reads_them() {
+    let import = |kind: &str, local: &str, to: &str, token: &str| jwt::JwtImport {
+        account: "A".into(),
+        subject: "x.>".into(),
+        local_subject: local.into(),
+        to: to.into(),
+        kind: kind.into(),
+        token: token.into(),
+        share: false,
+    };
+    let mapped = jwt_import("B", &import("stream", "y.>", "", "")).unwrap();
+    assert_eq!(
+        mapped.kind,
+        ImportKind::Stream {
+            to: Some("y.>".into())
+        }
+    );
+    let prefixed = jwt_import("B", &import("stream", "", "p", "")).unwrap();
+    assert_eq!(
+        prefixed.kind,
+        ImportKind::Stream {
+            to: Some("p.x.>".into())
+        }
+    );
+    let service = jwt_import("B", &import("service", "", "ask.>", "")).unwrap();
+    assert_eq!(
+        service.kind,
+        ImportKind::Service {
+            to: Some("ask.>".into()),
+            share: false
+        }
+    );
+    assert!(jwt_import("B", &import("stream", "", "", "an.activation.jwt")).is_none());
+    assert!(jwt_import("B", &import("colour", "", "", "")).is_none());
+    let export = |kind: &str, response: &str, threshold: i64, token_req: bool| jwt::JwtExport {
+        subject: "s".into(),
+        kind: kind.into(),
+        response_type: response.into(),
+        response_threshold: threshold,
+        token_req,
+    };
+    let service = jwt_export("A", &export("service", "Stream", 5_000_000_000, false)).unwrap();
+    assert_eq!(
+        service.kind,
+        ExportKind::Service {
+            response: ResponseType::Stream,
+            threshold: std::time::Duration::from_secs(5)
+        }
+    );
+    let default = jwt_export("A", &export("service", "", 0, false)).unwrap();
+    assert_eq!(
+        default.kind,
+        ExportKind::Service {
+            response: ResponseType::Singleton,
+            threshold: crate::links::DEFAULT_RESPONSE_THRESHOLD
+        }
+    );
+    assert!(
+        jwt_export("A", &export("stream", "", 0, true)).is_none(),
+        "token required"
+    );
+}

@@ -19,13 +19,10 @@ use std::time::Duration;
 use super::apply::{boolean, duration, invalid, string};
 use super::value::{Map, Node, Value};
 use super::ConfigError;
-use crate::jetstream::subjects::is_subset;
 use crate::options::{AccountConfig, Export, ExportKind, Import, ImportKind, ResponseType};
 use crate::proto::subject::is_valid_subject;
 
-/// How long a request through a service import waits for its response by default
-/// (`response_threshold`), as nats-server.
-pub(crate) const DEFAULT_RESPONSE_THRESHOLD: Duration = Duration::from_secs(120);
+use crate::links::DEFAULT_RESPONSE_THRESHOLD;
 
 /// Reads `exports: [...]`.
 pub(super) fn exports(key: &str, node: &Node) -> Result<Vec<Export>, ConfigError> {
@@ -215,9 +212,8 @@ fn origin(key: &str, node: &Node) -> Result<(String, String), ConfigError> {
     }
 }
 
-/// Once every account is read: each import names a declared account whose exports allow it,
-/// as nats-server checks them at start-up (a subject inside an export of the same kind, and
-/// the importer in the export's `accounts` when it has some). `at` places the error.
+/// Once every account is read: each import names a declared account whose exports allow it
+/// (see [`crate::links::check_import`]); the first that does not stops the start.
 pub(super) fn check(accounts: &[AccountConfig]) -> Result<(), String> {
     for export in accounts.iter().flat_map(|a| &a.exports) {
         if let Some(name) = export
@@ -233,27 +229,7 @@ pub(super) fn check(accounts: &[AccountConfig]) -> Result<(), String> {
     }
     for importer in accounts {
         for import in &importer.imports {
-            let Some(exporter) = accounts.iter().find(|a| a.name == import.account) else {
-                return Err(format!(
-                    "{:?} account not defined for import {:?}",
-                    import.account, import.subject
-                ));
-            };
-            let service = matches!(import.kind, ImportKind::Service { .. });
-            let allowed = exporter.exports.iter().any(|e| {
-                matches!(e.kind, ExportKind::Service { .. }) == service
-                    && is_subset(&import.subject, &e.subject)
-                    && (e.accounts.is_empty() || e.accounts.contains(&importer.name))
-            });
-            if !allowed {
-                let kind = if service { "service" } else { "stream" };
-                return Err(format!(
-                    "error adding {kind} import {:?} to account {:?}: {kind} import not authorized",
-                    import.subject, importer.name
-                ));
-            }
-            crate::links::import_transform(import)
-                .map_err(|e| format!("import {:?}: {e}", import.subject))?;
+            crate::links::check_import(accounts, &importer.name, import)?;
         }
     }
     Ok(())

@@ -46,7 +46,7 @@ fn exports_and_imports_are_read_with_their_defaults() {
                 subject: "plain.*".into(),
                 kind: ExportKind::Service {
                     response: ResponseType::Singleton,
-                    threshold: super::links::DEFAULT_RESPONSE_THRESHOLD,
+                    threshold: crate::links::DEFAULT_RESPONSE_THRESHOLD,
                 },
                 accounts: vec![],
             },

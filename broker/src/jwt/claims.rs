@@ -1,5 +1,5 @@
 //! The `nats` part of operator, account and user claims: the fields the broker acts on.
-//! Fields it does not act on (exports, imports, most limits) are left out and so ignored.
+//! Fields it does not act on (most limits, for one) are left out and so ignored.
 
 use std::collections::HashMap;
 
@@ -38,6 +38,46 @@ pub(crate) struct Account {
     pub limits: AccountLimits,
     /// Permissions of users whose JWT has none.
     pub default_permissions: UserPermissions,
+    /// What the account offers other accounts.
+    pub exports: Vec<JwtExport>,
+    /// What the account takes from other accounts.
+    pub imports: Vec<JwtImport>,
+}
+
+/// One export of an account JWT.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct JwtExport {
+    pub subject: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `Singleton` (the default), `Stream` or `Chunked`.
+    pub response_type: String,
+    /// Nanoseconds; 0 for the default.
+    pub response_threshold: i64,
+    /// Importers need an activation token the exporter signed.
+    pub token_req: bool,
+}
+
+/// One import of an account JWT.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct JwtImport {
+    /// The exporting account's public key.
+    pub account: String,
+    /// The subject as the exporter has it.
+    pub subject: String,
+    /// Where it lands here (JWT version 2).
+    pub local_subject: String,
+    /// The older form: a stream import's prefix, a service import's local subject.
+    pub to: String,
+    /// `stream` or `service`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// An activation token, for an export that requires one.
+    pub token: String,
+    pub share: bool,
 }
 
 impl Kind for Account {

@@ -23,7 +23,9 @@ use nkeys::{KeyPair, KeyPairType};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-pub(crate) use claims::{Account, Operator, SigningKey, SubjectRules, User, UserPermissions};
+pub(crate) use claims::{
+    Account, JwtExport, JwtImport, Operator, SigningKey, SubjectRules, User, UserPermissions,
+};
 
 /// Why a JWT was not accepted; the text goes to the debug log and config errors.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -27,10 +27,15 @@ use anyhow::Context as _;
 
 use crate::accounts::Account;
 use crate::jetstream::transform::Transform;
-use crate::options::{ExportKind, Import, ImportKind};
+use crate::options::{AccountConfig, ExportKind, Import, ImportKind};
 use crate::proto::server_op::Delivery;
 use crate::server::ServerState;
 use service::{Responses, ServiceImport};
+
+/// How long a request through a service import waits for its response by default
+/// (`response_threshold`), as nats-server.
+pub(crate) const DEFAULT_RESPONSE_THRESHOLD: std::time::Duration =
+    std::time::Duration::from_secs(120);
 
 /// How many service imports one message may pass through in a row; a longer chain is a cycle
 /// (A imports from B what B imports from A) and the message is not forwarded further.
@@ -169,6 +174,37 @@ pub(crate) fn import_transform(import: &Import) -> Result<Option<Transform>, Str
         .map_err(|e| format!("cannot map {src:?} to {dest:?}: {e}", dest = dest.join(".")))
 }
 
+/// Whether `importer`'s `import` is allowed, as nats-server checks it: the exporting account
+/// exists and exports the subject (or a wider one) as the same kind, to the importer when the
+/// export lists accounts; and a subject mapping, if any, can work.
+pub(crate) fn check_import(
+    accounts: &[AccountConfig],
+    importer: &str,
+    import: &Import,
+) -> Result<(), String> {
+    let Some(exporter) = accounts.iter().find(|a| a.name == import.account) else {
+        return Err(format!(
+            "{:?} account not defined for import {:?}",
+            import.account, import.subject
+        ));
+    };
+    let service = matches!(import.kind, ImportKind::Service { .. });
+    let allowed = exporter.exports.iter().any(|e| {
+        matches!(e.kind, ExportKind::Service { .. }) == service
+            && crate::jetstream::subjects::is_subset(&import.subject, &e.subject)
+            && (e.accounts.is_empty() || e.accounts.iter().any(|a| a == importer))
+    });
+    if !allowed {
+        let kind = if service { "service" } else { "stream" };
+        return Err(format!(
+            "error adding {kind} import {:?} to account {:?}: {kind} import not authorized",
+            import.subject, importer
+        ));
+    }
+    import_transform(import).map_err(|e| format!("import {:?}: {e}", import.subject))?;
+    Ok(())
+}
+
 thread_local! {
     /// Service imports the message being forwarded on this thread has passed through.
     static HOPS: Cell<u8> = const { Cell::new(0) };
@@ -190,7 +226,28 @@ pub(crate) fn one_hop_deeper<T>(f: impl FnOnce() -> T) -> Option<T> {
 /// the exporting accounts, and the service imports' subscriptions in the importing ones.
 /// Call once, before clients connect; the configuration was checked when it was read.
 pub(crate) fn start(state: &Arc<ServerState>) -> anyhow::Result<()> {
-    let configs = &state.opts.accounts;
+    let from_jwts;
+    let configs = match &state.trust {
+        // Operator mode: the accounts' JWTs; an import they do not allow is left out with a
+        // warning, as nats-server leaves it incomplete and starts.
+        Some(trust) => {
+            let mut accounts = trust.account_links();
+            let all = accounts.clone();
+            for importer in &mut accounts {
+                let name = importer.name.clone();
+                importer.imports.retain(|import| {
+                    let checked = check_import(&all, &name, import);
+                    if let Err(e) = &checked {
+                        tracing::warn!("account {name}: import left out: {e}");
+                    }
+                    checked.is_ok()
+                });
+            }
+            from_jwts = accounts;
+            &from_jwts
+        }
+        None => &state.opts.accounts,
+    };
     let mut links: std::collections::HashMap<String, Links> = Default::default();
     let account = |name: &str| {
         state

@@ -62,6 +62,8 @@ pub struct Operator {
     pub accounts: Vec<KeyPair>,
     /// The accounts' `limits` (as `nsc` writes them: none); `Value::Null` leaves them out.
     pub limits: Value,
+    /// More `nats` fields of each account's JWT, by the account's index (exports, imports).
+    pub extra: Vec<Value>,
 }
 
 impl Operator {
@@ -74,6 +76,7 @@ impl Operator {
                 "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
                 "wildcards": true, "conn": -1, "leaf": -1,
             }),
+            extra: Vec::new(),
         }
     }
 
@@ -84,10 +87,15 @@ impl Operator {
             "operator: {}\nresolver: MEMORY\nresolver_preload: {{\n",
             encode(&self.key, &op)
         );
-        for account in &self.accounts {
+        for (i, account) in self.accounts.iter().enumerate() {
             let mut nats = json!({});
             if !self.limits.is_null() {
                 nats["limits"] = self.limits.clone();
+            }
+            if let (Some(nats), Some(Value::Object(extra))) =
+                (nats.as_object_mut(), self.extra.get(i))
+            {
+                nats.extend(extra.clone());
             }
             let acc = claims("account", &self.key, &account.public_key(), nats);
             let line = format!("  {}: {}\n", account.public_key(), encode(&self.key, &acc));

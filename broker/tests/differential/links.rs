@@ -4,6 +4,10 @@
 
 use anyhow::{ensure, Context};
 
+use serde_json::json;
+
+use crate::creds::{user, Operator};
+use crate::operator::raw_login;
 use crate::protocol::expect_ops;
 use crate::raw::{Msg, RawClient, ServerOp};
 use crate::{block_on, scenarios, Scenario, Target};
@@ -14,6 +18,7 @@ pub fn scenarios() -> Vec<Scenario> {
         service_imports_carry_a_request_and_one_response_back,
         a_stream_export_carries_every_response_until_its_threshold_passes,
         a_service_import_nobody_answers_gets_no_responders,
+        account_jwts_carry_imports_and_exports_and_imports_they_do_not_allow_are_left_out,
     ]
 }
 
@@ -208,5 +213,62 @@ fn a_service_import_nobody_answers_gets_no_responders(t: &Target) -> anyhow::Res
             "{m:?}"
         );
         Ok(())
+    })
+}
+
+fn account_jwts_carry_imports_and_exports_and_imports_they_do_not_allow_are_left_out(
+    t: &Target,
+) -> anyhow::Result<()> {
+    let mut op = Operator::with_accounts(2);
+    let exporter = op.accounts[0].public_key();
+    op.extra = vec![
+        json!({"exports": [
+            {"name": "news", "subject": "news.>", "type": "stream"},
+            {"name": "help", "subject": "help", "type": "service"},
+            {"name": "secret", "subject": "secret", "type": "stream", "token_req": true},
+        ]}),
+        json!({"imports": [
+            {"name": "news", "account": exporter, "subject": "news.>", "local_subject": "a.news.>", "type": "stream"},
+            {"name": "help", "account": exporter, "subject": "help", "local_subject": "ask", "type": "service"},
+            {"name": "secret", "account": exporter, "subject": "secret", "type": "stream"},
+            {"name": "stray", "account": exporter, "subject": "stray", "type": "stream"},
+        ]}),
+    ];
+    let server = t.start_with_config(&op.config(), &[])?;
+    block_on(async move {
+        let port = server.port();
+        let (a_key, a_jwt) = user(&op.accounts[0], json!({}), json!({}));
+        let (b_key, b_jwt) = user(&op.accounts[1], json!({}), json!({}));
+        let mut a = raw_login(port, &a_jwt, &a_key).await?;
+        let mut b = raw_login(port, &b_jwt, &b_key).await?;
+        a.send("SUB help 1\r\n").await?;
+        b.send("SUB a.news.> 1\r\nSUB secret 2\r\nSUB stray 3\r\nSUB _INBOX.> 9\r\n")
+            .await?;
+        a.ping_until_pong().await?;
+        b.ping_until_pong().await?;
+        a.send("PUB news.x 1\r\nn\r\nPUB secret 1\r\ns\r\nPUB stray 1\r\nx\r\n")
+            .await?;
+        a.ping_until_pong().await?;
+        let news = [msg("a.news.x", "1", None, b"n")];
+        expect_ops(
+            b.ping_until_pong().await?,
+            &news,
+            "b, the allowed stream only",
+        )?;
+        b.send("PUB ask _INBOX.1 1\r\nq\r\n").await?;
+        b.ping_until_pong().await?;
+        let ops = a.ping_until_pong().await?;
+        let [ServerOp::Msg(request)] = ops.as_slice() else {
+            anyhow::bail!("expected the request, got {ops:?}");
+        };
+        ensure!(
+            request.subject == "help" && request.payload == b"q",
+            "{request:?}"
+        );
+        let reply = request.reply.clone().context("a reply subject")?;
+        a.send(format!("PUB {reply} 1\r\nr\r\n")).await?;
+        a.ping_until_pong().await?;
+        let response = [msg("_INBOX.1", "9", None, b"r")];
+        expect_ops(b.ping_until_pong().await?, &response, "b, the response")
     })
 }
