@@ -92,11 +92,7 @@ impl ServerState {
     /// A client without a socket that owns the broker's own subscriptions in `account` (see
     /// [`ServerState::subscribe_internal`]).
     pub fn system_client(&self, account: &Arc<Account>) -> Arc<Client> {
-        Arc::new(Client::new(
-            0,
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-            account.clone(),
-        ))
+        Arc::new(Client::internal(account.clone()))
     }
 
     /// Subscribes the broker itself, as `owner` (a [`ServerState::system_client`]), to
@@ -461,4 +457,32 @@ fn server_id() -> String {
     let mut id = String::from("N");
     id.extend((0..55).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char));
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jetstream_on_the_system_account_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sys.conf");
+        std::fs::write(
+            &conf,
+            "system_account: SYS\naccounts { SYS { jetstream: enabled } }\n",
+        )
+        .unwrap();
+        let mut opts = Options {
+            port: 0,
+            jetstream: true,
+            store_dir: Some(dir.path().join("store")),
+            ..Options::default()
+        };
+        crate::config_file::load_into(&conf, &mut opts).unwrap();
+        let err = Server::bind(opts).await.err().expect("refused");
+        assert!(
+            format!("{err:#}").contains("Not allowed to enable JetStream on the system account"),
+            "{err:#}"
+        );
+    }
 }

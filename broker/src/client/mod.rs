@@ -161,6 +161,17 @@ impl Client {
     /// A client in `account` (which must have room: `$G` always has).
     pub fn new(id: u64, addr: SocketAddr, account: Arc<Account>) -> Client {
         account.join();
+        Self::uncounted(id, addr, account)
+    }
+
+    /// A client without a socket that owns the broker's own subscriptions in `account`
+    /// (JetStream, imports): as on nats-server, it does not count against the account's
+    /// connection limit.
+    pub fn internal(account: Arc<Account>) -> Client {
+        Self::uncounted(0, SocketAddr::from(([0, 0, 0, 0], 0)), account)
+    }
+
+    fn uncounted(id: u64, addr: SocketAddr, account: Arc<Account>) -> Client {
         Client {
             id,
             addr,

@@ -88,6 +88,12 @@ impl JetStreams {
                 .map(|a| (a.name.as_str(), a.jetstream_limits))
                 .collect(),
         };
+        if let Some(system) = opts.system_account.as_deref() {
+            anyhow::ensure!(
+                !enabled.iter().any(|(name, _)| *name == system),
+                "Not allowed to enable JetStream on the system account"
+            );
+        }
         let mut by_account = BTreeMap::new();
         for (name, limits) in enabled {
             let account = server

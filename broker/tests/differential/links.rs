@@ -219,7 +219,8 @@ fn a_service_import_nobody_answers_gets_no_responders(t: &Target) -> anyhow::Res
 fn account_jwts_carry_imports_and_exports_and_imports_they_do_not_allow_are_left_out(
     t: &Target,
 ) -> anyhow::Result<()> {
-    let mut op = Operator::with_accounts(2);
+    // The third account is the system account, which nats-server needs for JetStream.
+    let mut op = Operator::with_accounts(3);
     let exporter = op.accounts[0].public_key();
     op.extra = vec![
         json!({"exports": [
@@ -234,7 +235,24 @@ fn account_jwts_carry_imports_and_exports_and_imports_they_do_not_allow_are_left
             {"name": "stray", "account": exporter, "subject": "stray", "type": "stream"},
         ]}),
     ];
-    let server = t.start_with_config(&op.config(), &[])?;
+    // One connection each, and JetStream: the broker's own subscriptions in the accounts
+    // (JetStream's, the imports') take none of it.
+    op.limits["conn"] = json!(1);
+    op.limits["mem_storage"] = json!(-1);
+    op.limits["disk_storage"] = json!(-1);
+    let mut system_limits = op.limits.clone();
+    system_limits["mem_storage"] = json!(0);
+    system_limits["disk_storage"] = json!(0);
+    op.extra.push(json!({ "limits": system_limits }));
+    let dir = crate::jetstream::accounts::store()?;
+    let args = crate::jetstream::jetstream_args(dir.path())?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let config = format!(
+        "{}system_account: {}\n",
+        op.config(),
+        op.accounts[2].public_key()
+    );
+    let server = t.start_with_config(&config, &args)?;
     block_on(async move {
         let port = server.port();
         let (a_key, a_jwt) = user(&op.accounts[0], json!({}), json!({}));

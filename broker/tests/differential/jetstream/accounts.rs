@@ -32,7 +32,7 @@ fn start(t: &Target, dir: &tempfile::TempDir) -> anyhow::Result<broker::harness:
     t.start_with_config(CONFIG, &args)
 }
 
-pub(super) fn store() -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn store() -> anyhow::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("js-accounts-")
         .tempdir()

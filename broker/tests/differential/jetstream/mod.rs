@@ -11,7 +11,7 @@
 //! timestamps, `created`, cluster names) are never asserted.
 
 mod account_limits;
-mod accounts;
+pub(crate) mod accounts;
 mod acks;
 mod clients;
 mod config;
