@@ -141,6 +141,10 @@ impl ListenerStats {
     /// The counts of listener `listener`, served in `metrics` (see the module documentation).
     pub fn registered(metrics: &Metrics, listener: &'static str) -> Arc<Self> {
         let families = metrics.shared(Families::register);
+        // Every listener's series from the start, at zero until something happens.
+        let label = ListenerLabel { listener };
+        drop(families.pending.get_or_create(&label));
+        drop(families.redelivered.get_or_create(&label));
         let stats = Arc::new(Self::with(families.clone(), listener));
         let mut listeners = families.listeners.lock().unwrap_or_else(|e| e.into_inner());
         listeners.push(Arc::downgrade(&stats));

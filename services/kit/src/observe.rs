@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, Response};
 use axum::middleware::Next;
 use axum::Router;
+use opentelemetry::trace::TraceContextExt;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,6 +25,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tower_http::trace::TraceLayer;
 use tracing::field::Empty;
 use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::metrics::{latency_histogram, Metrics};
 use crate::telemetry;
@@ -171,7 +173,8 @@ fn request_span<B>(request: &axum::http::Request<B>) -> Span {
 
 fn log_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
     let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
+    // As an integer, as OpenTelemetry's HTTP conventions have it.
+    span.record("http.response.status_code", i64::from(status));
     let latency_ms = latency.as_secs_f64() * 1000.0;
     tracing::info!(status, latency_ms, "request");
 }
@@ -193,7 +196,9 @@ async fn tag_route(request: Request, next: Next) -> Response<axum::body::Body> {
     let route: Arc<str> = Arc::from(route.as_str());
     let span = Span::current();
     span.record("route", &*route);
-    span.record("otel.name", format!("{} {route}", request.method()));
+    // The exported span started before routing: rename it after the route template.
+    let name = format!("{} {route}", request.method());
+    span.context().span().update_name(name);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(RouteTemplate(route));
     response
