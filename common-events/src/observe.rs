@@ -229,15 +229,6 @@ impl DecisionNotes {
     pub fn stats(&self) -> &NoteStats {
         &self.stats
     }
-
-    /// Appends Prometheus text lines: `decision_notes_total{result="sent"|"dropped"}`.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let sent = self.stats.sent.load(Ordering::Relaxed);
-        let dropped = self.stats.dropped.load(Ordering::Relaxed);
-        let _ = writeln!(out, "decision_notes_total{{result=\"sent\"}} {sent}");
-        let _ = writeln!(out, "decision_notes_total{{result=\"dropped\"}} {dropped}");
-    }
 }
 
 #[cfg(test)]

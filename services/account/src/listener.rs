@@ -470,6 +470,7 @@ impl Listener for TransactionsListener {
         ctx: MessageContext,
     ) -> Outcome {
         let handled = self.handle(&envelope, &ctx).await;
+        ctx.decision.record(handled.decision.as_str());
         let delivery = (ctx.subject.as_str(), ctx.stream_sequence, ctx.delivered);
         let progress_acks = Some(ctx.progress.sent()).filter(|sent| *sent > 0);
         self.note(delivery, Some(&envelope.data), &handled, progress_acks);

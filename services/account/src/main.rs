@@ -10,7 +10,8 @@ use service_kit::{shutdown, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.common.log_json);
+    let telemetry = telemetry::init("account-service", config.common.log_json);
     let result = account::run(config, shutdown::signal()).await;
+    telemetry.shutdown();
     exit_code("account-service", result)
 }

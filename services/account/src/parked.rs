@@ -9,11 +9,12 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common_events::{AccountId, Amount, TransactionCreated, TransactionNumber};
 use service_kit::db::now_millis;
+use service_kit::metrics::Metrics;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -63,18 +64,45 @@ pub struct ParkingStats {
 }
 
 impl ParkingStats {
-    /// Appends Prometheus text lines.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let gauge = self.parked_now.load(Ordering::Relaxed).max(0);
-        let _ = writeln!(out, "account_parked_transactions {gauge}");
-        for (name, counter) in [
-            ("account_parked_total", &self.parked),
-            ("account_unparked_total", &self.unparked),
-            ("account_conflicts_total", &self.conflicts),
-            ("account_unknown_account_total", &self.unknown_account),
-        ] {
-            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+    /// Serves these counts in `metrics`: the gauge `account_parked_transactions` and the
+    /// counters `account_parked_total`, `account_unparked_total`, `account_conflicts_total` and
+    /// `account_unknown_account_total`.
+    pub fn register(self: &Arc<Self>, metrics: &Metrics) {
+        let stats = Arc::clone(self);
+        metrics.gauge_fn(
+            "account_parked_transactions",
+            "Transactions parked in the database now, waiting for their predecessor (as of \
+             the last sweep).",
+            move || stats.parked_now.load(Ordering::Relaxed).max(0),
+        );
+        type Read = fn(&ParkingStats) -> &AtomicU64;
+        let counters: [(&'static str, &'static str, Read); 4] = [
+            (
+                "account_parked",
+                "Transactions parked since start (a gap open too long, or too many open).",
+                |s| &s.parked,
+            ),
+            (
+                "account_unparked",
+                "Parked transactions applied or rejected since start, once their predecessor \
+                 came.",
+                |s| &s.unparked,
+            ),
+            (
+                "account_conflicts",
+                "Numbers claimed by a second transaction since start: dead-lettered and \
+                 rejected.",
+                |s| &s.conflicts,
+            ),
+            (
+                "account_unknown_account",
+                "Events for accounts this service does not have, dead-lettered since start.",
+                |s| &s.unknown_account,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let stats = Arc::clone(self);
+            metrics.counter_fn(name, help, move || counter(&stats).load(Ordering::Relaxed));
         }
     }
 

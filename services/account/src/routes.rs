@@ -3,14 +3,15 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common_events::AccountId;
 use serde::Deserialize;
 
-use service_kit::http::{check_text, request_trace};
+use service_kit::http::check_text;
+use service_kit::observe::RequestTrace;
 use service_kit::page::{page, PageQuery};
 
 use crate::error::ApiError;
@@ -37,7 +38,7 @@ pub struct OpenRequest {
 
 async fn open(
     State(store): State<Store>,
-    headers: HeaderMap,
+    RequestTrace(trace): RequestTrace,
     body: Result<Json<OpenRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(request) = body?;
@@ -48,7 +49,6 @@ async fn open(
         )));
     }
     check_text("owner", owner).map_err(ApiError::Invalid)?;
-    let trace = request_trace(&headers);
     let account = store.open(owner, trace).await?;
     let location = format!("/api/accounts/{}", account.id);
     Ok((

@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
 use common_events::observe::DecisionNotes;
 use common_events::topology::{subjects, ConsumerSpec, TRANSACTIONS};
 use service_kit::foundation::{Foundation, Migrations, ServiceSpec};
+use service_kit::metrics::Metrics;
 use service_kit::ops::Ops;
 use service_kit::runner::ListenerStats;
 use service_kit::server::{Server, Started};
@@ -143,7 +145,7 @@ async fn start(
         );
         Faults::default()
     });
-    let stats = Arc::new(ListenerStats::default());
+    let stats = ListenerStats::registered(ops.metrics(), "transactions-created");
     let mut tasks = base.tasks();
     let listener = TransactionsListener::live(store.clone(), notes.clone())
         .with_gap_policy(config.gap_policy())
@@ -154,20 +156,33 @@ async fn start(
     let parking = Arc::clone(store.parking());
     let detail = Arc::clone(&parking);
     ops.readiness_detail(Arc::new(move |body| detail.readiness(body)));
-    let relay_stats = base.relay.stats();
-    let metrics = Arc::new(move |out: &mut String| {
-        stats.render("transactions-created", out);
-        parking.render(out);
-        relay_stats.render(out);
-        if let Some(notes) = &notes {
-            notes.render(out);
-        }
-    });
+    parking.register(ops.metrics());
+    if let Some(notes) = notes {
+        register_notes(ops.metrics(), notes);
+    }
     Ok(Started {
         router: routes::router(store).merge(faults::router(faults, replica)),
         tasks,
         nats: base.nats,
         db: base.db,
-        metrics,
     })
+}
+
+/// Serves the decision notes' counts: `decision_notes_total{result="sent"|"dropped"}`.
+fn register_notes(metrics: &Metrics, notes: DecisionNotes) {
+    metrics.counters_fn(
+        "decision_notes",
+        "Decision notes handed to the broker connection (sent) or dropped (broker unreachable, \
+         queue full).",
+        move || {
+            let stats = notes.stats();
+            [("sent", &stats.sent), ("dropped", &stats.dropped)]
+                .into_iter()
+                .map(|(result, counter)| {
+                    let labels = vec![("result", result.to_owned())];
+                    (labels, counter.load(Ordering::Relaxed))
+                })
+                .collect()
+        },
+    );
 }

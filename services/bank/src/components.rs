@@ -53,22 +53,22 @@ impl Component {
             Component::Broker => broker::entry::main(argv.skip(1)),
             Component::Account => {
                 let config = account::Config::parse_from(argv);
-                telemetry::init(config.common.log_json);
+                let _telemetry = telemetry::init("account-service", config.common.log_json);
                 serve(account::run(config, shutdown::signal()))
             }
             Component::Transaction => {
                 let config = transaction::Config::parse_from(argv);
-                telemetry::init(config.common.log_json);
+                let _telemetry = telemetry::init("transaction-service", config.common.log_json);
                 serve(transaction::run(config, shutdown::signal()))
             }
             Component::Statement => {
                 let config = statement::Config::parse_from(argv);
-                telemetry::init(config.common.log_json);
+                let _telemetry = telemetry::init("statement-service", config.common.log_json);
                 serve(statement::run(config, shutdown::signal()))
             }
             Component::Console => {
                 let config = console::Config::parse_from(argv);
-                telemetry::init(config.log_json);
+                let _telemetry = telemetry::init("console", config.log_json);
                 serve(console::run(config, shutdown::signal()))
             }
         }

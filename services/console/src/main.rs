@@ -7,6 +7,8 @@ use service_kit::{shutdown, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    telemetry::init(config.log_json);
-    console::run(config, shutdown::signal()).await
+    let telemetry = telemetry::init("console", config.log_json);
+    let result = console::run(config, shutdown::signal()).await;
+    telemetry.shutdown();
+    result
 }

@@ -33,7 +33,8 @@ use crate::config::CommonConfig;
 use crate::db::Db;
 use crate::foundation::{Foundation, Migrations, ServiceSpec, StartError};
 use crate::listener::Listener;
-use crate::ops::{DetailFn, MetricsFn, Ops};
+use crate::metrics::Metrics;
+use crate::ops::{DetailFn, Ops};
 use crate::runner::ListenerStats;
 use crate::server::{BindError, Server, Started};
 use crate::tasks::Tasks;
@@ -146,7 +147,6 @@ impl App {
                 stop,
                 ops,
                 router: Router::new(),
-                metrics: Vec::new(),
             };
             Ok(wire(wiring).await?.started())
         };
@@ -167,7 +167,6 @@ pub struct Wiring {
     ops: Ops,
     tasks: Tasks,
     router: Router,
-    metrics: Vec<MetricsFn>,
 }
 
 impl Wiring {
@@ -178,7 +177,7 @@ impl Wiring {
     }
 
     /// Runs `listener` on the declared consumer named `durable` until shutdown; its counts are
-    /// in `/metrics` as `listener_messages_total{listener="<its name>",…}`. An error when no
+    /// in `/metrics` labelled `listener="<its name>"` (see [`ListenerStats`]). An error when no
     /// such consumer was declared.
     pub fn listen<L: Listener>(
         &mut self,
@@ -193,10 +192,7 @@ impl Wiring {
         else {
             anyhow::bail!("no consumer {durable:?} is declared: add it to Declared::consumers");
         };
-        let stats = Arc::new(ListenerStats::default());
-        let name = listener.name();
-        let counts = Arc::clone(&stats);
-        self.metrics(move |out| counts.render(name, out));
+        let stats = ListenerStats::registered(self.ops.metrics(), listener.name());
         self.tasks
             .spawn_listener(&self.js, spec, listener, Arc::clone(&stats));
         Ok(stats)
@@ -216,9 +212,9 @@ impl Wiring {
         self.router = std::mem::take(&mut self.router).merge(router);
     }
 
-    /// Adds Prometheus text lines to `/metrics`.
-    pub fn metrics(&mut self, render: impl Fn(&mut String) + Send + Sync + 'static) {
-        self.metrics.push(Arc::new(render));
+    /// The service's metrics registry, served at `/metrics`: register its own series here.
+    pub fn metrics(&self) -> &Metrics {
+        self.ops.metrics()
     }
 
     /// Adds the service's own facts to every `/readyz` body.
@@ -227,18 +223,11 @@ impl Wiring {
     }
 
     fn started(self) -> Started {
-        let parts = self.metrics;
-        let metrics: MetricsFn = Arc::new(move |out: &mut String| {
-            for part in &parts {
-                part(out);
-            }
-        });
         Started {
             router: self.router,
             tasks: self.tasks,
             nats: self.nats,
             db: self.db,
-            metrics,
         }
     }
 }

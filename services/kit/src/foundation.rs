@@ -140,7 +140,7 @@ impl Foundation {
     /// and ensures the streams and `consumers`. Each step is retried with backoff until it
     /// succeeds, fails for good (a malformed URL, a rejected password, a migration that does
     /// not match the database) or `CONNECT_DEADLINE` passes. `ops` learns of each connection as
-    /// it comes up, for `/readyz`.
+    /// it comes up, for `/readyz`, and serves the relay's counts in `/metrics`.
     ///
     /// Cancel it by dropping the future.
     pub async fn connect(
@@ -159,6 +159,9 @@ impl Foundation {
             ..RelayOptions::default()
         };
         let relay = Relay::new(db.clone(), Publisher::new(js.clone()), options);
+        if !spec.publishes.is_empty() {
+            relay.stats().register(ops.metrics());
+        }
         Ok(Self {
             db,
             nats,

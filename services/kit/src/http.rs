@@ -139,15 +139,6 @@ pub fn check_text(field: &str, text: &str) -> Result<(), String> {
     }
 }
 
-/// The trace context of a request: a child of its `traceparent` header, or a new trace.
-pub fn request_trace(headers: &axum::http::HeaderMap) -> common_events::trace::TraceContext {
-    use common_events::trace::TraceContext;
-    headers
-        .get(common_events::trace::TRACEPARENT)
-        .and_then(|value| TraceContext::parse(value.to_str().ok()?))
-        .map_or_else(TraceContext::new_root, TraceContext::child)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,10 @@
 //! - [`server`], [`http`], [`api_error`], [`page`], [`ops`]: the HTTP server's life cycle, input
 //!   checks, the one API error type, paging of list endpoints, and the `/healthz` `/readyz`
 //!   `/metrics` routes.
-//! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging.
+//! - [`metrics`], [`observe`]: a service's Prometheus registry, and what the HTTP port records
+//!   of each request (latency by route, the request log line, the trace context).
+//! - [`tasks`], [`shutdown`], [`telemetry`], [`log_limit`]: background tasks, signals, logging
+//!   and OpenTelemetry traces.
 //! - [`app`]: the short start-up of a service that only listens (and may serve a read API);
 //!   [`sequence`]: the per-account sequence-number turn every projection decides by;
 //!   [`replay`]: replaying streams into a projection (rebuilds).
@@ -26,8 +29,11 @@ pub mod db;
 pub mod foundation;
 pub mod http;
 pub mod listener;
+pub mod listener_stats;
 pub mod log_limit;
+pub mod metrics;
 pub mod nats_auth;
+pub mod observe;
 pub mod ops;
 pub mod outbox;
 pub mod page;
@@ -40,5 +46,7 @@ pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
 
-pub use listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
+pub use listener::{
+    DecisionLabel, Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage,
+};
 pub use runner::ListenerStats;

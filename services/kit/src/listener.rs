@@ -39,6 +39,27 @@ pub struct MessageContext {
     /// The runner's `+WPI` progress acks for this delivery: how many were sent, and a switch to
     /// stop them.
     pub progress: ProgressAcks,
+    /// The decision the handler came to, as the `decision` label of its latency in `/metrics`.
+    pub decision: DecisionLabel,
+}
+
+/// The name of the decision a handler came to for one delivery (`applied`, `duplicate`,
+/// `gap`, …), which labels its latency in `/metrics`; a handler that records none is labelled
+/// by its outcome (`acked`, `retried`, `rejected`). Names are a fixed set (`&'static str`), so
+/// the series stay few.
+#[derive(Clone, Debug, Default)]
+pub struct DecisionLabel(Arc<std::sync::OnceLock<&'static str>>);
+
+impl DecisionLabel {
+    /// Records the decision (the first one recorded counts).
+    pub fn record(&self, decision: &'static str) {
+        let _ = self.0.set(decision);
+    }
+
+    /// The decision recorded, if any.
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().copied()
+    }
 }
 
 /// The `+WPI` progress acks the runner sends for one delivery while its handler runs (every half

@@ -1,28 +1,25 @@
 //! The operational routes every service serves: `/healthz` (the process answers), `/readyz`
-//! (started, and database and broker reachable) and `/metrics` (Prometheus text), plus a
-//! request counter middleware.
+//! (started, and database and broker reachable) and `/metrics` (the service's [`Metrics`] in
+//! the Prometheus text format), plus the layers that observe every request
+//! ([`Ops::observe`]).
 //!
 //! They are served from the moment the HTTP port is bound, while the service is still
 //! connecting: `/readyz` then answers `503` with `"starting": true` and says which of the
 //! database and the broker is connected yet.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::db::Db;
-
-/// Renders a service's own metrics into Prometheus text.
-pub type MetricsFn = Arc<dyn Fn(&mut String) + Send + Sync>;
+use crate::metrics::{self, Metrics};
+use crate::observe::{self, HttpMetrics};
 
 /// Adds a service's own facts to the `/readyz` body (things people should see, such as parked
 /// messages, that do not make the service unready).
@@ -38,14 +35,27 @@ pub struct Ops {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     db: OnceLock<Db>,
     nats: OnceLock<async_nats::Client>,
-    metrics: OnceLock<MetricsFn>,
+    metrics: Metrics,
+    http: HttpMetrics,
     detail: OnceLock<DetailFn>,
     serving: AtomicBool,
-    requests: Mutex<BTreeMap<u16, u64>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        let metrics = Metrics::new();
+        Self {
+            http: HttpMetrics::register(&metrics),
+            metrics,
+            db: OnceLock::new(),
+            nats: OnceLock::new(),
+            detail: OnceLock::new(),
+            serving: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Ops {
@@ -54,13 +64,18 @@ impl Ops {
         Self::default()
     }
 
-    /// A service already connected and serving, over its database, NATS client and metrics.
-    pub fn new(db: Db, nats: async_nats::Client, metrics: MetricsFn) -> Self {
+    /// A service already connected and serving, over its database and NATS client.
+    pub fn new(db: Db, nats: async_nats::Client) -> Self {
         let ops = Self::starting();
         ops.database_up(db);
         ops.broker_up(nats);
-        ops.serving(metrics);
+        ops.serving();
         ops
+    }
+
+    /// The service's metrics registry, served at `/metrics`: register its own series here.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The database is connected: `/readyz` checks it from now on.
@@ -73,10 +88,8 @@ impl Ops {
         let _ = self.inner.nats.set(nats);
     }
 
-    /// Start-up is over (listeners and relay running, API open); `metrics` renders the
-    /// service's own metrics from now on.
-    pub fn serving(&self, metrics: MetricsFn) {
-        let _ = self.inner.metrics.set(metrics);
+    /// Start-up is over (listeners and relay running, API open).
+    pub fn serving(&self) {
         self.inner.serving.store(true, Ordering::Release);
     }
 
@@ -114,29 +127,22 @@ impl Ops {
 
     /// `/healthz`, `/readyz`, `/metrics`.
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route(
                 "/healthz",
                 get(|| async { Json(serde_json::json!({"status": "ok"})) }),
             )
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
-            .with_state(self.clone())
+            .route("/metrics", get(serve_metrics))
+            .with_state(self.clone());
+        observe::tag_routes(routes)
     }
 
-    /// Wraps `router` so every response is counted by status in `/metrics`.
-    pub fn count_requests(&self, router: Router) -> Router {
-        router.layer(axum::middleware::from_fn_with_state(self.clone(), count))
+    /// Wraps the whole HTTP `router` so every request is timed in `/metrics`, logged and
+    /// traced (see [`observe`]).
+    pub fn observe(&self, router: Router) -> Router {
+        observe::observed(router, self.inner.http.clone())
     }
-}
-
-async fn count(State(ops): State<Ops>, request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    if let Ok(mut requests) = ops.inner.requests.lock() {
-        *requests.entry(status).or_default() += 1;
-    }
-    response
 }
 
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
@@ -149,16 +155,7 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
-    let mut out = String::new();
-    if let Ok(requests) = ops.inner.requests.lock() {
-        for (status, count) in requests.iter() {
-            let _ = writeln!(out, "http_requests_total{{status=\"{status}\"}} {count}");
-        }
-    }
-    if let Some(metrics) = ops.inner.metrics.get() {
-        metrics(&mut out);
-    }
-    let content_type = "text/plain; version=0.0.4";
-    ([(header::CONTENT_TYPE, content_type)], out)
+async fn serve_metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    let text = ops.inner.metrics.encode();
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }

@@ -17,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use sqlx::migrate::Migrator;
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::db::{now_millis, Db, DbError};
+use crate::metrics::{latency_histogram, Metrics};
 use common_events::envelope::EncodedEvent;
 use common_events::publisher::Publisher;
 use common_events::trace::TraceContext;
@@ -68,8 +71,8 @@ impl Default for RelayOptions {
     }
 }
 
-/// Counts for `/metrics`.
-#[derive(Debug, Default)]
+/// Counts and the outbox lag, for `/metrics`.
+#[derive(Debug)]
 pub struct RelayStats {
     /// Events acknowledged by the stream.
     pub published: AtomicU64,
@@ -77,18 +80,52 @@ pub struct RelayStats {
     pub duplicates: AtomicU64,
     /// Rounds that failed (broker or database unavailable); retried.
     pub failures: AtomicU64,
+    /// Time from an event's insert to its PubAck.
+    lag: Histogram,
+}
+
+impl Default for RelayStats {
+    fn default() -> Self {
+        Self {
+            published: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            lag: latency_histogram(),
+        }
+    }
 }
 
 impl RelayStats {
-    /// Appends Prometheus text lines.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let published = self.published.load(Ordering::Relaxed);
-        let duplicates = self.duplicates.load(Ordering::Relaxed);
-        let failures = self.failures.load(Ordering::Relaxed);
-        let _ = writeln!(out, "outbox_published_total {published}");
-        let _ = writeln!(out, "outbox_duplicates_total {duplicates}");
-        let _ = writeln!(out, "outbox_failures_total {failures}");
+    /// Serves these counts in `metrics`: `outbox_published_total`, `outbox_duplicates_total`,
+    /// `outbox_failures_total` and the histogram `outbox_lag_seconds`.
+    pub fn register(self: &Arc<Self>, metrics: &Metrics) {
+        type Read = fn(&RelayStats) -> &AtomicU64;
+        let counters: [(&'static str, &'static str, Read); 3] = [
+            (
+                "outbox_published",
+                "Outbox events the stream acknowledged.",
+                |s| &s.published,
+            ),
+            (
+                "outbox_duplicates",
+                "Of the events acknowledged, those the stream already had (re-publishes).",
+                |s| &s.duplicates,
+            ),
+            (
+                "outbox_failures",
+                "Relay rounds that failed (broker or database unavailable); retried.",
+                |s| &s.failures,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let stats = Arc::clone(self);
+            metrics.counter_fn(name, help, move || counter(&stats).load(Ordering::Relaxed));
+        }
+        metrics.register(
+            "outbox_lag_seconds",
+            "Time from an event's insert into the outbox to the stream's acknowledgement of it.",
+            self.lag.clone(),
+        );
     }
 }
 
@@ -110,6 +147,7 @@ struct Row {
     subject: String,
     payload: Vec<u8>,
     traceparent: Option<String>,
+    created_at: i64,
 }
 
 impl Relay {
@@ -161,7 +199,8 @@ impl Relay {
     /// Publishes up to one batch and deletes what was acknowledged; returns how many rows.
     pub async fn publish_round(&self) -> Result<usize, RelayError> {
         let rows: Vec<Row> = sqlx::query_as(
-            "select seq, event_id, subject, payload, traceparent from outbox order by seq limit $1",
+            "select seq, event_id, subject, payload, traceparent, created_at from outbox \
+             order by seq limit $1",
         )
         .bind(i64::try_from(self.options.batch).unwrap_or(i64::MAX))
         .fetch_all(self.db.pool())
@@ -196,7 +235,7 @@ impl Relay {
                 trace: row.traceparent.as_deref().and_then(TraceContext::parse),
             };
             match self.publisher.send(&event).await {
-                Ok(ack) => pending.push((row.seq, ack)),
+                Ok(ack) => pending.push((row.seq, row.created_at, ack)),
                 Err(err) => {
                     tracing::warn!(error = %err, "outbox publish failed");
                     break;
@@ -204,10 +243,13 @@ impl Relay {
             }
         }
         let mut done = Vec::with_capacity(pending.len());
-        for (seq, ack) in pending {
+        for (seq, created_at, ack) in pending {
             match ack.acked().await {
                 Ok(published) => {
                     self.stats.published.fetch_add(1, Ordering::Relaxed);
+                    // Another replica's clock may be a little ahead: no lag below zero.
+                    let lag_ms = now_millis().saturating_sub(created_at).max(0);
+                    self.stats.lag.observe(lag_ms as f64 / 1000.0);
                     if published.duplicate {
                         self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     }

@@ -1,11 +1,12 @@
 //! Runs a [`Listener`] on its durable pull consumer: manual acks, `+WPI` progress while a handler
 //! is slow (unless the handler stopped them, as fault injection does), `-NAK` with a delay for
-//! retries, `+TERM` for payloads that do not decode, a tracing span per message, and a graceful
-//! drain on shutdown.
+//! retries, `+TERM` for payloads that do not decode, a tracing span per message (a child of the
+//! publisher's `traceparent`), its counts and timings in [`ListenerStats`], and a graceful drain
+//! on shutdown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use futures_util::StreamExt;
@@ -14,9 +15,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::listener::{Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage};
+use crate::listener::{
+    DecisionLabel, Listener, MessageContext, Outcome, ProgressAcks, UndecodableMessage,
+};
+pub use crate::listener_stats::ListenerStats;
 use crate::log_limit::LogLimiter;
+use crate::telemetry;
 use common_events::envelope::Envelope;
+use common_events::events::Event;
 use common_events::topology::{self, ConsumerSpec, TopologyError};
 use common_events::trace::{TraceContext, TRACEPARENT};
 
@@ -30,41 +36,6 @@ const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// How long a shutdown waits for handlers that are still running.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Counts of what a listener did with its messages, for `/metrics` and tests.
-#[derive(Debug, Default)]
-pub struct ListenerStats {
-    /// Acknowledged.
-    pub acked: AtomicU64,
-    /// Handed back with `-NAK` and a delay.
-    pub retried: AtomicU64,
-    /// Terminated by the handler's decision.
-    pub rejected: AtomicU64,
-    /// Terminated because the payload did not decode.
-    pub undecodable: AtomicU64,
-    /// `+WPI` progress acks sent for slow handlers.
-    pub progress: AtomicU64,
-}
-
-impl ListenerStats {
-    /// Appends Prometheus text lines, labelled with the listener's name.
-    pub fn render(&self, listener: &str, out: &mut String) {
-        use std::fmt::Write;
-        for (outcome, counter) in [
-            ("acked", &self.acked),
-            ("retried", &self.retried),
-            ("rejected", &self.rejected),
-            ("undecodable", &self.undecodable),
-            ("progress", &self.progress),
-        ] {
-            let value = counter.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "listener_messages_total{{listener=\"{listener}\",outcome=\"{outcome}\"}} {value}"
-            );
-        }
-    }
-}
 
 /// Runs `listener` until `shutdown` is cancelled, then drains: stops pulling, lets running
 /// handlers finish (up to [`DRAIN_TIMEOUT`]) and acks what they finished.
@@ -251,11 +222,12 @@ impl<L> Clone for Worker<L> {
 
 impl<L: Listener> Worker<L> {
     async fn handle(&self, message: jetstream::Message) {
-        let Some(context) = context_of(&message) else {
+        let Some((context, pending)) = context_of(&message) else {
             tracing::warn!(subject = %message.subject, "message without JetStream metadata; terminating it");
             let _ = message.ack_with(AckKind::Term).await;
             return;
         };
+        self.stats.delivery(pending, context.delivered);
         let span = tracing::info_span!(
             "message",
             listener = self.listener.name(),
@@ -263,28 +235,40 @@ impl<L: Listener> Worker<L> {
             stream_seq = context.stream_sequence,
             delivered = context.delivered,
             event_id = context.message_id.as_deref().unwrap_or(""),
-            trace_id = %context.trace.trace_id_hex(),
+            trace_id = tracing::field::Empty,
+            otel.name = format!("process {}", context.subject),
+            otel.kind = "consumer",
         );
+        let incoming = incoming_trace(&message);
+        telemetry::set_remote_parent(&span, incoming);
+        let trace = telemetry::hop(&span, incoming);
+        span.record("trace_id", trace.trace_id_hex());
+        let context = MessageContext { trace, ..context };
         self.dispatch(message, context).instrument(span).await;
     }
 
     async fn dispatch(&self, message: jetstream::Message, context: MessageContext) {
+        let begun = Instant::now();
         let event = match Envelope::<L::Event>::decode(&message.payload) {
             Ok(event) => event,
             Err(err) => return self.terminate_undecodable(message, context, err).await,
         };
+        let decision = context.decision.clone();
         let outcome = self.with_progress(&message, event, context).await;
-        let counter = match &outcome {
-            Outcome::Ack => &self.stats.acked,
-            Outcome::Retry(_) => &self.stats.retried,
+        let (counter, fallback) = match &outcome {
+            Outcome::Ack => (&self.stats.acked, "acked"),
+            Outcome::Retry(_) => (&self.stats.retried, "retried"),
             Outcome::Reject(reason) => {
                 if let Some(suppressed) = self.logs.rejected.allow() {
                     tracing::warn!(%reason, suppressed, "handler rejected the message; terminating it");
                 }
-                &self.stats.rejected
+                (&self.stats.rejected, "rejected")
             }
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        let decision = decision.get().unwrap_or(fallback);
+        self.stats
+            .handled(L::Event::TYPE, decision, begun.elapsed());
         if let Err(err) = message.ack_with(ack_for(&outcome)).await {
             tracing::warn!(error = %err, ?outcome, "could not send the ack; the message will be redelivered");
         }
@@ -296,6 +280,7 @@ impl<L: Listener> Worker<L> {
         context: MessageContext,
         err: common_events::envelope::DecodeError,
     ) {
+        let begun = Instant::now();
         self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = self.logs.undecodable.allow() {
             tracing::error!(error = %err, suppressed, "payload does not decode; terminating the message");
@@ -308,6 +293,8 @@ impl<L: Listener> Worker<L> {
             error: err.to_string(),
         };
         self.listener.on_undecodable(undecodable).await;
+        let took = begun.elapsed();
+        self.stats.handled(L::Event::TYPE, "undecodable", took);
         if let Err(err) = message.ack_with(AckKind::Term).await {
             tracing::warn!(error = %err, "could not terminate the message");
         }
@@ -354,25 +341,31 @@ fn ack_for(outcome: &Outcome) -> AckKind {
     }
 }
 
-fn context_of(message: &jetstream::Message) -> Option<MessageContext> {
+fn header(message: &jetstream::Message, name: &str) -> Option<String> {
+    let headers = message.headers.as_ref()?;
+    headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+/// The publisher's trace context, from the `traceparent` header (none when absent or malformed).
+fn incoming_trace(message: &jetstream::Message) -> Option<TraceContext> {
+    TraceContext::parse(&header(message, TRACEPARENT)?)
+}
+
+/// The message's context (its trace still the publisher's: [`Worker::handle`] makes it this
+/// hop's) and how many messages follow it on the consumer.
+fn context_of(message: &jetstream::Message) -> Option<(MessageContext, u64)> {
     let info = message.info().ok()?;
-    let headers = message.headers.as_ref();
-    let header = |name: &str| {
-        headers
-            .and_then(|h| h.get(name))
-            .map(|v| v.as_str().to_owned())
-    };
-    let trace = header(TRACEPARENT)
-        .and_then(|value| TraceContext::parse(&value))
-        .map_or_else(TraceContext::new_root, TraceContext::child);
-    Some(MessageContext {
+    let trace = incoming_trace(message).unwrap_or_else(TraceContext::new_root);
+    let context = MessageContext {
         subject: message.subject.to_string(),
         stream_sequence: info.stream_sequence,
         delivered: info.delivered,
-        message_id: header("Nats-Msg-Id"),
+        message_id: header(message, "Nats-Msg-Id"),
         trace,
         progress: ProgressAcks::default(),
-    })
+        decision: DecisionLabel::default(),
+    };
+    Some((context, info.pending))
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use tower::ServiceExt;
 
 use crate::db::Db;
 use crate::http::{error_response, json_api};
-use crate::ops::{MetricsFn, Ops};
+use crate::observe;
+use crate::ops::Ops;
 use crate::tasks::Tasks;
 
 /// How long a shutdown waits to flush a connected broker connection.
@@ -61,8 +62,6 @@ pub struct Started {
     pub nats: async_nats::Client,
     /// The database.
     pub db: Db,
-    /// The service's own metrics for `/metrics`.
-    pub metrics: MetricsFn,
 }
 
 /// A service's bound HTTP port, before it serves.
@@ -144,7 +143,7 @@ impl Server {
             let api = gate.clone();
             async move { api.call(request).await }
         });
-        let router = ops.count_requests(json_api(router));
+        let router = ops.observe(json_api(router));
         let http = axum::serve(self.listener, router)
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .into_future();
@@ -175,10 +174,9 @@ impl Server {
             tasks,
             nats,
             db,
-            metrics,
         } = started;
-        api.open(router);
-        ops.serving(metrics);
+        api.open(observe::tag_routes(router));
+        ops.serving();
         tracing::info!(%addr, "{name} ready");
 
         let served = http.await.context("the HTTP server task failed")?;

@@ -140,7 +140,7 @@ async fn wire(mut wiring: Wiring) -> anyhow::Result<Wiring> {
         REJECTED,
         RejectedListener::new(store.clone(), stats.clone()),
     )?;
-    wiring.metrics(move |out| stats.render(out));
+    stats.register(wiring.metrics());
     wiring.routes(routes::router(store));
     Ok(wiring)
 }

@@ -10,9 +10,8 @@ use statement::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.common.log_json);
-    exit_code(
-        "statement-service",
-        statement::run(config, shutdown::signal()).await,
-    )
+    let telemetry = telemetry::init("statement-service", config.common.log_json);
+    let result = statement::run(config, shutdown::signal()).await;
+    telemetry.shutdown();
+    exit_code("statement-service", result)
 }

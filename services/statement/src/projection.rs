@@ -38,6 +38,7 @@ use common_events::{
     TransactionNumber, TransactionRejected,
 };
 use service_kit::log_limit::LogLimiter;
+use service_kit::metrics::Metrics;
 use service_kit::sequence::{wait_before_retry, Turn};
 use service_kit::{Listener, MessageContext, Outcome};
 
@@ -169,15 +170,22 @@ pub struct ProjectionStats {
 }
 
 impl ProjectionStats {
-    /// Appends the Prometheus text lines.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        for (name, counter) in [
-            ("statement_conflicts_total", &self.conflicts),
-            ("statement_balance_mismatches_total", &self.mismatches),
-        ] {
-            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
-        }
+    /// Serves these counts in `metrics`: `statement_conflicts_total` and
+    /// `statement_balance_mismatches_total`.
+    pub fn register(self: &Arc<Self>, metrics: &Metrics) {
+        let stats = Arc::clone(self);
+        metrics.counter_fn(
+            "statement_conflicts",
+            "Claims on a transaction number another transaction already holds (acked, kept \
+             out of the statement).",
+            move || stats.conflicts.load(Ordering::Relaxed),
+        );
+        let stats = Arc::clone(self);
+        metrics.counter_fn(
+            "statement_balance_mismatches",
+            "Applied events whose balance_after differed from the statement's running balance.",
+            move || stats.mismatches.load(Ordering::Relaxed),
+        );
     }
 
     fn conflict(&self, claim: &Claim, holder: Option<&str>) {

@@ -5,6 +5,7 @@
 //! line waits for its turn exactly as it does live), until all three caught up.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -76,8 +77,11 @@ pub async fn rebuild(
     replay.finish().await.context("replaying the streams")?;
     let (accounts, lines) = store.counts().await?;
     let report = RebuildReport { accounts, lines };
-    let mut metrics = String::new();
-    stats.render(&mut metrics);
-    tracing::info!(?report, counts = %metrics.trim().replace('\n', ", "), "rebuild finished");
+    tracing::info!(
+        ?report,
+        conflicts = stats.conflicts.load(Ordering::Relaxed),
+        balance_mismatches = stats.mismatches.load(Ordering::Relaxed),
+        "rebuild finished"
+    );
     Ok(report)
 }

@@ -10,7 +10,8 @@ use transaction::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.common.log_json);
+    let telemetry = telemetry::init("transaction-service", config.common.log_json);
     let result = transaction::run(config, shutdown::signal()).await;
+    telemetry.shutdown();
     exit_code("transaction-service", result)
 }

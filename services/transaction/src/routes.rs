@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use common_events::{AccountId, Amount, TransactionId, TransactionKind};
 use serde::Deserialize;
 
-use service_kit::http::request_trace;
+use service_kit::observe::RequestTrace;
 use service_kit::page::{page, PageQuery};
 
 use crate::create::{CreateRequest, Creator};
@@ -72,13 +72,13 @@ impl CreateBody {
 
 async fn create(
     State(state): State<AppState>,
+    RequestTrace(trace): RequestTrace,
     headers: HeaderMap,
     body: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(request) = body?;
     let new = request.validate(state.max_amount)?;
     let key = IdempotencyKey::from_headers(&headers)?;
-    let trace = request_trace(&headers);
     let request = CreateRequest { new, key, trace };
     let created = state
         .creator

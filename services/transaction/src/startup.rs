@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use common_events::topology::{subjects, ConsumerSpec, ACCOUNTS, TRANSACTIONS};
 use service_kit::foundation::{Foundation, Migrations, ServiceSpec};
@@ -104,22 +103,15 @@ async fn start(config: Config, ops: Ops, stop: CancellationToken) -> anyhow::Res
     };
     let base = Foundation::connect(&config.common, declared, &ops).await?;
     let store = Store::new(base.db.clone(), base.relay.clone());
-    let stats: [Arc<ListenerStats>; 3] = Default::default();
+    let [s0, s1, s2] = ["accounts", "applied", "rejected"]
+        .map(|name| ListenerStats::registered(ops.metrics(), name));
     let mut tasks = base.tasks();
     let [accounts, applied, rejected] = specs;
     let js = &base.js;
     let settler = crate::listeners::settler(store.clone());
-    let [s0, s1, s2] = stats.clone();
     tasks.spawn_listener(js, accounts, AccountsListener(store.clone()), s0);
     tasks.spawn_listener(js, applied, AppliedListener(settler.clone()), s1);
     tasks.spawn_listener(js, rejected, RejectedListener(settler), s2);
-    let relay_stats = base.relay.stats();
-    let metrics = Arc::new(move |out: &mut String| {
-        for (name, stats) in ["accounts", "applied", "rejected"].iter().zip(&stats) {
-            stats.render(name, out);
-        }
-        relay_stats.render(out);
-    });
     let retention = config.idempotency_key_retention;
     tokio::spawn(sweep_keys(base.db.clone(), retention, stop));
     let state = AppState {
@@ -132,6 +124,5 @@ async fn start(config: Config, ops: Ops, stop: CancellationToken) -> anyhow::Res
         tasks,
         nats: base.nats,
         db: base.db,
-        metrics,
     })
 }

@@ -9,6 +9,7 @@
 //! - [`databases`]: SQLite and PostgreSQL targets, a fresh database per test.
 //! - [`postgres`]: a throwaway local PostgreSQL cluster (`initdb` + `pg_ctl`), or
 //!   `TEST_DATABASE_URL`.
+//! - [`exposition`]: a strict parser of the Prometheus text format, for `/metrics`.
 //! - [`in_process`]: a service on a tokio task with an HTTP client for its API.
 //! - [`jetstream`]: connecting, reading a consumer's counts, a sample event.
 //! - [`matrix`]: runs scenarios once per target, named `<broker>/<database>::<scenario>`.
@@ -24,6 +25,7 @@ pub mod brokers;
 pub mod cluster;
 pub mod corpus;
 pub mod databases;
+pub mod exposition;
 pub mod in_process;
 pub mod jetstream;
 pub mod matrix;

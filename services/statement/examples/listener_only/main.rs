@@ -101,7 +101,9 @@ pub async fn run(
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.common.log_json);
+    let telemetry = telemetry::init("owners-service", config.common.log_json);
     let served = async { run(bind(&config).await?, shutdown::signal()).await };
-    exit_code("owners-service", served.await)
+    let result = served.await;
+    telemetry.shutdown();
+    exit_code("owners-service", result)
 }
