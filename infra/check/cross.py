@@ -24,6 +24,8 @@ import manifests as m
 THIRD_PARTY_IMAGES = {
     "postgres": "PostgreSQL, the services' databases",
     "nats": "the official NATS image, for the nats overlay's nats-server cluster",
+    "prom/prometheus": "Prometheus, the observability overlay's metrics store and scraper",
+    "grafana/grafana": "Grafana, the observability overlay's dashboards",
 }
 
 # Variables every one of our binaries reads besides its flags: `RUST_LOG` (the log filter of
