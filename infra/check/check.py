@@ -22,9 +22,14 @@ and the overlays built on it) is printed once with every render it is in. The ch
                        comes to both sides from one Secret, and its inbox is its own
     env                every variable set on our containers is one the binary reads
     probe-paths        every probe of our containers is answered (not 404) by the real binary
+    dashboards         every Grafana dashboard parses, queries only series the services and the
+                       broker expose, and uses a provisioned data source
+    scrape-targets     every Prometheus scrape target is a Service and port of the render, and
+                       the network policies let Prometheus reach it
 
 The modules beside this file hold them: manifests.py (render, kubernetes-schema), build_config.py
-(skaffold-*, hadolint), cross.py (images, ports, env), broker_users.py, binaries.py and netns_run.py (probe-paths).
+(skaffold-*, hadolint), cross.py (images, ports, env), broker_users.py, binaries.py and
+netns_run.py (probe-paths), observability.py and series.py (dashboards, scrape-targets).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import broker_users  # noqa: E402
 import build_config as bc  # noqa: E402
 import cross  # noqa: E402
 import manifests as m  # noqa: E402
+import observability  # noqa: E402
 
 CHECKS = [
     "render",
@@ -54,6 +60,8 @@ CHECKS = [
     "broker-users",
     "env",
     "probe-paths",
+    "dashboards",
+    "scrape-targets",
 ]
 
 
@@ -159,6 +167,10 @@ def run_check(name: str, ctx: Context) -> list[tuple[str, str]]:
         return cross.check_service_ports(ctx)
     if name == "broker-users":
         return broker_users.check_broker_users(ctx)
+    if name == "dashboards":
+        return observability.check_dashboards(ctx)
+    if name == "scrape-targets":
+        return observability.check_scrape_targets(ctx)
     if name in ("env", "probe-paths"):
         ctx.binaries.build(ctx.our_binaries())
         if ctx.binaries.build_note and name == "env":

@@ -5,8 +5,10 @@ Run from the repository root:
     python3 -m unittest discover -s infra/check -v
 
 Every test copies the repository's infra (infra/Dockerfile, .dockerignore, infra/k8s and
-skaffold.yaml) into a temporary directory, breaks one thing, runs every check on the copy and
-asserts that exactly the expected check fails, with a message naming what is wrong. Where one of
+skaffold.yaml, and the services' and the broker monitor's sources, where the series the
+dashboards may use are registered) into a temporary directory, breaks one thing, runs every
+check on the copy and asserts that exactly the expected check fails, with a message naming
+what is wrong. Where one of
 those parts is not in the repository yet, the copy takes it from `fixture/` beside this file
 (a minimal stand-in); INFRA_CHECK_FIXTURE=1 takes every part from there, and
 INFRA_CHECK_SOURCE=DIR takes them from another copy of the repository.
@@ -38,6 +40,8 @@ import check  # noqa: E402
 PARTS = [
     (["infra/Dockerfile", ".dockerignore"], "infra/Dockerfile"),
     (["infra/k8s", "skaffold.yaml"], "skaffold.yaml"),
+    # The sources the dashboards check reads the exposed series from.
+    (["services", "broker/src/monitor"], "services/kit/src/metrics.rs"),
 ]
 
 
@@ -114,6 +118,13 @@ class BrokenCopy:
         kustomization.setdefault("resources", []).append(name)
         path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
 
+    def replace_in(self, rel: str, old: str, new: str) -> None:
+        """Replaces the first `old` in the copy's file `rel` by `new`."""
+        path = self.root / rel
+        text = path.read_text()
+        assert old in text, f"{old!r} is not in {rel}"
+        path.write_text(text.replace(old, new, 1))
+
     def edit_skaffold(self, change) -> None:
         path = self.root / "skaffold.yaml"
         docs = list(yaml.safe_load_all(path.read_text()))
@@ -136,6 +147,11 @@ spec:
   minAvailable: 1
   selector: {matchLabels: {app: legacy}}
 """
+
+
+# The overlay with Prometheus and Grafana, and its dashboard.
+OBSERVABILITY = "infra/k8s/overlays/observability"
+DASHBOARD = f"{OBSERVABILITY}/dashboards/bank.json"
 
 
 def pod(doc: dict) -> list:
@@ -189,6 +205,11 @@ class OfflineChecks(unittest.TestCase):
         """Skips a test of the broker logins on a copy whose broker has none (the fixture)."""
         if not (self.copy.root / "infra/k8s/base/broker/auth.conf").is_file():
             self.skipTest("the copy's broker has no users (fixture)")
+
+    def needs_observability(self) -> None:
+        """Skips a test of the observability overlay on a copy without it (the fixture)."""
+        if not (self.copy.root / OBSERVABILITY).is_dir():
+            self.skipTest("the copy has no observability overlay (fixture)")
 
     def test_the_unbroken_copy_passes_every_check(self):
         self.assertEqual(self.failures(), {})
@@ -303,6 +324,56 @@ class OfflineChecks(unittest.TestCase):
         self.copy.edit_container("bank-account-service",
                                  lambda c: http_probe(c).update(path="/ready"))
         self.assert_only("probe-paths", "/ready", "not one of its routes")
+
+    def test_a_dashboard_query_of_a_series_nobody_exposes_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in(DASHBOARD, "outbox_lag_seconds_bucket", "outbox_delay_seconds_bucket")
+        self.assert_only("dashboards", "'outbox_delay_seconds_bucket' is exposed by no service")
+
+    def test_a_counter_queried_without_its_total_suffix_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in(DASHBOARD, "rate(listener_redeliveries_total[",
+                             "rate(listener_redeliveries[")
+        self.assert_only("dashboards", "'listener_redeliveries' is exposed by no service")
+
+    def test_a_series_renamed_in_the_source_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in("services/kit/src/outbox.rs", '"outbox_lag_seconds"',
+                             '"outbox_delay_seconds"')
+        self.assert_only("dashboards", "'outbox_lag_seconds_bucket' is exposed by no service")
+
+    def test_a_registration_the_check_cannot_read_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in("services/kit/src/listener_stats.rs", '"listener_consumer_pending"',
+                             "PENDING_FAMILY")
+        self.assert_only("dashboards", "listener_stats.rs", "cannot tell the name")
+
+    def test_a_dashboard_on_a_data_source_grafana_lacks_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in(DASHBOARD, '"uid": "prometheus"', '"uid": "prom"')
+        self.assert_only("dashboards", "data source uid 'prom' is not provisioned")
+
+    def test_a_dashboard_that_is_not_json_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in(DASHBOARD, "{", "{,")
+        self.assert_only("dashboards", "bank.json: not JSON")
+
+    def test_a_scrape_target_port_the_service_lacks_fails_scrape_targets(self):
+        self.needs_observability()
+        self.copy.replace_in(f"{OBSERVABILITY}/prometheus.yml", "port: 8080", "port: 9100")
+        self.assert_only("scrape-targets", "job account-service", "has no port 9100")
+
+    def test_a_scrape_through_a_service_with_a_cluster_ip_fails_scrape_targets(self):
+        self.needs_observability()
+        self.copy.replace_in(f"{OBSERVABILITY}/prometheus.yml", "[account-service-metrics]",
+                             "[account-service]")
+        self.assert_only("scrape-targets", "account-service is not headless")
+
+    def test_a_scrape_the_network_policies_refuse_fails_scrape_targets(self):
+        self.needs_observability()
+        self.copy.replace_in(f"{OBSERVABILITY}/network-policies.yaml", "port: 8222", "port: 8223")
+        self.assert_only("scrape-targets", "job broker", "StatefulSet/broker on port 8222",
+                         "no egress rule")
 
 
 if __name__ == "__main__":
