@@ -56,6 +56,7 @@ async fn an_open_loop_run_reports_its_schedule_and_the_invariants_as_json(
     in_order(latency)?;
     in_order(&figures["http_post"])?;
     // Five accounts, each with its opening deposit and its share of 150 transactions.
+    assert_eq!(out["invariants"]["held"], true, "{}", out["invariants"]);
     assert_eq!(out["invariants"]["accounts"], 5);
     let entries = out["invariants"]["ledger_entries"].as_u64().unwrap_or(0);
     assert!(entries >= 5 + count("sent"), "{entries} ledger entries");

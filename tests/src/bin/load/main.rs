@@ -168,13 +168,20 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("opening {} accounts", args.accounts);
     let accounts = load::open_accounts(&client, args.accounts as usize).await?;
     let figures = drive(&args, &client, &nats, &accounts).await?;
-    let invariants = match args.check {
-        true => Some(check(&client, &accounts).await?),
-        false => None,
-    };
-    let invariants = invariants.map(|entries| (accounts.len(), entries));
-    let output = Output::new(&args, load_before, figures, invariants);
-    output.print(args.json)?;
+    let mut output = Output::new(&args, load_before, figures);
+    if !args.json {
+        output.print_figures();
+    }
+    if args.check {
+        let checked = check(&client, &accounts).await;
+        output.set_invariants(accounts.len(), checked.map_err(|e| format!("{e:#}")));
+        if !args.json {
+            output.print_invariants();
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&output)?);
+    }
     output.verdict()
 }
 

@@ -30,7 +30,7 @@ pub struct Output {
     load_average: [Option<f64>; 2],
     #[serde(flatten)]
     figures: Figures,
-    /// With `--check`: how many accounts and ledger entries the invariants held on.
+    /// With `--check`: whether the invariants held, and on how much.
     invariants: Option<Invariants>,
 }
 
@@ -58,21 +58,20 @@ struct Settings {
     check: bool,
 }
 
+/// What `--check` found.
 #[derive(Serialize)]
 struct Invariants {
+    held: bool,
     accounts: usize,
-    ledger_entries: usize,
+    /// The ledger entries checked, when the invariants held.
+    ledger_entries: Option<usize>,
+    /// The violation, when one was found (or the check could not run).
+    violation: Option<String>,
 }
 
 impl Output {
-    /// The output of a run with `args`, which began at load average `load_before`;
-    /// `invariants` are the accounts and ledger entries checked, if `--check` was given.
-    pub fn new(
-        args: &Args,
-        load_before: Option<f64>,
-        figures: Figures,
-        invariants: Option<(usize, usize)>,
-    ) -> Self {
+    /// The output of a run with `args`, which began at load average `load_before`.
+    pub fn new(args: &Args, load_before: Option<f64>, figures: Figures) -> Self {
         let plan = args.plan();
         let secs = |d: Duration| d.as_secs_f64();
         let started = !args.external();
@@ -100,19 +99,23 @@ impl Output {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_average: [load_before, load_average()],
             figures,
-            invariants: invariants.map(|(accounts, ledger_entries)| Invariants {
-                accounts,
-                ledger_entries,
-            }),
+            invariants: None,
         }
     }
 
-    /// Prints the output on stdout: JSON or the summary.
-    pub fn print(&self, json: bool) -> anyhow::Result<()> {
-        if json {
-            println!("{}", serde_json::to_string(self)?);
-            return Ok(());
-        }
+    /// Records what the check of the invariants on `accounts` accounts found: the ledger
+    /// entries checked, or the violation.
+    pub fn set_invariants(&mut self, accounts: usize, checked: Result<usize, String>) {
+        self.invariants = Some(Invariants {
+            held: checked.is_ok(),
+            accounts,
+            ledger_entries: checked.as_ref().ok().copied(),
+            violation: checked.err(),
+        });
+    }
+
+    /// Prints the figures' summary and the machine's load on stdout.
+    pub fn print_figures(&self) {
         match &self.figures {
             Figures::Closed(figures) => println!("{}", figures.summary()),
             Figures::Open(figures) => println!("{}", figures.summary()),
@@ -124,17 +127,25 @@ impl Output {
             load(self.load_average[0]),
             load(self.load_average[1])
         );
-        if let Some(i) = &self.invariants {
-            println!(
-                "invariants hold on {} accounts ({} ledger entries): every transaction settled \
-                 once, numbers 1..n, balance = replay, never negative",
-                i.accounts, i.ledger_entries
-            );
-        }
-        Ok(())
     }
 
-    /// An error when a request failed (the figures do not describe the stack then).
+    /// Prints that the invariants held, if they did (a violation is the verdict's error).
+    pub fn print_invariants(&self) {
+        if let Some(Invariants {
+            accounts,
+            ledger_entries: Some(entries),
+            ..
+        }) = &self.invariants
+        {
+            println!(
+                "invariants hold on {accounts} accounts ({entries} ledger entries): every \
+                 transaction settled once, numbers 1..n, balance = replay, never negative"
+            );
+        }
+    }
+
+    /// An error when a request failed (the figures do not describe the stack then) or an
+    /// invariant did not hold.
     pub fn verdict(&self) -> anyhow::Result<()> {
         if let Figures::Open(OpenFigures {
             failed,
@@ -147,6 +158,13 @@ impl Output {
                 "{failed} requests failed; the first: {}",
                 first_failure.as_deref().unwrap_or("?")
             );
+        }
+        if let Some(Invariants {
+            violation: Some(violation),
+            ..
+        }) = &self.invariants
+        {
+            anyhow::bail!("{violation}");
         }
         Ok(())
     }
