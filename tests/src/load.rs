@@ -1,17 +1,21 @@
-//! A concurrent mixed load of deposits and withdrawals over many accounts, with each
-//! transaction timed from the start of its HTTP request to the arrival of its
-//! `TransactionApplied` or `TransactionRejected` on the broker.
+//! A concurrent mixed load of deposits and withdrawals over many accounts, closed loop (each
+//! worker sends its next request when its last is answered, so the rate it reaches is the
+//! stack's maximum at that concurrency), with each transaction timed from the start of its HTTP
+//! request to the arrival of its `TransactionApplied` or `TransactionRejected` on the broker.
+//! The open loop is in [`crate::open_loop`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use tokio::time::Instant;
 
 use crate::client::Client;
+use crate::figures::ClosedFigures;
+use crate::outcomes::{Outcome, Outcomes};
 
 /// What load to drive.
 #[derive(Clone, Debug)]
@@ -42,29 +46,15 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Transactions per second, request to outcome.
+    /// Transactions per second, from the first request to the last outcome: the closed-loop
+    /// maximum.
     pub fn per_second(&self) -> f64 {
         self.transactions as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// A one-paragraph summary.
+    /// A few lines for people (see [`ClosedFigures`]).
     pub fn summary(&self) -> String {
-        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        format!(
-            "{} transactions in {:.2} s: {:.0} tx/s request→applied ({} applied, {} rejected); \
-             request→outcome p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
-             HTTP POST p50 {:.1} ms, p99 {:.1} ms",
-            self.transactions,
-            self.elapsed.as_secs_f64(),
-            self.per_second(),
-            self.applied,
-            self.rejected,
-            ms(&self.end_to_end, 0.5),
-            ms(&self.end_to_end, 0.99),
-            self.end_to_end.max() as f64 / 1000.0,
-            ms(&self.request, 0.5),
-            ms(&self.request, 0.99),
-        )
+        ClosedFigures::of(self).summary()
     }
 }
 
@@ -86,113 +76,40 @@ pub async fn open_accounts(client: &Client, count: usize) -> anyhow::Result<Vec<
     Ok(ids)
 }
 
-/// Arrival times of outcome events, by transaction id, and whether each was applied.
-type Arrivals = Arc<Mutex<HashMap<String, (Instant, bool)>>>;
-
-/// Drives `options.transactions` random deposits and withdrawals over `accounts`.
+/// Drives `options.transactions` random deposits and withdrawals over `accounts`, closed loop:
+/// each of `options.concurrency` workers sends its next request when its last one is answered.
 pub async fn run(
     client: &Client,
     nats: &async_nats::Client,
     accounts: &[String],
     options: &LoadOptions,
 ) -> anyhow::Result<LoadReport> {
-    let arrivals: Arrivals = Arc::default();
-    let collector = collect(nats, Arc::clone(&arrivals)).await?;
+    let outcomes = Outcomes::watch(nats).await?;
     let started = Instant::now();
     let sent = send_all(client, accounts, options).await?;
-    let all_in = || {
-        arrivals
-            .lock()
-            .map(|a| sent.keys().all(|id| a.contains_key(id)))
-            .unwrap_or(false)
-    };
     let deadline = Instant::now() + options.settle_timeout;
-    let mut next_look = Instant::now() + STREAM_LOOK_AFTER;
-    while !all_in() {
-        if Instant::now() >= next_look || Instant::now() > deadline {
-            fill_from_stream(nats, &arrivals).await;
-            next_look = Instant::now() + STREAM_LOOK_AFTER;
-            if all_in() {
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            bail!(
+    let mut arrivals = HashMap::with_capacity(sent.len());
+    for id in sent.keys() {
+        match tokio::time::timeout_at(deadline, outcomes.of(id)).await {
+            Ok(outcome) => arrivals.insert(id.as_str(), outcome?),
+            Err(_) => bail!(
                 "not every transaction had an outcome {:?} after the last request",
                 options.settle_timeout
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+            ),
+        };
     }
-    collector.abort();
     report(&sent, &arrivals, started)
 }
 
-/// How long the wait for outcomes goes on the subscription alone before it also reads the
-/// outcomes back from the stream (see [`fill_from_stream`]).
-const STREAM_LOOK_AFTER: Duration = Duration::from_secs(5);
-
-/// Adds the outcomes the subscription missed, read back from the stream. A plain subscription
-/// loses what is published while its client reconnects, and the cluster target kills a node this
-/// client may be connected to. Such an outcome's arrival is its event's own time. A failure (a
-/// broker user without JetStream rights, as the Kubernetes load job's) leaves the subscription's
-/// record as it was.
-async fn fill_from_stream(nats: &async_nats::Client, arrivals: &Arrivals) {
-    use common_events::inspect::read_all;
-    use common_events::{TransactionApplied, TransactionRejected};
-    let js = async_nats::jetstream::new(nats.clone());
-    let (Ok(applied), Ok(rejected)) = (
-        read_all::<TransactionApplied>(&js).await,
-        read_all::<TransactionRejected>(&js).await,
-    ) else {
-        return;
-    };
-    let (now, wall) = (Instant::now(), chrono::Utc::now());
-    let at = |time: chrono::DateTime<chrono::Utc>| {
-        let ago = (wall - time).to_std().unwrap_or_default();
-        now.checked_sub(ago).unwrap_or(now)
-    };
-    let Ok(mut arrivals) = arrivals.lock() else {
-        return;
-    };
-    for (_, event) in applied {
-        arrivals
-            .entry(event.data.transaction_id.to_string())
-            .or_insert((at(event.occurred_at), true));
+/// A random transaction over `accounts`: 60% deposits of 1-100, 40% withdrawals of 1-150 (so
+/// some are rejected for insufficient funds).
+pub fn random_transaction(accounts: &[String]) -> (&str, &'static str, i64) {
+    let account = &accounts[fastrand::usize(..accounts.len())];
+    if fastrand::u8(..10) < 6 {
+        (account, "deposit", fastrand::i64(1..=100))
+    } else {
+        (account, "withdrawal", fastrand::i64(1..=150))
     }
-    for (_, event) in rejected {
-        arrivals
-            .entry(event.data.transaction_id.to_string())
-            .or_insert((at(event.occurred_at), false));
-    }
-}
-
-/// Subscribes to the outcome subjects and records each arrival.
-async fn collect(
-    nats: &async_nats::Client,
-    arrivals: Arrivals,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut outcomes = nats.subscribe("transactions.*").await?;
-    nats.flush().await?;
-    Ok(tokio::spawn(async move {
-        while let Some(message) = outcomes.next().await {
-            let applied = match message.subject.as_str() {
-                "transactions.applied" => true,
-                "transactions.rejected" => false,
-                _ => continue,
-            };
-            let Ok(event) = serde_json::from_slice::<serde_json::Value>(&message.payload) else {
-                continue;
-            };
-            if let Some(id) = event["data"]["transaction_id"].as_str() {
-                if let Ok(mut arrivals) = arrivals.lock() {
-                    arrivals
-                        .entry(id.to_owned())
-                        .or_insert((Instant::now(), applied));
-                }
-            }
-        }
-    }))
 }
 
 /// Request start and duration of every created transaction, by id.
@@ -213,12 +130,7 @@ async fn send_all(
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
-                let account = &accounts[fastrand::usize(..accounts.len())];
-                let (kind, amount) = if fastrand::u8(..10) < 6 {
-                    ("deposit", fastrand::i64(1..=100))
-                } else {
-                    ("withdrawal", fastrand::i64(1..=150))
-                };
+                let (account, kind, amount) = random_transaction(&accounts);
                 let start = Instant::now();
                 let created = client
                     .create(account, kind, amount)
@@ -236,17 +148,20 @@ async fn send_all(
     Ok(all)
 }
 
-fn report(sent: &Sent, arrivals: &Arrivals, started: Instant) -> anyhow::Result<LoadReport> {
-    let arrivals = arrivals.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+fn report(
+    sent: &Sent,
+    arrivals: &HashMap<&str, Outcome>,
+    started: Instant,
+) -> anyhow::Result<LoadReport> {
     let mut end_to_end = Histogram::new(3)?;
     let mut request = Histogram::new(3)?;
     let (mut applied, mut last) = (0, started);
     for (id, (start, took)) in sent {
-        let (arrived, was_applied) = arrivals[id];
-        end_to_end.record(arrived.saturating_duration_since(*start).as_micros() as u64)?;
+        let outcome = arrivals[id.as_str()];
+        end_to_end.record(outcome.at.saturating_duration_since(*start).as_micros() as u64)?;
         request.record(took.as_micros() as u64)?;
-        applied += usize::from(was_applied);
-        last = last.max(arrived);
+        applied += usize::from(outcome.applied);
+        last = last.max(outcome.at);
     }
     Ok(LoadReport {
         transactions: sent.len(),
