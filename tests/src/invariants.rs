@@ -23,6 +23,11 @@ pub struct AccountView {
 }
 
 /// Waits (bounded) until no transaction of `accounts` is pending, and returns their views.
+///
+/// The views are read again once nothing is pending: one read takes the account, its ledger
+/// and its transactions one after another, so the read that finds nothing pending may have
+/// taken the account before its last transaction was applied. An outcome is published only
+/// after the account service committed, so everything a later read sees is settled.
 pub async fn settled(
     client: &Client,
     accounts: &[String],
@@ -37,7 +42,7 @@ pub async fn settled(
             .filter(|t| t.status == "pending")
             .count();
         if pending == 0 {
-            return Ok(views);
+            return read(client, accounts).await;
         }
         if Instant::now() > deadline {
             bail!("{pending} transactions still pending after {bound:?}");
