@@ -1,17 +1,20 @@
 //! The `TransactionCreated` listener of queue group `account-service`, shared by every replica
 //! (see `docs/ordering.md`): duplicate → ack; next → apply (or reject) with the outbox row in
-//! one database transaction, then ack; gap → NAK with a short growing delay, and parked (see
-//! [`crate::parked`]) once it stayed open too long or too many gaps are open; a number already
+//! one database transaction, then ack; gap → held in-process while its predecessor commits
+//! (see [`GAP_HOLD`]), then NAK with a short growing delay, and parked (see [`crate::parked`])
+//! once it stayed open too long or too many gaps are open; a number already
 //! consumed by another transaction → conflict; poison (undecodable, invalid, or for an account
 //! the service does not have) → `+TERM` and a dead-letter row. Each delivery handled also
 //! publishes a decision note (see [`common_events::observe`]) unless notes are switched off.
 //! With fault injection on (see [`crate::faults`]), an armed fault is played between the
 //! decision and the commit.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common_events::observe::{DecisionKind, DecisionNotes};
+use common_events::topology::DEFAULT_CONCURRENCY;
 use common_events::{AccountId, AccountOpened, Envelope, TransactionCreated};
 use service_kit::batch::{Batcher, OnFailure};
 use service_kit::log_limit::LogLimiter;
@@ -28,14 +31,15 @@ use crate::store::{Publish, Record, Store};
 const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
 /// How long a message waits when another replica changed the account first.
 const RETRY_AFTER_RACE: Duration = Duration::from_millis(5);
-/// How long a handler waits in-process for a missing predecessor (committed by a sibling
-/// handler or another replica) before handing its message back with a NAK.
-const GAP_WAIT: Duration = Duration::from_millis(100);
-/// Only the first deliveries of a gap wait in-process: a predecessor that has not come by then
-/// is not in flight, and waiting would only hold a handler that other accounts need.
-const GAP_WAIT_DELIVERIES: i64 = 2;
-/// How often that wait re-reads the account (another replica's commit sends no notification).
-const GAP_POLL: Duration = Duration::from_millis(20);
+/// How long a handler holds a gap in-process, waiting for its predecessor (committed by a
+/// sibling handler or another replica), before handing it back with a NAK. The broker delivers
+/// an account's transactions in number order, so a predecessor is nearly always in flight when
+/// its successor arrives, and commits within a batch or a few: holding costs one handler slot
+/// for that long, where a NAK would cost a redelivery delay, and under load a chain of them.
+const GAP_HOLD: Duration = Duration::from_secs(1);
+/// How often a held gap re-reads the account (another replica's commit sends no notification;
+/// this process's commits wake it at once).
+const GAP_POLL: Duration = Duration::from_millis(10);
 
 /// The most records written in one database transaction.
 const RECORD_BATCH: usize = 64;
@@ -92,6 +96,42 @@ pub struct TransactionsListener {
     emit_events: bool,
     notes: Option<DecisionNotes>,
     faults: Option<Faults>,
+    holds: Holds,
+}
+
+/// The handler slots gaps may hold at once (see [`GAP_HOLD`]): three quarters of the listener's
+/// concurrency, so that the rest (at least one) is always free for the predecessors they wait
+/// for (a redelivered one, say). A gap that finds no slot free is handed back at once.
+struct Holds {
+    held: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// A taken hold slot, given back on drop.
+struct Hold(Arc<AtomicUsize>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Holds {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            held: Arc::default(),
+            limit: concurrency.saturating_sub((concurrency / 4).max(1)),
+        }
+    }
+
+    fn take(&self) -> Option<Hold> {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.limit).then_some(held + 1)
+            })
+            .ok()
+            .map(|_| Hold(Arc::clone(&self.held)))
+    }
 }
 
 /// What one delivery came to: the outcome for the runner and the note for people.
@@ -138,7 +178,14 @@ impl TransactionsListener {
             emit_events: true,
             notes,
             faults: None,
+            holds: Holds::new(DEFAULT_CONCURRENCY),
         }
+    }
+
+    /// Sizes the gap holds for a listener running `concurrency` handlers at once (see [`Holds`]).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.holds = Holds::new(concurrency);
+        self
     }
 
     /// Parks gaps by `policy` (the default is [`GapPolicy::default`]).
@@ -162,20 +209,14 @@ impl TransactionsListener {
         }
     }
 
-    /// The account's state once `event` is not ahead of it (or after [`GAP_WAIT`], for its first
-    /// [`GAP_WAIT_DELIVERIES`] deliveries; at once after that); `None` when the account does
-    /// not exist.
+    /// The account's state once `event` is not ahead of it, or as it is when a gap could not
+    /// take a hold slot or held it for [`GAP_HOLD`]; `None` when the account does not exist.
     async fn state_in_turn(
         &self,
         event: &TransactionCreated,
-        delivered: i64,
     ) -> Result<Option<AccountState>, sqlx::Error> {
-        let wait = if delivered <= GAP_WAIT_DELIVERIES {
-            GAP_WAIT
-        } else {
-            Duration::ZERO
-        };
-        let deadline = tokio::time::Instant::now() + wait;
+        let mut hold = None;
+        let mut deadline = tokio::time::Instant::now();
         loop {
             let progressed = self.store.progress().notified();
             tokio::pin!(progressed);
@@ -184,7 +225,17 @@ impl TransactionsListener {
                 return Ok(None);
             };
             let ahead = event.number.get() > state.last_transaction_number + 1;
-            if !ahead || tokio::time::Instant::now() >= deadline {
+            if !ahead {
+                return Ok(Some(state));
+            }
+            if hold.is_none() {
+                let Some(taken) = self.holds.take() else {
+                    return Ok(Some(state));
+                };
+                hold = Some(taken);
+                deadline += GAP_HOLD;
+            }
+            if tokio::time::Instant::now() >= deadline {
                 return Ok(Some(state));
             }
             tokio::select! {
@@ -219,7 +270,7 @@ impl TransactionsListener {
         ctx: &MessageContext,
     ) -> Handled {
         let event = &envelope.data;
-        let state = match self.state_in_turn(event, ctx.delivered).await {
+        let state = match self.state_in_turn(event).await {
             Ok(Some(state)) => state,
             Ok(None) => return self.unknown_account(envelope, ctx).await,
             Err(err) => {
@@ -520,5 +571,28 @@ impl Listener for AccountsProjector {
                 Outcome::Retry(RETRY_AFTER_ERROR)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_hold_at_most_three_quarters_of_the_handlers_and_give_slots_back() {
+        let holds = Holds::new(32);
+        let taken: Vec<Hold> = std::iter::from_fn(|| holds.take()).take(100).collect();
+        assert_eq!(taken.len(), 24, "a quarter stays free for predecessors");
+        drop(taken);
+        assert_eq!(holds.held.load(Ordering::Acquire), 0);
+        assert!(holds.take().is_some());
+        let one = Holds::new(1);
+        assert!(
+            one.take().is_none(),
+            "a lone handler never holds: it would wait on itself"
+        );
+        let two = Holds::new(2);
+        let held: Vec<Hold> = std::iter::from_fn(|| two.take()).take(5).collect();
+        assert_eq!(held.len(), 1);
     }
 }

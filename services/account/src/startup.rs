@@ -149,6 +149,7 @@ async fn start(
     let mut tasks = base.tasks();
     let listener = TransactionsListener::live(store.clone(), notes.clone())
         .with_gap_policy(config.gap_policy())
+        .with_concurrency(spec.concurrency)
         .with_faults(faults.clone());
     tasks.spawn_listener(&base.js, spec, listener, stats.clone());
     let sweeping = store.clone();

@@ -24,6 +24,7 @@
 pub mod api_error;
 pub mod app;
 pub mod batch;
+pub mod bulk;
 pub mod config;
 pub mod db;
 pub mod foundation;

@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use crate::bulk;
 use crate::db::{now_millis, Db, DbError};
 use crate::metrics::{latency_histogram, Metrics};
 use common_events::envelope::EncodedEvent;
@@ -35,17 +36,32 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 
 /// Adds `event` to the outbox inside the caller's transaction.
 pub async fn insert(conn: &mut AnyConnection, event: &EncodedEvent) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into outbox (event_id, subject, payload, traceparent, created_at) \
-         values ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.id.to_string())
-    .bind(&event.subject)
-    .bind(event.payload.to_vec())
-    .bind(event.trace.map(|t| t.to_string()))
-    .bind(now_millis())
-    .execute(conn)
-    .await?;
+    insert_many(conn, std::slice::from_ref(event)).await
+}
+
+/// Adds `events` to the outbox inside the caller's transaction, in order, with as few
+/// statements as [`bulk::runs`] allows.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    events: &[EncodedEvent],
+) -> Result<(), sqlx::Error> {
+    let now = now_millis();
+    for run in bulk::runs(events.len()) {
+        let sql = format!(
+            "insert into outbox (event_id, subject, payload, traceparent, created_at) values {}",
+            bulk::values(run.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for event in &events[run] {
+            query = query
+                .bind(event.id.to_string())
+                .bind(&event.subject)
+                .bind(event.payload.to_vec())
+                .bind(event.trace.map(|t| t.to_string()))
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

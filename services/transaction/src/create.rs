@@ -9,7 +9,9 @@
 //! savepoint. A failed commit is not retried: it may have committed (a connection lost while
 //! committing), and writing the batch again would create its transactions twice.
 
-use common_events::{TraceContext, TransactionId};
+use std::collections::HashMap;
+
+use common_events::{AccountId, TraceContext, TransactionId, TransactionNumber};
 use service_kit::batch::{Batcher, OnFailure};
 use service_kit::db::now_millis;
 use service_kit::outbox;
@@ -17,7 +19,7 @@ use sqlx::{AnyConnection, Connection};
 
 use crate::idempotency::{self, IdempotencyKey, KeyRetention};
 use crate::numbering;
-use crate::store::{Created, NewTransaction, Store, StoreError, TransactionRecord};
+use crate::store::{insert_records, Created, NewTransaction, Store, StoreError, TransactionRecord};
 
 /// The most requests written in one database transaction.
 const BATCH: usize = 64;
@@ -98,24 +100,34 @@ impl Store {
     ) -> Result<Vec<CreateResult>, Failure> {
         let mut tx = self.db.begin_write().await.map_err(Failure::Transaction)?;
         let cutoff = retention.cutoff(now_millis());
-        let mut results = Vec::with_capacity(requests.len());
-        for request in requests {
-            let result = match isolation {
-                Isolation::Shared => create_one(&mut tx, request, cutoff).await,
-                Isolation::Savepoints => create_on_savepoint(&mut tx, request, cutoff).await,
-            };
-            match result {
-                Ok(result) => results.push(result),
-                Err(err) => {
-                    let _ = tx.rollback().await;
-                    return Err(Failure::Statement(err));
-                }
+        let written = match isolation {
+            Isolation::Shared => create_all(&mut tx, requests, cutoff).await,
+            Isolation::Savepoints => create_each_on_savepoint(&mut tx, requests, cutoff).await,
+        };
+        let results = match written {
+            Ok(results) => results,
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(Failure::Statement(err));
             }
-        }
+        };
         tx.commit().await.map_err(Failure::Transaction)?;
         self.relay.wake();
         Ok(results)
     }
+}
+
+/// [`create_on_savepoint`] for each request, in order.
+async fn create_each_on_savepoint(
+    conn: &mut AnyConnection,
+    requests: &[CreateRequest],
+    cutoff: i64,
+) -> Result<Vec<CreateResult>, sqlx::Error> {
+    let mut results = Vec::with_capacity(requests.len());
+    for request in requests {
+        results.push(create_on_savepoint(conn, request, cutoff).await?);
+    }
+    Ok(results)
 }
 
 /// [`create_one`] inside a savepoint: a statement the database refuses rolls back this request
@@ -136,6 +148,64 @@ async fn create_on_savepoint(
             Ok(Err(StoreError::Db(err)))
         }
     }
+}
+
+/// Writes every request, as [`create_one`] would one after the other, in a few multi-row
+/// statements: requests with a key one by one (their key is checked and claimed first), the
+/// others together, with one statement taking each account's numbers, one inserting the rows
+/// and one their events.
+async fn create_all(
+    conn: &mut AnyConnection,
+    requests: &[CreateRequest],
+    cutoff: i64,
+) -> Result<Vec<CreateResult>, sqlx::Error> {
+    let mut results: Vec<Option<CreateResult>> = requests.iter().map(|_| None).collect();
+    let mut plain = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        if request.key.is_some() {
+            results[i] = Some(create_one(conn, request, cutoff).await?);
+        } else {
+            plain.push(i);
+        }
+    }
+    let mut counts: HashMap<AccountId, i64> = HashMap::new();
+    for &i in &plain {
+        *counts.entry(requests[i].new.account_id).or_default() += 1;
+    }
+    let mut counts: Vec<(AccountId, i64)> = counts.into_iter().collect();
+    counts.sort_unstable_by_key(|(account, _)| *account);
+    let last = numbering::take_numbers(conn, &counts).await?;
+    // Each account's first new number, handed out in request order.
+    let mut next: HashMap<AccountId, i64> = counts
+        .iter()
+        .filter_map(|(account, count)| Some((*account, last.get(account)? - count + 1)))
+        .collect();
+    let mut records = Vec::with_capacity(plain.len());
+    let mut events = Vec::with_capacity(plain.len());
+    for &i in &plain {
+        let request = &requests[i];
+        let account = request.new.account_id;
+        let Some(number) = next.get_mut(&account) else {
+            results[i] = Some(Err(StoreError::UnknownAccount(account)));
+            continue;
+        };
+        let taken =
+            TransactionNumber::try_from(*number).map_err(|err| sqlx::Error::Decode(err.into()))?;
+        *number += 1;
+        let record = TransactionRecord::pending(TransactionId::new(), &request.new, taken);
+        events.push(record.created_event().encode(Some(request.trace)));
+        records.push((i, record));
+    }
+    let rows: Vec<TransactionRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+    insert_records(conn, &rows).await?;
+    outbox::insert_many(conn, &events).await?;
+    for (i, record) in records {
+        results[i] = Some(Ok(Created {
+            record,
+            replayed: false,
+        }));
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Writes one request; keys created before `cutoff` are expired (free for a new transaction).

@@ -3,7 +3,10 @@
 //! next number, in the same database transaction as the transaction's row and its outbox event,
 //! so numbers have no gaps and no repeats whatever crashes.
 
+use std::collections::HashMap;
+
 use common_events::{AccountId, TransactionNumber};
+use service_kit::bulk;
 use service_kit::db::now_millis;
 use sqlx::AnyConnection;
 
@@ -36,4 +39,33 @@ pub async fn next_number(
     number
         .map(|n| TransactionNumber::try_from(n).map_err(|err| sqlx::Error::Decode(err.into())))
         .transpose()
+}
+
+/// Takes `count` numbers for each account of `counts` (each account once), in one statement per
+/// [`bulk::runs`] run; the account's last number after it, by account. Accounts missing from the
+/// answer are unknown.
+pub async fn take_numbers(
+    conn: &mut AnyConnection,
+    counts: &[(AccountId, i64)],
+) -> Result<HashMap<AccountId, i64>, sqlx::Error> {
+    let mut last = HashMap::with_capacity(counts.len());
+    for run in bulk::runs(counts.len()) {
+        let sql = format!(
+            "with v (v_id, v_count) as (values {}) \
+             update account set last_transaction_number = last_transaction_number + v.v_count \
+             from v where id = v.v_id returning id, last_transaction_number",
+            bulk::values(run.len(), 2)
+        );
+        let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+        for (account, count) in &counts[run] {
+            query = query.bind(account.to_string()).bind(*count);
+        }
+        for (id, number) in query.fetch_all(&mut *conn).await? {
+            let account = id
+                .parse()
+                .map_err(|err: uuid::Error| sqlx::Error::Decode(err.into()))?;
+            last.insert(account, number);
+        }
+    }
+    Ok(last)
 }

@@ -8,6 +8,7 @@ use common_events::{
 };
 use serde::Serialize;
 use service_kit::batch::BatchFailed;
+use service_kit::bulk;
 use service_kit::db::{now_millis, Db};
 use service_kit::outbox::Relay;
 use sqlx::AnyConnection;
@@ -126,23 +127,39 @@ impl TransactionRecord {
 
     /// Inserts the row.
     pub async fn insert(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        insert_records(conn, std::slice::from_ref(self)).await
+    }
+}
+
+/// Inserts `records` in as few statements as [`bulk::runs`] allows.
+pub async fn insert_records(
+    conn: &mut AnyConnection,
+    records: &[TransactionRecord],
+) -> Result<(), sqlx::Error> {
+    let now = now_millis();
+    for run in bulk::runs(records.len()) {
+        let sql = format!(
             "insert into transaction_record \
              (id, account_id, number, kind, amount, status, reason, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(self.id.to_string())
-        .bind(self.account_id.to_string())
-        .bind(self.number.as_i64())
-        .bind(self.kind.as_str())
-        .bind(self.amount.get())
-        .bind(self.status.as_str())
-        .bind(self.reason.as_deref())
-        .bind(now_millis())
-        .execute(conn)
-        .await?;
-        Ok(())
+             values {}",
+            bulk::values(run.len(), 9)
+        );
+        let mut query = sqlx::query(&sql);
+        for record in &records[run] {
+            query = query
+                .bind(record.id.to_string())
+                .bind(record.account_id.to_string())
+                .bind(record.number.as_i64())
+                .bind(record.kind.as_str())
+                .bind(record.amount.get())
+                .bind(record.status.as_str())
+                .bind(record.reason.as_deref())
+                .bind(now)
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
     }
+    Ok(())
 }
 
 /// The result of a create: the transaction and whether an idempotency key replayed it.
@@ -249,9 +266,8 @@ impl Store {
         let now = now_millis();
         let applied: Vec<&Settle> = settlements.iter().filter(|s| s.reason.is_none()).collect();
         let mut tx = self.db.begin_write().await?;
-        if !applied.is_empty() {
-            let placeholders: Vec<String> =
-                (4..applied.len() + 4).map(|i| format!("${i}")).collect();
+        for run in bulk::runs(applied.len()) {
+            let placeholders: Vec<String> = (4..run.len() + 4).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "update transaction_record set status = $1, updated_at = $2 \
                  where status = $3 and id in ({})",
@@ -261,7 +277,7 @@ impl Store {
                 .bind(TransactionStatus::Applied.as_str())
                 .bind(now)
                 .bind(TransactionStatus::Pending.as_str());
-            for settle in &applied {
+            for settle in &applied[run] {
                 query = query.bind(settle.id.to_string());
             }
             query.execute(&mut *tx).await?;

@@ -1,7 +1,9 @@
 //! The `TransactionCreated` listener: duplicate, next, gap and poison, and insufficient funds.
 
+use account::ordering::{AccountState, Verdict};
+use account::store::{Publish, Record};
 use common_events::inspect::read_all;
-use common_events::{TransactionApplied, TransactionRejected};
+use common_events::{TraceContext, TransactionApplied, TransactionRejected};
 use test_support::scenario;
 use test_support::wait::until_eq;
 use test_support::{Scenario, Target};
@@ -14,7 +16,70 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_gap_is_not_applied_until_its_predecessor_arrives),
     scenario!(insufficient_funds_is_rejected_and_still_consumes_the_number),
     scenario!(poison_messages_are_terminated_and_dead_lettered_and_the_listener_goes_on),
+    scenario!(a_batch_records_an_account_twice_in_order_and_refuses_a_number_taken_meanwhile),
 ];
+
+/// One batch written in multi-row statements: an account twice (its second record decided on
+/// the first's result), another account, and a stale record of a number the batch itself takes
+/// first; only the stale one changes nothing, and only the published ones emit events.
+async fn a_batch_records_an_account_twice_in_order_and_refuses_a_number_taken_meanwhile(
+    t: Target,
+) -> anyhow::Result<()> {
+    let app = spawn_app(&t).await?;
+    let (a, b) = (app.open("a").await?, app.open("b").await?);
+    let state = |balance, last| AccountState {
+        balance,
+        last_transaction_number: last,
+    };
+    let record = |tx: &Tx, before, balance_after, publish| -> anyhow::Result<Record> {
+        Ok(Record {
+            event: tx.event()?.data,
+            verdict: Verdict::Applied { balance_after },
+            state: before,
+            publish,
+        })
+    };
+    let (a1, a2, b1) = (
+        Tx::deposit(a, 1, 10),
+        Tx::deposit(a, 2, 5),
+        Tx::deposit(b, 1, 7),
+    );
+    let stale = Tx::deposit(a, 1, 99);
+    let traced = Publish::Outcome(TraceContext::new_root());
+    let records = vec![
+        record(&a1, state(0, 0), 10, traced)?,
+        record(&b1, state(0, 0), 7, traced)?,
+        record(&a2, state(10, 1), 15, Publish::Nothing)?,
+        record(&stale, state(0, 0), 99, traced)?,
+    ];
+    let done = app.store.record_batch(&records).await?;
+    assert_eq!(done, [true, true, true, false]);
+    assert_eq!(app.balance(a).await?, (15, 2));
+    assert_eq!(app.balance(b).await?, (7, 1));
+    let ledger: Vec<_> = app
+        .store
+        .ledger(a, 0, 10)
+        .await?
+        .into_iter()
+        .map(|e| (e.number, e.transaction_id, e.balance_after))
+        .collect();
+    assert_eq!(
+        ledger,
+        [(1, a1.id.to_string(), 10), (2, a2.id.to_string(), 15)]
+    );
+    let applied = || async { Ok(read_all::<TransactionApplied>(&app.js).await?.len()) };
+    until_eq("the two published outcomes", BOUND, 2, applied).await?;
+    let mut published: Vec<_> = read_all::<TransactionApplied>(&app.js)
+        .await?
+        .into_iter()
+        .map(|(_, e)| (e.data.transaction_id, e.data.balance_after))
+        .collect();
+    published.sort();
+    let mut expected = vec![(a1.id, 10), (b1.id, 7)];
+    expected.sort();
+    assert_eq!(published, expected);
+    Ok(())
+}
 
 async fn the_next_number_is_applied_and_emits_transaction_applied(t: Target) -> anyhow::Result<()> {
     let app = spawn_app(&t).await?;

@@ -17,7 +17,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_graceful_stop_drains_and_a_restart_continues_the_numbering),
 ];
 
-async fn created_events(app: &TestApp) -> anyhow::Result<Vec<TransactionCreated>> {
+pub async fn created_events(app: &TestApp) -> anyhow::Result<Vec<TransactionCreated>> {
     Ok(read_all::<TransactionCreated>(&app.js)
         .await?
         .into_iter()
