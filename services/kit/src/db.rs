@@ -164,6 +164,8 @@ pub struct Db {
     /// SQLite allows one writer at a time; writers of this process queue here instead of
     /// spinning in SQLite's busy handler (other processes still meet the busy timeout).
     write_gate: Arc<Mutex<()>>,
+    /// SQLite: one connection with `synchronous = normal`, for [`Db::begin_relaxed`].
+    relaxed: Option<AnyPool>,
 }
 
 /// A database transaction that will write; on SQLite it also holds this process's write gate.
@@ -218,7 +220,8 @@ impl Db {
     }
 
     /// Connects as `options` say. SQLite connections use WAL, the configured `synchronous` mode
-    /// and a 10 s busy timeout, so several processes can share one file.
+    /// and a 10 s busy timeout, so several processes can share one file; one more connection,
+    /// in `normal` mode, serves [`Db::begin_relaxed`].
     ///
     /// One plain connection is tried first, so that a server that is not there fails at once
     /// with its own error ("connection refused") rather than after the pool's acquire timeout.
@@ -234,31 +237,26 @@ impl Db {
             .await
             .map_err(DbError::Connect)?;
         let _ = probe.close().await;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        let pragmas = format!(
-                            "pragma journal_mode = wal; pragma synchronous = {}; \
-                             pragma busy_timeout = 10000; pragma foreign_keys = on; \
-                             pragma cache_size = -16000; pragma mmap_size = 268435456",
-                            sqlite_synchronous.as_str()
-                        );
-                        conn.execute(pragmas.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = sqlite_aware_pool(backend, max_connections, sqlite_synchronous)
+            .connect_with(options.clone())
             .await
             .map_err(DbError::Connect)?;
+        // An in-memory database is one per connection: no second connection for it.
+        let relaxed = match backend {
+            Backend::Sqlite if sqlite_file(url).is_some() => Some(
+                sqlite_aware_pool(backend, 1, SqliteSynchronous::Normal)
+                    .connect_with(options)
+                    .await
+                    .map_err(DbError::Connect)?,
+            ),
+            Backend::Sqlite | Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
             sqlite_file: sqlite_file(url),
             write_gate: Arc::default(),
+            relaxed,
         })
     }
 
@@ -341,6 +339,31 @@ impl Db {
         }
     }
 
+    /// Begins a transaction that will write, and whose commit need not survive a power cut
+    /// (a process crash it does survive): for writes that are harmless to lose, such as the
+    /// outbox's deletes (a lost delete publishes the row again, and the stream drops the
+    /// duplicate). On SQLite it runs on a connection with `synchronous = normal`, so its commit
+    /// does not wait for an fsync (the next durable commit syncs it along); on PostgreSQL with
+    /// `synchronous_commit = off` for this transaction.
+    pub async fn begin_relaxed(&self) -> Result<WriteTx, sqlx::Error> {
+        match (&self.relaxed, self.backend) {
+            (Some(relaxed), _) => {
+                let gate = Arc::clone(&self.write_gate).lock_owned().await;
+                let tx = relaxed.begin_with("begin immediate").await?;
+                Ok(WriteTx {
+                    tx,
+                    _gate: Some(gate),
+                })
+            }
+            (None, Backend::Sqlite) => self.begin_write().await,
+            (None, Backend::Postgres) => {
+                let mut tx = self.pool.begin().await?;
+                tx.execute("set local synchronous_commit to off").await?;
+                Ok(WriteTx { tx, _gate: None })
+            }
+        }
+    }
+
     /// True when a trivial query succeeds (for `/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
@@ -349,7 +372,36 @@ impl Db {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(relaxed) = &self.relaxed {
+            relaxed.close().await;
+        }
     }
+}
+
+/// Pool options; SQLite connections get WAL, `synchronous` and a 10 s busy timeout, so several
+/// processes can share one file.
+fn sqlite_aware_pool(
+    backend: Backend,
+    max_connections: u32,
+    synchronous: SqliteSynchronous,
+) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    let pragmas = format!(
+                        "pragma journal_mode = wal; pragma synchronous = {}; \
+                         pragma busy_timeout = 10000; pragma foreign_keys = on; \
+                         pragma cache_size = -16000; pragma mmap_size = 268435456",
+                        synchronous.as_str()
+                    );
+                    conn.execute(pragmas.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// The file a `sqlite:` URL names; `None` for other URLs and in-memory databases.
@@ -455,6 +507,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(in_effect, 2, "the default is full");
+    }
+
+    #[tokio::test]
+    async fn a_relaxed_write_skips_only_its_own_fsync_and_takes_the_write_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let db = Db::connect(&url, 2).await.unwrap();
+        sqlx::query("create table t (x int)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let mut relaxed = db.begin_relaxed().await.unwrap();
+        let mode: i64 = sqlx::query_scalar("pragma synchronous")
+            .fetch_one(&mut *relaxed)
+            .await
+            .unwrap();
+        assert_eq!(mode, 1, "normal on the relaxed connection");
+        sqlx::query("insert into t values (1)")
+            .execute(&mut *relaxed)
+            .await
+            .unwrap();
+        let durable = tokio::spawn({
+            let db = db.clone();
+            async move { db.begin_write().await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!durable.is_finished(), "a durable writer waits at the gate");
+        relaxed.commit().await.unwrap();
+        durable.await.unwrap().unwrap();
+        let rows: i64 = sqlx::query_scalar("select count(*) from t")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        let mode: i64 = sqlx::query_scalar("pragma synchronous")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, 2, "the pool stays full");
+        db.close().await;
     }
 
     #[tokio::test]
