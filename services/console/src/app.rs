@@ -1,10 +1,9 @@
 //! Wiring: the bound HTTP listener first, then the broker connection in the background, the
 //! timeline feed, the broker panel's refresher, and the routes; a graceful stop.
 
-use std::fmt::Write;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use service_kit::metrics::Metrics;
+use service_kit::observe::{self, HttpMetrics};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,7 @@ use crate::config::Config;
 use crate::link::BrokerLink;
 use crate::panel::Panel;
 use crate::scenarios::RunStats;
-use crate::timeline::Timeline;
+use crate::timeline::{Timeline, TimelineStats};
 use crate::upstream::Services;
 
 /// How many scenario runs may go on at once.
@@ -42,6 +43,8 @@ pub struct AppState {
     pub scenario_permits: Arc<Semaphore>,
     /// Scenario runs and verdicts, for `/metrics`.
     pub scenario_stats: Arc<RunStats>,
+    /// The `/metrics` registry: the console's own families and the HTTP ones.
+    pub metrics: Metrics,
     /// Cancelled when the console stops (ends SSE streams and background tasks).
     pub shutdown: CancellationToken,
 }
@@ -71,17 +74,22 @@ impl Console {
         )?;
         let shutdown = CancellationToken::new();
         let link = BrokerLink::connect(&config.nats_url, login, shutdown.clone());
+        let timeline = Arc::new(Timeline::new(config.timeline_history, config.sse_buffer));
+        let scenario_stats = Arc::<RunStats>::default();
+        let metrics = Metrics::new();
+        register_metrics(&metrics, &link, &timeline.stats(), &scenario_stats);
         let state = AppState {
             services: Services::new(
                 config.account_urls(),
                 &config.transaction_url,
                 &config.statement_url,
             ),
-            timeline: Arc::new(Timeline::new(config.timeline_history, config.sse_buffer)),
+            timeline,
             panel: Panel::new(link.clone()),
             link,
             scenario_permits: Arc::new(Semaphore::new(SCENARIO_RUNS)),
-            scenario_stats: Arc::default(),
+            scenario_stats,
+            metrics,
             shutdown,
         };
         Ok(Self {
@@ -152,10 +160,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state.clone());
+    let http = HttpMetrics::register(&state.metrics);
     let routes = crate::web::router()
         .merge(crate::api::router(state))
         .merge(ops);
-    service_kit::http::json_api(routes)
+    // Tagged before `json_api`, which serves the routes as its fallback.
+    observe::observed(
+        service_kit::http::json_api(observe::tag_routes(routes)),
+        http,
+    )
 }
 
 /// Ready when the broker connection is up (the page is served either way). The body also says
@@ -174,56 +187,76 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let stats = state.timeline.stats();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        let _ = writeln!(out, "{name} {value}");
-    };
-    metric(
+    let text = state.metrics.encode();
+    (
+        [(header::CONTENT_TYPE, service_kit::metrics::CONTENT_TYPE)],
+        text,
+    )
+}
+
+/// The console's own families, read at scrape time.
+fn register_metrics(
+    metrics: &Metrics,
+    link: &BrokerLink,
+    timeline: &Arc<TimelineStats>,
+    scenarios: &Arc<RunStats>,
+) {
+    type Read = fn(&TimelineStats) -> &AtomicU64;
+    let gauges: [(&'static str, &'static str, Read); 1] = [(
         "console_connected_browsers",
-        "gauge",
         "Browsers connected to the live event stream.",
-        stats.followers.load(Ordering::Relaxed),
-    );
-    metric(
-        "console_events_fanned_out_total",
-        "counter",
-        "Timeline entries sent to browsers (one per browser).",
-        stats.fanned_out.load(Ordering::Relaxed),
-    );
-    metric(
-        "console_events_skipped_total",
-        "counter",
-        "Timeline entries browsers skipped because they did not keep up.",
-        stats.skipped.load(Ordering::Relaxed),
-    );
-    metric(
-        "console_timeline_entries_total",
-        "counter",
-        "Events and decision notes received from the broker.",
-        stats.received.load(Ordering::Relaxed),
-    );
-    metric(
-        "console_broker_connected",
-        "gauge",
-        "1 when the console's broker connection is up.",
-        u64::from(state.link.is_connected()),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP console_scenario_runs_total Scenario runs by scenario and verdict."
-    );
-    let _ = writeln!(out, "# TYPE console_scenario_runs_total counter");
-    for (scenario, passed, count) in state.scenario_stats.snapshot() {
-        let _ = writeln!(
-            out,
-            "console_scenario_runs_total{{scenario=\"{scenario}\",passed=\"{passed}\"}} {count}"
-        );
+        |s| &s.followers,
+    )];
+    for (name, help, read) in gauges {
+        let stats = Arc::clone(timeline);
+        metrics.gauge_fn(name, help, move || {
+            i64::try_from(read(&stats).load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+        });
     }
-    let content_type = "text/plain; version=0.0.4";
-    ([(header::CONTENT_TYPE, content_type)], out)
+    let counters: [(&'static str, &'static str, Read); 3] = [
+        (
+            "console_events_fanned_out",
+            "Timeline entries sent to browsers (one per browser).",
+            |s| &s.fanned_out,
+        ),
+        (
+            "console_events_skipped",
+            "Timeline entries browsers skipped because they did not keep up.",
+            |s| &s.skipped,
+        ),
+        (
+            "console_timeline_entries",
+            "Events and decision notes received from the broker.",
+            |s| &s.received,
+        ),
+    ];
+    for (name, help, read) in counters {
+        let stats = Arc::clone(timeline);
+        metrics.counter_fn(name, help, move || read(&stats).load(Ordering::Relaxed));
+    }
+    let broker = link.clone();
+    metrics.gauge_fn(
+        "console_broker_connected",
+        "1 when the console's broker connection is up.",
+        move || i64::from(broker.is_connected()),
+    );
+    let runs = Arc::clone(scenarios);
+    metrics.counters_fn(
+        "console_scenario_runs",
+        "Scenario runs by scenario and verdict.",
+        move || {
+            runs.snapshot()
+                .into_iter()
+                .map(|(scenario, passed, count)| {
+                    let labels = vec![
+                        ("scenario", scenario.to_owned()),
+                        ("passed", passed.to_string()),
+                    ];
+                    (labels, count)
+                })
+                .collect()
+        },
+    );
 }
 
 #[cfg(test)]

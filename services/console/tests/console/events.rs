@@ -6,6 +6,7 @@ use common_events::observe::{decisions_subject, DecisionKind, DecisionNote};
 use common_events::AccountId;
 use console::timeline::Entry;
 use serde_json::{json, Value};
+use test_support::exposition::{self, Kind};
 use test_support::wait::until_eq;
 use test_support::{scenario, Scenario, Target};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -240,21 +241,24 @@ async fn a_slow_browser_gets_a_skipped_marker_and_the_console_stays_bounded(
         "every entry delivered or counted"
     );
 
+    // `/metrics` in the strict exposition format: the console's families and the HTTP ones.
     let (_, metrics) = console.get("/metrics").await?;
-    let metrics = metrics.as_str().unwrap_or_default().to_owned();
-    for line in [
-        "# TYPE console_connected_browsers gauge",
-        "console_connected_browsers 1",
-        "# HELP console_events_skipped_total",
-        "# TYPE console_events_fanned_out_total counter",
-    ] {
-        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
-    }
-    let counted: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("console_events_skipped_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(counted >= skipped, "{metrics}");
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    let parsed = exposition::parse(&text).map_err(|err| anyhow::anyhow!("{err}\n{text}"))?;
+    let value = |family: &str, kind: Kind| -> anyhow::Result<f64> {
+        let family = parsed.family(family).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(family.kind == kind, "{family:?} is not a {kind:?}");
+        Ok(family.samples.iter().map(|s| s.value).sum())
+    };
+    assert_eq!(value("console_connected_browsers", Kind::Gauge)?, 1.0);
+    assert!(value("console_events_skipped_total", Kind::Counter)? >= skipped as f64);
+    assert!(value("console_events_fanned_out_total", Kind::Counter)? >= delivered as f64);
+    let streams = parsed
+        .histogram_counts("http_request_duration_seconds", &[("route", "/api/events")])
+        .map_err(anyhow::Error::msg)?;
+    assert!(
+        streams >= 1.0,
+        "the event stream's request is timed\n{text}"
+    );
     Ok(())
 }
