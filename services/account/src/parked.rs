@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common_events::{AccountId, Amount, TransactionCreated, TransactionNumber};
 use service_kit::db::now_millis;
-use service_kit::metrics::Metrics;
+use service_kit::metrics::{AtomicCounter, Metrics};
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -75,8 +75,7 @@ impl ParkingStats {
              the last sweep).",
             move || stats.parked_now.load(Ordering::Relaxed).max(0),
         );
-        type Read = fn(&ParkingStats) -> &AtomicU64;
-        let counters: [(&'static str, &'static str, Read); 4] = [
+        let counters: [AtomicCounter<ParkingStats>; 4] = [
             (
                 "account_parked",
                 "Transactions parked since start (a gap open too long, or too many open).",
@@ -100,10 +99,7 @@ impl ParkingStats {
                 |s| &s.unknown_account,
             ),
         ];
-        for (name, help, counter) in counters {
-            let stats = Arc::clone(self);
-            metrics.counter_fn(name, help, move || counter(&stats).load(Ordering::Relaxed));
-        }
+        metrics.atomic_counters(self, &counters);
     }
 
     /// Whether `account` has parked transactions (as far as this replica knows: what it parked,

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use service_kit::metrics::Metrics;
+use service_kit::metrics::{AtomicCounter, Metrics};
 use service_kit::observe::{self, HttpMetrics};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -201,19 +201,13 @@ fn register_metrics(
     timeline: &Arc<TimelineStats>,
     scenarios: &Arc<RunStats>,
 ) {
-    type Read = fn(&TimelineStats) -> &AtomicU64;
-    let gauges: [(&'static str, &'static str, Read); 1] = [(
+    let browsers = Arc::clone(timeline);
+    metrics.gauge_fn(
         "console_connected_browsers",
         "Browsers connected to the live event stream.",
-        |s| &s.followers,
-    )];
-    for (name, help, read) in gauges {
-        let stats = Arc::clone(timeline);
-        metrics.gauge_fn(name, help, move || {
-            i64::try_from(read(&stats).load(Ordering::Relaxed)).unwrap_or(i64::MAX)
-        });
-    }
-    let counters: [(&'static str, &'static str, Read); 3] = [
+        move || i64::try_from(browsers.followers.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+    );
+    let counters: [AtomicCounter<TimelineStats>; 3] = [
         (
             "console_events_fanned_out",
             "Timeline entries sent to browsers (one per browser).",
@@ -230,10 +224,7 @@ fn register_metrics(
             |s| &s.received,
         ),
     ];
-    for (name, help, read) in counters {
-        let stats = Arc::clone(timeline);
-        metrics.counter_fn(name, help, move || read(&stats).load(Ordering::Relaxed));
-    }
+    metrics.atomic_counters(timeline, &counters);
     let broker = link.clone();
     metrics.gauge_fn(
         "console_broker_connected",

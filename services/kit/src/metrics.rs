@@ -97,6 +97,21 @@ impl Metrics {
         });
     }
 
+    /// Counters read at scrape time from the atomic fields of `stats`: one per
+    /// `(name, help, field)` of `counters`.
+    pub fn atomic_counters<S: Send + Sync + 'static>(
+        &self,
+        stats: &Arc<S>,
+        counters: &[AtomicCounter<S>],
+    ) {
+        for &(name, help, field) in counters {
+            let stats = Arc::clone(stats);
+            self.counter_fn(name, help, move || {
+                field(&stats).load(std::sync::atomic::Ordering::Relaxed)
+            });
+        }
+    }
+
     /// A gauge read at scrape time from `read`.
     pub fn gauge_fn(
         &self,
@@ -152,6 +167,13 @@ impl Metrics {
         out
     }
 }
+
+/// A counter of [`Metrics::atomic_counters`]: its name, its help and the field it reads.
+pub type AtomicCounter<S> = (
+    &'static str,
+    &'static str,
+    fn(&S) -> &std::sync::atomic::AtomicU64,
+);
 
 /// The labels of one series read at scrape time: `(name, value)` pairs.
 pub type Labels = Vec<(&'static str, String)>;

@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use crate::bulk;
 use crate::db::{now_millis, Db, DbError};
-use crate::metrics::{latency_histogram, Metrics};
+use crate::metrics::{latency_histogram, AtomicCounter, Metrics};
 use common_events::envelope::EncodedEvent;
 use common_events::publisher::Publisher;
 use common_events::trace::TraceContext;
@@ -115,8 +115,7 @@ impl RelayStats {
     /// Serves these counts in `metrics`: `outbox_published_total`, `outbox_duplicates_total`,
     /// `outbox_failures_total` and the histogram `outbox_lag_seconds`.
     pub fn register(self: &Arc<Self>, metrics: &Metrics) {
-        type Read = fn(&RelayStats) -> &AtomicU64;
-        let counters: [(&'static str, &'static str, Read); 3] = [
+        let counters: [AtomicCounter<RelayStats>; 3] = [
             (
                 "outbox_published",
                 "Outbox events the stream acknowledged.",
@@ -133,10 +132,7 @@ impl RelayStats {
                 |s| &s.failures,
             ),
         ];
-        for (name, help, counter) in counters {
-            let stats = Arc::clone(self);
-            metrics.counter_fn(name, help, move || counter(&stats).load(Ordering::Relaxed));
-        }
+        metrics.atomic_counters(self, &counters);
         metrics.register(
             "outbox_lag_seconds",
             "Time from an event's insert into the outbox to the stream's acknowledgement of it.",
