@@ -14,11 +14,11 @@ service kit's `Metrics` (services/kit/src/metrics.rs):
   is cloned from, through `type` aliases of the same file; a histogram is exposed as
   `name_bucket`, `name_sum` and `name_count`;
 - any of those with the name in a variable bound by `for (name, ..) in ARRAY`, where ARRAY is
-  a `let` array of tuples whose first element is the name's literal.
+  a `let` array of tuples whose first element is the name's literal;
+- `metrics.atomic_counters(stats, &ARRAY)`: a counter for each tuple of such an ARRAY.
 
-The broker's monitor and the console write their text by hand: every string literal that is a
-name with their prefix in HAND_WRITTEN, or a `# HELP`/`# TYPE` line of one, is a series name as
-it stands. `#[cfg(test)]` modules are left
+The broker's monitor writes its text by hand: every string literal that is a name with its
+prefix in HAND_WRITTEN, or a `# HELP`/`# TYPE` line of one, is a series name as it stands. `#[cfg(test)]` modules are left
 out. A registration whose name or kind cannot be told this way is reported, so a new shape of
 registration shows up as a failure instead of a name silently missing.
 """
@@ -32,7 +32,6 @@ from pathlib import Path
 # Sources whose text is written by hand: file -> the prefix of every series name in it.
 HAND_WRITTEN = {
     "broker/src/monitor/metrics.rs": "broker_",
-    "services/console/src/app.rs": "console_",
 }
 
 # The kit's registry itself: its methods pass names through, they register nothing.
@@ -47,7 +46,7 @@ PROMETHEUS_SERIES = {
     "scrape_series_added",
 }
 
-CALL = re.compile(r"\.(register|counter_fn|gauge_fn|counters_fn)\(")
+CALL = re.compile(r"\.(register|counter_fn|gauge_fn|counters_fn|atomic_counters)\(")
 TEST_MODULE = re.compile(r"^\s*#\[cfg\(test\)\]\s*\n\s*(pub\s+)?mod\s+\w+", re.MULTILINE)
 STRING = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 KINDS = ("Histogram", "Counter", "Gauge")
@@ -100,7 +99,11 @@ def read_registrations(rel: str, text: str, out: Exposed) -> None:
             continue  # `stats.register(metrics)`: a type's own method, which calls these
         line = text.count("\n", 0, call.start()) + 1
         where = f"{rel}:{line}"
-        names = family_names(text[: call.start()], args[0] if args else "")
+        if method == "atomic_counters":
+            table = args[1].lstrip("&").strip() if len(args) == 2 else ""
+            names = array_names(text[: call.start()], table)
+        else:
+            names = family_names(text[: call.start()], args[0] if args else "")
         if not names:
             out.problems.append(f"{where}: cannot tell the name of the family {method} "
                                 f"registers ({args[0] if args else 'no argument'})")
@@ -138,7 +141,13 @@ def family_names(before: str, arg: str) -> list[str]:
     loops = list(re.finditer(r"for\s*\(\s*" + arg + r"\b[^)]*\)\s*in\s+(\w+)", before))
     if not loops:
         return []
-    array = loops[-1].group(1)
+    return array_names(before, loops[-1].group(1))
+
+
+def array_names(before: str, array: str) -> list[str]:
+    """The first literals of the tuples of the last `let ARRAY .. = [..]` in `before`."""
+    if not re.fullmatch(r"[a-z_]\w*", array):
+        return []
     lets = list(re.finditer(r"let\s+" + array + r"\b[^=]*=\s*\[", before))
     if not lets:
         return []

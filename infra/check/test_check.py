@@ -342,6 +342,13 @@ class OfflineChecks(unittest.TestCase):
                              '"outbox_delay_seconds"')
         self.assert_only("dashboards", "'outbox_lag_seconds_bucket' is exposed by no service")
 
+    def test_a_series_renamed_in_an_atomic_counter_table_fails_dashboards(self):
+        self.needs_observability()
+        self.copy.replace_in("services/account/src/parked.rs", '"account_unknown_account"',
+                             '"account_unknown"')
+        self.assert_only("dashboards",
+                         "'account_unknown_account_total' is exposed by no service")
+
     def test_a_registration_the_check_cannot_read_fails_dashboards(self):
         self.needs_observability()
         self.copy.replace_in("services/kit/src/listener_stats.rs", '"listener_consumer_pending"',
