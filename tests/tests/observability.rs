@@ -110,7 +110,8 @@ async fn every_services_metrics_parse_with_their_histograms(t: Target) -> anyhow
     anyhow::ensure!(parked.kind == Kind::Gauge && parked.samples.len() == 1);
 
     let statement = scrape(&stack.statement.url).await?;
-    positive(&statement, handled, &[("event", "TransactionApplied")])?;
+    let recorded = [("event", "TransactionApplied"), ("decision", "recorded")];
+    positive(&statement, handled, &recorded)?;
     positive(&statement, http, &[("route", "/readyz")])?;
 
     for (service, exposition) in [

@@ -5,7 +5,8 @@
 //! - `listener_handle_duration_seconds{listener,event,decision}`: how long the handler took,
 //!   by event type and the decision it reported (or its outcome);
 //! - `listener_consumer_pending{listener}`: messages the consumer had not yet delivered, as of
-//!   the last delivery;
+//!   the last delivery or the last look at the consumer (every few seconds, so that an idle or
+//!   stalled listener shows it too);
 //! - `listener_redeliveries_total{listener}`: deliveries after the first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,11 +177,19 @@ impl ListenerStats {
         let label = ListenerLabel {
             listener: self.listener,
         };
-        let pending = i64::try_from(pending).unwrap_or(i64::MAX);
-        self.families.pending.get_or_create(&label).set(pending);
+        self.pending(pending);
         if delivered > 1 {
             self.families.redelivered.get_or_create(&label).inc();
         }
+    }
+
+    /// The consumer has `pending` messages not yet delivered (from its info).
+    pub(crate) fn pending(&self, pending: u64) {
+        let label = ListenerLabel {
+            listener: self.listener,
+        };
+        let pending = i64::try_from(pending).unwrap_or(i64::MAX);
+        self.families.pending.get_or_create(&label).set(pending);
     }
 
     /// A handler for an `event` took `took` and came to `decision`.

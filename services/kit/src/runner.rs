@@ -34,6 +34,10 @@ const HAND_BACK_TIME: Duration = Duration::from_millis(200);
 /// anew, so this bounds how long a lost pull stalls delivery.
 const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How often the runner reads its consumer's info to refresh `listener_consumer_pending`
+/// between deliveries (a stalled or idle listener gets none).
+const PENDING_REFRESH: Duration = Duration::from_secs(5);
+
 /// How long a shutdown waits for handlers that are still running.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,6 +56,11 @@ pub async fn run<L: Listener>(
         _ = shutdown.cancelled() => return Ok(()),
         consumer = topology::ensure_consumer(&js, &spec) => consumer?,
     };
+    let refresh = tokio::spawn(refresh_pending(
+        consumer.clone(),
+        Arc::clone(&stats),
+        shutdown.clone(),
+    ));
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let mut handlers = JoinSet::new();
     let worker = Worker {
@@ -93,8 +102,29 @@ pub async fn run<L: Listener>(
             }
         }
     }
+    refresh.abort();
     drain(handlers, worker.listener.name()).await;
     Ok(())
+}
+
+/// Every [`PENDING_REFRESH`] until `shutdown`, sets the pending gauge from the consumer's info
+/// (a failed look leaves the last value; the next one tries again).
+async fn refresh_pending(
+    consumer: PullConsumer,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(PENDING_REFRESH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Ok(info) = consumer.get_info().await {
+            stats.pending(info.num_pending);
+        }
+    }
 }
 
 /// Pulls and dispatches messages until shutdown (`Ok`) or until the message stream fails.

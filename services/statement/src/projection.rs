@@ -316,21 +316,29 @@ impl<E: Claims> ClaimListener<E> {
         }
     }
 
-    async fn handle(&self, claim: &Claim, delivered: i64) -> Result<Outcome, sqlx::Error> {
+    /// The outcome of one delivery and its decision label (for
+    /// `listener_handle_duration_seconds{decision}`).
+    async fn handle(
+        &self,
+        claim: &Claim,
+        delivered: i64,
+    ) -> Result<(Outcome, &'static str), sqlx::Error> {
         let state = self.store.state(claim.account_id).await?;
         let wait = Outcome::Retry(wait_before_retry(delivered));
         match decide(state, claim) {
             Decision::ConflictRejection => {
                 self.stats.conflict(claim, None);
-                Ok(Outcome::Ack)
+                Ok((Outcome::Ack, "conflict"))
             }
-            Decision::UnknownAccount | Decision::Ahead { .. } => Ok(wait),
+            Decision::UnknownAccount => Ok((wait, "unknown_account")),
+            Decision::Ahead { .. } => Ok((wait, "gap")),
             Decision::Taken => {
                 let holder = self.store.holder(claim.account_id, claim.number).await?;
                 if holder.as_deref() != Some(claim.transaction_id.to_string().as_str()) {
                     self.stats.conflict(claim, holder.as_deref());
+                    return Ok((Outcome::Ack, "conflict"));
                 }
-                Ok(Outcome::Ack)
+                Ok((Outcome::Ack, "duplicate"))
             }
             Decision::Record {
                 balance_after,
@@ -340,9 +348,9 @@ impl<E: Claims> ClaimListener<E> {
                     self.stats.mismatch(claim, balance_after, reported);
                 }
                 if self.store.record(claim, balance_after).await? {
-                    Ok(Outcome::Ack)
+                    Ok((Outcome::Ack, "recorded"))
                 } else {
-                    Ok(Outcome::Retry(RETRY_AFTER_RACE))
+                    Ok((Outcome::Retry(RETRY_AFTER_RACE), "race"))
                 }
             }
         }
@@ -359,8 +367,12 @@ impl<E: Claims> Listener for ClaimListener<E> {
     async fn on_message(&self, event: Envelope<E>, context: MessageContext) -> Outcome {
         let claim = E::claim(&event);
         match self.handle(&claim, context.delivered).await {
-            Ok(outcome) => outcome,
+            Ok((outcome, decision)) => {
+                context.decision.record(decision);
+                outcome
+            }
             Err(err) => {
+                context.decision.record("error");
                 tracing::warn!(error = %err, account = %claim.account_id, number = claim.number.get(), "recording a line failed; retrying");
                 Outcome::Retry(RETRY_AFTER_ERROR)
             }

@@ -26,6 +26,7 @@ pub const SCENARIOS: &[Scenario] = &[
     scenario!(a_handler_that_stops_its_progress_acks_is_redelivered_after_the_ack_wait),
     scenario!(shutdown_drains_a_running_handler_and_acks_it),
     scenario!(the_handler_sees_the_publishers_trace_id),
+    scenario!(a_stalled_listener_still_shows_what_its_consumer_has_pending),
 ];
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -414,5 +415,64 @@ async fn the_handler_sees_the_publishers_trace_id(t: Target) -> anyhow::Result<(
         seen.parent_id, trace.parent_id,
         "the handler is a child span"
     );
+    Ok(())
+}
+
+/// A listener whose one handler is busy gets no deliveries, yet `listener_consumer_pending`
+/// shows the messages that arrived since (from the consumer's info, every few seconds).
+async fn a_stalled_listener_still_shows_what_its_consumer_has_pending(
+    t: Target,
+) -> anyhow::Result<()> {
+    let broker = t.broker.start()?;
+    let js = connect(&broker.url()).await?;
+    let spec = ConsumerSpec {
+        concurrency: 1,
+        ..ConsumerSpec::new(
+            topology::TRANSACTIONS,
+            "runner-test",
+            subjects::TRANSACTION_CREATED,
+        )
+    };
+    topology::ensure(&js, std::slice::from_ref(&spec)).await?;
+    let metrics = service_kit::metrics::Metrics::new();
+    let stats = ListenerStats::registered(&metrics, "probe");
+    let probe = Probe::new(always_ack, Duration::from_secs(60));
+    let task = tokio::spawn(runner::run(
+        js.clone(),
+        spec,
+        Arc::clone(&probe),
+        stats,
+        CancellationToken::new(),
+    ));
+    let publisher = Publisher::new(js.clone());
+    publisher.publish(&created(1), None).await?;
+    until_eq("the first delivery", BOUND, 1, || async {
+        Ok(*probe.started.lock().unwrap())
+    })
+    .await?;
+    for number in 2..=10 {
+        publisher.publish(&created(number), None).await?;
+    }
+    // At most one of the nine waits in the client's pull buffer; the rest are on the consumer.
+    let gauge = || {
+        let text = metrics.encode();
+        text.lines()
+            .find_map(|l| l.strip_prefix("listener_consumer_pending{listener=\"probe\"} "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    until_eq(
+        "the pending gauge to show the waiting messages",
+        BOUND,
+        true,
+        || async { Ok(gauge() >= 8) },
+    )
+    .await?;
+    assert_eq!(
+        *probe.started.lock().unwrap(),
+        1,
+        "no other delivery moved it"
+    );
+    task.abort();
     Ok(())
 }
