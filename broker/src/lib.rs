@@ -43,6 +43,7 @@ mod secret;
 pub mod send_signal;
 pub mod server;
 pub mod signals;
+pub mod stan;
 pub mod store;
 mod sublist;
 pub mod tls;
