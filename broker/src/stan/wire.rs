@@ -342,6 +342,25 @@ mod tests {
     }
 
     #[test]
+    fn a_real_clients_connect_request_decodes() {
+        // What node-nats-streaming 0.3.2 sent to `_STAN.discover.test` for client `client-1`.
+        let captured = "0a08636c69656e742d31121d5f494e424f582e485334504f553559474549324a44\
+                        413835323145453618012216485334504f553559474549324a44413835323145\
+                        524f28053003";
+        let bytes: Vec<u8> = (0..captured.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&captured[i..i + 2], 16).unwrap())
+            .collect();
+        let request: ConnectRequest = decode(&bytes).unwrap();
+        assert_eq!(request.client_id, "client-1");
+        assert_eq!(request.heartbeat_inbox, "_INBOX.HS4POU5YGEI2JDA8521EE6");
+        assert_eq!(request.protocol, 1);
+        assert_eq!(request.conn_id, b"HS4POU5YGEI2JDA8521ERO");
+        assert_eq!((request.ping_interval, request.ping_max_out), (5, 3));
+        assert_eq!(encode(&request), bytes, "and encodes back byte for byte");
+    }
+
+    #[test]
     fn unknown_fields_are_skipped_and_malformed_payloads_are_errors() {
         // A PubAck with an extra field 15 (a varint) a newer peer might send.
         let wire = [0x0a, 0x01, b'g', 0x78, 0x05];
