@@ -301,9 +301,7 @@ pub(crate) async fn record_many(
         .zip(&done)
         .filter_map(|(record, done)| done.then_some(record))
         .collect();
-    for run in bulk::runs(recorded.len()) {
-        insert_entries(conn, &recorded[run]).await?;
-    }
+    insert_entries(conn, &recorded).await?;
     let events: Vec<_> = recorded
         .iter()
         .filter_map(|record| match record.publish {
@@ -342,22 +340,19 @@ async fn update_accounts(
     Ok(changed.into_iter().collect())
 }
 
-/// The ledger entries of `records` (all recorded), in one statement.
+/// The ledger entries of `records` (all recorded), in as few statements as [`bulk::runs`]
+/// allows.
 async fn insert_entries(
     conn: &mut sqlx::AnyConnection,
     records: &[&Record],
 ) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "insert into ledger_entry (account_id, number, transaction_id, kind, amount, outcome, \
-         balance_after, reason, recorded_at) values {}",
-        bulk::values(records.len(), 9)
-    );
     let now = now_millis();
-    let mut query = sqlx::query(&sql);
-    for record in records {
+    let into = "ledger_entry (account_id, number, transaction_id, kind, amount, outcome, \
+                balance_after, reason, recorded_at)";
+    bulk::insert(conn, into, 9, records, |query, record| {
         let event = &record.event;
         let after = record.verdict.state_after(record.state, event.number.get());
-        query = query
+        query
             .bind(event.account_id.to_string())
             .bind(event.number.as_i64())
             .bind(event.transaction_id.to_string())
@@ -366,10 +361,9 @@ async fn insert_entries(
             .bind(record.verdict.outcome().as_str())
             .bind(after.balance)
             .bind(record.verdict.reason())
-            .bind(now);
-    }
-    query.execute(conn).await?;
-    Ok(())
+            .bind(now)
+    })
+    .await
 }
 
 /// Records one decided transaction in `conn`'s database transaction; false, changing nothing,

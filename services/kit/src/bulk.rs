@@ -7,6 +7,13 @@
 
 use std::ops::Range;
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection};
+
+/// A statement being bound, as [`insert`] hands it to its `bind`.
+pub type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
 /// The ranges of `len` items, in order, each as long as a power of two, longest first
 /// (37 → 0..32, 32..36, 36..37).
 pub fn runs(len: usize) -> impl Iterator<Item = Range<usize>> {
@@ -42,6 +49,26 @@ pub fn values(rows: usize, columns: usize) -> String {
         sql.push(')');
     }
     sql
+}
+
+/// Inserts `rows` into `into` (`table (column, …)`, `columns` of them) with one multi-row
+/// statement per run of [`runs`]; `bind` binds one row's values, in column order.
+pub async fn insert<T>(
+    conn: &mut AnyConnection,
+    into: &str,
+    columns: usize,
+    rows: &[T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+) -> Result<(), sqlx::Error> {
+    for run in runs(rows.len()) {
+        let sql = format!("insert into {into} values {}", values(run.len(), columns));
+        let mut query = sqlx::query(&sql);
+        for row in &rows[run] {
+            query = bind(query, row);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -46,23 +46,16 @@ pub async fn insert_many(
     events: &[EncodedEvent],
 ) -> Result<(), sqlx::Error> {
     let now = now_millis();
-    for run in bulk::runs(events.len()) {
-        let sql = format!(
-            "insert into outbox (event_id, subject, payload, traceparent, created_at) values {}",
-            bulk::values(run.len(), 5)
-        );
-        let mut query = sqlx::query(&sql);
-        for event in &events[run] {
-            query = query
-                .bind(event.id.to_string())
-                .bind(&event.subject)
-                .bind(event.payload.to_vec())
-                .bind(event.trace.map(|t| t.to_string()))
-                .bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let into = "outbox (event_id, subject, payload, traceparent, created_at)";
+    bulk::insert(conn, into, 5, events, |query, event| {
+        query
+            .bind(event.id.to_string())
+            .bind(&event.subject)
+            .bind(event.payload.to_vec())
+            .bind(event.trace.map(|t| t.to_string()))
+            .bind(now)
+    })
+    .await
 }
 
 /// How the relay behaves.

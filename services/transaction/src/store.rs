@@ -137,29 +137,21 @@ pub async fn insert_records(
     records: &[TransactionRecord],
 ) -> Result<(), sqlx::Error> {
     let now = now_millis();
-    for run in bulk::runs(records.len()) {
-        let sql = format!(
-            "insert into transaction_record \
-             (id, account_id, number, kind, amount, status, reason, created_at, updated_at) \
-             values {}",
-            bulk::values(run.len(), 9)
-        );
-        let mut query = sqlx::query(&sql);
-        for record in &records[run] {
-            query = query
-                .bind(record.id.to_string())
-                .bind(record.account_id.to_string())
-                .bind(record.number.as_i64())
-                .bind(record.kind.as_str())
-                .bind(record.amount.get())
-                .bind(record.status.as_str())
-                .bind(record.reason.as_deref())
-                .bind(now)
-                .bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let into = "transaction_record \
+                (id, account_id, number, kind, amount, status, reason, created_at, updated_at)";
+    bulk::insert(conn, into, 9, records, |query, record| {
+        query
+            .bind(record.id.to_string())
+            .bind(record.account_id.to_string())
+            .bind(record.number.as_i64())
+            .bind(record.kind.as_str())
+            .bind(record.amount.get())
+            .bind(record.status.as_str())
+            .bind(record.reason.as_deref())
+            .bind(now)
+            .bind(now)
+    })
+    .await
 }
 
 /// The result of a create: the transaction and whether an idempotency key replayed it.
