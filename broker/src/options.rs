@@ -287,8 +287,11 @@ pub struct Options {
     /// Most bytes in file streams (`jetstream { max_file_store }`); 75% of the disk space
     /// available to the store directory when `None` or negative, as nats-server.
     pub jetstream_max_store: Option<i64>,
-    /// NATS Streaming cluster id (`-cid`), reported in `/varz`.
+    /// NATS Streaming cluster id (`-cid`): the broker serves NATS Streaming clients under it
+    /// (see `crate::stan`), and reports it in `/varz`.
     pub cluster_id: Option<String>,
+    /// NATS Streaming's heartbeats and channel limits, in force with `cluster_id`.
+    pub stan: crate::stan::StanSettings,
     /// Directory to write `<name>_<pid>.ports` into once listening (`--ports_file_dir`).
     pub ports_file_dir: Option<PathBuf>,
     /// File to write the process id into (`-P/--pid`).
@@ -379,6 +382,7 @@ impl Default for Options {
             jetstream_max_memory: None,
             jetstream_max_store: None,
             cluster_id: None,
+            stan: crate::stan::StanSettings::default(),
             ports_file_dir: None,
             pid_file: None,
             config_file: None,

@@ -74,6 +74,8 @@ pub(crate) struct ServerState {
     next_internal_sid: AtomicU64,
     /// JetStream of each account that has it, when enabled (`-js`).
     pub jetstream: std::sync::OnceLock<crate::jetstream::JetStreams>,
+    /// NATS Streaming, once it is serving (with `-cid`).
+    pub stan: std::sync::OnceLock<Arc<crate::stan::server::Stan>>,
     /// TLS of start-up, which the monitoring port's HTTPS keeps; clients get `live().tls`.
     pub tls: Option<Arc<crate::tls::Tls>>,
 }
@@ -292,6 +294,7 @@ impl Server {
             next_client_id: AtomicU64::new(1),
             next_internal_sid: AtomicU64::new(1),
             jetstream: std::sync::OnceLock::new(),
+            stan: std::sync::OnceLock::new(),
             tls,
         });
         crate::links::start(&state).context("setting up account imports and exports")?;
@@ -299,6 +302,12 @@ impl Server {
             let js = crate::jetstream::JetStreams::start(&state, jetstream_config(&state.opts))
                 .context("starting JetStream")?;
             let _ = state.jetstream.set(js);
+        }
+        if state.opts.cluster_id.is_some() {
+            if let Err(e) = crate::stan::server::connect_options(&state.opts) {
+                // The flags of a NATS Streaming deployment still start the broker.
+                tracing::warn!("NATS Streaming clients are not served: {e:#}");
+            }
         }
         Ok(Server {
             state,
@@ -348,6 +357,21 @@ impl Server {
             tracker.spawn(async move {
                 if let Err(e) = crate::monitor::serve(monitor, state).await {
                     tracing::error!("monitoring stopped: {e:#}");
+                }
+            });
+        }
+        if state.opts.cluster_id.is_some()
+            && crate::stan::server::connect_options(&state.opts).is_ok()
+        {
+            let addr = listener.local_addr().context("client listener address")?;
+            let state = state.clone();
+            tracker.spawn(async move {
+                let stopping = state.shutdown.clone();
+                match crate::stan::server::serve(addr, &state.opts, stopping.child_token()).await {
+                    Ok(stan) => {
+                        let _ = state.stan.set(stan);
+                    }
+                    Err(e) => tracing::error!("NATS Streaming is not serving: {e:#}"),
                 }
             });
         }

@@ -36,6 +36,12 @@ pub(super) enum Flag {
     HbInterval,
     HbTimeout,
     HbFailCount,
+    /// NATS Streaming's channel limits (`-mc`, `-msu`, `-mm`, `-mb`, `-ma`).
+    MaxChannels,
+    MaxSubs,
+    MaxMsgs,
+    MaxBytes,
+    MaxAge,
     Store,
     Sync,
     RedeliverOnDisconnect,
@@ -57,7 +63,6 @@ pub(super) enum Flag {
 pub(super) enum Kind {
     Switch,
     Text,
-    Count,
     Size,
     Duration,
 }
@@ -79,8 +84,8 @@ const fn spec(names: &'static [&'static str], flag: Flag, takes_value: bool) -> 
 
 const CLUSTER: Flag = Flag::Refused("clustering is not supported");
 const SYSLOG: &str = "logging goes to stderr or to the -l file";
-const STAN_LIMIT: &str =
-    "NATS Streaming channel limits are the JetStream stream limits each service sets on its streams";
+const STAN_INACTIVITY: &str =
+    "NATS Streaming channels are streams, which the broker never deletes on its own";
 
 /// Every flag, as nats-server and NATS Streaming spell them (case matters, as in Go).
 pub(super) const SPECS: &[Spec] = &[
@@ -120,34 +125,14 @@ pub(super) const SPECS: &[Spec] = &[
     spec(&["hbt", "hb_timeout"], Flag::HbTimeout, true),
     spec(&["hbf", "hb_fail_count"], Flag::HbFailCount, true),
     spec(&["st", "store"], Flag::Store, true),
-    spec(
-        &["mc", "max_channels"],
-        Flag::Ignored(Kind::Count, STAN_LIMIT),
-        true,
-    ),
-    spec(
-        &["msu", "max_subs"],
-        Flag::Ignored(Kind::Count, STAN_LIMIT),
-        true,
-    ),
-    spec(
-        &["mm", "max_msgs"],
-        Flag::Ignored(Kind::Count, STAN_LIMIT),
-        true,
-    ),
-    spec(
-        &["mb", "max_bytes"],
-        Flag::Ignored(Kind::Size, STAN_LIMIT),
-        true,
-    ),
-    spec(
-        &["ma", "max_age"],
-        Flag::Ignored(Kind::Duration, STAN_LIMIT),
-        true,
-    ),
+    spec(&["mc", "max_channels"], Flag::MaxChannels, true),
+    spec(&["msu", "max_subs"], Flag::MaxSubs, true),
+    spec(&["mm", "max_msgs"], Flag::MaxMsgs, true),
+    spec(&["mb", "max_bytes"], Flag::MaxBytes, true),
+    spec(&["ma", "max_age"], Flag::MaxAge, true),
     spec(
         &["mi", "max_inactivity"],
-        Flag::Ignored(Kind::Duration, STAN_LIMIT),
+        Flag::Ignored(Kind::Duration, STAN_INACTIVITY),
         true,
     ),
     spec(
@@ -307,9 +292,32 @@ impl Builder {
             Flag::JetStream => opts.jetstream = given.switch(),
             Flag::StoreDir => opts.store_dir = Some(given.path()),
             Flag::ClusterId => opts.cluster_id = Some(given.value.clone()),
-            Flag::HbInterval => opts.ping_interval = given.duration()?,
-            Flag::HbTimeout => opts.ping_timeout = Some(given.duration()?),
-            Flag::HbFailCount => opts.ping_max = given.number()?,
+            Flag::HbInterval => {
+                opts.ping_interval = given.duration()?;
+                opts.stan.hb_interval = opts.ping_interval;
+            }
+            Flag::HbTimeout => {
+                opts.ping_timeout = Some(given.duration()?);
+                opts.stan.hb_timeout = given.duration()?;
+            }
+            Flag::HbFailCount => {
+                opts.ping_max = given.number()?;
+                opts.stan.hb_fail_count = opts.ping_max;
+            }
+            Flag::MaxChannels => opts.stan.max_channels = given.number()?,
+            Flag::MaxSubs => opts.stan.max_subs = given.number()?,
+            Flag::MaxMsgs => opts.stan.max_msgs = given.number()?,
+            Flag::MaxBytes => {
+                opts.stan.max_bytes = parse_size(&given.value)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| given.invalid("parse error"))?;
+            }
+            Flag::MaxAge => {
+                opts.stan.max_age = match given.value.trim() {
+                    "0" => Duration::ZERO,
+                    _ => given.duration()?,
+                }
+            }
             Flag::Store => opts.store_type = store_type(given)?,
             Flag::Sync => opts.sync = sync_policy(given)?,
             Flag::RedeliverOnDisconnect => opts.redeliver_on_disconnect = given.switch(),
@@ -328,7 +336,6 @@ impl Builder {
 
     fn ignore(&mut self, given: &Given, kind: Kind, why: &str) -> Result<(), CliError> {
         match kind {
-            Kind::Count => drop(given.number::<u64>()?),
             Kind::Size => {
                 parse_size(&given.value)
                     .filter(|n| *n >= 0)

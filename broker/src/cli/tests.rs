@@ -151,8 +151,15 @@ fn heartbeat_flags_accept_go_durations_and_bare_seconds() {
     ] {
         let o = opts(&format!("--hb_interval {given}"));
         assert_eq!(o.ping_interval, Duration::from_millis(want), "{given}");
+        assert_eq!(o.stan.hb_interval, Duration::from_millis(want), "{given}");
     }
     assert_eq!(opts("--hb_fail_count=7").ping_max, 7);
+    let o = opts("-hbi 5s -hbt 2s -hbf 2");
+    assert_eq!(
+        (o.stan.hb_interval, o.stan.hb_timeout, o.stan.hb_fail_count),
+        (Duration::from_secs(5), Duration::from_secs(2), 2),
+        "NATS Streaming's heartbeats to its clients"
+    );
     assert!(error("-hbi 0s").ends_with("for flag -hbi: must be greater than zero"));
     assert!(
         error("-hbt soon").starts_with("invalid value \"soon\" for flag -hbt: invalid duration")
@@ -160,13 +167,34 @@ fn heartbeat_flags_accept_go_durations_and_bare_seconds() {
 }
 
 #[test]
-fn streaming_limits_are_checked_then_ignored_with_a_warning() {
+fn streaming_limits_set_the_channels_limits_and_the_rest_is_ignored_with_a_warning() {
     let (o, warnings) =
         run("-mc 100 -msu 10 -mm 1000 -mb 1GB -ma 24h -mi 1h --client_advertise x:1");
-    assert_eq!(o.max_subscriptions, 0);
-    assert_eq!(warnings.len(), 7);
-    assert!(warnings[0].starts_with("flag -mc is ignored: NATS Streaming channel limits are"));
-    assert!(warnings[6].starts_with("flag -client_advertise is ignored"));
+    assert_eq!(
+        o.max_subscriptions, 0,
+        "-msu is per channel, not per connection"
+    );
+    assert_eq!(
+        (o.stan.max_channels, o.stan.max_subs, o.stan.max_msgs),
+        (100, 10, 1000)
+    );
+    assert_eq!(o.stan.max_bytes, 1024 * 1024 * 1024);
+    assert_eq!(o.stan.max_age, std::time::Duration::from_secs(24 * 3600));
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings[0].starts_with("flag -mi is ignored: NATS Streaming channels are streams"));
+    assert!(warnings[1].starts_with("flag -client_advertise is ignored"));
+    let (o, _) = run("-mc 0 -mm 0 -mb 0 -ma 0");
+    assert_eq!(
+        (o.stan.max_channels, o.stan.max_msgs, o.stan.max_bytes),
+        (0, 0, 0),
+        "0 is no limit"
+    );
+    assert!(o.stan.max_age.is_zero());
+    assert_eq!(
+        run("").0.stan,
+        crate::stan::StanSettings::default(),
+        "NATS Streaming's defaults"
+    );
     assert_eq!(
         error("-mm lots"),
         "invalid value \"lots\" for flag -mm: parse error"
@@ -174,6 +202,10 @@ fn streaming_limits_are_checked_then_ignored_with_a_warning() {
     assert_eq!(
         error("-mb -5"),
         "invalid value \"-5\" for flag -mb: parse error"
+    );
+    assert_eq!(
+        error("-mc -1"),
+        "invalid value \"-1\" for flag -mc: value out of range"
     );
     assert!(error("-ma forever").starts_with("invalid value \"forever\" for flag -ma"));
 }

@@ -3,6 +3,7 @@
 
 mod jsz;
 mod metrics;
+mod streaming;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -34,6 +35,10 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<ServerState>) -> any
         .route("/subscriptionsz", get(subsz))
         .route("/jsz", get(jsz::jsz))
         .route("/metrics", get(metrics::metrics))
+        .route("/streaming/serverz", get(streaming::serverz))
+        .route("/streaming/storez", get(streaming::storez))
+        .route("/streaming/clientsz", get(streaming::clientsz))
+        .route("/streaming/channelsz", get(streaming::channelsz))
         .with_state(state.clone());
     let stop = async move { shutdown.cancelled().await };
     match (&state.tls, state.opts.https_port.is_some()) {
@@ -67,7 +72,7 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
@@ -89,7 +94,7 @@ pub(crate) fn go_duration(d: Duration) -> String {
     out
 }
 
-fn since(t: SystemTime) -> Duration {
+pub(crate) fn since(t: SystemTime) -> Duration {
     SystemTime::now().duration_since(t).unwrap_or_default()
 }
 

@@ -211,6 +211,7 @@ pub(crate) fn diff(old: &Options, new: &mut Options) -> Result<Changes, String> 
             new.redeliver_on_disconnect != old.redeliver_on_disconnect,
         ),
         ("cluster_id", new.cluster_id != old.cluster_id),
+        ("stan", new.stan != old.stan),
     ];
     if let Some((name, _)) = own.iter().find(|(_, changed)| *changed) {
         return Err(format!("config reload not supported for {name}"));

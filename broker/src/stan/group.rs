@@ -1,0 +1,283 @@
+//! One subscription, or one queue group, and the pull consumer that feeds it.
+//!
+//! A task per group takes the consumer's messages and hands each to a member with room under
+//! its MaxInflight (the member with the fewest outstanding, as NATS Streaming picks), turns a
+//! member's STAN ack into the consumer's ack, and gives back (NAKs) what a departing member
+//! held, so that the consumer redelivers it to another member at once. The consumer's
+//! `max_ack_pending` is the members' MaxInflight added up, so it sends no more than they can
+//! hold; its `ack_wait` redelivers what a member did not acknowledge in time, and its delivery
+//! count is the redelivery flag and count the client sees.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::wire::MsgProto;
+
+/// Most messages a group holds while every member is at its MaxInflight (after a member left
+/// and before the consumer heard the group is smaller).
+pub(crate) const HELD_BOUND: usize = 4096;
+
+/// What a member's subscription shares with the monitoring endpoints.
+#[derive(Default)]
+pub(crate) struct MemberStats {
+    /// Messages sent and not yet acknowledged.
+    pub pending: AtomicUsize,
+    /// The sequence last sent.
+    pub last_sent: AtomicU64,
+}
+
+/// What every group has sent, for `/streaming/serverz`.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    pub msgs: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// A member as its group knows it.
+pub(crate) struct MemberSpec {
+    pub ack_inbox: String,
+    pub inbox: String,
+    pub max_inflight: usize,
+    pub stats: Arc<MemberStats>,
+}
+
+/// What the group's task is asked to do.
+pub(crate) enum Command {
+    Join(MemberSpec),
+    /// The member is gone; what it held goes back to the consumer.
+    Leave {
+        ack_inbox: String,
+    },
+    /// A member acknowledged `sequence`.
+    Ack {
+        ack_inbox: String,
+        sequence: u64,
+    },
+    /// The group is done: with `give_back`, what its members held goes back to the consumer
+    /// (a durable that may resume); then `done` hears it stopped.
+    Stop {
+        give_back: bool,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A message taken from the consumer: where to ack it, and what to send.
+struct Taken {
+    sequence: u64,
+    reply: String,
+    proto: Bytes,
+}
+
+struct Member {
+    spec: MemberSpec,
+    /// Sequence to the consumer's reply subject for it.
+    pending: HashMap<u64, String>,
+}
+
+impl Member {
+    fn room(&self) -> bool {
+        self.pending.len() < self.spec.max_inflight
+    }
+}
+
+/// Runs a group until it is stopped or the server shuts down.
+pub(crate) async fn run(
+    nc: async_nats::Client,
+    consumer: PullConsumer,
+    channel: String,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    traffic: Arc<Traffic>,
+    shutdown: CancellationToken,
+) {
+    let mut messages = match consumer.messages().await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(channel, "cannot pull from the channel's consumer: {e}");
+            return;
+        }
+    };
+    let mut members: Vec<Member> = Vec::new();
+    let mut held: VecDeque<Taken> = VecDeque::new();
+    let give_back = |nc: &async_nats::Client, reply: String| {
+        let nc = nc.clone();
+        async move {
+            let _ = nc.publish(reply, Bytes::from_static(b"-NAK")).await;
+        }
+    };
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Join(spec)) => {
+                    members.push(Member { spec, pending: HashMap::new() });
+                    send_held(&nc, &traffic, &mut members, &mut held).await;
+                }
+                Some(Command::Leave { ack_inbox }) => {
+                    if let Some(i) = members.iter().position(|m| m.spec.ack_inbox == ack_inbox) {
+                        let member = members.remove(i);
+                        for (_, reply) in member.pending {
+                            give_back(&nc, reply).await;
+                        }
+                    }
+                }
+                Some(Command::Ack { ack_inbox, sequence }) => {
+                    if let Some(member) = members.iter_mut().find(|m| m.spec.ack_inbox == ack_inbox) {
+                        if let Some(reply) = member.pending.remove(&sequence) {
+                            member.spec.stats.pending.store(member.pending.len(), Ordering::Relaxed);
+                            let _ = nc.publish(reply, Bytes::from_static(b"+ACK")).await;
+                            send_held(&nc, &traffic, &mut members, &mut held).await;
+                        }
+                    }
+                }
+                Some(Command::Stop { give_back: back, done }) => {
+                    // Its pull request goes first, so that the consumer does not hand what is
+                    // given back to a request nobody reads any more.
+                    drop(messages);
+                    if back {
+                        let replies = members
+                            .drain(..)
+                            .flat_map(|m| m.pending.into_values())
+                            .chain(held.drain(..).map(|t| t.reply));
+                        for reply in replies {
+                            give_back(&nc, reply).await;
+                        }
+                    }
+                    let _ = nc.flush().await;
+                    let _ = done.send(());
+                    return;
+                }
+            },
+            next = messages.next(), if held.len() < HELD_BOUND => match next {
+                None => {
+                    tracing::warn!(channel, "the channel's consumer stopped delivering");
+                    break;
+                }
+                Some(Err(e)) => tracing::debug!(channel, "pulling from the channel: {e}"),
+                Some(Ok(msg)) => {
+                    if let Some(taken) = take(&msg, &channel) {
+                        offer(&nc, &traffic, &mut members, &mut held, taken).await;
+                    }
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Wait for the stop that the server sends when it removes the group.
+    while let Some(command) = commands.recv().await {
+        if let Command::Stop { done, .. } = command {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// The STAN message for a consumer's delivery.
+fn take(msg: &async_nats::jetstream::Message, channel: &str) -> Option<Taken> {
+    let info = match msg.info() {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(channel, "a delivery without its metadata: {e}");
+            return None;
+        }
+    };
+    let reply = msg.reply.as_ref()?.to_string();
+    let delivered = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
+    let proto = MsgProto {
+        sequence: info.stream_sequence,
+        subject: channel.to_string(),
+        reply: msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(super::server::REPLY_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default(),
+        data: msg.payload.to_vec(),
+        timestamp: i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+        redelivered: delivered > 1,
+        redelivery_count: delivered - 1,
+        crc32: 0,
+    };
+    Some(Taken {
+        sequence: info.stream_sequence,
+        reply,
+        proto: Bytes::from(proto.encode_to_vec()),
+    })
+}
+
+/// Sends `taken` to the member that holds it already (a redelivery), else to the member with
+/// room and the fewest outstanding, else holds it.
+async fn offer(
+    nc: &async_nats::Client,
+    traffic: &Traffic,
+    members: &mut [Member],
+    held: &mut VecDeque<Taken>,
+    taken: Taken,
+) {
+    let holder = members
+        .iter()
+        .position(|m| m.pending.contains_key(&taken.sequence));
+    let chosen = holder.or_else(|| {
+        members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.room())
+            .min_by_key(|(_, m)| m.pending.len())
+            .map(|(i, _)| i)
+    });
+    match chosen {
+        Some(i) => send(nc, traffic, rotate(members, i), taken).await,
+        None => match held.iter_mut().find(|h| h.sequence == taken.sequence) {
+            Some(h) => *h = taken,
+            None => held.push_back(taken),
+        },
+    }
+}
+
+/// Sends what is held to members that have room again.
+async fn send_held(
+    nc: &async_nats::Client,
+    traffic: &Traffic,
+    members: &mut [Member],
+    held: &mut VecDeque<Taken>,
+) {
+    while !held.is_empty() {
+        let Some(i) = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.room())
+            .min_by_key(|(_, m)| m.pending.len())
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let taken = held.pop_front().expect("not empty");
+        send(nc, traffic, rotate(members, i), taken).await;
+    }
+}
+
+/// Moves member `i` to the end, so that members with as few outstanding take turns, and returns
+/// it.
+fn rotate(members: &mut [Member], i: usize) -> &mut Member {
+    members[i..].rotate_left(1);
+    members.last_mut().expect("member i exists")
+}
+
+async fn send(nc: &async_nats::Client, traffic: &Traffic, member: &mut Member, taken: Taken) {
+    traffic.msgs.fetch_add(1, Ordering::Relaxed);
+    traffic
+        .bytes
+        .fetch_add(taken.proto.len() as u64, Ordering::Relaxed);
+    member.pending.insert(taken.sequence, taken.reply);
+    let stats = &member.spec.stats;
+    stats.pending.store(member.pending.len(), Ordering::Relaxed);
+    stats.last_sent.fetch_max(taken.sequence, Ordering::Relaxed);
+    let _ = nc.publish(member.spec.inbox.clone(), taken.proto).await;
+}
