@@ -16,7 +16,7 @@ use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use prost::Message as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::wire::MsgProto;
@@ -24,6 +24,9 @@ use super::wire::MsgProto;
 /// Most messages a group holds while every member is at its MaxInflight (after a member left
 /// and before the consumer heard the group is smaller).
 pub(crate) const HELD_BOUND: usize = 4096;
+
+/// Messages one pull request asks for.
+const PULL_BATCH: usize = 1024;
 
 /// What a member's subscription shares with the monitoring endpoints.
 #[derive(Default)]
@@ -41,6 +44,17 @@ pub(crate) struct Traffic {
     pub bytes: AtomicU64,
 }
 
+/// How far a group has taken its channel: a publisher's PubAck waits until each group has taken
+/// the message, or cannot take more for now, so that subscribers get a message before its
+/// publisher hears it is stored, as on NATS Streaming.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Progress {
+    /// The highest stream sequence taken from the consumer (or before the group's start).
+    pub taken: u64,
+    /// No member has room: the consumer sends nothing more until some member acks.
+    pub blocked: bool,
+}
+
 /// A member as its group knows it.
 pub(crate) struct MemberSpec {
     pub ack_inbox: String,
@@ -51,16 +65,16 @@ pub(crate) struct MemberSpec {
 
 /// What the group's task is asked to do.
 pub(crate) enum Command {
-    Join(MemberSpec),
+    /// A member joins; the group first sends `response` (the subscription response) to its
+    /// subject.
+    Join {
+        spec: MemberSpec,
+        response: Option<(async_nats::Subject, Bytes)>,
+    },
     /// The member is gone; what it held goes back to the consumer.
-    Leave {
-        ack_inbox: String,
-    },
+    Leave { ack_inbox: String },
     /// A member acknowledged `sequence`.
-    Ack {
-        ack_inbox: String,
-        sequence: u64,
-    },
+    Ack { ack_inbox: String, sequence: u64 },
     /// The group is done: with `give_back`, what its members held goes back to the consumer
     /// (a durable that may resume); then `done` hears it stopped.
     Stop {
@@ -95,9 +109,17 @@ pub(crate) async fn run(
     channel: String,
     mut commands: mpsc::UnboundedReceiver<Command>,
     traffic: Arc<Traffic>,
+    progress: watch::Sender<Progress>,
     shutdown: CancellationToken,
 ) {
-    let mut messages = match consumer.messages().await {
+    // A large batch keeps a pull request waiting at the consumer, so that a stored message
+    // goes out at once rather than after another request's round trip.
+    let mut messages = match consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .messages()
+        .await
+    {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(channel, "cannot pull from the channel's consumer: {e}");
@@ -106,6 +128,15 @@ pub(crate) async fn run(
     };
     let mut members: Vec<Member> = Vec::new();
     let mut held: VecDeque<Taken> = VecDeque::new();
+    let report = |members: &[Member], held: &VecDeque<Taken>, taken: u64| {
+        let blocked = !held.is_empty() || !members.iter().any(Member::room);
+        progress.send_if_modified(|p| {
+            let before = (p.taken, p.blocked);
+            p.taken = p.taken.max(taken);
+            p.blocked = blocked;
+            before != (p.taken, p.blocked)
+        });
+    };
     let give_back = |nc: &async_nats::Client, reply: String| {
         let nc = nc.clone();
         async move {
@@ -116,9 +147,13 @@ pub(crate) async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 None => break,
-                Some(Command::Join(spec)) => {
+                Some(Command::Join { spec, response }) => {
+                    if let Some((to, bytes)) = response {
+                        let _ = nc.publish(to, bytes).await;
+                    }
                     members.push(Member { spec, pending: HashMap::new() });
                     send_held(&nc, &traffic, &mut members, &mut held).await;
+                    report(&members, &held, 0);
                 }
                 Some(Command::Leave { ack_inbox }) => {
                     if let Some(i) = members.iter().position(|m| m.spec.ack_inbox == ack_inbox) {
@@ -127,6 +162,7 @@ pub(crate) async fn run(
                             give_back(&nc, reply).await;
                         }
                     }
+                    report(&members, &held, 0);
                 }
                 Some(Command::Ack { ack_inbox, sequence }) => {
                     if let Some(member) = members.iter_mut().find(|m| m.spec.ack_inbox == ack_inbox) {
@@ -134,6 +170,7 @@ pub(crate) async fn run(
                             member.spec.stats.pending.store(member.pending.len(), Ordering::Relaxed);
                             let _ = nc.publish(reply, Bytes::from_static(b"+ACK")).await;
                             send_held(&nc, &traffic, &mut members, &mut held).await;
+                            report(&members, &held, 0);
                         }
                     }
                 }
@@ -163,7 +200,9 @@ pub(crate) async fn run(
                 Some(Err(e)) => tracing::debug!(channel, "pulling from the channel: {e}"),
                 Some(Ok(msg)) => {
                     if let Some(taken) = take(&msg, &channel) {
+                        let sequence = taken.sequence;
                         offer(&nc, &traffic, &mut members, &mut held, taken).await;
+                        report(&members, &held, sequence);
                     }
                 }
             },

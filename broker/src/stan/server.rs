@@ -37,6 +37,12 @@ pub(crate) const REPLY_HEADER: &str = "Stan-Reply";
 /// How long an unused consumer of a subscription that is not durable outlives its group when
 /// the broker stops without removing it.
 const ORPHAN_CONSUMER_TTL: Duration = Duration::from_secs(3600);
+/// Longest a PubAck waits for the channel's groups to take the message (see
+/// [`group::Progress`]); a group that lags longer does not hold its publishers back.
+const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+/// Longest a subscription response waits for the group's first messages, when its consumer has
+/// some.
+const FIRST_MESSAGES_WAIT: Duration = Duration::from_millis(500);
 /// Longest wait for JetStream to answer the component's own API requests.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,6 +147,8 @@ pub(crate) struct Stan {
     pub in_bytes: AtomicU64,
     /// What the groups sent.
     pub out: Arc<group::Traffic>,
+    /// Each channel's groups' progress, for PubAcks to wait on.
+    progress: Mutex<HashMap<String, Vec<tokio::sync::watch::Receiver<group::Progress>>>>,
     /// Barriers on their way through the ack subscription (see [`Stan::barrier`]).
     barriers: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
     shutdown: CancellationToken,
@@ -266,6 +274,7 @@ pub(crate) async fn serve(
         in_bytes: AtomicU64::new(0),
         out: Arc::default(),
         barriers: Mutex::new(HashMap::new()),
+        progress: Mutex::new(HashMap::new()),
         shutdown: shutdown.clone(),
     });
     let s = &stan.subjects;
@@ -398,11 +407,7 @@ impl Control {
                 let nc = self.stan.nc.clone();
                 let to_self = self.to_self.clone();
                 tokio::spawn(async move {
-                    let asked = nc.request(old.hb_inbox.clone(), Bytes::new());
-                    let alive = matches!(
-                        tokio::time::timeout(DUPLICATE_CLIENT_CHECK, asked).await,
-                        Ok(Ok(_))
-                    );
+                    let alive = answers(&nc, &old.hb_inbox, DUPLICATE_CLIENT_CHECK).await;
                     let _ = to_self.send(Internal::Checked {
                         request,
                         reply,
@@ -506,10 +511,14 @@ impl Control {
                     ack_inbox,
                     error: String::new(),
                 };
-                // The response goes out before the first message can.
-                reply_now(&self.stan, msg.reply.as_ref(), response).await;
+                // The group sends the response, then at once what it has for the new member:
+                // no message before the response, and none long after it.
+                let response = msg
+                    .reply
+                    .clone()
+                    .map(|to| (to, Bytes::from(response.encode_to_vec())));
                 if let Some(group) = self.groups.get(&group) {
-                    let _ = group.commands.send(Command::Join(spec));
+                    let _ = group.commands.send(Command::Join { spec, response });
                 }
                 return;
             }
@@ -615,14 +624,41 @@ impl Control {
                     )
                     .await?;
                 let (commands, receiver) = mpsc::unbounded_channel();
+                let info = consumer.cached_info();
+                let before_start = match info.config.deliver_policy {
+                    consumer::DeliverPolicy::ByStartSequence { start_sequence } => {
+                        start_sequence.saturating_sub(1)
+                    }
+                    _ => 0,
+                };
+                let (progress, watcher) = tokio::sync::watch::channel(group::Progress {
+                    taken: info.delivered.stream_sequence.max(before_start),
+                    blocked: true,
+                });
+                let has_messages = info.num_pending > 0 || info.num_ack_pending > 0;
+                let start = info.delivered.stream_sequence.max(before_start);
+                let mut first = watcher.clone();
+                {
+                    let mut all = self.stan.progress.lock();
+                    let watchers = all.entry(channel.clone()).or_default();
+                    watchers.retain(|w| w.has_changed().is_ok());
+                    watchers.push(watcher);
+                }
                 tokio::spawn(group::run(
                     self.stan.nc.clone(),
                     consumer,
                     channel.clone(),
                     receiver,
                     self.stan.out.clone(),
+                    progress,
                     self.stan.shutdown.clone(),
                 ));
+                if has_messages {
+                    // As NATS Streaming, what is there already follows the subscription
+                    // response at once: the group has its first messages in hand before it.
+                    let taken = first.wait_for(|p| p.taken > start);
+                    let _ = tokio::time::timeout(FIRST_MESSAGES_WAIT, taken).await;
+                }
                 self.groups.insert(
                     key.clone(),
                     Group {
@@ -744,6 +780,19 @@ async fn connect_error(stan: &Stan, reply: &str, error: &str) {
         .await;
 }
 
+/// Whether a request to `inbox` is answered within `timeout`. An unanswered one takes the whole
+/// `timeout`, even when the broker says at once that nobody listens, as on NATS Streaming (whose
+/// clients count on a connect that replaces a vanished client taking that long).
+async fn answers(nc: &async_nats::Client, inbox: &str, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let asked = nc.request(inbox.to_string(), Bytes::new());
+    if let Ok(Ok(_)) = tokio::time::timeout_at(deadline, asked).await {
+        return true;
+    }
+    tokio::time::sleep_until(deadline).await;
+    false
+}
+
 /// Sends the client a heartbeat every `hb_interval`; after more than `hb_fail_count` missed in
 /// a row, tells the control task.
 async fn heartbeats(
@@ -757,9 +806,8 @@ async fn heartbeats(
             _ = tokio::time::sleep(settings.hb_interval) => {}
             _ = client.heartbeats.cancelled() => return,
         }
-        let asked = stan.nc.request(client.hb_inbox.clone(), Bytes::new());
         let answered = tokio::select! {
-            answered = tokio::time::timeout(settings.hb_timeout, asked) => matches!(answered, Ok(Ok(_))),
+            answered = answers(&stan.nc, &client.hb_inbox, settings.hb_timeout) => answered,
             _ = client.heartbeats.cancelled() => return,
         };
         if answered {
@@ -777,6 +825,19 @@ async fn heartbeats(
 }
 
 impl Stan {
+    /// Returns once every group on `channel` has taken `sequence` from its consumer or cannot
+    /// take more for now, or after [`DELIVERY_WAIT`].
+    async fn taken_by_groups(&self, channel: &str, sequence: u64) {
+        let watchers: Vec<_> = match self.progress.lock().get(channel) {
+            Some(w) => w.clone(),
+            None => return,
+        };
+        let all = futures_util::future::join_all(watchers.into_iter().map(|mut w| async move {
+            let _ = w.wait_for(|p| p.taken >= sequence || p.blocked).await;
+        }));
+        let _ = tokio::time::timeout(DELIVERY_WAIT, all).await;
+    }
+
     /// Returns once every ack that reached the component before now has gone to its group.
     /// A client acks and then closes: the ack and the close arrive in that order, but on
     /// different subscriptions, read by different tasks. A message sent to the ack subscription
@@ -1044,7 +1105,13 @@ async fn publish(stan: &Arc<Stan>, msg: async_nats::Message) -> Option<PendingAc
     Some(Box::pin(async move {
         let error = match sent {
             Err(e) => Some(e.to_string()),
-            Ok(ack) => ack.await.err().map(|e| e.to_string()),
+            Ok(ack) => match ack.await {
+                Ok(ack) => {
+                    stan.taken_by_groups(&channel, ack.sequence).await;
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            },
         };
         if let Some(error) = &error {
             tracing::error!(channel, stream, "cannot store a message: {error}");
