@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod node;
 mod reference;
 
 use std::collections::BTreeSet;

@@ -79,6 +79,30 @@ fn a_tiny_run_of_every_jetstream_benchmark_reports_figures_for_all_three_servers
 }
 
 #[test]
+fn a_tiny_run_of_the_stan_benchmarks_reports_figures_for_stan_and_both_jetstreams(
+) -> anyhow::Result<()> {
+    let medians = run_bench(&[
+        "--only",
+        "stan-pub,stan-sub",
+        "--messages",
+        "300",
+        "--window",
+        "32",
+        "--batch",
+        "50",
+    ])?;
+    assert_eq!(medians.len(), 2, "one entry per benchmark: {medians:?}");
+    assert_figures_for(
+        &medians,
+        &[
+            "broker -cid (STAN)",
+            "broker (JetStream)",
+            "nats-server (JetStream)",
+        ],
+    )
+}
+
+#[test]
 fn an_unknown_benchmark_is_refused_before_any_server_starts() {
     let out = Command::new(env!("CARGO_BIN_EXE_broker-bench"))
         .args(["--only", "jetstream-someday"])

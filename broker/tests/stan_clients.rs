@@ -7,7 +7,8 @@
 //! Node.js 18 or newer and npm must be on PATH; without them this test fails and says so.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use broker::harness::node;
 
 fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,54 +16,17 @@ fn suite_dir() -> PathBuf {
         .join("stan")
 }
 
-fn run(command: &mut Command, what: &str) -> std::process::Output {
-    match command.output() {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "cannot run {what}: {e}. The NATS Streaming client table needs Node.js (18 or newer) \
-             and npm on PATH (Debian: apt-get install nodejs npm)"
-        ),
-    }
-}
-
-/// Installs the pinned client when its packages are missing or older than the lock file.
-fn install(dir: &Path) {
-    let marker = dir.join("node_modules").join(".package-lock.json");
-    let lock = dir.join("package-lock.json");
-    let fresh = match (marker.metadata(), lock.metadata()) {
-        (Ok(m), Ok(l)) => m.modified().ok() >= l.modified().ok(),
-        _ => false,
-    };
-    if fresh {
-        return;
-    }
-    let output = run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir),
-        "npm ci",
-    );
-    assert!(
-        output.status.success(),
-        "npm ci in {} failed ({}):\n{}{}",
-        dir.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn node_nats_streaming_passes_the_client_table_against_the_broker() {
     let dir = suite_dir();
-    install(&dir);
-    let output = run(
-        Command::new("node")
-            .args(["--test", "--test-concurrency=1", "--test-reporter=tap"])
-            .current_dir(&dir)
-            .env("BROKER_BIN", env!("CARGO_BIN_EXE_broker")),
-        "node --test",
-    );
+    node::npm_ci(&dir).unwrap();
+    let output = node::node()
+        .unwrap()
+        .args(["--test", "--test-concurrency=1", "--test-reporter=tap"])
+        .current_dir(&dir)
+        .env("BROKER_BIN", env!("CARGO_BIN_EXE_broker"))
+        .output()
+        .expect("running node --test");
     let tap = String::from_utf8_lossy(&output.stdout);
     let count = |key: &str| {
         tap.lines()

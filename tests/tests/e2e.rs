@@ -220,7 +220,7 @@ async fn kill_a_node_mid_load(
             std::thread::sleep(Duration::from_secs(1));
             cluster.restart(node)?;
             eprintln!(
-                "nats-cluster: {victim} restarted and healthy {:.1} s after the kill",
+                "nats-cluster: {victim} restarted and serving JetStream {:.1} s after the kill",
                 started.elapsed().as_secs_f64()
             );
             anyhow::Ok(())

@@ -68,14 +68,25 @@ pub fn stream_for(channel: &str) -> String {
     encode(channel)
 }
 
-/// The durable consumer of a durable subscription: `d:<client ID>:<durable name>`.
-pub fn durable_consumer(client_id: &str, durable: &str) -> String {
-    format!("d:{}:{}", encode(client_id), encode(durable))
+/// The durable consumer of a durable subscription: `d:<channel>:<client ID>:<durable name>`.
+/// The channel is in it because several channels can share a stream.
+pub fn durable_consumer(channel: &str, client_id: &str, durable: &str) -> String {
+    format!(
+        "d:{}:{}:{}",
+        encode(channel),
+        encode(client_id),
+        encode(durable)
+    )
 }
 
-/// The durable consumer of a durable queue group: `q:<durable name>:<group>`.
-pub fn queue_consumer(durable: &str, group: &str) -> String {
-    format!("q:{}:{}", encode(durable), encode(group))
+/// The durable consumer of a durable queue group: `q:<channel>:<durable name>:<group>`.
+pub fn queue_consumer(channel: &str, durable: &str, group: &str) -> String {
+    format!(
+        "q:{}:{}:{}",
+        encode(channel),
+        encode(durable),
+        encode(group)
+    )
 }
 
 #[cfg(test)]
@@ -125,14 +136,22 @@ mod tests {
     }
 
     #[test]
-    fn consumer_names_keep_durables_of_different_clients_and_groups_apart() {
-        assert_eq!(durable_consumer("c1", "dur"), "d:c1:dur");
-        assert_eq!(queue_consumer("dur", "workers"), "q:dur:workers");
+    fn consumer_names_keep_durables_of_different_channels_clients_and_groups_apart() {
+        assert_eq!(durable_consumer("orders", "c1", "dur"), "d:orders:c1:dur");
+        assert_eq!(
+            queue_consumer("a.b", "dur", "workers"),
+            "q:a%2Eb:dur:workers"
+        );
         assert_ne!(
-            durable_consumer("a", "b:c"),
-            durable_consumer("a:b", "c"),
+            durable_consumer("x", "a", "b:c"),
+            durable_consumer("x", "a:b", "c"),
             "a colon in a durable name is encoded"
         );
-        assert!(!durable_consumer("c", "x.y").contains('.'));
+        assert_ne!(
+            queue_consumer("orders.applied", "d", "g"),
+            queue_consumer("orders.rejected", "d", "g"),
+            "two channels of one stream"
+        );
+        assert!(!durable_consumer("x.y", "c", "x.y").contains('.'));
     }
 }

@@ -581,7 +581,7 @@ impl Control {
             (Some(q), None) => Key::Queue(channel.clone(), q.clone()),
             (None, Some(d)) => Key::Durable(
                 channel.clone(),
-                names::durable_consumer(&request.client_id, d),
+                names::durable_consumer(&channel, &request.client_id, d),
             ),
             (None, None) => Key::Plain(ack_inbox.clone()),
         };
@@ -603,7 +603,7 @@ impl Control {
                     Key::Durable(_, name) => Some(name.clone()),
                     Key::Queue(_, group) if request.q_group.contains(':') => {
                         let (d, q) = group.split_once(':').expect("a compound name");
-                        Some(names::queue_consumer(d, q))
+                        Some(names::queue_consumer(&channel, d, q))
                     }
                     _ => None,
                 };

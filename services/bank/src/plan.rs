@@ -91,6 +91,10 @@ pub fn plan(config: &StackConfig, ports: &Ports, data_dir: &Path) -> Plan {
             ports.monitor.to_string(),
             "-n".into(),
             "bank-broker".into(),
+            // NATS Streaming clients (the worked example's services/stan-audit) connect to the
+            // same streams under cluster ID `bank`.
+            "-cid".into(),
+            "bank".into(),
         ],
         env: Vec::new(),
         url: nats_url.clone(),

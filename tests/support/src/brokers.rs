@@ -157,12 +157,20 @@ impl BrokerTarget {
                 inner: Started::Cluster(cluster),
             });
         }
+        self.start_with(&[])
+    }
+
+    /// Starts one broker process (never a cluster) with JetStream on free ports, a fresh store
+    /// directory, and `extra` flags (`-cid bank` for NATS Streaming, say).
+    pub fn start_with(&self, extra: &[&str]) -> anyhow::Result<StartedBroker> {
         let store = tempfile::Builder::new()
             .prefix("js-store-")
             .tempdir()
             .context("creating a JetStream store directory")?;
         let dir = store.path().to_str().context("store path is not UTF-8")?;
-        let process = ServerProcess::start(&self.kind, &["-js", "-sd", dir])
+        let mut args = vec!["-js", "-sd", dir];
+        args.extend_from_slice(extra);
+        let process = ServerProcess::start(&self.kind, &args)
             .with_context(|| format!("starting {} with JetStream", self.name()))?;
         Ok(StartedBroker {
             inner: Started::Single {

@@ -4,8 +4,11 @@
 //! store.
 //!
 //! [`NatsCluster::start`] waits until every node's `/jsz` reports the same JetStream meta leader
-//! with all three peers; [`NatsCluster::restart`] waits until the restarted node's `/healthz`
-//! answers 200 (JetStream current: meta, streams and consumers caught up).
+//! with all three peers; [`NatsCluster::restart`] waits until the restarted node serves
+//! JetStream again (`/healthz?js-server-only=true`) and the cluster agrees on a meta leader. It
+//! does not wait for the node's stream and consumer replicas to catch up: that is nats-server's
+//! own recovery, which took more than 60 s on a busy 2-core machine, and the other two nodes
+//! keep a quorum meanwhile.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -23,10 +26,7 @@ use crate::brokers::unused_port;
 /// How many nodes the cluster has.
 pub const NODES: usize = 3;
 
-/// How long a start or a restart waits for the cluster to be ready. A restarted node is
-/// healthy only once it has caught up every stream and consumer it holds, which under a mixed
-/// load on a 2-core CI machine took more than 30 s once the statement service's consumers
-/// joined.
+/// How long a start or a restart waits for the cluster to be ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How many times [`NatsCluster::start`] tries, each from scratch.
@@ -161,8 +161,8 @@ impl NatsCluster {
         Ok(())
     }
 
-    /// Starts node `i` again on the same ports and store, and waits until its `/healthz`
-    /// answers 200 and the cluster has a meta leader again.
+    /// Starts node `i` again on the same ports and store, and waits until it serves JetStream
+    /// (`/healthz?js-server-only=true` answers 200) and the cluster has a meta leader again.
     pub fn restart(&self, i: usize) -> anyhow::Result<()> {
         self.launch(i)?;
         let (port, name) = {
@@ -173,12 +173,12 @@ impl NatsCluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             self.check_alive()?;
-            if matches!(http_get(port, "/healthz"), Ok((200, _))) {
+            if matches!(http_get(port, "/healthz?js-server-only=true"), Ok((200, _))) {
                 break;
             }
             if Instant::now() > deadline {
                 bail!(
-                    "restarted node {name} not healthy within {READY_TIMEOUT:?}; log:\n{}",
+                    "restarted node {name} not serving JetStream within {READY_TIMEOUT:?}; log:\n{}",
                     self.log(i)
                 );
             }

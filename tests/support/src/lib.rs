@@ -34,6 +34,7 @@ pub mod process;
 pub mod startup;
 pub mod wait;
 
+pub use broker::harness::node;
 pub use brokers::{unused_port, BrokerOnPort, BrokerTarget, StartedBroker};
 pub use cluster::NatsCluster;
 pub use databases::DatabaseTarget;

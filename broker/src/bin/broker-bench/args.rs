@@ -18,13 +18,16 @@ With no --url, starts the bundled `broker` (next to this executable, or --broker
 `nats-server` ($NATS_SERVER, else PATH) on free loopback ports and measures both. The JetStream
 benchmarks (js-*) run on three servers, each with JetStream and its own temporary store: the
 broker in its default (fsync before every PubAck), the broker with --sync interval=2m
-(nats-server's default), and nats-server -js.
+(nats-server's default), and nats-server -js. The NATS Streaming benchmarks (stan-*) run on
+the broker with -cid, and their JetStream twins (js-pub-async, js-consume) on the broker and
+nats-server, each on a fresh server per run.
 
 options:
   --url URL          measure this server instead (repeatable; nats://host:port)
   --broker-bin PATH  the broker executable to start (default: `broker` beside broker-bench)
   --only LIST        benchmarks to run, comma-separated: pub,pubsub,pub-async,reqrep,
-                     js-pub,js-pub-async,js-consume,js-rss (default: all)
+                     js-pub,js-pub-async,js-consume,js-rss,stan-pub,stan-sub
+                     (default: all)
   --sizes LIST       payload sizes in bytes, comma-separated (default: 16,128 for core
                      NATS, 128 for JetStream)
   --messages N       messages per throughput run (default: chosen per benchmark and size)
@@ -110,7 +113,7 @@ impl Settings {
         match (&self.sizes, suite) {
             (Some(sizes), _) => sizes,
             (None, Suite::Core) => &[16, 128],
-            (None, Suite::JetStream) => &[128],
+            (None, Suite::JetStream | Suite::Stan) => &[128],
         }
     }
 }

@@ -55,10 +55,7 @@ fn run() -> anyhow::Result<bool> {
             .context("starting the async runtime")?,
     };
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let jetstream = targets
-        .groups
-        .iter()
-        .any(|g| g.suite == bench::Suite::JetStream);
+    let jetstream = targets.groups.iter().any(|g| g.suite != bench::Suite::Core);
     let fsync = jetstream.then(system::fsync_latency).transpose()?;
     if !settings.json {
         report::print_header(&report::Header {

@@ -94,6 +94,7 @@ fn suite_name(suite: Suite) -> &'static str {
     match suite {
         Suite::Core => "core NATS",
         Suite::JetStream => "JetStream",
+        Suite::Stan => "NATS Streaming",
     }
 }
 

@@ -19,6 +19,9 @@ use broker::harness::{ServerKind, ServerProcess};
 /// server/filestore.go); the broker's `--sync interval=` with the same period behaves alike.
 const NATS_SERVER_SYNC_INTERVAL: &str = "interval=2m";
 
+/// The cluster ID the STAN server of the `Stan` suite serves.
+pub(crate) const STAN_CLUSTER: &str = "bench";
+
 /// One server to measure.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Target {
@@ -36,6 +39,8 @@ pub(crate) struct Target {
     pub version: String,
     /// `version` and `go` from the server's INFO.
     pub info: String,
+    /// Whether it serves NATS Streaming clients (the `Stan` suite's broker with `-cid`).
+    pub stan: bool,
 }
 
 /// The servers of one suite, in table order; the last is the baseline that ratios divide by.
@@ -146,7 +151,7 @@ impl Group {
                 .map(|a| a.to_string())
                 .chain(tls.iter().cloned())
                 .collect(),
-            store: suite == Suite::JetStream,
+            store: suite != Suite::Core,
         };
         let launches = match suite {
             Suite::Core => vec![
@@ -161,6 +166,11 @@ impl Group {
                     &["-js", "--sync", NATS_SERVER_SYNC_INTERVAL],
                 ),
                 launch("nats-server", &ServerKind::Reference, &["-js"]),
+            ],
+            Suite::Stan => vec![
+                launch("broker -cid (STAN)", &broker, &["-cid", STAN_CLUSTER]),
+                launch("broker (JetStream)", &broker, &["-js"]),
+                launch("nats-server (JetStream)", &ServerKind::Reference, &["-js"]),
             ],
         };
         let mut group = Group {
@@ -292,5 +302,6 @@ fn describe(
         pid,
         version,
         info,
+        stan: launch.is_some_and(|l| l.args.iter().any(|a| a == "-cid")),
     })
 }

@@ -8,6 +8,7 @@ mod publish;
 mod publish_async;
 mod pubsub;
 mod reqrep;
+mod stan;
 
 use std::time::Duration;
 
@@ -65,6 +66,13 @@ pub(crate) fn all(settings: &Settings) -> Vec<Box<dyn Benchmark>> {
         Box::new(js_rss::JsRss {
             window: settings.window,
         }),
+        Box::new(stan::StanPublish {
+            window: settings.window,
+        }),
+        Box::new(stan::StanSubscribe {
+            window: settings.window,
+            batch: settings.batch,
+        }),
     ]
 }
 
@@ -76,6 +84,9 @@ pub(crate) enum Suite {
     Core,
     /// JetStream with file storage: the broker with both sync policies, and nats-server.
     JetStream,
+    /// NATS Streaming on the broker (`-cid`), against the same work done with JetStream on the
+    /// broker and on nats-server.
+    Stan,
 }
 
 /// What a benchmark's count counts.
