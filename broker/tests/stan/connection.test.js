@@ -102,3 +102,23 @@ test('a connect request without a heartbeat inbox is refused', async () => {
     nc.close()
   } finally { await broker.stop() }
 })
+
+test('-SDV and -log: the streaming debug lines go to the log file', async () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const os = require('node:os')
+  const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stan-log-')), 'stan.log')
+  const broker = await h.startBroker(['-SDV'], null, logFile)
+  try {
+    const sc = await h.connect(broker, 'logged-client')
+    await h.close(sc)
+    let log = ''
+    for (let i = 0; i < 100 && !/Closed client="logged-client"/.test(log); i++) {
+      await h.sleep(20)
+      log = fs.readFileSync(logFile, 'utf8')
+    }
+    assert.match(log, /Streaming Server is ready/)
+    assert.match(log, /DEBUG Connected client="logged-client"/)
+    assert.match(log, /DEBUG Closed client="logged-client"/)
+  } finally { await broker.stop() }
+})

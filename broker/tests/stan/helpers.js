@@ -15,23 +15,33 @@ const WAIT = 10000
 
 // Starts the broker with NATS Streaming on a free client and monitoring port; resolves once the
 // streaming component says it is ready.
-async function startBroker (extra = [], dir = null) {
+// With `logFile`, the broker is also given `-log <logFile>`, and its lines are read from there.
+async function startBroker (extra = [], dir = null, logFile = null) {
   dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'stan-test-'))
   const args = ['-p', '-1', '-m', '-1', '-cid', CLUSTER, '-sd', dir, ...extra]
+  if (logFile) args.push('-log', logFile)
   const child = spawn(BROKER, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('broker not ready:\n' + log)), WAIT)
-    child.stderr.on('data', chunk => {
-      log += chunk
+    const check = () => {
       const client = /Listening for client connections on [^\s]*:(\d+)/.exec(log)
       const monitor = /Starting http monitor on [^\s]*:(\d+)/.exec(log)
       if (client && /Streaming Server is ready/.test(log)) {
         clearTimeout(timer)
+        clearInterval(poll)
         resolve({ port: Number(client[1]), http: monitor && Number(monitor[1]) })
       }
+    }
+    const timer = setTimeout(() => { clearInterval(poll); reject(new Error('broker not ready:\n' + log)) }, WAIT)
+    const poll = setInterval(() => {
+      if (logFile && fs.existsSync(logFile)) { log = fs.readFileSync(logFile, 'utf8'); check() }
+    }, 20)
+    child.stderr.on('data', chunk => { log += chunk; check() })
+    child.on('exit', code => {
+      clearTimeout(timer)
+      clearInterval(poll)
+      reject(new Error(`broker exited (${code}):\n${log}`))
     })
-    child.on('exit', code => { clearTimeout(timer); reject(new Error(`broker exited (${code}):\n${log}`)) })
   })
   const { port, http } = await ready
   const exited = new Promise(resolve => child.on('exit', resolve))
