@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use bytes::Bytes;
@@ -27,6 +28,10 @@ pub(crate) const HELD_BOUND: usize = 4096;
 
 /// Messages one pull request asks for.
 const PULL_BATCH: usize = 1024;
+/// How long one pull request lasts.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// How often the broker confirms an idle pull request is alive; two missed mean it is lost.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What a member's subscription shares with the monitoring endpoints.
 #[derive(Default)]
@@ -112,14 +117,7 @@ pub(crate) async fn run(
     progress: watch::Sender<Progress>,
     shutdown: CancellationToken,
 ) {
-    // A large batch keeps a pull request waiting at the consumer, so that a stored message
-    // goes out at once rather than after another request's round trip.
-    let mut messages = match consumer
-        .stream()
-        .max_messages_per_batch(PULL_BATCH)
-        .messages()
-        .await
-    {
+    let mut messages = match open(&consumer).await {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(channel, "cannot pull from the channel's consumer: {e}");
@@ -197,7 +195,28 @@ pub(crate) async fn run(
                     tracing::warn!(channel, "the channel's consumer stopped delivering");
                     break;
                 }
-                Some(Err(e)) => tracing::debug!(channel, "pulling from the channel: {e}"),
+                Some(Err(e)) => {
+                    use async_nats::jetstream::consumer::pull::MessagesErrorKind as Kind;
+                    match e.kind() {
+                        // The pull request in flight is lost (the loopback connection was cut
+                        // and came back, say): this stream would wait for it for ever.
+                        Kind::MissingHeartbeat | Kind::NoResponders | Kind::Pull => {
+                            tracing::debug!(channel, "the pull request is lost ({e}); pulling anew");
+                            match open(&consumer).await {
+                                Ok(m) => messages = m,
+                                Err(e) => {
+                                    tracing::error!(channel, "cannot pull from the channel's consumer: {e}");
+                                    break;
+                                }
+                            }
+                        }
+                        Kind::ConsumerDeleted => {
+                            tracing::warn!(channel, "the subscription's consumer was deleted");
+                            break;
+                        }
+                        _ => tracing::debug!(channel, "pulling from the channel: {e}"),
+                    }
+                }
                 Some(Ok(msg)) => {
                     if let Some(taken) = take(&msg, &channel) {
                         let sequence = taken.sequence;
@@ -209,6 +228,8 @@ pub(crate) async fn run(
             _ = shutdown.cancelled() => break,
         }
     }
+    // Publishers no longer wait for this group.
+    progress.send_modify(|p| p.blocked = true);
     // Wait for the stop that the server sends when it removes the group.
     while let Some(command) = commands.recv().await {
         if let Command::Stop { done, .. } = command {
@@ -216,6 +237,24 @@ pub(crate) async fn run(
             return;
         }
     }
+}
+
+/// Opens the consumer's message stream: a large batch keeps a pull request waiting at the
+/// consumer, so that a stored message goes out at once rather than after another request's round
+/// trip; the idle heartbeat tells a lost request from a quiet channel.
+async fn open(
+    consumer: &PullConsumer,
+) -> Result<
+    async_nats::jetstream::consumer::pull::Stream,
+    async_nats::jetstream::consumer::StreamError,
+> {
+    consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
 }
 
 /// The STAN message for a consumer's delivery.
