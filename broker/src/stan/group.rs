@@ -1,8 +1,8 @@
 //! One subscription, or one queue group, and the pull consumer that feeds it.
 //!
 //! A task per group takes the consumer's messages and hands each to a member with room under
-//! its MaxInflight (the member with the fewest outstanding, as NATS Streaming picks), turns a
-//! member's STAN ack into the consumer's ack, and gives back (NAKs) what a departing member
+//! its MaxInflight (the members with room take turns), turns a member's STAN ack into the
+//! consumer's ack, and gives back (NAKs) what a departing member
 //! held, so that the consumer redelivers it to another member at once. The consumer's
 //! `max_ack_pending` is the members' MaxInflight added up, so it sends no more than they can
 //! hold; its `ack_wait` redelivers what a member did not acknowledge in time, and its delivery
@@ -290,8 +290,8 @@ fn take(msg: &async_nats::jetstream::Message, channel: &str) -> Option<Taken> {
     })
 }
 
-/// Sends `taken` to the member that holds it already (a redelivery), else to the member with
-/// room and the fewest outstanding, else holds it.
+/// Sends `taken` to the member that holds it already (a redelivery), else to the next member
+/// with room in turn, else holds it.
 async fn offer(
     nc: &async_nats::Client,
     traffic: &Traffic,
@@ -306,8 +306,7 @@ async fn offer(
         members
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.room())
-            .min_by_key(|(_, m)| m.pending.len())
+            .find(|(_, m)| m.room())
             .map(|(i, _)| i)
     });
     match chosen {
@@ -330,8 +329,7 @@ async fn send_held(
         let Some(i) = members
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.room())
-            .min_by_key(|(_, m)| m.pending.len())
+            .find(|(_, m)| m.room())
             .map(|(i, _)| i)
         else {
             return;
@@ -341,8 +339,7 @@ async fn send_held(
     }
 }
 
-/// Moves member `i` to the end, so that members with as few outstanding take turns, and returns
-/// it.
+/// Moves member `i` to the end, so that the members with room take turns, and returns it.
 fn rotate(members: &mut [Member], i: usize) -> &mut Member {
     members[i..].rotate_left(1);
     members.last_mut().expect("member i exists")
