@@ -44,6 +44,11 @@ test('/streaming/serverz, storez, clientsz and channelsz describe clients, chann
     assert.equal(durable.is_stalled, true, 'at its MaxInflight')
     assert.equal(durable.last_sent, 2)
 
+    const oneClient = await h.monitor(broker, '/streaming/clientsz?client=mon-b&subs=1')
+    assert.equal(oneClient.id, 'mon-b')
+    assert.equal(oneClient.subscriptions['mon.orders'][0].queue_name, 'workers')
+    await assert.rejects(h.monitor(broker, '/streaming/clientsz?client=nobody'), /404/)
+
     const names = await h.monitor(broker, '/streaming/channelsz')
     assert.deepEqual(names.names.sort(), ['mon.orders', 'mon.other'])
     const detail = await h.monitor(broker, '/streaming/channelsz?subs=1')
